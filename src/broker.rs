@@ -1,0 +1,1036 @@
+//! The broker: one single-threaded `mio` event loop.
+//!
+//! Each call of [`Broker::poll_once`] is one iteration, in the spirit of
+//! redis's `aeProcessEvents`: wait for readiness or the next deadline, read
+//! and handle what arrived (replies and deliveries only append to output
+//! buffers), fire due timers, then write every connection with pending
+//! output once. [`Broker::run`] repeats that until shutdown; a host program
+//! can instead watch [`Broker::as_raw_fd`] in its own loop.
+
+use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
+use crate::config::Config;
+use crate::conn::{Conn, ReadOutcome};
+use crate::retained::Retained;
+use crate::router::{Router, Sub};
+use crate::session::{Delivery, Inflight, Message, Session, Stage};
+use crate::timer::Timers;
+use crate::topic;
+use log::{debug, error, info, warn};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const WAKER: Token = Token(usize::MAX);
+const SIGNALS: Token = Token(usize::MAX - 1);
+/// Listener `i` has token `LISTENER_BASE - i`; client tokens are slab keys,
+/// far below.
+const LISTENER_BASE: usize = usize::MAX - 2;
+const MAX_LISTENERS: usize = 64;
+/// Bytes read from one connection before others get their turn.
+const READ_BUDGET: usize = 256 * 1024;
+/// How long to stop accepting when the process runs out of descriptors.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Counters a broker keeps; see [`Broker::stats`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Clients whose CONNECT was accepted and who are still connected.
+    pub clients_connected: usize,
+    /// Open sockets, including those that have not sent CONNECT yet.
+    pub sockets: usize,
+    /// Accepted CONNECTs since start.
+    pub connects_total: u64,
+    /// Sessions held (online and offline).
+    pub sessions: usize,
+    pub subscriptions: usize,
+    pub retained: usize,
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    /// QoS 0 messages dropped because a client's output buffer was full.
+    pub dropped_qos0: u64,
+    /// Messages dropped because a session's queue was full.
+    pub dropped_queue_full: u64,
+}
+
+/// Stops a running broker from any thread (or a signal handler's pipe).
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    flag: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+}
+
+impl ShutdownHandle {
+    pub fn shutdown(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            warn!("could not wake the broker loop: {e}");
+        }
+    }
+}
+
+/// Why a connection ends; decides the log line and whether the Will goes.
+#[derive(Debug)]
+enum Reason {
+    Eof,
+    Io(io::Error),
+    Protocol(String),
+    KeepAlive,
+    ConnectTimeout,
+    TakenOver,
+    Disconnect,
+    Refused(u8),
+    Shutdown,
+}
+
+fn protocol(msg: impl Into<String>) -> Reason {
+    Reason::Protocol(msg.into())
+}
+
+fn mark_dirty(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(key);
+    }
+}
+
+pub struct Broker {
+    config: Config,
+    poll: Poll,
+    events: Events,
+    listeners: Vec<TcpListener>,
+    conns: Slab<Conn>,
+    sessions: Slab<Session>,
+    client_ids: HashMap<String, usize>,
+    router: Router,
+    retained: Retained,
+    timers: Timers,
+    stats: Stats,
+    shutdown: Arc<AtomicBool>,
+    waker: Arc<Waker>,
+    signals: Option<mio::net::UnixStream>,
+    /// Connections with output to write at the end of this iteration.
+    dirty: Vec<usize>,
+    /// Connections whose read budget ran out: read again next iteration.
+    pending_reads: Vec<usize>,
+    /// Reused scratch space, so routing does not allocate per message.
+    routes: Vec<Sub>,
+    ready: Vec<(Token, bool, bool)>,
+    now: Instant,
+    next_serial: u64,
+    next_client_id: u64,
+    accept_paused_until: Option<Instant>,
+}
+
+impl Broker {
+    /// Binds the configured listeners. Nothing is served until the loop runs.
+    pub fn new(config: Config) -> io::Result<Broker> {
+        if config.listen.is_empty() || config.listen.len() > MAX_LISTENERS {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("between 1 and {MAX_LISTENERS} listen addresses are needed"),
+            ));
+        }
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let mut listeners = Vec::new();
+        for (i, addr) in config.listen.iter().enumerate() {
+            let mut l = TcpListener::bind(*addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            poll.registry()
+                .register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)?;
+            info!("listening on {}", l.local_addr()?);
+            listeners.push(l);
+        }
+        Ok(Broker {
+            config,
+            poll,
+            events: Events::with_capacity(1024),
+            listeners,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            client_ids: HashMap::new(),
+            router: Router::new(),
+            retained: Retained::default(),
+            timers: Timers::default(),
+            stats: Stats::default(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+            waker,
+            signals: None,
+            dirty: Vec::new(),
+            pending_reads: Vec::new(),
+            routes: Vec::new(),
+            ready: Vec::new(),
+            now: Instant::now(),
+            next_serial: 0,
+            next_client_id: 0,
+            accept_paused_until: None,
+        })
+    }
+
+    /// The addresses actually bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    /// The first listener's address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self.listeners.first() {
+            Some(l) => l.local_addr(),
+            None => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            flag: self.shutdown.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// True once a shutdown was requested (handle or signal).
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::SeqCst)
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sockets: self.conns.len(),
+            sessions: self.sessions.len(),
+            subscriptions: self.router.len(),
+            retained: self.retained.len(),
+            ..self.stats.clone()
+        }
+    }
+
+    /// Stops the loop on SIGINT and SIGTERM. The handler only writes a byte
+    /// to a pipe that the loop watches, so nothing runs in signal context.
+    pub fn handle_signals(&mut self) -> io::Result<()> {
+        let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
+        }
+        let mut rx = mio::net::UnixStream::from_std(rx);
+        self.poll
+            .registry()
+            .register(&mut rx, SIGNALS, Interest::READABLE)?;
+        self.signals = Some(rx);
+        Ok(())
+    }
+
+    /// When the loop next has timed work to do (a keep-alive or connect
+    /// deadline), for a host that drives [`Broker::poll_once`] itself.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let timer = self.timers.next_timeout(now).map(|d| now + d);
+        let soonest = match (timer, self.accept_paused_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if self.pending_reads.is_empty() {
+            soonest
+        } else {
+            Some(now)
+        }
+    }
+
+    /// Runs until a shutdown is requested, then closes every connection.
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.is_shutting_down() {
+            self.poll_once(None)?;
+        }
+        self.close_all();
+        Ok(())
+    }
+
+    /// One loop iteration: waits at most `timeout` (and never past the next
+    /// deadline; `None` means until something happens), then handles
+    /// everything that is ready and returns.
+    pub fn poll_once(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let wait = self
+            .next_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
+        let wait = match (wait, timeout) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match self.poll.poll(&mut self.events, wait) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+        self.now = Instant::now();
+        // Reads deferred by an earlier iteration go after this iteration's
+        // events, so one busy client cannot starve the rest.
+        let deferred = std::mem::take(&mut self.pending_reads);
+        let mut ready = std::mem::take(&mut self.ready);
+        ready.extend(self.events.iter().map(|e| {
+            let readable = e.is_readable() || e.is_read_closed() || e.is_error();
+            (e.token(), readable, e.is_writable())
+        }));
+        for &(token, readable, writable) in &ready {
+            self.dispatch(token, readable, writable);
+        }
+        ready.clear();
+        self.ready = ready;
+        for key in deferred {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if conn.read_pending {
+                    conn.read_pending = false;
+                    self.read_conn(key);
+                }
+            }
+        }
+        self.fire_timers();
+        self.flush_dirty();
+        Ok(())
+    }
+
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
+        match token {
+            WAKER => {}
+            SIGNALS => self.drain_signals(),
+            Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),
+            Token(key) => {
+                if writable {
+                    if let Some(conn) = self.conns.get_mut(key) {
+                        mark_dirty(conn, key, &mut self.dirty);
+                    }
+                }
+                if readable {
+                    self.read_conn(key);
+                }
+            }
+        }
+    }
+
+    fn drain_signals(&mut self) {
+        let Some(rx) = self.signals.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 64];
+        while matches!(rx.read(&mut buf), Ok(n) if n > 0) {}
+        info!("signal received: shutting down");
+        self.shutdown.store(true, Ordering::SeqCst);
+    }
+
+    // ------------------------------------------------------------ accepting
+
+    fn accept(&mut self, index: usize) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, addr)) => self.add_conn(socket, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE and the like: retrying at once would spin
+                    // (mosquitto #948). Back off; the timer retries.
+                    error!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn add_conn(&mut self, mut socket: TcpStream, addr: SocketAddr) {
+        let max = self.config.max_connections;
+        if max > 0 && self.conns.len() >= max {
+            warn!("{addr}: refused: max_connections ({max}) reached");
+            return;
+        }
+        // Acks must not wait for Nagle's algorithm (mosquitto's 40 ms stalls).
+        let _ = socket.set_nodelay(true);
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut socket, Token(key), interest) {
+            warn!("{addr}: cannot register socket: {e}");
+            return;
+        }
+        self.next_serial += 1;
+        let mut conn = Conn::new(socket, addr, self.next_serial, self.now);
+        if let Some(at) = conn.deadline(self.config.connect_timeout) {
+            conn.timer_at = Some(at);
+            self.timers.schedule(at, key, conn.serial);
+        }
+        entry.insert(conn);
+        debug!("{addr}: connection accepted");
+    }
+
+    // ------------------------------------------------------------- reading
+
+    fn read_conn(&mut self, key: usize) {
+        let mut budget = READ_BUDGET;
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.read_paused {
+                return;
+            }
+            if conn.wbuf.len() > self.config.max_outgoing_bytes {
+                // The client is not reading what we send: stop reading what
+                // it sends until its output drains (see flush_dirty).
+                conn.read_paused = true;
+                return;
+            }
+            if budget == 0 {
+                if !conn.read_pending {
+                    conn.read_pending = true;
+                    self.pending_reads.push(key);
+                }
+                return;
+            }
+            let wanted = codec::bytes_wanted(&conn.rbuf);
+            match conn.read(wanted) {
+                Ok(ReadOutcome::Data(n)) => {
+                    budget = budget.saturating_sub(n);
+                    self.stats.bytes_received += n as u64;
+                    if !self.process_input(key) {
+                        return;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => {
+                    conn.shrink();
+                    return;
+                }
+                Ok(ReadOutcome::Eof) => return self.close(key, Reason::Eof),
+                Err(e) => return self.close(key, Reason::Io(e)),
+            }
+        }
+    }
+
+    /// Handles every complete packet in the read buffer. False if the
+    /// connection was closed.
+    fn process_input(&mut self, key: usize) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return false;
+            };
+            match codec::decode(&mut conn.rbuf, self.config.max_packet_size, conn.level) {
+                Ok(None) => return true,
+                Ok(Some(packet)) => {
+                    conn.last_rx = self.now;
+                    if let Err(reason) = self.handle(key, packet) {
+                        self.close(key, reason);
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    self.close(key, protocol(e.to_string()));
+                    return false;
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ handling
+
+    fn handle(&mut self, key: usize, packet: Packet) -> Result<(), Reason> {
+        let Some(conn) = self.conns.get(key) else {
+            return Ok(());
+        };
+        let session = conn.session;
+        let sid = match (session, packet) {
+            (None, Packet::Connect(c)) => return self.on_connect(key, *c),
+            (Some(_), Packet::Connect(_)) => return Err(protocol("second CONNECT")), // [MQTT-3.1.0-2]
+            (None, _) => return Err(protocol("first packet is not CONNECT")), // [MQTT-3.1.0-1]
+            (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p),
+            (Some(sid), Packet::Subscribe { pkid, filters }) => {
+                return self.on_subscribe(key, sid, pkid, filters)
+            }
+            (Some(sid), Packet::Unsubscribe { pkid, filters }) => {
+                return self.on_unsubscribe(key, sid, pkid, filters)
+            }
+            (Some(sid), Packet::PubAck(pkid)) => {
+                if !self.session(sid)?.puback(pkid) {
+                    debug!("{}: PUBACK for unknown id {pkid}", self.session(sid)?.client_id);
+                }
+                sid
+            }
+            (Some(sid), Packet::PubRec(pkid)) => {
+                if !self.session(sid)?.pubrec(pkid) {
+                    debug!("{}: PUBREC for unknown id {pkid}", self.session(sid)?.client_id);
+                }
+                self.reply(key, |out| codec::encode_ack(out, codec::PUBREL, pkid));
+                sid
+            }
+            (Some(sid), Packet::PubComp(pkid)) => {
+                if !self.session(sid)?.pubcomp(pkid) {
+                    debug!("{}: PUBCOMP for unknown id {pkid}", self.session(sid)?.client_id);
+                }
+                sid
+            }
+            (Some(sid), Packet::PubRel(pkid)) => {
+                // Unknown ids are answered too: normal after a reconnect.
+                self.session(sid)?.incoming_qos2.remove(&pkid);
+                self.reply(key, |out| codec::encode_ack(out, codec::PUBCOMP, pkid)); // [MQTT-4.3.3-2]
+                return Ok(());
+            }
+            (Some(_), Packet::PingReq) => {
+                self.reply(key, codec::encode_pingresp); // [MQTT-3.12.4-1]
+                return Ok(());
+            }
+            (Some(_), Packet::Disconnect) => {
+                if let Some(conn) = self.conns.get_mut(key) {
+                    conn.will = None; // [MQTT-3.14.4-3]
+                }
+                return Err(Reason::Disconnect);
+            }
+        };
+        // An ack freed a slot in the in-flight window.
+        self.pump(sid);
+        Ok(())
+    }
+
+    fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {
+        self.sessions
+            .get_mut(sid)
+            .ok_or_else(|| protocol("internal: connection without session"))
+    }
+
+    /// Appends a reply to a connection's output.
+    fn reply(&mut self, key: usize, write: impl FnOnce(&mut bytes::BytesMut)) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            write(&mut conn.wbuf);
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+    }
+
+    fn on_connect(&mut self, key: usize, c: codec::Connect) -> Result<(), Reason> {
+        let Some(level) = c.level else {
+            return self.refuse(key, 0x01); // [MQTT-3.1.2-2]
+        };
+        if let Some(will) = &c.will {
+            if !topic::valid_name(&will.topic) {
+                return Err(protocol("invalid Will topic")); // [MQTT-3.1.4-1]
+            }
+        }
+        let mut client_id = c.client_id;
+        if client_id.is_empty() {
+            // MQTT 3.1 has no empty ids; 3.1.1 only with CleanSession 1.
+            if level == ProtocolLevel::V31
+                || !c.clean_session
+                || !self.config.allow_zero_length_client_id
+            {
+                return self.refuse(key, 0x02); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
+            }
+            client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
+        }
+        // Only now that the CONNECT passed every check: take over
+        // [MQTT-3.1.4-2]. The old connection's Will is published.
+        if let Some(&sid) = self.client_ids.get(&client_id) {
+            if let Some(old) = self.sessions.get(sid).and_then(|s| s.conn) {
+                self.close(old, Reason::TakenOver);
+            }
+        }
+        let existing = self.client_ids.get(&client_id).copied();
+        let (sid, present) = match existing {
+            Some(sid) if !c.clean_session => (sid, true), // [MQTT-3.1.2-4]
+            Some(sid) => {
+                self.drop_session(sid); // [MQTT-3.1.2-6]
+                (self.new_session(client_id.clone(), true), false)
+            }
+            None => (self.new_session(client_id.clone(), c.clean_session), false),
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        conn.level = Some(level);
+        conn.session = Some(sid);
+        conn.will = c.will;
+        conn.keep_alive = Duration::from_secs(c.keep_alive.into());
+        conn.client_id = client_id;
+        // Keep Alive may be due before the connect timeout entry.
+        if let Some(at) = conn.deadline(self.config.connect_timeout) {
+            if conn.timer_at.is_none_or(|t| at < t) {
+                conn.timer_at = Some(at);
+                self.timers.schedule(at, key, conn.serial);
+            }
+        }
+        info!(
+            "{}: {} connected (clean session {}, keep alive {}s{})",
+            conn.addr,
+            conn.client_id,
+            c.clean_session,
+            c.keep_alive,
+            if present { ", session resumed" } else { "" }
+        );
+        // MQTT 3.1 has no Session Present flag.
+        let sp = present && level == ProtocolLevel::V311;
+        codec::encode_connack(&mut conn.wbuf, sp, 0); // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
+        mark_dirty(conn, key, &mut self.dirty);
+        self.stats.clients_connected += 1;
+        self.stats.connects_total += 1;
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.conn = Some(key);
+            sess.clean = c.clean_session;
+            // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1
+            // [MQTT-3.3.1-1]) and PUBRELs, in their original order.
+            for f in &sess.inflight {
+                match f.stage {
+                    Stage::Sent => {
+                        let d = &f.delivery;
+                        codec::encode_publish(
+                            &mut conn.wbuf,
+                            &d.msg.topic,
+                            &d.msg.payload,
+                            d.qos,
+                            f.pkid,
+                            true,
+                            d.retain,
+                        );
+                        self.stats.messages_sent += 1;
+                    }
+                    Stage::Released => codec::encode_ack(&mut conn.wbuf, codec::PUBREL, f.pkid),
+                }
+            }
+        }
+        self.pump(sid);
+        Ok(())
+    }
+
+    /// Answers a CONNECT with a non-zero return code; the connection then
+    /// closes [MQTT-3.2.2-5] and nothing else it sent is processed
+    /// [MQTT-3.1.4-5].
+    fn refuse(&mut self, key: usize, code: u8) -> Result<(), Reason> {
+        self.reply(key, |out| codec::encode_connack(out, false, code)); // [MQTT-3.2.2-4]
+        Err(Reason::Refused(code))
+    }
+
+    fn assign_client_id(&mut self) -> String {
+        loop {
+            self.next_client_id += 1;
+            let id = format!("midge-{:x}-{}", std::process::id(), self.next_client_id);
+            if !self.client_ids.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn new_session(&mut self, client_id: String, clean: bool) -> usize {
+        let sid = self.sessions.insert(Session::new(client_id.clone(), clean));
+        self.client_ids.insert(client_id, sid);
+        sid
+    }
+
+    fn drop_session(&mut self, sid: usize) {
+        if self.sessions.get(sid).is_none() {
+            return;
+        }
+        let sess = self.sessions.remove(sid);
+        for filter in sess.subscriptions.keys() {
+            self.router.unsubscribe(sid, filter);
+        }
+        if self.client_ids.get(&sess.client_id) == Some(&sid) {
+            self.client_ids.remove(&sess.client_id);
+        }
+    }
+
+    fn on_publish(&mut self, key: usize, sid: usize, p: Publish) -> Result<(), Reason> {
+        if !topic::valid_name(&p.topic) {
+            return Err(protocol("invalid topic name in PUBLISH")); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
+        }
+        self.stats.messages_received += 1;
+        let (qos, pkid) = (p.qos, p.pkid);
+        // QoS 2, method B: deliver now, remember the id until PUBREL so a
+        // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
+        let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.incoming_qos2.insert(pkid);
+        if fresh {
+            if p.topic.starts_with("$SYS") {
+                // The broker's own namespace: acknowledged and dropped
+                // [MQTT-3.3.5-2], as mosquitto does.
+                debug!("dropping a client PUBLISH to {}", p.topic);
+            } else {
+                let msg = Arc::new(Message {
+                    topic: p.topic.into_boxed_str(),
+                    payload: p.payload,
+                });
+                if p.retain {
+                    self.retained.set(&msg, qos);
+                }
+                self.route(&msg, qos);
+            }
+        }
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.reply(key, |o| codec::encode_ack(o, codec::PUBACK, pkid)),
+            QoS::ExactlyOnce => self.reply(key, |o| codec::encode_ack(o, codec::PUBREC, pkid)),
+        }
+        Ok(())
+    }
+
+    /// Puts a message into every matching session [MQTT-4.5.0-1], at
+    /// min(published, granted) QoS [MQTT-3.8.4-6], RETAIN cleared
+    /// [MQTT-3.3.1-9].
+    fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
+        let mut routes = std::mem::take(&mut self.routes);
+        self.router.route(&msg.topic, &mut routes);
+        for s in &routes {
+            self.deliver(s.session, msg, qos.min(s.qos), false);
+        }
+        self.routes = routes;
+    }
+
+    fn publish_will(&mut self, will: LastWill) {
+        let msg = Arc::new(Message {
+            topic: will.topic.into_boxed_str(),
+            payload: will.payload,
+        });
+        if will.retain {
+            self.retained.set(&msg, will.qos); // [MQTT-3.1.2-17]
+        }
+        self.route(&msg, will.qos);
+    }
+
+    fn on_subscribe(
+        &mut self,
+        key: usize,
+        sid: usize,
+        pkid: u16,
+        filters: Vec<(String, QoS)>,
+    ) -> Result<(), Reason> {
+        // The whole packet is refused if any filter is invalid (mosquitto
+        // closes too; 3.1.1 gives no other answer for a malformed filter).
+        if let Some((f, _)) = filters.iter().find(|(f, _)| !topic::valid_filter(f)) {
+            return Err(protocol(format!("invalid topic filter {f:?}")));
+        }
+        let sess = self.session(sid)?;
+        let mut codes = Vec::with_capacity(filters.len());
+        for (filter, qos) in &filters {
+            sess.subscriptions.insert(filter.clone(), *qos);
+            codes.push(*qos as u8); // [MQTT-3.8.4-5], [MQTT-3.9.3-1]
+        }
+        for (filter, qos) in &filters {
+            self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
+        }
+        self.reply(key, |out| codec::encode_suback(out, pkid, &codes)); // [MQTT-3.8.4-1]
+        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
+        let mut found = Vec::new();
+        for (filter, qos) in &filters {
+            self.retained.matching(filter, &mut found);
+            for (msg, stored) in found.drain(..) {
+                self.deliver(sid, &msg, stored.min(*qos), true);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(
+        &mut self,
+        key: usize,
+        sid: usize,
+        pkid: u16,
+        filters: Vec<String>,
+    ) -> Result<(), Reason> {
+        if let Some(f) = filters.iter().find(|f| !topic::valid_filter(f)) {
+            return Err(protocol(format!("invalid topic filter {f:?}")));
+        }
+        for filter in &filters {
+            if self.session(sid)?.subscriptions.remove(filter).is_some() {
+                self.router.unsubscribe(sid, filter); // [MQTT-3.10.4-1]
+            }
+        }
+        // Even if nothing matched [MQTT-3.10.4-5].
+        self.reply(key, |out| codec::encode_ack(out, codec::UNSUBACK, pkid));
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ delivery
+
+    /// Hands one message to one session: written now if the client is
+    /// online and has room, queued otherwise, dropped (and counted) past
+    /// the limits.
+    fn deliver(&mut self, sid: usize, msg: &Arc<Message>, qos: QoS, retain: bool) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let delivery = Delivery {
+            msg: msg.clone(),
+            qos,
+            retain,
+        };
+        let online = sess.conn.and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
+        let Some((key, conn)) = online else {
+            if qos != QoS::AtMostOnce || self.config.queue_qos0 {
+                self.enqueue(sid, delivery);
+            }
+            return;
+        };
+        let room = conn.wbuf.len() < self.config.max_outgoing_bytes;
+        if qos == QoS::AtMostOnce {
+            if room {
+                write_publish(conn, &delivery, 0, &mut self.stats);
+                mark_dirty(conn, key, &mut self.dirty);
+            } else {
+                self.stats.dropped_qos0 += 1;
+                if !sess.drop_logged {
+                    sess.drop_logged = true;
+                    warn!(
+                        "{}: not reading fast enough: dropping QoS 0 messages",
+                        sess.client_id
+                    );
+                }
+            }
+        } else if room && sess.queue.is_empty() && sess.inflight.len() < self.config.max_inflight {
+            send_inflight(sess, conn, delivery, &mut self.stats);
+            mark_dirty(conn, key, &mut self.dirty);
+        } else {
+            self.enqueue(sid, delivery);
+        }
+    }
+
+    fn enqueue(&mut self, sid: usize, delivery: Delivery) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if !sess.enqueue(delivery, self.config.max_queued, self.config.queue_overflow) {
+            self.stats.dropped_queue_full += 1;
+            if !sess.drop_logged {
+                sess.drop_logged = true;
+                warn!(
+                    "{}: queue full ({} messages): dropping messages ({} so far)",
+                    sess.client_id, self.config.max_queued, sess.dropped
+                );
+            }
+        }
+    }
+
+    /// Moves queued messages into the in-flight window while the client
+    /// has room.
+    fn pump(&mut self, sid: usize) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let Some(key) = sess.conn else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut wrote = false;
+        while conn.wbuf.len() < self.config.max_outgoing_bytes {
+            let Some(front) = sess.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce && sess.inflight.len() >= self.config.max_inflight {
+                break;
+            }
+            let Some(d) = sess.queue.pop_front() else {
+                break;
+            };
+            if d.qos == QoS::AtMostOnce {
+                write_publish(conn, &d, 0, &mut self.stats);
+            } else {
+                send_inflight(sess, conn, d, &mut self.stats);
+            }
+            wrote = true;
+        }
+        if sess.queue.is_empty() {
+            sess.drop_logged = false;
+        }
+        if wrote {
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+    }
+
+    // -------------------------------------------------------------- timers
+
+    fn fire_timers(&mut self) {
+        if let Some(until) = self.accept_paused_until {
+            if until <= self.now {
+                self.accept_paused_until = None;
+                for i in 0..self.listeners.len() {
+                    self.accept(i);
+                }
+            }
+        }
+        while let Some((at, key, serial)) = self.timers.pop_due(self.now) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            if conn.serial != serial || conn.timer_at != Some(at) {
+                continue; // stale: superseded or another connection
+            }
+            match conn.deadline(self.config.connect_timeout) {
+                Some(d) if d <= self.now => {
+                    let reason = if conn.level.is_some() {
+                        Reason::KeepAlive // [MQTT-3.1.2-24]
+                    } else {
+                        Reason::ConnectTimeout
+                    };
+                    self.close(key, reason);
+                }
+                Some(d) => {
+                    conn.timer_at = Some(d);
+                    self.timers.schedule(d, key, serial);
+                }
+                None => conn.timer_at = None,
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- writing
+
+    /// Writes every connection with pending output, once each; refills
+    /// from session queues as output drains.
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            let batch = std::mem::take(&mut self.dirty);
+            for &key in &batch {
+                let Some(conn) = self.conns.get_mut(key) else {
+                    continue;
+                };
+                if !conn.dirty {
+                    continue;
+                }
+                conn.dirty = false;
+                let before = conn.wbuf.len();
+                let result = conn.flush();
+                self.stats.bytes_sent += (before - conn.wbuf.len()) as u64;
+                match result {
+                    Err(e) => self.close(key, Reason::Io(e)),
+                    Ok(_) if conn.wbuf.len() < self.config.max_outgoing_bytes => {
+                        if conn.read_paused {
+                            conn.read_paused = false;
+                            if !conn.read_pending {
+                                conn.read_pending = true;
+                                self.pending_reads.push(key);
+                            }
+                        }
+                        if let Some(sid) = conn.session {
+                            self.pump(sid);
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------- closing
+
+    fn close(&mut self, key: usize, reason: Reason) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        let who = if conn.client_id.is_empty() {
+            conn.addr.to_string()
+        } else {
+            format!("{} ({})", conn.addr, conn.client_id)
+        };
+        match &reason {
+            Reason::Protocol(msg) => warn!("{who}: closed: protocol violation: {msg}"),
+            Reason::Io(e) => info!("{who}: closed: {e}"),
+            Reason::Eof => info!("{who}: closed by the client without DISCONNECT"),
+            Reason::KeepAlive => info!("{who}: closed: keep-alive timeout"),
+            Reason::ConnectTimeout => info!("{who}: closed: no CONNECT in time"),
+            Reason::TakenOver => info!("{who}: closed: client id taken over by a new connection"),
+            Reason::Disconnect => info!("{who}: disconnected"),
+            Reason::Refused(code) => info!("{who}: refused with CONNACK code {code}"),
+            Reason::Shutdown => debug!("{who}: closed for shutdown"),
+        }
+        // Last chance for what is queued (a refusing CONNACK, say).
+        if !matches!(reason, Reason::Io(_)) {
+            let before = conn.wbuf.len();
+            let _ = conn.flush();
+            self.stats.bytes_sent += (before - conn.wbuf.len()) as u64;
+            conn.discard_input();
+            let _ = conn.socket.shutdown(Shutdown::Write);
+        }
+        let Some(sid) = conn.session else {
+            return;
+        };
+        self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
+        let clean = match self.sessions.get_mut(sid) {
+            Some(sess) => {
+                sess.conn = None;
+                sess.clean
+            }
+            None => true,
+        };
+        // [MQTT-3.1.2-8]: published when the connection ends without
+        // DISCONNECT, then gone [MQTT-3.1.2-10].
+        if let Some(will) = conn.will.take() {
+            self.publish_will(will);
+        }
+        if clean {
+            self.drop_session(sid);
+        }
+    }
+
+    /// Shutdown: publish the Wills of connected clients (the server closes
+    /// their connections without DISCONNECT), let the output go, close all.
+    fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &key in &keys {
+            if let Some(will) = self.conns.get_mut(key).and_then(|c| c.will.take()) {
+                self.publish_will(will);
+            }
+        }
+        self.flush_dirty();
+        for key in keys {
+            self.close(key, Reason::Shutdown);
+        }
+        info!("broker stopped");
+    }
+}
+
+fn write_publish(conn: &mut Conn, d: &Delivery, pkid: u16, stats: &mut Stats) {
+    codec::encode_publish(
+        &mut conn.wbuf,
+        &d.msg.topic,
+        &d.msg.payload,
+        d.qos,
+        pkid,
+        false,
+        d.retain,
+    );
+    stats.messages_sent += 1;
+}
+
+/// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight
+/// until acknowledged [MQTT-4.3.2-1], [MQTT-4.3.3-1].
+fn send_inflight(sess: &mut Session, conn: &mut Conn, delivery: Delivery, stats: &mut Stats) {
+    let pkid = sess.alloc_pkid();
+    write_publish(conn, &delivery, pkid, stats);
+    sess.inflight.push_back(Inflight {
+        pkid,
+        delivery,
+        stage: Stage::Sent,
+    });
+}
+
+impl AsRawFd for Broker {
+    /// The loop's epoll descriptor: readable when [`Broker::poll_once`] has
+    /// work to do.
+    fn as_raw_fd(&self) -> RawFd {
+        self.poll.as_raw_fd()
+    }
+}

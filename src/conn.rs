@@ -1,0 +1,163 @@
+//! One client connection: its socket and its input and output buffers.
+//!
+//! Reads append to `rbuf`, from which the codec takes whole packets; replies
+//! and deliveries append to `wbuf`, which the loop writes once per iteration.
+//! Both buffers are released when they are empty and large, so an idle
+//! connection costs little memory.
+
+use crate::codec::{LastWill, ProtocolLevel};
+use bytes::BytesMut;
+use mio::net::TcpStream;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// Buffers above this capacity are freed when they empty.
+const KEEP_CAPACITY: usize = 16 * 1024;
+/// Smallest read the connection asks the kernel for.
+const READ_CHUNK: usize = 4 * 1024;
+/// Largest single read reservation, whatever the packet size claims.
+const MAX_READ_CHUNK: usize = 64 * 1024;
+
+pub enum ReadOutcome {
+    /// Bytes were appended to `rbuf`.
+    Data(usize),
+    /// The socket has nothing more right now.
+    WouldBlock,
+    /// The peer closed its side.
+    Eof,
+}
+
+#[derive(Debug)]
+pub struct Conn {
+    pub socket: TcpStream,
+    pub addr: SocketAddr,
+    /// Distinguishes this connection from a later one that reuses its slab
+    /// key, so a stale timer entry is recognised.
+    pub serial: u64,
+    pub rbuf: BytesMut,
+    pub wbuf: BytesMut,
+    /// Set once CONNECT is accepted.
+    pub level: Option<ProtocolLevel>,
+    pub session: Option<usize>,
+    pub client_id: String,
+    pub will: Option<LastWill>,
+    pub keep_alive: Duration,
+    pub accepted_at: Instant,
+    pub last_rx: Instant,
+    /// The deadline this connection's timer entry is filed for; an entry
+    /// for any other instant is stale.
+    pub timer_at: Option<Instant>,
+    /// Already listed for a flush this iteration.
+    pub dirty: bool,
+    /// Reading stopped because the client does not read its replies.
+    pub read_paused: bool,
+    /// Listed for another read in the next iteration (read budget hit).
+    pub read_pending: bool,
+}
+
+impl Conn {
+    pub fn new(socket: TcpStream, addr: SocketAddr, serial: u64, now: Instant) -> Conn {
+        Conn {
+            socket,
+            addr,
+            serial,
+            rbuf: BytesMut::new(),
+            wbuf: BytesMut::new(),
+            level: None,
+            session: None,
+            client_id: String::new(),
+            will: None,
+            keep_alive: Duration::ZERO,
+            accepted_at: now,
+            last_rx: now,
+            timer_at: None,
+            dirty: false,
+            read_paused: false,
+            read_pending: false,
+        }
+    }
+
+    /// When this connection must be closed if nothing arrives: the connect
+    /// timeout before CONNECT, 1.5 x Keep Alive after it [MQTT-3.1.2-24].
+    pub fn deadline(&self, connect_timeout: Duration) -> Option<Instant> {
+        if self.level.is_none() {
+            Some(self.accepted_at + connect_timeout)
+        } else if self.keep_alive.is_zero() {
+            None
+        } else {
+            Some(self.last_rx + self.keep_alive * 3 / 2)
+        }
+    }
+
+    /// One read into `rbuf`, sized for the packet being assembled.
+    pub fn read(&mut self, wanted: usize) -> io::Result<ReadOutcome> {
+        let chunk = wanted.clamp(READ_CHUNK, MAX_READ_CHUNK);
+        // Zero the region handed to read() instead of reading into
+        // uninitialised memory: no unsafe, and a few KiB of memset is cheap
+        // next to the syscall.
+        let start = self.rbuf.len();
+        self.rbuf.resize(start + chunk, 0);
+        loop {
+            match self.socket.read(&mut self.rbuf[start..]) {
+                Ok(0) => {
+                    self.rbuf.truncate(start);
+                    return Ok(ReadOutcome::Eof);
+                }
+                Ok(n) => {
+                    self.rbuf.truncate(start + n);
+                    return Ok(ReadOutcome::Data(n));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.rbuf.truncate(start);
+                    return Ok(ReadOutcome::WouldBlock);
+                }
+                Err(e) => {
+                    self.rbuf.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Writes as much of `wbuf` as the socket takes. Ok(true) when empty.
+    pub fn flush(&mut self) -> io::Result<bool> {
+        while !self.wbuf.is_empty() {
+            match self.socket.write(&self.wbuf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    let _ = self.wbuf.split_to(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+        self.shrink();
+        Ok(true)
+    }
+
+    /// Gives back large buffers once they are empty.
+    pub fn shrink(&mut self) {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
+            self.wbuf = BytesMut::new();
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_CAPACITY {
+            self.rbuf = BytesMut::new();
+        }
+    }
+
+    /// Reads and discards what the peer already sent, so closing does not
+    /// turn into a reset that could destroy our last reply (a CONNACK with
+    /// an error code) before the peer reads it. Bounded.
+    pub fn discard_input(&mut self) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..16 {
+            match self.socket.read(&mut scratch) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! midge: a small, fast MQTT 3.1.1 broker (MQTT 3.1 clients welcome) on a
+//! single-threaded `mio` event loop.
+//!
+//! The broker is a library first: [`Broker`] is what the `midge` binary
+//! runs, and what a host program embeds.
+//!
+//! ```no_run
+//! let mut config = midge::Config::default();
+//! config.listen = vec!["127.0.0.1:1883".parse().unwrap()];
+//! let mut broker = midge::Broker::new(config)?;
+//! broker.run()?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Modules, one concern each: [`codec`] (wire format), [`topic`] (names,
+//! filters, matching), [`router`] (subscription table), [`session`]
+//! (per-client state), [`retained`], [`config`], and [`broker`] (the loop).
+
+pub mod broker;
+pub mod codec;
+pub mod config;
+mod conn;
+pub mod retained;
+pub mod router;
+pub mod session;
+mod timer;
+pub mod topic;
+
+pub use broker::{Broker, ShutdownHandle, Stats};
+pub use config::Config;

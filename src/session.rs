@@ -1,0 +1,220 @@
+//! Session state, keyed by client id [MQTT-3.1.3-2]: subscriptions, the
+//! outbound in-flight window and the queue behind it, and the inbound QoS 2
+//! identifiers awaiting PUBREL (MQTT 3.1.1 §4.1).
+//!
+//! A session outlives its connection when CleanSession is 0
+//! [MQTT-3.1.2-4]. It holds no socket: the broker attaches it to one
+//! connection at a time.
+
+use crate::codec::QoS;
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+/// An application message as it travels through the broker: stored once and
+/// shared by every subscriber it is delivered to.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Message {
+    pub topic: Box<str>,
+    pub payload: Bytes,
+}
+
+/// A message waiting for its turn in a session's queue.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub msg: Arc<Message>,
+    pub qos: QoS,
+    /// Set only for retained messages sent because of a new subscription
+    /// [MQTT-3.3.1-8]; live forwarding clears it [MQTT-3.3.1-9].
+    pub retain: bool,
+}
+
+/// Where an outbound QoS 1/2 message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
+    Sent,
+    /// PUBREL sent; waiting for PUBCOMP. The PUBLISH is never resent now
+    /// [MQTT-4.3.3-1].
+    Released,
+}
+
+#[derive(Debug, Clone)]
+pub struct Inflight {
+    pub pkid: u16,
+    pub delivery: Delivery,
+    pub stage: Stage,
+}
+
+/// What happens when a message arrives for a session whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Drop the incoming message (mosquitto's behaviour).
+    DropNewest,
+    /// Drop the oldest queued message to make room.
+    DropOldest,
+}
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: String,
+    pub clean: bool,
+    /// The connection (slab key) this session is attached to, if online.
+    pub conn: Option<usize>,
+    pub subscriptions: HashMap<String, QoS>,
+    /// Outbound QoS 1/2 messages in the order they must be resent
+    /// [MQTT-4.6.0-1]; PUBRELs in the order PUBRECs arrived [MQTT-4.6.0-4].
+    pub inflight: VecDeque<Inflight>,
+    /// Messages not yet sent, oldest first.
+    pub queue: VecDeque<Delivery>,
+    /// Inbound QoS 2 identifiers delivered but not yet released (method B:
+    /// only the id is kept) [MQTT-4.3.3-2].
+    pub incoming_qos2: HashSet<u16>,
+    next_pkid: u16,
+    /// Messages dropped because the queue was full.
+    pub dropped: u64,
+    /// Whether a drop has been logged since the queue last drained, so a
+    /// burst of drops is logged once.
+    pub drop_logged: bool,
+}
+
+impl Session {
+    pub fn new(client_id: String, clean: bool) -> Session {
+        Session {
+            client_id,
+            clean,
+            conn: None,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            incoming_qos2: HashSet::new(),
+            next_pkid: 0,
+            dropped: 0,
+            drop_logged: false,
+        }
+    }
+
+    /// A packet identifier not in flight in this session [MQTT-2.3.1-4].
+    /// The in-flight window is far smaller than 65,535, so a free id exists.
+    pub fn alloc_pkid(&mut self) -> u16 {
+        loop {
+            self.next_pkid = self.next_pkid.wrapping_add(1);
+            if self.next_pkid == 0 {
+                continue;
+            }
+            let id = self.next_pkid;
+            if !self.inflight.iter().any(|f| f.pkid == id) {
+                return id;
+            }
+        }
+    }
+
+    fn find(&self, pkid: u16, qos: QoS, stage: Stage) -> Option<usize> {
+        // Acks usually arrive in order: the front is the likely hit.
+        self.inflight
+            .iter()
+            .position(|f| f.pkid == pkid && f.delivery.qos == qos && f.stage == stage)
+    }
+
+    /// PUBACK from the client: true if it completed a QoS 1 delivery.
+    pub fn puback(&mut self, pkid: u16) -> bool {
+        match self.find(pkid, QoS::AtLeastOnce, Stage::Sent) {
+            Some(i) => self.inflight.remove(i).is_some(),
+            None => false,
+        }
+    }
+
+    /// PUBREC from the client: the message is now released. It moves to the
+    /// back so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4]. True if
+    /// the id was known (a PUBREL is sent either way).
+    pub fn pubrec(&mut self, pkid: u16) -> bool {
+        if let Some(i) = self.find(pkid, QoS::ExactlyOnce, Stage::Sent) {
+            if let Some(mut f) = self.inflight.remove(i) {
+                f.stage = Stage::Released;
+                self.inflight.push_back(f);
+            }
+            return true;
+        }
+        self.find(pkid, QoS::ExactlyOnce, Stage::Released).is_some()
+    }
+
+    /// PUBCOMP from the client: true if it completed a QoS 2 delivery.
+    pub fn pubcomp(&mut self, pkid: u16) -> bool {
+        match self.find(pkid, QoS::ExactlyOnce, Stage::Released) {
+            Some(i) => self.inflight.remove(i).is_some(),
+            None => false,
+        }
+    }
+
+    /// Queues a delivery behind the in-flight window, bounded by `limit`.
+    /// Returns false if a message was dropped to respect the bound.
+    pub fn enqueue(&mut self, d: Delivery, limit: usize, overflow: Overflow) -> bool {
+        if self.queue.len() < limit {
+            self.queue.push_back(d);
+            return true;
+        }
+        self.dropped += 1;
+        if overflow == Overflow::DropOldest && limit > 0 {
+            self.queue.pop_front();
+            self.queue.push_back(d);
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery(qos: QoS) -> Delivery {
+        Delivery {
+            msg: Arc::new(Message {
+                topic: "t".into(),
+                payload: Bytes::new(),
+            }),
+            qos,
+            retain: false,
+        }
+    }
+
+    #[test]
+    fn pkids_skip_zero_and_ids_in_flight() {
+        let mut s = Session::new("c".into(), false);
+        s.next_pkid = u16::MAX - 1;
+        let a = s.alloc_pkid();
+        assert_eq!(a, u16::MAX);
+        s.inflight.push_back(Inflight {
+            pkid: 1,
+            delivery: delivery(QoS::AtLeastOnce),
+            stage: Stage::Sent,
+        });
+        assert_eq!(s.alloc_pkid(), 2, "0 and the in-flight 1 are skipped");
+    }
+
+    #[test]
+    fn pubrec_moves_to_the_back_in_arrival_order() {
+        let mut s = Session::new("c".into(), false);
+        for pkid in [1, 2] {
+            s.inflight.push_back(Inflight {
+                pkid,
+                delivery: delivery(QoS::ExactlyOnce),
+                stage: Stage::Sent,
+            });
+        }
+        assert!(s.pubrec(2));
+        assert!(s.pubrec(1));
+        let order: Vec<u16> = s.inflight.iter().map(|f| f.pkid).collect();
+        assert_eq!(order, vec![2, 1]);
+        assert!(!s.puback(1), "a QoS 2 id is not completed by PUBACK");
+        assert!(s.pubcomp(1) && s.pubcomp(2) && s.inflight.is_empty());
+    }
+
+    #[test]
+    fn queue_bound_and_overflow_policies() {
+        let mut s = Session::new("c".into(), false);
+        assert!(s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropNewest));
+        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropNewest));
+        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropOldest));
+        assert_eq!((s.queue.len(), s.dropped), (1, 2));
+    }
+}

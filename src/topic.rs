@@ -1,0 +1,106 @@
+//! Topic names and topic filters (MQTT 3.1.1 §4.7): validation and matching.
+//!
+//! Matching compares bytes level by level with no normalisation
+//! [MQTT-4.7.3-4]; a filter that starts with a wildcard never matches a topic
+//! that starts with `$` [MQTT-4.7.2-1].
+
+/// A topic name as a PUBLISH or a Will carries it: at least one character,
+/// no wildcards [MQTT-4.7.1-1], [MQTT-4.7.3-1], [MQTT-3.3.2-2]. (UTF-8 and
+/// U+0000 are checked by the codec.)
+pub fn valid_name(topic: &str) -> bool {
+    !topic.is_empty() && !topic.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+/// A topic filter: `#` alone or after `/` and last [MQTT-4.7.1-2], `+` a whole
+/// level [MQTT-4.7.1-3], at least one character [MQTT-4.7.3-1].
+pub fn valid_filter(filter: &str) -> bool {
+    if filter.is_empty() {
+        return false;
+    }
+    let mut levels = filter.split('/').peekable();
+    while let Some(level) = levels.next() {
+        let last = levels.peek().is_none();
+        match level {
+            "#" if last => {}
+            "+" => {}
+            _ if level.contains(['+', '#']) => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// True if the filter holds a wildcard (so it cannot be an exact-match key).
+pub fn has_wildcard(filter: &str) -> bool {
+    filter.bytes().any(|b| b == b'+' || b == b'#')
+}
+
+/// Does `filter` match the topic name `topic`?
+pub fn matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(fl), Some(tl)) if fl == tl => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matching_table_from_the_standard() {
+        let cases = [
+            ("sport/tennis/player1/#", "sport/tennis/player1", true),
+            ("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true),
+            ("sport/#", "sport", true),
+            ("#", "a/b/c", true),
+            ("sport/tennis/+", "sport/tennis/player1/ranking", false),
+            ("sport/+", "sport", false),
+            ("sport/+", "sport/", true),
+            ("+/+", "/finance", true),
+            ("/+", "/finance", true),
+            ("+", "/finance", false),
+            ("a//b", "a//b", true),
+            ("a/+/b", "a//b", true),
+            ("#", "$SYS/broker/uptime", false),
+            ("+/monitor/Clients", "$SYS/monitor/Clients", false),
+            ("$SYS/#", "$SYS/monitor/Clients", true),
+            ("$SYS/monitor/+", "$SYS/monitor/Clients", true),
+            ("finance", "/finance", false),
+            ("Accounts", "ACCOUNTS", false),
+            ("café", "cafe\u{301}", false),
+            ("a/b", "a/b/c", false),
+            ("a/b/c", "a/b", false),
+            ("/", "/", true),
+        ];
+        for (filter, topic, want) in cases {
+            assert_eq!(matches(filter, topic), want, "{filter} vs {topic}");
+        }
+    }
+
+    #[test]
+    fn filter_syntax() {
+        for ok in ["#", "a/#", "+", "+/x/#", "a/+/c", "/", "a//b", "$SYS/#", "+/+"] {
+            assert!(valid_filter(ok), "{ok}");
+        }
+        for bad in ["", "a#", "a/#/b", "a/b+", "+a", "#/a", "a/+b/c", "##"] {
+            assert!(!valid_filter(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn name_syntax() {
+        assert!(valid_name("a/b") && valid_name("/") && valid_name("$SYS/x"));
+        assert!(!valid_name("") && !valid_name("a/+") && !valid_name("a/#"));
+    }
+}

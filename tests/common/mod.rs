@@ -1,0 +1,288 @@
+//! Shared test harness: a broker on an ephemeral loopback port in a
+//! background thread, and a raw TCP client with bounded waits.
+#![allow(dead_code)]
+
+use midge::{Broker, Config, ShutdownHandle};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long any single expectation may wait. Generous: loopback answers in
+/// microseconds, so this only bounds a failing test.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// A running broker; stopped and joined when dropped.
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    handle: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub fn start() -> TestBroker {
+        TestBroker::start_with(|_| {})
+    }
+
+    pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
+        let mut config = Config::default();
+        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        adjust(&mut config);
+        let mut broker = Broker::new(config).expect("broker starts");
+        let addr = broker.local_addr().expect("bound address");
+        let handle = broker.shutdown_handle();
+        let thread = std::thread::spawn(move || broker.run().expect("broker loop"));
+        TestBroker {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the broker and waits for its thread (wills are published).
+    pub fn stop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            t.join().expect("broker thread panicked");
+        }
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A client that speaks raw bytes.
+pub struct Raw {
+    pub stream: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let stream = TcpStream::connect(addr).expect("tcp connect");
+        stream.set_nodelay(true).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        Raw { stream }
+    }
+
+    /// TCP connect plus an MQTT 3.1.1 CONNECT; asserts CONNACK 0.
+    /// Returns the client and the Session Present flag.
+    pub fn mqtt(addr: SocketAddr, client_id: &str, clean: bool) -> (Raw, bool) {
+        let mut c = Raw::connect(addr);
+        c.send(&connect_packet(client_id, clean, 60));
+        let ack = c.read_packet().expect("CONNACK");
+        assert_eq!(ack.0, 0x20, "first packet is CONNACK");
+        assert_eq!(ack.1.len(), 2);
+        assert_eq!(ack.1[1], 0, "CONNACK return code");
+        (c, ack.1[0] == 1)
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// Reads one packet: (first byte, body). None on EOF.
+    pub fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
+        let mut first = [0u8; 1];
+        match self.stream.read(&mut first) {
+            Ok(0) => return None,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                panic!("no packet within {WAIT:?}")
+            }
+            Err(_) => return None,
+        }
+        let mut len = 0usize;
+        for i in 0..4 {
+            let mut b = [0u8; 1];
+            self.stream.read_exact(&mut b).ok()?;
+            len |= ((b[0] & 0x7f) as usize) << (7 * i);
+            if b[0] & 0x80 == 0 {
+                break;
+            }
+        }
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).ok()?;
+        Some((first[0], body))
+    }
+
+    /// Expects exactly these bytes next.
+    pub fn expect(&mut self, bytes: &[u8]) {
+        let mut got = vec![0u8; bytes.len()];
+        self.stream.read_exact(&mut got).expect("expected bytes");
+        assert_eq!(got, bytes);
+    }
+
+    /// Expects the server to close the connection without sending anything
+    /// more, within WAIT.
+    pub fn expect_closed(&mut self) {
+        let mut buf = [0u8; 64];
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => panic!("expected close, got bytes {:02x?}", &buf[..n]),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
+                Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
+                    assert!(Instant::now() < deadline, "connection not closed within {WAIT:?}");
+                }
+                Err(e) => panic!("unexpected error {e}"),
+            }
+        }
+    }
+
+    /// Expects nothing to arrive for `d` (and the connection to stay open).
+    pub fn expect_silence(&mut self, d: Duration) {
+        self.stream.set_read_timeout(Some(d)).unwrap();
+        let mut buf = [0u8; 64];
+        let r = self.stream.read(&mut buf);
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        match r {
+            Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
+            Ok(0) => panic!("connection closed, expected it open and silent"),
+            Ok(n) => panic!("expected silence, got {:02x?}", &buf[..n]),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+
+    /// PINGREQ and wait for the PINGRESP: proves everything sent before was
+    /// processed.
+    pub fn ping(&mut self) {
+        self.send(&[0xC0, 0x00]);
+        assert_eq!(self.read_packet(), Some((0xD0, vec![])));
+    }
+}
+
+fn put_str(out: &mut Vec<u8>, s: &[u8]) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s);
+}
+
+/// Fixed header + body with a correctly encoded Remaining Length.
+pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    let mut len = body.len();
+    loop {
+        let mut b = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            b |= 0x80;
+        }
+        out.push(b);
+        if len == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+pub fn connect_packet(client_id: &str, clean: bool, keep_alive: u16) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, if clean { 2 } else { 0 }];
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    put_str(&mut body, client_id.as_bytes());
+    packet(0x10, &body)
+}
+
+/// CONNECT with a Will.
+pub fn connect_with_will(
+    client_id: &str,
+    clean: bool,
+    keep_alive: u16,
+    will_topic: &str,
+    will_payload: &[u8],
+    will_qos: u8,
+    will_retain: bool,
+) -> Vec<u8> {
+    let flags = (if clean { 2 } else { 0 }) | 4 | (will_qos << 3) | if will_retain { 0x20 } else { 0 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags];
+    body.extend_from_slice(&keep_alive.to_be_bytes());
+    put_str(&mut body, client_id.as_bytes());
+    put_str(&mut body, will_topic.as_bytes());
+    put_str(&mut body, will_payload);
+    packet(0x10, &body)
+}
+
+pub fn publish_packet(topic: &str, payload: &[u8], qos: u8, pkid: u16, retain: bool, dup: bool) -> Vec<u8> {
+    let first = 0x30 | (qos << 1) | retain as u8 | if dup { 8 } else { 0 };
+    let mut body = Vec::new();
+    put_str(&mut body, topic.as_bytes());
+    if qos > 0 {
+        body.extend_from_slice(&pkid.to_be_bytes());
+    }
+    body.extend_from_slice(payload);
+    packet(first, &body)
+}
+
+pub fn subscribe_packet(pkid: u16, filters: &[(&str, u8)]) -> Vec<u8> {
+    let mut body = pkid.to_be_bytes().to_vec();
+    for (f, q) in filters {
+        put_str(&mut body, f.as_bytes());
+        body.push(*q);
+    }
+    packet(0x82, &body)
+}
+
+pub fn unsubscribe_packet(pkid: u16, filters: &[&str]) -> Vec<u8> {
+    let mut body = pkid.to_be_bytes().to_vec();
+    for f in filters {
+        put_str(&mut body, f.as_bytes());
+    }
+    packet(0xA2, &body)
+}
+
+/// A received PUBLISH, decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pub {
+    pub dup: bool,
+    pub qos: u8,
+    pub retain: bool,
+    pub topic: String,
+    pub pkid: u16,
+    pub payload: Vec<u8>,
+}
+
+pub fn parse_publish(first: u8, body: &[u8]) -> Pub {
+    assert_eq!(first >> 4, 3, "expected PUBLISH, got {first:#04x}");
+    let qos = (first >> 1) & 3;
+    let tlen = u16::from_be_bytes([body[0], body[1]]) as usize;
+    let topic = String::from_utf8(body[2..2 + tlen].to_vec()).unwrap();
+    let mut at = 2 + tlen;
+    let pkid = if qos > 0 {
+        at += 2;
+        u16::from_be_bytes([body[at - 2], body[at - 1]])
+    } else {
+        0
+    };
+    Pub {
+        dup: first & 8 != 0,
+        qos,
+        retain: first & 1 != 0,
+        topic,
+        pkid,
+        payload: body[at..].to_vec(),
+    }
+}
+
+impl Raw {
+    /// Reads the next packet and asserts it is a PUBLISH.
+    pub fn read_publish(&mut self) -> Pub {
+        let (first, body) = self.read_packet().expect("PUBLISH, got EOF");
+        parse_publish(first, &body)
+    }
+
+    /// Subscribes and checks the SUBACK codes.
+    pub fn subscribe(&mut self, pkid: u16, filters: &[(&str, u8)]) {
+        self.send(&subscribe_packet(pkid, filters));
+        let (first, body) = self.read_packet().expect("SUBACK");
+        assert_eq!(first, 0x90);
+        let mut want = pkid.to_be_bytes().to_vec();
+        want.extend(filters.iter().map(|(_, q)| *q));
+        assert_eq!(body, want);
+    }
+}
