@@ -8,7 +8,7 @@
 //! can instead watch [`Broker::as_raw_fd`] in its own loop.
 
 use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
-use crate::config::Config;
+use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
@@ -59,6 +59,8 @@ pub struct Stats {
     pub dropped_qos0: u64,
     /// Messages dropped because a session's queue was full.
     pub dropped_queue_full: u64,
+    /// Times a publisher was paused because a subscriber's queue was full.
+    pub publishers_paused: u64,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -128,6 +130,8 @@ pub struct Broker {
     next_serial: u64,
     next_client_id: u64,
     accept_paused_until: Option<Instant>,
+    /// The connection whose PUBLISH is being routed, for flow control.
+    publisher: Option<usize>,
 }
 
 impl Broker {
@@ -173,6 +177,7 @@ impl Broker {
             next_serial: 0,
             next_client_id: 0,
             accept_paused_until: None,
+            publisher: None,
         })
     }
 
@@ -386,11 +391,15 @@ impl Broker {
 
     fn read_conn(&mut self, key: usize) {
         let mut budget = READ_BUDGET;
+        // Packets left in the buffer by flow control go first.
+        if !self.process_input(key) {
+            return;
+        }
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.read_paused {
+            if conn.read_paused || conn.parked_bytes >= self.config.max_outgoing_bytes {
                 return;
             }
             if conn.wbuf.len() > self.config.max_outgoing_bytes {
@@ -432,8 +441,16 @@ impl Broker {
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
             };
+            if conn.parked_bytes >= self.config.max_outgoing_bytes {
+                return true; // flow control: the rest waits in rbuf
+            }
             match codec::decode(&mut conn.rbuf, self.config.max_packet_size, conn.level) {
                 Ok(None) => return true,
+                Ok(Some(Packet::Publish(p))) if conn.blocked => {
+                    conn.last_rx = self.now;
+                    conn.parked_bytes += p.topic.len() + p.payload.len();
+                    conn.parked.push_back(p);
+                }
                 Ok(Some(packet)) => {
                     conn.last_rx = self.now;
                     if let Err(reason) = self.handle(key, packet) {
@@ -674,7 +691,9 @@ impl Broker {
                 if p.retain {
                     self.retained.set(&msg, qos);
                 }
+                self.publisher = Some(key);
                 self.route(&msg, qos);
+                self.publisher = None;
             }
         }
         match qos {
@@ -809,6 +828,19 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
+        let full = sess.queue.len() >= self.config.max_queued;
+        // Retained copies for a new subscription are bounded by the retained
+        // store and never dropped; an online subscriber's full queue pauses
+        // the publisher instead of dropping what it was promised.
+        if full && sess.conn.is_some() && (delivery.retain || self.pause_publisher(sid)) {
+            if let Some(sess) = self.sessions.get_mut(sid) {
+                sess.queue.push_back(delivery);
+            }
+            return;
+        }
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
         if !sess.enqueue(delivery, self.config.max_queued, self.config.queue_overflow) {
             self.stats.dropped_queue_full += 1;
             if !sess.drop_logged {
@@ -817,6 +849,78 @@ impl Broker {
                     "{}: queue full ({} messages): dropping messages ({} so far)",
                     sess.client_id, self.config.max_queued, sess.dropped
                 );
+            }
+        }
+    }
+
+    /// Flow control: the current publisher's further PUBLISHes wait until
+    /// session `sid`'s queue drains. The message being routed is still
+    /// queued, so a queue overshoots its limit by at most one message per
+    /// publisher. False (drop instead) when the policy is to drop or there
+    /// is no publishing connection (a Will).
+    fn pause_publisher(&mut self, sid: usize) -> bool {
+        if self.config.queue_full != QueueFull::Block {
+            return false;
+        }
+        let Some(key) = self.publisher else {
+            return false;
+        };
+        let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
+            return false;
+        };
+        if !sess.waiters.iter().any(|&(k, _)| k == key) {
+            sess.waiters.push((key, conn.serial));
+        }
+        if !conn.blocked {
+            conn.blocked = true;
+            self.stats.publishers_paused += 1;
+            debug!(
+                "{}: paused: queue of {} is full",
+                conn.client_id, sess.client_id
+            );
+        }
+        true
+    }
+
+    /// Lets the publishers waiting on `sid` go on.
+    fn wake_waiters(&mut self, sid: usize) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        for (key, serial) in std::mem::take(&mut sess.waiters) {
+            self.unblock(key, serial);
+        }
+    }
+
+    fn unblock(&mut self, key: usize, serial: u64) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.serial != serial {
+                return;
+            }
+            conn.blocked = false;
+            let Some(sid) = conn.session else {
+                return;
+            };
+            let Some(p) = conn.parked.pop_front() else {
+                break;
+            };
+            conn.parked_bytes -= p.topic.len() + p.payload.len();
+            if let Err(reason) = self.on_publish(key, sid, p) {
+                return self.close(key, reason);
+            }
+            if self.conns.get(key).is_some_and(|c| c.blocked) {
+                return; // blocked again on another full queue
+            }
+        }
+        // Resume reading: bytes may wait in rbuf and in the socket, and an
+        // edge-triggered socket will not report them again.
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.read_pending {
+                conn.read_pending = true;
+                self.pending_reads.push(key);
             }
         }
     }
@@ -856,6 +960,9 @@ impl Broker {
         }
         if wrote {
             mark_dirty(conn, key, &mut self.dirty);
+        }
+        if !sess.waiters.is_empty() && sess.queue.len() < self.config.max_queued {
+            self.wake_waiters(sid);
         }
     }
 
@@ -975,6 +1082,7 @@ impl Broker {
             }
             None => true,
         };
+        self.wake_waiters(sid);
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10].
         if let Some(will) = conn.will.take() {

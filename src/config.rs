@@ -5,6 +5,17 @@ use crate::session::Overflow;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// Policy for an online subscriber whose queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueFull {
+    /// Stop reading PUBLISHes from the connections that feed the full queue
+    /// until it drains: TCP pushes back on the publishers, and nothing the
+    /// broker acknowledged is dropped. The default.
+    Block,
+    /// Drop per `queue_overflow` and count it (mosquitto's behaviour).
+    Drop,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Addresses to listen on. Port 0 picks a free port (see
@@ -19,8 +30,11 @@ pub struct Config {
     /// Messages queued per session behind the in-flight window, online or
     /// offline (mosquitto: `max_queued_messages`).
     pub max_queued: usize,
-    /// What to drop when a queue is full.
+    /// What to drop when an offline session's queue is full (and an online
+    /// one's, with [`QueueFull::Drop`]).
     pub queue_overflow: Overflow,
+    /// What to do when an online subscriber's queue is full.
+    pub queue_full: QueueFull,
     /// Bytes that may wait in one client's output buffer before QoS 0
     /// messages to it are dropped and QoS 1/2 ones wait in its queue. Also
     /// stops reading from a client whose replies it does not read.
@@ -44,6 +58,7 @@ impl Default for Config {
             max_inflight: 20,
             max_queued: 1000,
             queue_overflow: Overflow::DropNewest,
+            queue_full: QueueFull::Block,
             max_outgoing_bytes: 1024 * 1024,
             max_connections: 0,
             connect_timeout: Duration::from_secs(10),

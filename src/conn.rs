@@ -5,7 +5,8 @@
 //! Both buffers are released when they are empty and large, so an idle
 //! connection costs little memory.
 
-use crate::codec::{LastWill, ProtocolLevel};
+use crate::codec::{LastWill, ProtocolLevel, Publish};
+use std::collections::VecDeque;
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
@@ -54,6 +55,12 @@ pub struct Conn {
     pub read_paused: bool,
     /// Listed for another read in the next iteration (read budget hit).
     pub read_pending: bool,
+    /// A subscriber's queue that this client publishes into is full: its
+    /// PUBLISHes wait here (unacknowledged) until that queue drains, while
+    /// its other packets (acks, pings) are still handled.
+    pub blocked: bool,
+    pub parked: VecDeque<Publish>,
+    pub parked_bytes: usize,
 }
 
 impl Conn {
@@ -75,6 +82,9 @@ impl Conn {
             dirty: false,
             read_paused: false,
             read_pending: false,
+            blocked: false,
+            parked: VecDeque::new(),
+            parked_bytes: 0,
         }
     }
 

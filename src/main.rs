@@ -2,6 +2,7 @@
 
 use getopts::Options;
 use midge::session::Overflow;
+use midge::config::QueueFull;
 use midge::{Broker, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -20,6 +21,12 @@ fn options() -> Options {
     o.optopt("", "max-packet-size", "largest packet in bytes (default 268435455)", "BYTES");
     o.optopt("", "max-inflight", "QoS 1/2 messages in flight per client (default 20)", "N");
     o.optopt("", "max-queued", "messages queued per client (default 1000)", "N");
+    o.optopt(
+        "",
+        "queue-full",
+        "when an online subscriber's queue is full: 'block' its publishers until it drains, or 'drop' (default block)",
+        "POLICY",
+    );
     o.optopt(
         "",
         "queue-overflow",
@@ -77,6 +84,11 @@ fn config_from(m: &getopts::Matches) -> Result<Config, String> {
         None | Some("newest") => Overflow::DropNewest,
         Some("oldest") => Overflow::DropOldest,
         Some(v) => return Err(format!("--queue-overflow: 'newest' or 'oldest', not '{v}'")),
+    };
+    c.queue_full = match m.opt_str("queue-full").as_deref() {
+        None | Some("block") => QueueFull::Block,
+        Some("drop") => QueueFull::Drop,
+        Some(v) => return Err(format!("--queue-full: 'block' or 'drop', not '{v}'")),
     };
     c.queue_qos0 = m.opt_present("queue-qos0");
     c.allow_zero_length_client_id = !m.opt_present("no-zero-length-client-id");

@@ -73,6 +73,9 @@ pub struct Session {
     next_pkid: u16,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
+    /// Connections (key, serial) whose PUBLISHes wait for this queue to
+    /// drain (flow control, [`crate::config::QueueFull::Block`]).
+    pub waiters: Vec<(usize, u64)>,
     /// Whether a drop has been logged since the queue last drained, so a
     /// burst of drops is logged once.
     pub drop_logged: bool,
@@ -90,6 +93,7 @@ impl Session {
             incoming_qos2: HashSet::new(),
             next_pkid: 0,
             dropped: 0,
+            waiters: Vec::new(),
             drop_logged: false,
         }
     }
