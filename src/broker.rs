@@ -10,6 +10,10 @@
 use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
 use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
+use crate::host::{
+    Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
+    HostMessage, MessageCallback,
+};
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Stage};
@@ -79,6 +83,10 @@ impl ShutdownHandle {
     }
 }
 
+/// A subscription made by the host program with [`Broker::subscribe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HostSubscription(usize);
+
 /// Why a connection ends; decides the log line and whether the Will goes.
 #[derive(Debug)]
 enum Reason {
@@ -91,6 +99,26 @@ enum Reason {
     Disconnect,
     Refused(u8),
     Shutdown,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::Protocol(msg) => write!(f, "protocol violation: {msg}"),
+            Reason::Io(e) => write!(f, "{e}"),
+            Reason::Eof => write!(f, "closed by the client without DISCONNECT"),
+            Reason::KeepAlive => write!(f, "keep-alive timeout"),
+            Reason::ConnectTimeout => write!(f, "no CONNECT in time"),
+            Reason::TakenOver => write!(f, "client id taken over by a new connection"),
+            Reason::Disconnect => write!(f, "disconnected"),
+            Reason::Refused(code) => write!(f, "refused with CONNACK code {code}"),
+            Reason::Shutdown => write!(f, "broker shutting down"),
+        }
+    }
+}
+
+fn invalid(msg: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
 }
 
 fn protocol(msg: impl Into<String>) -> Reason {
@@ -132,6 +160,13 @@ pub struct Broker {
     accept_paused_until: Option<Instant>,
     /// The connection whose PUBLISH is being routed, for flow control.
     publisher: Option<usize>,
+    /// Host subscriptions: session index -> callback.
+    host_callbacks: HashMap<usize, MessageCallback>,
+    next_host_sub: u64,
+    on_event: Option<EventCallback>,
+    authenticator: Option<Authenticator>,
+    authorizer: Option<Authorizer>,
+    stopped: bool,
 }
 
 impl Broker {
@@ -178,6 +213,12 @@ impl Broker {
             next_client_id: 0,
             accept_paused_until: None,
             publisher: None,
+            host_callbacks: HashMap::new(),
+            next_host_sub: 0,
+            on_event: None,
+            authenticator: None,
+            authorizer: None,
+            stopped: false,
         })
     }
 
@@ -261,8 +302,119 @@ impl Broker {
         while !self.is_shutting_down() {
             self.poll_once(None)?;
         }
-        self.close_all();
+        self.shutdown();
         Ok(())
+    }
+
+    /// Stops serving: publishes the Wills of connected clients (their
+    /// connections end without DISCONNECT), writes what is pending, closes
+    /// every connection and stops accepting. Idempotent.
+    pub fn shutdown(&mut self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.close_all();
+        for l in &mut self.listeners {
+            let _ = self.poll.registry().deregister(l);
+        }
+    }
+
+    // --------------------------------------------------------- host API
+
+    /// Publishes a message from the host program, as if a local client had
+    /// sent it: retained if asked, delivered to every matching subscriber,
+    /// written out before this returns.
+    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> io::Result<()> {
+        if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
+            return Err(invalid("invalid topic name"));
+        }
+        let msg = Arc::new(Message {
+            topic: topic.into(),
+            payload: bytes::Bytes::copy_from_slice(payload),
+        });
+        if retain {
+            self.retained.set(&msg, qos);
+        }
+        self.stats.messages_received += 1;
+        self.route(&msg, qos);
+        self.flush_dirty();
+        Ok(())
+    }
+
+    /// Subscribes the host program to `filter`: `callback` gets every
+    /// matching message (at most `qos`), starting with matching retained
+    /// messages. It runs inside the loop and must not block.
+    pub fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: QoS,
+        callback: impl FnMut(&HostMessage<'_>) + Send + 'static,
+    ) -> io::Result<HostSubscription> {
+        if !topic::valid_filter(filter) || filter.contains('\0') || filter.len() > 65_535 {
+            return Err(invalid("invalid topic filter"));
+        }
+        self.next_host_sub += 1;
+        // A NUL can never appear in a client's id, so this never collides.
+        let sid = self.new_session(format!("\0host-{}", self.next_host_sub), false);
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.host = true;
+            sess.subscriptions.insert(filter.to_string(), qos);
+        }
+        self.host_callbacks.insert(sid, Box::new(callback));
+        self.router.subscribe(sid, filter, qos);
+        let mut found = Vec::new();
+        self.retained.matching(filter, &mut found);
+        for (msg, stored) in found {
+            self.deliver(sid, &msg, stored.min(qos), true);
+        }
+        Ok(HostSubscription(sid))
+    }
+
+    /// Ends a host subscription; false if it was already gone.
+    pub fn unsubscribe(&mut self, sub: HostSubscription) -> bool {
+        if self.host_callbacks.remove(&sub.0).is_none() {
+            return false;
+        }
+        self.drop_session(sub.0);
+        true
+    }
+
+    /// Called when clients connect and disconnect.
+    pub fn set_event_callback(&mut self, callback: impl FnMut(&Event<'_>) + Send + 'static) {
+        self.on_event = Some(Box::new(callback));
+    }
+
+    /// Decides every CONNECT (after its syntax is checked and before any
+    /// takeover): accept, or refuse with CONNACK 4 or 5.
+    pub fn set_authenticator(
+        &mut self,
+        check: impl FnMut(&Credentials<'_>) -> AuthDecision + Send + 'static,
+    ) {
+        self.authenticator = Some(Box::new(check));
+    }
+
+    /// Decides each publish and subscribe of a client: (client id, user
+    /// name, access, topic or filter) -> allowed.
+    pub fn set_authorizer(
+        &mut self,
+        check: impl FnMut(&str, Option<&str>, Access, &str) -> bool + Send + 'static,
+    ) {
+        self.authorizer = Some(Box::new(check));
+    }
+
+    fn allowed(&mut self, client_id: &str, username: Option<&str>, access: Access, t: &str) -> bool {
+        match self.authorizer.as_mut() {
+            Some(check) => check(client_id, username, access, t),
+            None => true,
+        }
+    }
+
+    fn emit(&mut self, event: Event<'_>) {
+        if let Some(cb) = self.on_event.as_mut() {
+            cb(&event);
+        }
     }
 
     /// One loop iteration: waits at most `timeout` (and never past the next
@@ -373,7 +525,11 @@ impl Broker {
         let entry = self.conns.vacant_entry();
         let key = entry.key();
         let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self.poll.registry().register(&mut socket, Token(key), interest) {
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut socket, Token(key), interest)
+        {
             warn!("{addr}: cannot register socket: {e}");
             return;
         }
@@ -486,20 +642,29 @@ impl Broker {
             }
             (Some(sid), Packet::PubAck(pkid)) => {
                 if !self.session(sid)?.puback(pkid) {
-                    debug!("{}: PUBACK for unknown id {pkid}", self.session(sid)?.client_id);
+                    debug!(
+                        "{}: PUBACK for unknown id {pkid}",
+                        self.session(sid)?.client_id
+                    );
                 }
                 sid
             }
             (Some(sid), Packet::PubRec(pkid)) => {
                 if !self.session(sid)?.pubrec(pkid) {
-                    debug!("{}: PUBREC for unknown id {pkid}", self.session(sid)?.client_id);
+                    debug!(
+                        "{}: PUBREC for unknown id {pkid}",
+                        self.session(sid)?.client_id
+                    );
                 }
                 self.reply(key, |out| codec::encode_ack(out, codec::PUBREL, pkid));
                 sid
             }
             (Some(sid), Packet::PubComp(pkid)) => {
                 if !self.session(sid)?.pubcomp(pkid) {
-                    debug!("{}: PUBCOMP for unknown id {pkid}", self.session(sid)?.client_id);
+                    debug!(
+                        "{}: PUBCOMP for unknown id {pkid}",
+                        self.session(sid)?.client_id
+                    );
                 }
                 sid
             }
@@ -523,6 +688,17 @@ impl Broker {
         // An ack freed a slot in the in-flight window.
         self.pump(sid);
         Ok(())
+    }
+
+    fn conn_allowed(&mut self, key: usize, access: Access, t: &str) -> bool {
+        if self.authorizer.is_none() {
+            return true;
+        }
+        let Some(conn) = self.conns.get(key) else {
+            return false;
+        };
+        let (id, user) = (conn.client_id.clone(), conn.username.clone());
+        self.allowed(&id, user.as_deref(), access, t)
     }
 
     fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {
@@ -559,6 +735,22 @@ impl Broker {
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
+        if let Some(check) = self.authenticator.as_mut() {
+            let Some(conn) = self.conns.get(key) else {
+                return Ok(());
+            };
+            let decision = check(&Credentials {
+                client_id: &client_id,
+                username: c.username.as_deref(),
+                password: c.password.as_deref(),
+                addr: conn.addr,
+            });
+            match decision {
+                AuthDecision::Accept => {}
+                AuthDecision::BadCredentials => return self.refuse(key, 0x04),
+                AuthDecision::NotAuthorized => return self.refuse(key, 0x05),
+            }
+        }
         // Only now that the CONNECT passed every check: take over
         // [MQTT-3.1.4-2]. The old connection's Will is published.
         if let Some(&sid) = self.client_ids.get(&client_id) {
@@ -583,6 +775,7 @@ impl Broker {
         conn.will = c.will;
         conn.keep_alive = Duration::from_secs(c.keep_alive.into());
         conn.client_id = client_id;
+        conn.username = c.username;
         // Keep Alive may be due before the connect timeout entry.
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             if conn.timer_at.is_none_or(|t| at < t) {
@@ -604,6 +797,13 @@ impl Broker {
         mark_dirty(conn, key, &mut self.dirty);
         self.stats.clients_connected += 1;
         self.stats.connects_total += 1;
+        if let Some(cb) = self.on_event.as_mut() {
+            cb(&Event::Connected {
+                client_id: &conn.client_id,
+                addr: conn.addr,
+                username: conn.username.as_deref(),
+            });
+        }
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.conn = Some(key);
             sess.clean = c.clean_session;
@@ -679,10 +879,10 @@ impl Broker {
         // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
         let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.incoming_qos2.insert(pkid);
         if fresh {
-            if p.topic.starts_with("$SYS") {
-                // The broker's own namespace: acknowledged and dropped
-                // [MQTT-3.3.5-2], as mosquitto does.
-                debug!("dropping a client PUBLISH to {}", p.topic);
+            if p.topic.starts_with("$SYS") || !self.conn_allowed(key, Access::Publish, &p.topic) {
+                // Not allowed (or the broker's own namespace, as in
+                // mosquitto): acknowledged and dropped [MQTT-3.3.5-2].
+                debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
             } else {
                 let msg = Arc::new(Message {
                     topic: p.topic.into_boxed_str(),
@@ -739,19 +939,30 @@ impl Broker {
         if let Some((f, _)) = filters.iter().find(|(f, _)| !topic::valid_filter(f)) {
             return Err(protocol(format!("invalid topic filter {f:?}")));
         }
-        let sess = self.session(sid)?;
+        // Denied filters get 0x80 and are not subscribed [MQTT-3.8.4-5].
+        let filters: Vec<(String, Option<QoS>)> = filters
+            .into_iter()
+            .map(|(f, q)| {
+                let ok = self.conn_allowed(key, Access::Subscribe, &f);
+                (f, ok.then_some(q))
+            })
+            .collect();
         let mut codes = Vec::with_capacity(filters.len());
         for (filter, qos) in &filters {
-            sess.subscriptions.insert(filter.clone(), *qos);
-            codes.push(*qos as u8); // [MQTT-3.8.4-5], [MQTT-3.9.3-1]
-        }
-        for (filter, qos) in &filters {
-            self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
+            match qos {
+                Some(qos) => {
+                    self.session(sid)?.subscriptions.insert(filter.clone(), *qos);
+                    self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
+                    codes.push(*qos as u8); // [MQTT-3.9.3-1]
+                }
+                None => codes.push(0x80),
+            }
         }
         self.reply(key, |out| codec::encode_suback(out, pkid, &codes)); // [MQTT-3.8.4-1]
-        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
+                                                                        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
         let mut found = Vec::new();
         for (filter, qos) in &filters {
+            let Some(qos) = qos else { continue };
             self.retained.matching(filter, &mut found);
             for (msg, stored) in found.drain(..) {
                 self.deliver(sid, &msg, stored.min(*qos), true);
@@ -789,12 +1000,25 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
+        if sess.host {
+            if let Some(cb) = self.host_callbacks.get_mut(&sid) {
+                cb(&HostMessage {
+                    topic: &msg.topic,
+                    payload: &msg.payload,
+                    qos,
+                    retain,
+                });
+            }
+            return;
+        }
         let delivery = Delivery {
             msg: msg.clone(),
             qos,
             retain,
         };
-        let online = sess.conn.and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
+        let online = sess
+            .conn
+            .and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
         let Some((key, conn)) = online else {
             if qos != QoS::AtMostOnce || self.config.queue_qos0 {
                 self.enqueue(sid, delivery);
@@ -1053,15 +1277,9 @@ impl Broker {
             format!("{} ({})", conn.addr, conn.client_id)
         };
         match &reason {
-            Reason::Protocol(msg) => warn!("{who}: closed: protocol violation: {msg}"),
-            Reason::Io(e) => info!("{who}: closed: {e}"),
-            Reason::Eof => info!("{who}: closed by the client without DISCONNECT"),
-            Reason::KeepAlive => info!("{who}: closed: keep-alive timeout"),
-            Reason::ConnectTimeout => info!("{who}: closed: no CONNECT in time"),
-            Reason::TakenOver => info!("{who}: closed: client id taken over by a new connection"),
-            Reason::Disconnect => info!("{who}: disconnected"),
-            Reason::Refused(code) => info!("{who}: refused with CONNACK code {code}"),
-            Reason::Shutdown => debug!("{who}: closed for shutdown"),
+            Reason::Protocol(_) => warn!("{who}: closed: {reason}"),
+            Reason::Shutdown => debug!("{who}: closed: {reason}"),
+            _ => info!("{who}: closed: {reason}"),
         }
         // Last chance for what is queued (a refusing CONNACK, say).
         if !matches!(reason, Reason::Io(_)) {
@@ -1086,7 +1304,18 @@ impl Broker {
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10].
         if let Some(will) = conn.will.take() {
-            self.publish_will(will);
+            let user = conn.username.as_deref();
+            if self.allowed(&conn.client_id, user, Access::Publish, &will.topic) {
+                self.publish_will(will);
+            }
+        }
+        if self.on_event.is_some() {
+            let text = reason.to_string();
+            self.emit(Event::Disconnected {
+                client_id: &conn.client_id,
+                addr: conn.addr,
+                reason: &text,
+            });
         }
         if clean {
             self.drop_session(sid);
@@ -1098,7 +1327,14 @@ impl Broker {
     fn close_all(&mut self) {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for &key in &keys {
-            if let Some(will) = self.conns.get_mut(key).and_then(|c| c.will.take()) {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let Some(will) = conn.will.take() else {
+                continue;
+            };
+            let (id, user) = (conn.client_id.clone(), conn.username.clone());
+            if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
                 self.publish_will(will);
             }
         }

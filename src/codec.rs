@@ -121,8 +121,14 @@ pub enum Packet {
     PubRec(u16),
     PubRel(u16),
     PubComp(u16),
-    Subscribe { pkid: u16, filters: Vec<(String, QoS)> },
-    Unsubscribe { pkid: u16, filters: Vec<String> },
+    Subscribe {
+        pkid: u16,
+        filters: Vec<(String, QoS)>,
+    },
+    Unsubscribe {
+        pkid: u16,
+        filters: Vec<String>,
+    },
     PingReq,
     Disconnect,
 }
@@ -316,7 +322,8 @@ fn parse_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
     let will_qos = (flags >> 3) & 0x03;
     let will_retain = flags & 0x20 != 0;
     if !will_flag && (will_qos != 0 || will_retain) {
-        return Err(DecodeError::Malformed("will QoS/retain without will flag")); // [MQTT-3.1.2-11/13/15]
+        return Err(DecodeError::Malformed("will QoS/retain without will flag"));
+        // [MQTT-3.1.2-11/13/15]
     }
     let will_qos = QoS::from_u8(will_qos).ok_or(DecodeError::Malformed("will QoS 3"))?; // [MQTT-3.1.2-14]
     let has_user = flags & 0x80 != 0;
@@ -552,7 +559,17 @@ mod tests {
 
     #[test]
     fn encoded_lengths_round_trip() {
-        for len in [0, 1, 127, 128, 16_383, 16_384, 2_097_151, 2_097_152, MAX_REMAINING_LENGTH] {
+        for len in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            2_097_151,
+            2_097_152,
+            MAX_REMAINING_LENGTH,
+        ] {
             let mut out = BytesMut::new();
             out.put_u8(0x30);
             put_remaining_length(&mut out, len);
@@ -572,7 +589,10 @@ mod tests {
             let Ok(Some(Packet::Publish(p))) = decode(&mut buf, 1024, None) else {
                 panic!("no publish after joining at {cut}");
             };
-            assert_eq!((p.topic.as_str(), &p.payload[..], p.pkid), ("a/b", &b"hello"[..], 7));
+            assert_eq!(
+                (p.topic.as_str(), &p.payload[..], p.pkid),
+                ("a/b", &b"hello"[..], 7)
+            );
             assert!(p.retain && !p.dup && p.qos == QoS::AtLeastOnce);
             assert!(buf.is_empty());
         }
@@ -581,28 +601,64 @@ mod tests {
     #[test]
     fn size_limit_applies_before_the_body() {
         let mut buf = BytesMut::from(&[0x30, 0xff, 0xff, 0x7f][..]);
-        assert_eq!(decode(&mut buf, 1000, None), Err(DecodeError::TooLarge(2_097_151)));
+        assert_eq!(
+            decode(&mut buf, 1000, None),
+            Err(DecodeError::TooLarge(2_097_151))
+        );
     }
 
     #[test]
     fn rejects_bad_flags_and_types() {
-        assert!(matches!(dec(&[0x41, 2, 0, 1]), Err(DecodeError::BadFlags(_))));
-        assert!(matches!(dec(&[0x60, 2, 0, 1]), Err(DecodeError::BadFlags(_))));
-        assert!(matches!(dec(&[0x36, 5, 0, 1, b't', 0, 1]), Err(DecodeError::BadFlags(_))));
-        assert!(matches!(dec(&[0x38, 3, 0, 1, b't']), Err(DecodeError::BadFlags(_))));
-        assert!(matches!(dec(&[0xF0, 0]), Err(DecodeError::BadPacketType(15))));
-        assert!(matches!(dec(&[0x20, 2, 0, 0]), Err(DecodeError::BadPacketType(2))));
-        assert!(matches!(dec(&[0x40, 3, 0, 1, 0]), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            dec(&[0x41, 2, 0, 1]),
+            Err(DecodeError::BadFlags(_))
+        ));
+        assert!(matches!(
+            dec(&[0x60, 2, 0, 1]),
+            Err(DecodeError::BadFlags(_))
+        ));
+        assert!(matches!(
+            dec(&[0x36, 5, 0, 1, b't', 0, 1]),
+            Err(DecodeError::BadFlags(_))
+        ));
+        assert!(matches!(
+            dec(&[0x38, 3, 0, 1, b't']),
+            Err(DecodeError::BadFlags(_))
+        ));
+        assert!(matches!(
+            dec(&[0xF0, 0]),
+            Err(DecodeError::BadPacketType(15))
+        ));
+        assert!(matches!(
+            dec(&[0x20, 2, 0, 0]),
+            Err(DecodeError::BadPacketType(2))
+        ));
+        assert!(matches!(
+            dec(&[0x40, 3, 0, 1, 0]),
+            Err(DecodeError::Malformed(_))
+        ));
         assert!(matches!(dec(&[0xC0, 1, 0]), Err(DecodeError::Malformed(_))));
-        assert!(matches!(dec(&[0x82, 2, 0, 1]), Err(DecodeError::Malformed(_))));
-        assert!(matches!(dec(&[0x82, 6, 0, 0, 0, 1, b't', 1]), Err(DecodeError::ZeroPacketId)));
-        assert!(matches!(dec(&[0x82, 6, 0, 1, 0, 1, b't', 3]), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            dec(&[0x82, 2, 0, 1]),
+            Err(DecodeError::Malformed(_))
+        ));
+        assert!(matches!(
+            dec(&[0x82, 6, 0, 0, 0, 1, b't', 1]),
+            Err(DecodeError::ZeroPacketId)
+        ));
+        assert!(matches!(
+            dec(&[0x82, 6, 0, 1, 0, 1, b't', 3]),
+            Err(DecodeError::Malformed(_))
+        ));
     }
 
     #[test]
     fn rejects_bad_strings() {
         assert_eq!(dec(&[0x30, 4, 0, 2, 0xC0, 0xAF]), Err(DecodeError::BadUtf8));
-        assert_eq!(dec(&[0x30, 5, 0, 3, b'a', 0, b'b']), Err(DecodeError::BadUtf8));
+        assert_eq!(
+            dec(&[0x30, 5, 0, 3, b'a', 0, b'b']),
+            Err(DecodeError::BadUtf8)
+        );
         assert_eq!(
             dec(&[0x82, 9, 0, 1, 0, 4, b'a', 0xED, 0xA0, 0x80, 0]),
             Err(DecodeError::BadUtf8)
@@ -616,11 +672,16 @@ mod tests {
 
     #[test]
     fn connect_variants() {
-        let ok = [0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'a'];
+        let ok = [
+            0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'a',
+        ];
         let Ok(Some(Packet::Connect(c))) = dec(&ok) else {
             panic!("valid CONNECT refused");
         };
-        assert_eq!((c.level, c.client_id.as_str(), c.keep_alive), (Some(ProtocolLevel::V311), "a", 60));
+        assert_eq!(
+            (c.level, c.client_id.as_str(), c.keep_alive),
+            (Some(ProtocolLevel::V311), "a", 60)
+        );
         let mut v3 = ok;
         v3[8] = 3;
         let Ok(Some(Packet::Connect(c))) = dec(&v3) else {

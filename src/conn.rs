@@ -6,9 +6,9 @@
 //! connection costs little memory.
 
 use crate::codec::{LastWill, ProtocolLevel, Publish};
-use std::collections::VecDeque;
 use bytes::BytesMut;
 use mio::net::TcpStream;
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -42,6 +42,7 @@ pub struct Conn {
     pub level: Option<ProtocolLevel>,
     pub session: Option<usize>,
     pub client_id: String,
+    pub username: Option<String>,
     pub will: Option<LastWill>,
     pub keep_alive: Duration,
     pub accepted_at: Instant,
@@ -74,6 +75,7 @@ impl Conn {
             level: None,
             session: None,
             client_id: String::new(),
+            username: None,
             will: None,
             keep_alive: Duration::ZERO,
             accepted_at: now,

@@ -20,6 +20,7 @@ pub mod broker;
 pub mod codec;
 pub mod config;
 mod conn;
+pub mod host;
 pub mod retained;
 pub mod router;
 pub mod session;
@@ -28,3 +29,4 @@ pub mod topic;
 
 pub use broker::{Broker, ShutdownHandle, Stats};
 pub use config::Config;
+pub use host::{Access, AuthDecision, Credentials, Event, HostMessage};

@@ -1,8 +1,8 @@
 //! The `midge` binary: parses the command line and runs the library's loop.
 
 use getopts::Options;
-use midge::session::Overflow;
 use midge::config::QueueFull;
+use midge::session::Overflow;
 use midge::{Broker, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -17,10 +17,30 @@ fn options() -> Options {
         "address to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
         "ADDR",
     );
-    o.optopt("", "max-connections", "simultaneous clients, 0 = unlimited (default 0)", "N");
-    o.optopt("", "max-packet-size", "largest packet in bytes (default 268435455)", "BYTES");
-    o.optopt("", "max-inflight", "QoS 1/2 messages in flight per client (default 20)", "N");
-    o.optopt("", "max-queued", "messages queued per client (default 1000)", "N");
+    o.optopt(
+        "",
+        "max-connections",
+        "simultaneous clients, 0 = unlimited (default 0)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-packet-size",
+        "largest packet in bytes (default 268435455)",
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "max-inflight",
+        "QoS 1/2 messages in flight per client (default 20)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "max-queued",
+        "messages queued per client (default 1000)",
+        "N",
+    );
     o.optopt(
         "",
         "queue-full",
@@ -33,17 +53,43 @@ fn options() -> Options {
         "when a queue is full drop the 'newest' or 'oldest' message (default newest)",
         "POLICY",
     );
-    o.optopt("", "max-outgoing-bytes", "output buffered per client before QoS 0 is dropped (default 1048576)", "BYTES");
-    o.optopt("", "connect-timeout", "seconds a new connection has to send CONNECT (default 10)", "SECS");
-    o.optflag("", "queue-qos0", "also queue QoS 0 messages for offline persistent sessions");
-    o.optflag("", "no-zero-length-client-id", "refuse empty client ids instead of assigning one");
-    o.optflagmulti("v", "verbose", "log more (-v debug, -vv trace); RUST_LOG overrides");
+    o.optopt(
+        "",
+        "max-outgoing-bytes",
+        "output buffered per client before QoS 0 is dropped (default 1048576)",
+        "BYTES",
+    );
+    o.optopt(
+        "",
+        "connect-timeout",
+        "seconds a new connection has to send CONNECT (default 10)",
+        "SECS",
+    );
+    o.optflag(
+        "",
+        "queue-qos0",
+        "also queue QoS 0 messages for offline persistent sessions",
+    );
+    o.optflag(
+        "",
+        "no-zero-length-client-id",
+        "refuse empty client ids instead of assigning one",
+    );
+    o.optflagmulti(
+        "v",
+        "verbose",
+        "log more (-v debug, -vv trace); RUST_LOG overrides",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
 }
 
-fn number<T: std::str::FromStr>(m: &getopts::Matches, name: &str, into: &mut T) -> Result<(), String> {
+fn number<T: std::str::FromStr>(
+    m: &getopts::Matches,
+    name: &str,
+    into: &mut T,
+) -> Result<(), String> {
     if let Some(v) = m.opt_str(name) {
         *into = v
             .parse()
@@ -62,10 +108,16 @@ fn config_from(m: &getopts::Matches) -> Result<Config, String> {
     } else {
         binds
             .iter()
-            .map(|b| b.parse().map_err(|_| format!("--bind: '{b}' is not an IP address")))
+            .map(|b| {
+                b.parse()
+                    .map_err(|_| format!("--bind: '{b}' is not an IP address"))
+            })
             .collect::<Result<_, _>>()?
     };
-    c.listen = addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+    c.listen = addrs
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect();
     number(m, "max-connections", &mut c.max_connections)?;
     number(m, "max-packet-size", &mut c.max_packet_size)?;
     if c.max_packet_size > midge::codec::MAX_REMAINING_LENGTH {
@@ -106,7 +158,10 @@ fn main() -> ExitCode {
         }
     };
     if m.opt_present("help") {
-        print!("{}", opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker."));
+        print!(
+            "{}",
+            opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker.")
+        );
         return ExitCode::SUCCESS;
     }
     if m.opt_present("version") {

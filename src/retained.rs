@@ -70,7 +70,10 @@ mod tests {
         r.matching("a/+", &mut out);
         out.sort_by(|a, b| a.0.topic.cmp(&b.0.topic));
         assert_eq!(out.len(), 2);
-        assert_eq!((&out[0].0.payload[..], out[0].1), (&b"z"[..], QoS::ExactlyOnce));
+        assert_eq!(
+            (&out[0].0.payload[..], out[0].1),
+            (&b"z"[..], QoS::ExactlyOnce)
+        );
         out.clear();
         r.matching("#", &mut out);
         assert_eq!(out.len(), 2, "# does not match $SYS");

@@ -241,11 +241,17 @@ mod tests {
                 (4, QoS::AtLeastOnce)
             ]
         );
-        assert_eq!(routed(&mut r, "/x"), vec![(3, QoS::ExactlyOnce), (5, QoS::AtMostOnce)]);
+        assert_eq!(
+            routed(&mut r, "/x"),
+            vec![(3, QoS::ExactlyOnce), (5, QoS::AtMostOnce)]
+        );
         assert_eq!(routed(&mut r, "$SYS/x"), vec![]);
         assert!(r.unsubscribe(3, "#"));
         assert!(!r.unsubscribe(3, "#"));
-        assert!(!r.unsubscribe(2, "a/b"), "no wildcard matching on unsubscribe");
+        assert!(
+            !r.unsubscribe(2, "a/b"),
+            "no wildcard matching on unsubscribe"
+        );
         assert_eq!(routed(&mut r, "a/c"), vec![(2, QoS::AtLeastOnce)]);
         assert_eq!(r.len(), 4);
     }

@@ -59,6 +59,9 @@ pub enum Overflow {
 pub struct Session {
     pub client_id: String,
     pub clean: bool,
+    /// A subscription of the embedding host program: deliveries go to its
+    /// callback instead of a connection.
+    pub host: bool,
     /// The connection (slab key) this session is attached to, if online.
     pub conn: Option<usize>,
     pub subscriptions: HashMap<String, QoS>,
@@ -86,6 +89,7 @@ impl Session {
         Session {
             client_id,
             clean,
+            host: false,
             conn: None,
             subscriptions: HashMap::new(),
             inflight: VecDeque::new(),

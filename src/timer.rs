@@ -55,7 +55,10 @@ mod tests {
         t.schedule(now + Duration::from_secs(1), 2, 20);
         assert_eq!(t.next_timeout(now), Some(Duration::from_secs(1)));
         assert_eq!(t.pop_due(now), None);
-        assert_eq!(t.pop_due(now + Duration::from_secs(2)), Some((now + Duration::from_secs(1), 2, 20)));
+        assert_eq!(
+            t.pop_due(now + Duration::from_secs(2)),
+            Some((now + Duration::from_secs(1), 2, 20))
+        );
         assert_eq!(t.pop_due(now + Duration::from_secs(2)), None);
         assert_eq!(t.len(), 1);
     }

@@ -61,7 +61,11 @@ mod tests {
     fn matching_table_from_the_standard() {
         let cases = [
             ("sport/tennis/player1/#", "sport/tennis/player1", true),
-            ("sport/tennis/player1/#", "sport/tennis/player1/score/wimbledon", true),
+            (
+                "sport/tennis/player1/#",
+                "sport/tennis/player1/score/wimbledon",
+                true,
+            ),
             ("sport/#", "sport", true),
             ("#", "a/b/c", true),
             ("sport/tennis/+", "sport/tennis/player1/ranking", false),
@@ -90,7 +94,9 @@ mod tests {
 
     #[test]
     fn filter_syntax() {
-        for ok in ["#", "a/#", "+", "+/x/#", "a/+/c", "/", "a//b", "$SYS/#", "+/+"] {
+        for ok in [
+            "#", "a/#", "+", "+/x/#", "a/+/c", "/", "a//b", "$SYS/#", "+/+",
+        ] {
             assert!(valid_filter(ok), "{ok}");
         }
         for bad in ["", "a#", "a/#/b", "a/b+", "+a", "#/a", "a/+b/c", "##"] {

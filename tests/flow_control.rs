@@ -36,7 +36,14 @@ fn start_publishers(addr: std::net::SocketAddr) -> Vec<Raw> {
             let mut burst = Vec::new();
             for seq in 1..=PER_PUBLISHER {
                 let payload = format!("{i}:{seq}");
-                burst.extend(publish_packet("t", payload.as_bytes(), 1, seq, false, false));
+                burst.extend(publish_packet(
+                    "t",
+                    payload.as_bytes(),
+                    1,
+                    seq,
+                    false,
+                    false,
+                ));
             }
             p.send(&burst);
             p
@@ -65,7 +72,10 @@ fn full_queue_pauses_publishers_and_loses_nothing() {
     // and the publishers stop being acknowledged (they are paused).
     let acked: usize = pubs.iter_mut().map(pubacks_until_pingresp).sum();
     let total = PUBLISHERS * PER_PUBLISHER as usize;
-    assert!(acked < total / 2, "{acked} of {total} acknowledged while the subscriber was stalled");
+    assert!(
+        acked < total / 2,
+        "{acked} of {total} acknowledged while the subscriber was stalled"
+    );
     // Once it reads, everything arrives, once, in order per publisher.
     let got = drain(&mut sub, total);
     for i in 0..PUBLISHERS {
@@ -74,7 +84,11 @@ fn full_queue_pauses_publishers_and_loses_nothing() {
             .filter_map(|p| p.strip_prefix(&format!("{i}:")))
             .map(|s| s.parse().unwrap())
             .collect();
-        assert_eq!(seqs, (1..=PER_PUBLISHER).collect::<Vec<_>>(), "publisher {i}");
+        assert_eq!(
+            seqs,
+            (1..=PER_PUBLISHER).collect::<Vec<_>>(),
+            "publisher {i}"
+        );
     }
     sub.expect_silence(Duration::from_millis(200));
     for (i, p) in pubs.iter_mut().enumerate() {
@@ -95,7 +109,14 @@ fn stalled_subscriber_does_not_block_unrelated_topics() {
     other_sub.subscribe(1, &[("u", 1)]);
     let (mut other_pub, _) = Raw::mqtt(b.addr, "other-pub", true);
     for seq in 1..=100u16 {
-        other_pub.send(&publish_packet("u", &seq.to_be_bytes(), 1, seq, false, false));
+        other_pub.send(&publish_packet(
+            "u",
+            &seq.to_be_bytes(),
+            1,
+            seq,
+            false,
+            false,
+        ));
         other_pub.expect(&[0x40, 0x02, (seq >> 8) as u8, seq as u8]);
         let m = other_sub.read_publish();
         assert_eq!(m.payload, seq.to_be_bytes());

@@ -10,5 +10,8 @@ fn pub_sub_qos1_round_trip() {
     publ.send(&publish_packet("a/b", b"hi", 1, 7, false, false));
     publ.expect(&[0x40, 2, 0, 7]);
     let p = sub.read_publish();
-    assert_eq!((p.topic.as_str(), &p.payload[..], p.qos, p.dup), ("a/b", &b"hi"[..], 1, false));
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..], p.qos, p.dup),
+        ("a/b", &b"hi"[..], 1, false)
+    );
 }

@@ -129,7 +129,10 @@ impl Raw {
                 Ok(n) => panic!("expected close, got bytes {:02x?}", &buf[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
                 Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-                    assert!(Instant::now() < deadline, "connection not closed within {WAIT:?}");
+                    assert!(
+                        Instant::now() < deadline,
+                        "connection not closed within {WAIT:?}"
+                    );
                 }
                 Err(e) => panic!("unexpected error {e}"),
             }
@@ -199,7 +202,8 @@ pub fn connect_with_will(
     will_qos: u8,
     will_retain: bool,
 ) -> Vec<u8> {
-    let flags = (if clean { 2 } else { 0 }) | 4 | (will_qos << 3) | if will_retain { 0x20 } else { 0 };
+    let flags =
+        (if clean { 2 } else { 0 }) | 4 | (will_qos << 3) | if will_retain { 0x20 } else { 0 };
     let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags];
     body.extend_from_slice(&keep_alive.to_be_bytes());
     put_str(&mut body, client_id.as_bytes());
@@ -208,7 +212,14 @@ pub fn connect_with_will(
     packet(0x10, &body)
 }
 
-pub fn publish_packet(topic: &str, payload: &[u8], qos: u8, pkid: u16, retain: bool, dup: bool) -> Vec<u8> {
+pub fn publish_packet(
+    topic: &str,
+    payload: &[u8],
+    qos: u8,
+    pkid: u16,
+    retain: bool,
+    dup: bool,
+) -> Vec<u8> {
     let first = 0x30 | (qos << 1) | retain as u8 | if dup { 8 } else { 0 };
     let mut body = Vec::new();
     put_str(&mut body, topic.as_bytes());
