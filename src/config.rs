@@ -48,6 +48,8 @@ pub struct Config {
     pub allow_zero_length_client_id: bool,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
+    /// A `listener` option was given: it replaces the default address.
+    listener_set: bool,
 }
 
 impl Default for Config {
@@ -64,6 +66,141 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             allow_zero_length_client_id: true,
             queue_qos0: false,
+            listener_set: false,
         }
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{key}: '{value}' is not a valid value"))
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+    match value.trim() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(format!("{key}: '{value}' is not true or false")),
+    }
+}
+
+impl Config {
+    /// Sets one option by name from text, with mosquitto's option names
+    /// where mosquitto has the option (`port`, `bind_address`,
+    /// `listener PORT [ADDRESS]`, `max_connections`, `max_inflight_messages`,
+    /// `max_queued_messages`, `message_size_limit`, `queue_qos0_messages`,
+    /// `allow_zero_length_clientid`) and midge's own names for the rest
+    /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
+    /// `queue_overflow`). The C API and config files use this.
+    ///
+    /// `port` and `bind_address` change the first listen address;
+    /// `listener` adds one (the first `listener` replaces the default).
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let v = value.trim();
+        match key {
+            "port" => {
+                let port: u16 = parse(key, v)?;
+                self.first_listener().set_port(port);
+            }
+            "bind_address" => {
+                let ip: std::net::IpAddr = parse(key, v)?;
+                self.first_listener().set_ip(ip);
+            }
+            "listener" => {
+                let mut parts = v.split_whitespace();
+                let port: u16 = parse(key, parts.next().unwrap_or(""))?;
+                let ip: std::net::IpAddr = match parts.next() {
+                    Some(a) => parse(key, a)?,
+                    None => std::net::IpAddr::from([0, 0, 0, 0]),
+                };
+                if !self.listener_set {
+                    self.listen.clear();
+                    self.listener_set = true;
+                }
+                self.listen.push(SocketAddr::new(ip, port));
+            }
+            "max_connections" => {
+                // mosquitto uses -1 for unlimited.
+                let n: i64 = parse(key, v)?;
+                self.max_connections = usize::try_from(n).unwrap_or(0);
+            }
+            "max_inflight_messages" => {
+                let n: usize = parse(key, v)?;
+                if n == 0 || n > 65_535 {
+                    return Err(format!("{key}: between 1 and 65535"));
+                }
+                self.max_inflight = n;
+            }
+            "max_queued_messages" => self.max_queued = parse(key, v)?,
+            "message_size_limit" => {
+                let n: usize = parse(key, v)?;
+                if n > MAX_REMAINING_LENGTH {
+                    return Err(format!("{key}: at most {MAX_REMAINING_LENGTH}"));
+                }
+                // mosquitto: 0 means no limit beyond the protocol's.
+                self.max_packet_size = if n == 0 { MAX_REMAINING_LENGTH } else { n };
+            }
+            "max_outgoing_bytes" => self.max_outgoing_bytes = parse(key, v)?,
+            "connect_timeout" => {
+                let secs: u64 = parse(key, v)?;
+                self.connect_timeout = Duration::from_secs(secs.max(1));
+            }
+            "queue_full" => {
+                self.queue_full = match v {
+                    "block" => QueueFull::Block,
+                    "drop" => QueueFull::Drop,
+                    _ => return Err(format!("{key}: 'block' or 'drop', not '{v}'")),
+                }
+            }
+            "queue_overflow" => {
+                self.queue_overflow = match v {
+                    "newest" => Overflow::DropNewest,
+                    "oldest" => Overflow::DropOldest,
+                    _ => return Err(format!("{key}: 'newest' or 'oldest', not '{v}'")),
+                }
+            }
+            "queue_qos0_messages" => self.queue_qos0 = parse_bool(key, v)?,
+            "allow_zero_length_clientid" => self.allow_zero_length_client_id = parse_bool(key, v)?,
+            _ => return Err(format!("unknown option '{key}'")),
+        }
+        Ok(())
+    }
+
+    fn first_listener(&mut self) -> &mut SocketAddr {
+        if self.listen.is_empty() {
+            self.listen.push(SocketAddr::from(([127, 0, 0, 1], 1883)));
+        }
+        &mut self.listen[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_by_name() {
+        let mut c = Config::default();
+        c.set("port", "1884").unwrap();
+        c.set("bind_address", "0.0.0.0").unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:1884".parse().unwrap()]);
+        c.set("max_connections", "-1").unwrap();
+        assert_eq!(c.max_connections, 0);
+        c.set("max_inflight_messages", "5").unwrap();
+        c.set("message_size_limit", "0").unwrap();
+        assert_eq!(c.max_packet_size, MAX_REMAINING_LENGTH);
+        c.set("queue_full", "drop").unwrap();
+        assert_eq!(c.queue_full, QueueFull::Drop);
+        c.set("listener", "1900 127.0.0.1").unwrap();
+        c.set("listener", "1901").unwrap();
+        assert_eq!(
+            c.listen,
+            vec!["127.0.0.1:1900".parse().unwrap(), "0.0.0.0:1901".parse().unwrap()]
+        );
+        assert!(c.set("max_inflight_messages", "0").is_err());
+        assert!(c.set("queue_full", "maybe").is_err());
+        assert!(c.set("no_such_option", "1").unwrap_err().contains("unknown option"));
     }
 }

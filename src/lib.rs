@@ -17,6 +17,7 @@
 //! (per-client state), [`retained`], [`config`], and [`broker`] (the loop).
 
 pub mod broker;
+pub mod capi;
 pub mod codec;
 pub mod config;
 mod conn;

@@ -116,7 +116,10 @@ impl Mq {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.events.recv_timeout(left) {
             Ok(Ev::Event(e)) => e,
-            Ok(Ev::Error(e)) => panic!("{}: connection error while waiting for {what}: {e}", self.name),
+            Ok(Ev::Error(e)) => panic!(
+                "{}: connection error while waiting for {what}: {e}",
+                self.name
+            ),
             Err(RecvTimeoutError::Timeout) => {
                 panic!("{}: no {what} within {WAIT:?}", self.name)
             }
@@ -143,7 +146,9 @@ impl Mq {
 
     /// Subscribes and asserts the SUBACK grants `q`.
     fn subscribe(&mut self, filter: &str, q: u8) {
-        self.client.subscribe(filter, qos(q)).expect("subscribe request");
+        self.client
+            .subscribe(filter, qos(q))
+            .expect("subscribe request");
         let codes = self.wait_for("SUBACK", |e| match e {
             Event::Incoming(Packet::SubAck(s)) => Some(s.return_codes.clone()),
             _ => None,
@@ -404,7 +409,12 @@ fn retained_message_set_replace_and_late_subscriber_gets_it_with_retain_flag() {
     let mut got: Vec<(String, Vec<u8>, u8, bool)> = (0..2)
         .map(|_| {
             let p = wild.next_publish();
-            (p.topic.clone(), p.payload.to_vec(), qos_num(p.qos), p.retain)
+            (
+                p.topic.clone(),
+                p.payload.to_vec(),
+                qos_num(p.qos),
+                p.retain,
+            )
         })
         .collect();
     got.sort();
@@ -468,7 +478,13 @@ fn will_is_published_when_client_vanishes() {
     // Exactly once: the next message is the control.
     let mut publ = Mq::connect(b.addr, "pub");
     publ.publish("e2e/will/control", 1, false, b"control");
-    assert_publish(&watcher.next_publish(), "e2e/will/control", b"control", 1, false);
+    assert_publish(
+        &watcher.next_publish(),
+        "e2e/will/control",
+        b"control",
+        1,
+        false,
+    );
 }
 
 // [MQTT-3.1.2-17] [MQTT-3.3.1-8]: a Will with Will Retain 1 becomes the
@@ -497,7 +513,13 @@ fn retained_will_reaches_a_later_subscriber() {
     // Once stored, a fresh subscriber certainly gets it as retained.
     let mut fresh = Mq::connect(b.addr, "fresh");
     fresh.subscribe("e2e/status/sensor", 1);
-    assert_publish(&fresh.next_publish(), "e2e/status/sensor", b"offline", 1, true);
+    assert_publish(
+        &fresh.next_publish(),
+        "e2e/status/sensor",
+        b"offline",
+        1,
+        true,
+    );
 }
 
 // [MQTT-3.14.4-3] [MQTT-3.1.2-10]: after a clean DISCONNECT the Will is
@@ -522,7 +544,13 @@ fn will_is_not_published_after_clean_disconnect() {
 
     let mut publ = Mq::connect(b.addr, "pub");
     publ.publish("e2e/will/control", 1, false, b"control");
-    assert_publish(&watcher.next_publish(), "e2e/will/control", b"control", 1, false);
+    assert_publish(
+        &watcher.next_publish(),
+        "e2e/will/control",
+        b"control",
+        1,
+        false,
+    );
 }
 
 // [MQTT-3.1.2-4] [MQTT-3.1.2-5] [MQTT-3.2.2-2] [MQTT-4.4.0-1]: a persistent
@@ -550,7 +578,13 @@ fn persistent_session_receives_qos1_and_qos2_published_while_offline() {
     assert!(sub.session_present, "reconnect: Session Present 1");
     assert_publish(&sub.next_publish(), "e2e/p/one", b"first, QoS 1", 1, false);
     assert_publish(&sub.next_publish(), "e2e/p/two", b"second, QoS 2", 2, false);
-    assert_publish(&sub.next_publish(), "e2e/p/three", b"third, QoS 1", 1, false);
+    assert_publish(
+        &sub.next_publish(),
+        "e2e/p/three",
+        b"third, QoS 1",
+        1,
+        false,
+    );
 
     // The subscription survived without a new SUBSCRIBE, and nothing else
     // (the QoS 0 message) was queued ahead of this live one.
@@ -567,7 +601,13 @@ fn persistent_session_receives_qos1_and_qos2_published_while_offline() {
     publ.publish("e2e/p/after-crash", 2, false, b"after crash");
     let mut sub = Mq::connect_with(o);
     assert!(sub.session_present);
-    assert_publish(&sub.next_publish(), "e2e/p/after-crash", b"after crash", 2, false);
+    assert_publish(
+        &sub.next_publish(),
+        "e2e/p/after-crash",
+        b"after crash",
+        2,
+        false,
+    );
 }
 
 // [MQTT-3.1.2-6] [MQTT-3.2.2-1]: reconnecting with CleanSession 1 discards
