@@ -1052,20 +1052,21 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        let full = sess.queue.len() >= self.config.max_queued;
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        let full = sess.queue_full(delivery.msg.payload.len(), max, max_bytes);
         // Retained copies for a new subscription are bounded by the retained
         // store and never dropped; an online subscriber's full queue pauses
         // the publisher instead of dropping what it was promised.
         if full && sess.conn.is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
-                sess.queue.push_back(delivery);
+                sess.push(delivery);
             }
             return;
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        if !sess.enqueue(delivery, self.config.max_queued, self.config.queue_overflow) {
+        if !sess.enqueue(delivery, max, max_bytes, self.config.queue_overflow) {
             self.stats.dropped_queue_full += 1;
             if !sess.drop_logged {
                 sess.drop_logged = true;
@@ -1169,7 +1170,7 @@ impl Broker {
             if front.qos != QoS::AtMostOnce && sess.inflight.len() >= self.config.max_inflight {
                 break;
             }
-            let Some(d) = sess.queue.pop_front() else {
+            let Some(d) = sess.pop() else {
                 break;
             };
             if d.qos == QoS::AtMostOnce {
@@ -1185,7 +1186,8 @@ impl Broker {
         if wrote {
             mark_dirty(conn, key, &mut self.dirty);
         }
-        if !sess.waiters.is_empty() && sess.queue.len() < self.config.max_queued {
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        if !sess.waiters.is_empty() && !sess.queue_full(0, max, max_bytes) {
             self.wake_waiters(sid);
         }
     }

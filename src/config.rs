@@ -48,6 +48,22 @@ pub struct Config {
     pub allow_zero_length_client_id: bool,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
+    /// Payload bytes queued per session (0: no limit besides
+    /// `max_queued`; mosquitto `max_queued_bytes`).
+    pub max_queued_bytes: usize,
+    /// Longest Keep Alive accepted; a CONNECT asking for more (or for 0,
+    /// "never") is refused with CONNACK 2, as mosquitto does for MQTT 3.x.
+    /// 0 accepts any.
+    pub max_keepalive: u16,
+    /// Whether clients without a user name may connect. `None`: yes, unless
+    /// a password file is set.
+    pub allow_anonymous: Option<bool>,
+    /// mosquitto-format password file (`mosquitto_passwd`, `midge-passwd`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// mosquitto-format ACL file.
+    pub acl_file: Option<std::path::PathBuf>,
+    /// How often `$SYS/broker/...` statistics are published (zero: never).
+    pub sys_interval: Duration,
     /// A `listener` option was given: it replaces the default address.
     listener_set: bool,
 }
@@ -66,6 +82,12 @@ impl Default for Config {
             connect_timeout: Duration::from_secs(10),
             allow_zero_length_client_id: true,
             queue_qos0: false,
+            max_queued_bytes: 0,
+            max_keepalive: 0,
+            allow_anonymous: None,
+            password_file: None,
+            acl_file: None,
+            sys_interval: Duration::from_secs(10),
             listener_set: false,
         }
     }
@@ -93,7 +115,9 @@ impl Config {
     /// `max_queued_messages`, `message_size_limit`, `queue_qos0_messages`,
     /// `allow_zero_length_clientid`) and midge's own names for the rest
     /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
-    /// `queue_overflow`). The C API and config files use this.
+    /// `queue_overflow`); also `max_queued_bytes`, `max_keepalive`,
+    /// `max_packet_size`, `allow_anonymous`, `password_file`, `acl_file`,
+    /// `sys_interval`. The C API and config files use this.
     ///
     /// `port` and `bind_address` change the first listen address;
     /// `listener` adds one (the first `listener` replaces the default).
@@ -162,6 +186,17 @@ impl Config {
                 }
             }
             "queue_qos0_messages" => self.queue_qos0 = parse_bool(key, v)?,
+            "max_queued_bytes" => self.max_queued_bytes = parse(key, v)?,
+            "max_keepalive" => self.max_keepalive = parse(key, v)?,
+            "allow_anonymous" => self.allow_anonymous = Some(parse_bool(key, v)?),
+            "password_file" => self.password_file = Some(v.into()),
+            "acl_file" => self.acl_file = Some(v.into()),
+            "sys_interval" => self.sys_interval = Duration::from_secs(parse(key, v)?),
+            "max_packet_size" => {
+                // mosquitto's max_packet_size counts the whole packet.
+                let n: usize = parse(key, v)?;
+                self.max_packet_size = n.clamp(2, MAX_REMAINING_LENGTH + 5) - 2;
+            }
             "allow_zero_length_clientid" => self.allow_zero_length_client_id = parse_bool(key, v)?,
             _ => return Err(format!("unknown option '{key}'")),
         }

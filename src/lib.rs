@@ -16,9 +16,11 @@
 //! filters, matching), [`router`] (subscription table), [`session`]
 //! (per-client state), [`retained`], [`config`], and [`broker`] (the loop).
 
+pub mod auth;
 pub mod broker;
 pub mod capi;
 pub mod codec;
+pub mod conffile;
 pub mod config;
 mod conn;
 pub mod host;

@@ -74,6 +74,8 @@ pub struct Session {
     /// only the id is kept) [MQTT-4.3.3-2].
     pub incoming_qos2: HashSet<u16>,
     next_pkid: u16,
+    /// Payload bytes in `queue`.
+    pub queued_bytes: usize,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
     /// Connections (key, serial) whose PUBLISHes wait for this queue to
@@ -96,6 +98,7 @@ impl Session {
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             next_pkid: 0,
+            queued_bytes: 0,
             dropped: 0,
             waiters: Vec::new(),
             drop_logged: false,
@@ -154,17 +157,41 @@ impl Session {
         }
     }
 
-    /// Queues a delivery behind the in-flight window, bounded by `limit`.
-    /// Returns false if a message was dropped to respect the bound.
-    pub fn enqueue(&mut self, d: Delivery, limit: usize, overflow: Overflow) -> bool {
-        if self.queue.len() < limit {
-            self.queue.push_back(d);
+    /// True if one more message of `len` payload bytes would exceed the
+    /// queue's bounds (`max_bytes` 0: no byte bound).
+    pub fn queue_full(&self, len: usize, max: usize, max_bytes: usize) -> bool {
+        self.queue.len() >= max || (max_bytes > 0 && self.queued_bytes + len > max_bytes)
+    }
+
+    /// Appends to the queue without checking its bounds.
+    pub fn push(&mut self, d: Delivery) {
+        self.queued_bytes += d.msg.payload.len();
+        self.queue.push_back(d);
+    }
+
+    /// Takes the oldest queued message.
+    pub fn pop(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.msg.payload.len();
+        Some(d)
+    }
+
+    /// Queues a delivery behind the in-flight window within the bounds.
+    /// Returns false if a message was dropped to respect them.
+    pub fn enqueue(&mut self, d: Delivery, max: usize, max_bytes: usize, overflow: Overflow) -> bool {
+        let len = d.msg.payload.len();
+        if !self.queue_full(len, max, max_bytes) {
+            self.push(d);
             return true;
         }
         self.dropped += 1;
-        if overflow == Overflow::DropOldest && limit > 0 {
-            self.queue.pop_front();
-            self.queue.push_back(d);
+        if overflow == Overflow::DropOldest {
+            while !self.queue.is_empty() && self.queue_full(len, max, max_bytes) {
+                self.pop();
+            }
+            if !self.queue_full(len, max, max_bytes) {
+                self.push(d);
+            }
         }
         false
     }
@@ -220,9 +247,9 @@ mod tests {
     #[test]
     fn queue_bound_and_overflow_policies() {
         let mut s = Session::new("c".into(), false);
-        assert!(s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropNewest));
-        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropNewest));
-        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, Overflow::DropOldest));
+        assert!(s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropNewest));
+        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropNewest));
+        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropOldest));
         assert_eq!((s.queue.len(), s.dropped), (1, 2));
     }
 }

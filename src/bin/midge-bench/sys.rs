@@ -49,7 +49,7 @@ pub fn ensure_files(needed: u64) -> Result<(), String> {
     let Some((soft, hard)) = nofile() else {
         return Ok(()); // not Linux-like; let connect() tell
     };
-    let enough = |l: Option<u64>| l.map_or(true, |l| l >= needed);
+    let enough = |l: Option<u64>| l.is_none_or(|l| l >= needed);
     if enough(soft) {
         return Ok(());
     }

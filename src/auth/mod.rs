@@ -1,0 +1,1 @@
+//! Users and access control from mosquitto-format files.

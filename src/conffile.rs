@@ -1,0 +1,170 @@
+//! Configuration files in mosquitto.conf's format: one `key value` per line,
+//! `#` comments, several `listener PORT [ADDRESS]` lines.
+//!
+//! Options midge implements are applied with [`Config::set`] (same names as
+//! mosquitto). Options that only tune mosquitto's internals are accepted
+//! with a warning naming the line. Anything else is an error with the line
+//! number: an ignored option could silently change security.
+
+use crate::config::Config;
+use std::path::{Path, PathBuf};
+
+/// Where the binary sends its log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LogDest {
+    #[default]
+    Stderr,
+    Stdout,
+    File(PathBuf),
+}
+
+/// Settings for the binary rather than the broker library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessSettings {
+    pub log_dest: LogDest,
+    /// From `log_type` lines: the most verbose type named, or `off` for
+    /// `none`. `None` when the file has no `log_type`.
+    pub log_level: Option<log::LevelFilter>,
+    pub pid_file: Option<PathBuf>,
+    /// Warnings to log once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+/// mosquitto options that tune its own internals or features midge does
+/// differently; accepted with a warning.
+const TUNING_ONLY: &[(&str, &str)] = &[
+    ("autosave_interval", "midge does not snapshot its state"),
+    ("autosave_on_changes", "midge does not snapshot its state"),
+    ("persistence_file", "midge does not snapshot its state"),
+    ("retry_interval", "MQTT 3.1.1 resends only on reconnect"),
+    ("store_clean_interval", "no such store in midge"),
+    ("set_tcp_nodelay", "midge always sets TCP_NODELAY"),
+    ("upgrade_outgoing_qos", "midge never upgrades QoS"),
+    ("allow_duplicate_messages", "midge delivers one copy per client"),
+    ("log_timestamp", "midge always timestamps its log"),
+    ("log_timestamp_format", "midge always timestamps its log"),
+    ("connection_messages", "midge always logs connections at info level"),
+    ("per_listener_settings", "midge's settings are global"),
+    ("check_retain_source", "not applicable to midge"),
+    ("memory_limit", "bound memory with max_queued_messages and max_outgoing_bytes"),
+    ("user", "run midge as the user you want (systemd User=)"),
+    ("persistent_client_expiration", "midge keeps offline sessions until they reconnect clean"),
+    ("websockets_log_level", "midge has no WebSocket listener"),
+];
+
+fn level_of(log_type: &str) -> Option<log::LevelFilter> {
+    use log::LevelFilter::*;
+    Some(match log_type {
+        "none" => Off,
+        "error" => Error,
+        "warning" => Warn,
+        "notice" | "information" | "subscribe" | "unsubscribe" => Info,
+        "debug" | "all" => Debug,
+        "websockets" => Off,
+        _ => return None,
+    })
+}
+
+/// Applies a configuration file's text to `config`.
+pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String> {
+    let mut out = ProcessSettings::default();
+    for (n, raw) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once(char::is_whitespace) {
+            Some((k, v)) => (k, v.trim()),
+            None => (line, ""),
+        };
+        let at = |msg: String| format!("line {line_no}: {msg}");
+        if let Some((_, why)) = TUNING_ONLY.iter().find(|(k, _)| *k == key) {
+            out.warnings
+                .push(format!("line {line_no}: '{key}' ignored: {why}"));
+            continue;
+        }
+        match key {
+            "log_dest" => {
+                let mut parts = value.split_whitespace();
+                out.log_dest = match (parts.next(), parts.next()) {
+                    (Some("stderr"), None) => LogDest::Stderr,
+                    (Some("stdout"), None) => LogDest::Stdout,
+                    (Some("file"), Some(path)) => LogDest::File(path.into()),
+                    (Some("syslog") | Some("topic") | Some("dlt"), _) => {
+                        out.warnings.push(at(format!(
+                            "log_dest {value} is not supported; logging to stderr"
+                        )));
+                        LogDest::Stderr
+                    }
+                    _ => return Err(at(format!("log_dest: cannot use '{value}'"))),
+                };
+            }
+            "log_type" => {
+                let level = level_of(value).ok_or_else(|| at(format!("unknown log_type '{value}'")))?;
+                out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
+            }
+            "pid_file" => out.pid_file = Some(value.into()),
+            "persistence" => {
+                if value == "true" {
+                    out.warnings.push(at(
+                        "persistence is not implemented yet: sessions and retained messages \
+                         are kept in memory only and lost on restart"
+                            .into(),
+                    ));
+                }
+            }
+            "persistence_location" => {}
+            "include_dir" => return Err(at("include_dir is not supported".into())),
+            _ => config.set(key, value).map_err(at)?,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and applies a configuration file.
+pub fn load(path: &Path, config: &mut Config) -> Result<ProcessSettings, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    parse(&text, config).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typical_pi_config() {
+        let text = "\
+# midge on a Pi
+listener 1883 0.0.0.0
+listener 8883
+max_connections 500
+max_inflight_messages 10
+max_queued_messages 200
+message_size_limit 1048576
+autosave_interval 1800
+log_dest file /var/log/midge.log
+log_type error
+log_type warning
+sys_interval 30
+";
+        let mut c = Config::default();
+        let p = parse(text, &mut c).unwrap();
+        assert_eq!(c.listen.len(), 2);
+        assert_eq!((c.max_connections, c.max_inflight, c.max_queued), (500, 10, 200));
+        assert_eq!(c.max_packet_size, 1_048_576);
+        assert_eq!(p.log_dest, LogDest::File("/var/log/midge.log".into()));
+        assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
+    }
+
+    #[test]
+    fn unknown_options_are_errors_with_the_line() {
+        let mut c = Config::default();
+        let e = parse("port 1883\n\ncertfile /etc/x.pem\n", &mut c).unwrap_err();
+        assert!(e.starts_with("line 3: unknown option 'certfile'"), "{e}");
+        let e = parse("max_inflight_messages lots\n", &mut c).unwrap_err();
+        assert!(e.starts_with("line 1: max_inflight_messages"), "{e}");
+    }
+}
