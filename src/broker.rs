@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
+const HANGUP: Token = Token(usize::MAX - 2);
 /// Listener `i` has token `LISTENER_BASE - i`; client tokens are slab keys,
 /// far below.
-const LISTENER_BASE: usize = usize::MAX - 2;
+const LISTENER_BASE: usize = usize::MAX - 3;
 const MAX_LISTENERS: usize = 64;
 /// Bytes read from one connection before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
@@ -147,6 +148,13 @@ pub struct Broker {
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     signals: Option<mio::net::UnixStream>,
+    hangup: Option<mio::net::UnixStream>,
+    started: Instant,
+    /// When `$SYS` is next published, and what was published last (only
+    /// changed values are sent again).
+    sys_next: Option<Instant>,
+    sys_last: HashMap<&'static str, String>,
+    clients_maximum: usize,
     /// Connections with output to write at the end of this iteration.
     dirty: Vec<usize>,
     /// Connections whose read budget ran out: read again next iteration.
@@ -178,6 +186,7 @@ impl Broker {
                 format!("between 1 and {MAX_LISTENERS} listen addresses are needed"),
             ));
         }
+        let sys_next = (!config.sys_interval.is_zero()).then(Instant::now);
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -204,6 +213,11 @@ impl Broker {
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
             signals: None,
+            hangup: None,
+            started: Instant::now(),
+            sys_next,
+            sys_last: HashMap::new(),
+            clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
             routes: Vec::new(),
@@ -264,21 +278,26 @@ impl Broker {
         }
     }
 
-    /// Stops the loop on SIGINT and SIGTERM. The handler only writes a byte
-    /// to a pipe that the loop watches, so nothing runs in signal context.
+    /// Stops the loop on SIGINT and SIGTERM, and reloads the password and
+    /// ACL files on SIGHUP. The handlers only write a byte to a pipe that
+    /// the loop watches, so nothing runs in signal context.
     pub fn handle_signals(&mut self) -> io::Result<()> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        self.signals = Some(self.signal_pipe(&[SIGINT, SIGTERM], SIGNALS)?);
+        self.hangup = Some(self.signal_pipe(&[SIGHUP], HANGUP)?);
+        Ok(())
+    }
+
+    fn signal_pipe(&self, signals: &[i32], token: Token) -> io::Result<mio::net::UnixStream> {
         let (rx, tx) = std::os::unix::net::UnixStream::pair()?;
         rx.set_nonblocking(true)?;
         tx.set_nonblocking(true)?;
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        for &sig in signals {
             signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
         }
         let mut rx = mio::net::UnixStream::from_std(rx);
-        self.poll
-            .registry()
-            .register(&mut rx, SIGNALS, Interest::READABLE)?;
-        self.signals = Some(rx);
-        Ok(())
+        self.poll.registry().register(&mut rx, token, Interest::READABLE)?;
+        Ok(rx)
     }
 
     /// When the loop next has timed work to do (a keep-alive or connect
@@ -286,10 +305,10 @@ impl Broker {
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
         let timer = self.timers.next_timeout(now).map(|d| now + d);
-        let soonest = match (timer, self.accept_paused_until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let soonest = [timer, self.accept_paused_until, self.sys_next]
+            .into_iter()
+            .flatten()
+            .min();
         if self.pending_reads.is_empty() {
             soonest
         } else {
@@ -463,7 +482,18 @@ impl Broker {
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
         match token {
             WAKER => {}
-            SIGNALS => self.drain_signals(),
+            SIGNALS => {
+                if drain(self.signals.as_mut()) {
+                    info!("signal received: shutting down");
+                    self.shutdown.store(true, Ordering::SeqCst);
+                }
+            }
+            HANGUP => {
+                if drain(self.hangup.as_mut()) {
+                    info!("SIGHUP received: reloading");
+                    self.reload();
+                }
+            }
             Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),
             Token(key) => {
                 if writable {
@@ -478,14 +508,49 @@ impl Broker {
         }
     }
 
-    fn drain_signals(&mut self) {
-        let Some(rx) = self.signals.as_mut() else {
-            return;
-        };
-        let mut buf = [0u8; 64];
-        while matches!(rx.read(&mut buf), Ok(n) if n > 0) {}
-        info!("signal received: shutting down");
-        self.shutdown.store(true, Ordering::SeqCst);
+    /// Reloads what can change without a restart (password and ACL files).
+    pub fn reload(&mut self) {}
+
+    // ---------------------------------------------------------------- $SYS
+
+    /// Publishes changed `$SYS/broker/...` values (mosquitto's topic names),
+    /// retained, QoS 0.
+    fn publish_sys(&mut self) {
+        let s = self.stats();
+        let host_subs = self.host_callbacks.len();
+        let offline = s.sessions.saturating_sub(s.clients_connected + host_subs);
+        let values: [(&'static str, String); 15] = [
+            ("$SYS/broker/version", format!("midge version {}", env!("CARGO_PKG_VERSION"))),
+            ("$SYS/broker/uptime", format!("{} seconds", self.started.elapsed().as_secs())),
+            ("$SYS/broker/clients/connected", s.clients_connected.to_string()),
+            ("$SYS/broker/clients/disconnected", offline.to_string()),
+            ("$SYS/broker/clients/total", (s.clients_connected + offline).to_string()),
+            ("$SYS/broker/clients/maximum", self.clients_maximum.to_string()),
+            ("$SYS/broker/messages/received", s.messages_received.to_string()),
+            ("$SYS/broker/messages/sent", s.messages_sent.to_string()),
+            (
+                "$SYS/broker/publish/messages/dropped",
+                (s.dropped_qos0 + s.dropped_queue_full).to_string(),
+            ),
+            ("$SYS/broker/bytes/received", s.bytes_received.to_string()),
+            ("$SYS/broker/bytes/sent", s.bytes_sent.to_string()),
+            ("$SYS/broker/subscriptions/count", s.subscriptions.to_string()),
+            ("$SYS/broker/retained messages/count", s.retained.to_string()),
+            ("$SYS/broker/memory/rss", rss_bytes().unwrap_or(0).to_string()),
+            ("$SYS/broker/connections/sockets", s.sockets.to_string()),
+        ];
+        for (topic, value) in values {
+            if self.sys_last.get(topic) == Some(&value) {
+                continue;
+            }
+            let msg = Arc::new(Message {
+                topic: topic.into(),
+                payload: bytes::Bytes::copy_from_slice(value.as_bytes()),
+            });
+            self.retained.set(&msg, QoS::AtMostOnce);
+            self.route(&msg, QoS::AtMostOnce);
+            self.sys_last.insert(topic, value);
+        }
     }
 
     // ------------------------------------------------------------ accepting
@@ -724,6 +789,11 @@ impl Broker {
                 return Err(protocol("invalid Will topic")); // [MQTT-3.1.4-1]
             }
         }
+        let max_ka = self.config.max_keepalive;
+        if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
+            // MQTT 3.x cannot tell the client a keep-alive; mosquitto refuses.
+            return self.refuse(key, 0x02);
+        }
         let mut client_id = c.client_id;
         if client_id.is_empty() {
             // MQTT 3.1 has no empty ids; 3.1.1 only with CleanSession 1.
@@ -797,6 +867,7 @@ impl Broker {
         mark_dirty(conn, key, &mut self.dirty);
         self.stats.clients_connected += 1;
         self.stats.connects_total += 1;
+        self.clients_maximum = self.clients_maximum.max(self.stats.clients_connected);
         if let Some(cb) = self.on_event.as_mut() {
             cb(&Event::Connected {
                 client_id: &conn.client_id,
@@ -1195,6 +1266,11 @@ impl Broker {
     // -------------------------------------------------------------- timers
 
     fn fire_timers(&mut self) {
+        let interval = self.config.sys_interval;
+        if self.sys_next.is_some_and(|at| at <= self.now) {
+            self.publish_sys();
+            self.sys_next = Some(self.now + interval);
+        }
         if let Some(until) = self.accept_paused_until {
             if until <= self.now {
                 self.accept_paused_until = None;
@@ -1346,6 +1422,30 @@ impl Broker {
         }
         info!("broker stopped");
     }
+}
+
+/// Reads and discards what a signal pipe holds; true if anything was there.
+fn drain(pipe: Option<&mut mio::net::UnixStream>) -> bool {
+    let Some(rx) = pipe else {
+        return false;
+    };
+    let mut buf = [0u8; 64];
+    let mut any = false;
+    while let Ok(n) = rx.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        any = true;
+    }
+    any
+}
+
+/// The process's resident set size, from /proc (Linux).
+fn rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn write_publish(conn: &mut Conn, d: &Delivery, pkid: u16, stats: &mut Stats) {

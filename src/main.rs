@@ -1,15 +1,34 @@
-//! The `midge` binary: parses the command line and runs the library's loop.
+//! The `midge` binary: reads the command line (and a config file), sets up
+//! logging, and runs the library's loop.
 
 use getopts::Options;
-use midge::config::QueueFull;
-use midge::session::Overflow;
+use midge::conffile::{self, LogDest, ProcessSettings};
 use midge::{Broker, Config};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
+
+/// Command-line options that map one-to-one onto config-file options:
+/// (long option, config key, help).
+const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
+    ("max-connections", "max_connections", "simultaneous clients, 0 = unlimited (default 0)"),
+    ("max-packet-size", "message_size_limit", "largest packet payload+header after the length, bytes (default 268435455)"),
+    ("max-inflight", "max_inflight_messages", "QoS 1/2 messages in flight per client (default 20)"),
+    ("max-queued", "max_queued_messages", "messages queued per client (default 1000)"),
+    ("max-queued-bytes", "max_queued_bytes", "payload bytes queued per client, 0 = no limit (default 0)"),
+    ("queue-full", "queue_full", "online subscriber's queue full: 'block' its publishers or 'drop' (default block)"),
+    ("queue-overflow", "queue_overflow", "when dropping: the 'newest' or 'oldest' message (default newest)"),
+    ("max-outgoing-bytes", "max_outgoing_bytes", "output buffered per client before QoS 0 is dropped (default 1048576)"),
+    ("connect-timeout", "connect_timeout", "seconds a new connection has to send CONNECT (default 10)"),
+    ("max-keepalive", "max_keepalive", "refuse clients asking a longer (or no) keep-alive, 0 = any (default 0)"),
+    ("sys-interval", "sys_interval", "seconds between $SYS updates, 0 = off (default 10)"),
+    ("password-file", "password_file", "mosquitto-format password file"),
+    ("acl-file", "acl_file", "mosquitto-format ACL file"),
+    ("allow-anonymous", "allow_anonymous", "true/false (default: true unless a password file is set)"),
+];
 
 fn options() -> Options {
     let mut o = Options::new();
+    o.optopt("c", "config", "mosquitto.conf-style configuration file", "FILE");
     o.optopt("p", "port", "TCP port to listen on (default 1883)", "PORT");
     o.optmulti(
         "b",
@@ -17,134 +36,95 @@ fn options() -> Options {
         "address to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
         "ADDR",
     );
-    o.optopt(
-        "",
-        "max-connections",
-        "simultaneous clients, 0 = unlimited (default 0)",
-        "N",
-    );
-    o.optopt(
-        "",
-        "max-packet-size",
-        "largest packet in bytes (default 268435455)",
-        "BYTES",
-    );
-    o.optopt(
-        "",
-        "max-inflight",
-        "QoS 1/2 messages in flight per client (default 20)",
-        "N",
-    );
-    o.optopt(
-        "",
-        "max-queued",
-        "messages queued per client (default 1000)",
-        "N",
-    );
-    o.optopt(
-        "",
-        "queue-full",
-        "when an online subscriber's queue is full: 'block' its publishers until it drains, or 'drop' (default block)",
-        "POLICY",
-    );
-    o.optopt(
-        "",
-        "queue-overflow",
-        "when a queue is full drop the 'newest' or 'oldest' message (default newest)",
-        "POLICY",
-    );
-    o.optopt(
-        "",
-        "max-outgoing-bytes",
-        "output buffered per client before QoS 0 is dropped (default 1048576)",
-        "BYTES",
-    );
-    o.optopt(
-        "",
-        "connect-timeout",
-        "seconds a new connection has to send CONNECT (default 10)",
-        "SECS",
-    );
-    o.optflag(
-        "",
-        "queue-qos0",
-        "also queue QoS 0 messages for offline persistent sessions",
-    );
-    o.optflag(
-        "",
-        "no-zero-length-client-id",
-        "refuse empty client ids instead of assigning one",
-    );
-    o.optflagmulti(
-        "v",
-        "verbose",
-        "log more (-v debug, -vv trace); RUST_LOG overrides",
-    );
+    for (long, _, help) in VALUE_OPTIONS {
+        o.optopt("", long, help, "VALUE");
+    }
+    o.optflag("", "queue-qos0", "also queue QoS 0 messages for offline persistent sessions");
+    o.optflag("", "no-zero-length-client-id", "refuse empty client ids instead of assigning one");
+    o.optflagmulti("v", "verbose", "log more (-v debug, -vv trace); RUST_LOG overrides");
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
 }
 
-fn number<T: std::str::FromStr>(
-    m: &getopts::Matches,
-    name: &str,
-    into: &mut T,
-) -> Result<(), String> {
-    if let Some(v) = m.opt_str(name) {
-        *into = v
-            .parse()
-            .map_err(|_| format!("--{name}: '{v}' is not a valid number"))?;
+/// The config file first, then the command line on top of it.
+fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> {
+    let mut c = Config::default();
+    let settings = match m.opt_str("config") {
+        Some(path) => conffile::load(path.as_ref(), &mut c)?,
+        None => ProcessSettings::default(),
+    };
+    let binds = m.opt_strs("bind");
+    if m.opt_present("port") || !binds.is_empty() {
+        let port: u16 = match m.opt_str("port") {
+            Some(p) => p.parse().map_err(|_| format!("--port: '{p}' is not a port"))?,
+            None => 1883,
+        };
+        let ips: Vec<IpAddr> = if binds.is_empty() {
+            vec![IpAddr::from([127, 0, 0, 1])]
+        } else {
+            binds
+                .iter()
+                .map(|b| b.parse().map_err(|_| format!("--bind: '{b}' is not an IP address")))
+                .collect::<Result<_, _>>()?
+        };
+        c.listen = ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+    }
+    for (long, key, _) in VALUE_OPTIONS {
+        if let Some(v) = m.opt_str(long) {
+            c.set(key, &v).map_err(|e| format!("--{long}: {e}"))?;
+        }
+    }
+    if m.opt_present("queue-qos0") {
+        c.set("queue_qos0_messages", "true")?;
+    }
+    if m.opt_present("no-zero-length-client-id") {
+        c.set("allow_zero_length_clientid", "false")?;
+    }
+    Ok((c, settings))
+}
+
+fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), String> {
+    let level = match (m.opt_count("verbose"), settings.log_level) {
+        (0, Some(l)) => l.to_string().to_lowercase(),
+        (0, None) => "info".into(),
+        (1, _) => "debug".into(),
+        _ => "trace".into(),
+    };
+    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    match &settings.log_dest {
+        LogDest::Stderr => {}
+        LogDest::Stdout => {
+            builder.target(env_logger::Target::Stdout);
+        }
+        LogDest::File(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("log file {}: {e}", path.display()))?;
+            builder.target(env_logger::Target::Pipe(Box::new(file)));
+        }
+    }
+    builder.init();
+    for w in &settings.warnings {
+        log::warn!("config: {w}");
     }
     Ok(())
 }
 
-fn config_from(m: &getopts::Matches) -> Result<Config, String> {
-    let mut c = Config::default();
-    let mut port: u16 = 1883;
-    number(m, "port", &mut port)?;
-    let binds = m.opt_strs("bind");
-    let addrs: Vec<IpAddr> = if binds.is_empty() {
-        vec![IpAddr::from([127, 0, 0, 1])]
-    } else {
-        binds
-            .iter()
-            .map(|b| {
-                b.parse()
-                    .map_err(|_| format!("--bind: '{b}' is not an IP address"))
-            })
-            .collect::<Result<_, _>>()?
-    };
-    c.listen = addrs
-        .into_iter()
-        .map(|ip| SocketAddr::new(ip, port))
-        .collect();
-    number(m, "max-connections", &mut c.max_connections)?;
-    number(m, "max-packet-size", &mut c.max_packet_size)?;
-    if c.max_packet_size > midge::codec::MAX_REMAINING_LENGTH {
-        return Err("--max-packet-size: at most 268435455".into());
+fn run(config: Config, settings: &ProcessSettings) -> std::io::Result<()> {
+    let mut broker = Broker::new(config)?;
+    broker.handle_signals()?;
+    if let Some(pid_file) = &settings.pid_file {
+        std::fs::write(pid_file, format!("{}\n", std::process::id()))?;
     }
-    number(m, "max-inflight", &mut c.max_inflight)?;
-    if c.max_inflight == 0 || c.max_inflight > 65_535 {
-        return Err("--max-inflight: between 1 and 65535".into());
+    log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
+    let result = broker.run();
+    if let Some(pid_file) = &settings.pid_file {
+        let _ = std::fs::remove_file(pid_file);
     }
-    number(m, "max-queued", &mut c.max_queued)?;
-    number(m, "max-outgoing-bytes", &mut c.max_outgoing_bytes)?;
-    let mut secs: u64 = c.connect_timeout.as_secs();
-    number(m, "connect-timeout", &mut secs)?;
-    c.connect_timeout = Duration::from_secs(secs.max(1));
-    c.queue_overflow = match m.opt_str("queue-overflow").as_deref() {
-        None | Some("newest") => Overflow::DropNewest,
-        Some("oldest") => Overflow::DropOldest,
-        Some(v) => return Err(format!("--queue-overflow: 'newest' or 'oldest', not '{v}'")),
-    };
-    c.queue_full = match m.opt_str("queue-full").as_deref() {
-        None | Some("block") => QueueFull::Block,
-        Some("drop") => QueueFull::Drop,
-        Some(v) => return Err(format!("--queue-full: 'block' or 'drop', not '{v}'")),
-    };
-    c.queue_qos0 = m.opt_present("queue-qos0");
-    c.allow_zero_length_client_id = !m.opt_present("no-zero-length-client-id");
-    Ok(c)
+    result
 }
 
 fn main() -> ExitCode {
@@ -158,35 +138,25 @@ fn main() -> ExitCode {
         }
     };
     if m.opt_present("help") {
-        print!(
-            "{}",
-            opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker.")
-        );
+        print!("{}", opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker."));
         return ExitCode::SUCCESS;
     }
     if m.opt_present("version") {
         println!("midge {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    let level = match m.opt_count("verbose") {
-        0 => "info",
-        1 => "debug",
-        _ => "trace",
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    let config = match config_from(&m) {
+    let (config, settings) = match configure(&m) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("midge: {e}");
             return ExitCode::from(2);
         }
     };
-    let result = Broker::new(config).and_then(|mut broker| {
-        broker.handle_signals()?;
-        log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
-        broker.run()
-    });
-    match result {
+    if let Err(e) = init_logging(&m, &settings) {
+        eprintln!("midge: {e}");
+        return ExitCode::from(2);
+    }
+    match run(config, &settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
