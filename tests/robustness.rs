@@ -294,7 +294,8 @@ fn many_packets_in_one_write_are_handled_in_order() {
 // ------------------------------------------------------------------ garbage
 
 /// Garbage whose first byte is a packet type a client may not send, a
-/// reserved type, or bad fixed-header flags [MQTT-2.2.2-2]: closed at once.
+/// reserved type, or bad fixed-header flags: closed at once, nothing sent
+/// [MQTT-2.2.2-2], [MQTT-4.8.0-1].
 #[test]
 fn garbage_after_connect_closes_only_that_connection() {
     let b = TestBroker::start();
@@ -330,9 +331,10 @@ fn garbage_after_connect_closes_only_that_connection() {
 
 /// 200 random byte streams, each on its own connection, all open at once:
 /// 100 as the very first bytes (never a CONNECT: closed without CONNACK
-/// [MQTT-3.1.0-1], by the connect timeout at the latest), 100 after a valid
-/// CONNECT with Keep Alive 1 s (closed as malformed or by the keep-alive
-/// timeout [MQTT-3.1.2-24]; whatever the broker answered is well formed).
+/// [MQTT-3.1.0-1], [MQTT-3.1.4-1], by the connect timeout at the latest),
+/// 100 after a valid CONNECT with Keep Alive 1 s (closed as malformed or by
+/// the keep-alive timeout [MQTT-3.1.2-24]; whatever the broker answered is
+/// well formed).
 #[test]
 fn random_byte_streams_are_closed_and_the_broker_keeps_serving() {
     let b = TestBroker::start_with(|c| c.connect_timeout = Duration::from_secs(1));
@@ -422,7 +424,8 @@ fn mutated_valid_packets_never_hurt_the_broker() {
 // --------------------------------------------------------- oversized input
 
 /// A Remaining Length with a fifth byte is malformed: closed as soon as the
-/// fifth length byte arrives, before any body [MQTT-2.2.3].
+/// fifth length byte arrives, before any body [MQTT-4.8.0-1]; before
+/// CONNECT without a CONNACK [MQTT-3.1.4-1].
 #[test]
 fn five_byte_remaining_length_is_closed_before_any_body() {
     let b = TestBroker::start();
@@ -542,7 +545,7 @@ fn oversized_publish_is_refused_from_its_header() {
 }
 
 /// The longest topic the encoding allows, 65535 bytes, works as a filter
-/// and as a name, live and retained [MQTT-1.5.3].
+/// and as a name, live and retained (§1.5.3: strings up to 65535 bytes).
 #[test]
 fn maximal_topic_publish_and_subscribe_work() {
     let b = TestBroker::start();

@@ -1,1 +1,11 @@
 //! Users and access control from mosquitto-format files.
+//!
+//! - [`password`]: `password_file` (`user:$7$...` / `user:$6$...` lines, as
+//!   `mosquitto_passwd` writes them) and the hashing `midge-passwd` uses;
+//! - [`acl`]: `acl_file` (`user`, `topic`, `pattern` lines).
+
+pub mod acl;
+pub mod password;
+
+pub use acl::{filter_covers, filters_overlap, Acl, Permission};
+pub use password::{hash_password, PasswordFile};

@@ -928,7 +928,11 @@ impl Bench {
                 if self.ready == self.total_clients {
                     self.setup_end = Some(now);
                     self.rss_connected = self.broker_mem();
-                    self.next_phase(Phase::Warmup, now);
+                    if self.s.warmup.is_zero() {
+                        self.start_measure(now);
+                    } else {
+                        self.next_phase(Phase::Warmup, now);
+                    }
                     for p in 0..self.pubs.len() as u32 {
                         self.enqueue(p);
                     }
@@ -941,9 +945,7 @@ impl Bench {
             }
             Phase::Warmup => {
                 if in_phase >= self.s.warmup {
-                    self.measure_base = self.c;
-                    self.cpu_at_measure = (sys::cpu_seconds("self").unwrap_or(0.0), self.broker_cpu());
-                    self.next_phase(Phase::Measure, now);
+                    self.start_measure(now);
                     for p in 0..self.pubs.len() as u32 {
                         self.enqueue(p);
                     }
@@ -970,7 +972,7 @@ impl Bench {
             Phase::Done => {}
         }
         if self.publishing() && self.s.backlog > 0 {
-            let stall = if self.s.qos == 0 { Duration::from_millis(200) } else { Duration::from_secs(2) };
+            let stall = if self.s.qos == 0 { Duration::from_secs(1) } else { Duration::from_secs(2) };
             if quiet >= stall {
                 self.write_off();
             }
@@ -991,6 +993,14 @@ impl Bench {
         self.secs[phase_index(self.phase)] = now.duration_since(self.phase_start).as_secs_f64();
         self.phase = to;
         self.phase_start = now;
+        // Silence is measured within a phase.
+        self.last_progress = now;
+    }
+
+    fn start_measure(&mut self, now: Instant) {
+        self.measure_base = self.c;
+        self.cpu_at_measure = (sys::cpu_seconds("self").unwrap_or(0.0), self.broker_cpu());
+        self.next_phase(Phase::Measure, now);
     }
 
     /// Nothing arrived for a while although publishers wait for subscribers

@@ -56,7 +56,7 @@ fn options() -> Options {
     o.optopt("", "subs-per-client", "subscriptions per client for 'subscriptions' (default 100)", "K");
     o.optopt("", "topics", "distinct topics published to in 'subscriptions' (default 1000)", "T");
     o.optopt("d", "duration", "measured seconds (default 10)", "SECS");
-    o.optopt("", "warmup", "seconds of publishing before measuring (default 1)", "SECS");
+    o.optopt("", "warmup", "seconds of publishing before measuring (default 1; connections 0)", "SECS");
     o.optopt(
         "n",
         "count",
@@ -187,7 +187,7 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
         qos,
         size,
         duration: secs(m, "duration", 10.0)?,
-        warmup: secs(m, "warmup", 1.0)?,
+        warmup: secs(m, "warmup", if name == "connections" { 0.0 } else { 1.0 })?,
         count: num(m, "count", default_count)?,
         rate,
         inflight,
