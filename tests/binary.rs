@@ -1,0 +1,174 @@
+//! The `midge` binary as a user runs it: options, config files, `$SYS`,
+//! signals.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn midge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_midge"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// A running `midge` process; killed on drop.
+struct Process {
+    child: Child,
+    log: mpsc::Receiver<String>,
+    addr: SocketAddr,
+}
+
+impl Process {
+    fn start(args: &[&str]) -> Process {
+        let mut child = midge().args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut p = Process {
+            child,
+            log,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        let line = p.wait_for("listening on ");
+        p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+        p
+    }
+
+    /// The first log line containing `text` (bounded wait).
+    fn wait_for(&mut self, text: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn help_and_version() {
+    let out = midge().arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for opt in ["--port", "--bind", "--config", "--max-queued", "--queue-full", "--password-file"] {
+        assert!(help.contains(opt), "help lacks {opt}");
+    }
+    let out = midge().arg("-V").output().unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().trim(),
+        format!("midge {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn bad_options_and_config_lines_are_errors_naming_the_line() {
+    let out = midge().args(["--max-inflight", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let conf = temp_file("bad.conf", "# comment\nport 1883\nbridge_cafile /x\n");
+    let out = midge().arg("-c").arg(&conf).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 3: unknown option 'bridge_cafile'"), "{err}");
+}
+
+#[test]
+fn config_file_is_applied_and_the_command_line_overrides_it() {
+    let conf = temp_file(
+        "good.conf",
+        "listener 1 127.0.0.1\nmax_connections 1\nautosave_interval 60\nsys_interval 0\n",
+    );
+    // The file's listener port is replaced by -p 0 (a free port).
+    let mut p = Process::start(&["-c", conf.to_str().unwrap(), "-p", "0"]);
+    let (_first, _) = Raw::mqtt(p.addr, "one", true);
+    // max_connections 1 from the file: a second connection is refused.
+    let mut second = Raw::connect(p.addr);
+    second.expect_closed();
+    p.wait_for("max_connections (1) reached");
+}
+
+#[test]
+fn sys_topics_report_values_that_move_with_traffic() {
+    let p = Process::start(&["-p", "0", "--sys-interval", "1"]);
+    let (mut watcher, _) = Raw::mqtt(p.addr, "watcher", true);
+    watcher.send(&subscribe_packet(1, &[("$SYS/broker/#", 0)]));
+    let mut received: Vec<u64> = Vec::new();
+    let mut version = String::new();
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    // Read $SYS updates (bounded: 60 packets, ~5 intervals) while traffic
+    // flows, until messages/received has grown past the traffic sent.
+    for round in 0..60 {
+        let (first, body) = watcher.read_packet().expect("packet");
+        if first == 0x90 {
+            continue; // SUBACK
+        }
+        let m = parse_publish(first, &body);
+        let value = String::from_utf8(m.payload).unwrap();
+        match m.topic.as_str() {
+            "$SYS/broker/version" => version = value,
+            "$SYS/broker/messages/received" => received.push(value.parse().unwrap()),
+            "$SYS/broker/clients/connected" => assert!(value.parse::<u32>().unwrap() <= 2),
+            _ => {}
+        }
+        if round % 10 == 0 {
+            for i in 0..5u16 {
+                publisher.send(&publish_packet("load", b"x", 1, i + 1, false, false));
+            }
+        }
+        if received.last().is_some_and(|&n| n >= 10) {
+            break;
+        }
+    }
+    assert!(version.starts_with("midge version"), "{version:?}");
+    assert!(received.len() >= 2, "messages/received never updated: {received:?}");
+    assert!(received.windows(2).all(|w| w[0] < w[1]), "{received:?}");
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_publishes_wills() {
+    let mut p = Process::start(&["-p", "0"]);
+    let (mut observer, _) = Raw::mqtt(p.addr, "observer", true);
+    observer.subscribe(1, &[("wills/#", 1)]);
+    let mut dev = Raw::connect(p.addr);
+    dev.send(&connect_with_will("dev", true, 60, "wills/dev", b"gone", 1, false));
+    dev.expect(&[0x20, 2, 0, 0]);
+    p.signal("-TERM");
+    let will = observer.read_publish();
+    assert_eq!(will.payload, b"gone");
+    observer.expect_closed();
+    p.wait_for("broker stopped");
+    let status = p.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
