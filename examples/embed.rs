@@ -16,12 +16,20 @@ fn main() -> std::io::Result<()> {
 
     // The host is a local client: it subscribes with a callback...
     broker.subscribe("commands/#", QoS::AtLeastOnce, |m| {
-        println!("command on {}: {}", m.topic, String::from_utf8_lossy(m.payload));
+        println!(
+            "command on {}: {}",
+            m.topic,
+            String::from_utf8_lossy(m.payload)
+        );
     })?;
     // ...sees who comes and goes, and decides who may connect.
     broker.set_event_callback(|e| match e {
-        Event::Connected { client_id, addr, .. } => println!("{client_id} connected from {addr}"),
-        Event::Disconnected { client_id, reason, .. } => println!("{client_id} left: {reason}"),
+        Event::Connected {
+            client_id, addr, ..
+        } => println!("{client_id} connected from {addr}"),
+        Event::Disconnected {
+            client_id, reason, ..
+        } => println!("{client_id} left: {reason}"),
     });
     broker.set_authenticator(|c| match c.username {
         Some("intruder") => AuthDecision::NotAuthorized,

@@ -7,6 +7,7 @@
 //! output once. [`Broker::run`] repeats that until shutdown; a host program
 //! can instead watch [`Broker::as_raw_fd`] in its own loop.
 
+use crate::auth::{Acl, PasswordFile};
 use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
 use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
@@ -174,7 +175,22 @@ pub struct Broker {
     on_event: Option<EventCallback>,
     authenticator: Option<Authenticator>,
     authorizer: Option<Authorizer>,
+    /// From `password_file` / `acl_file`; reloaded on SIGHUP.
+    passwords: Option<PasswordFile>,
+    acl: Option<Acl>,
     stopped: bool,
+}
+
+fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
+    let passwords = match &config.password_file {
+        Some(path) => Some(PasswordFile::load(path)?),
+        None => None,
+    };
+    let acl = match &config.acl_file {
+        Some(path) => Some(Acl::load(path)?),
+        None => None,
+    };
+    Ok((passwords, acl))
 }
 
 impl Broker {
@@ -187,6 +203,8 @@ impl Broker {
             ));
         }
         let sys_next = (!config.sys_interval.is_zero()).then(Instant::now);
+        let (passwords, acl) =
+            load_auth(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -232,6 +250,8 @@ impl Broker {
             on_event: None,
             authenticator: None,
             authorizer: None,
+            passwords,
+            acl,
             stopped: false,
         })
     }
@@ -296,7 +316,9 @@ impl Broker {
             signal_hook::low_level::pipe::register(sig, tx.try_clone()?)?;
         }
         let mut rx = mio::net::UnixStream::from_std(rx);
-        self.poll.registry().register(&mut rx, token, Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut rx, token, Interest::READABLE)?;
         Ok(rx)
     }
 
@@ -345,7 +367,13 @@ impl Broker {
     /// Publishes a message from the host program, as if a local client had
     /// sent it: retained if asked, delivered to every matching subscriber,
     /// written out before this returns.
-    pub fn publish(&mut self, topic: &str, payload: &[u8], qos: QoS, retain: bool) -> io::Result<()> {
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> io::Result<()> {
         if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
             return Err(invalid("invalid topic name"));
         }
@@ -423,7 +451,18 @@ impl Broker {
         self.authorizer = Some(Box::new(check));
     }
 
-    fn allowed(&mut self, client_id: &str, username: Option<&str>, access: Access, t: &str) -> bool {
+    fn allowed(
+        &mut self,
+        client_id: &str,
+        username: Option<&str>,
+        access: Access,
+        t: &str,
+    ) -> bool {
+        if let Some(acl) = &self.acl {
+            if !acl.allowed(client_id, username, access, t) {
+                return false;
+            }
+        }
         match self.authorizer.as_mut() {
             Some(check) => check(client_id, username, access, t),
             None => true,
@@ -508,8 +547,61 @@ impl Broker {
         }
     }
 
-    /// Reloads what can change without a restart (password and ACL files).
-    pub fn reload(&mut self) {}
+    /// Reloads the password and ACL files (what SIGHUP does) without
+    /// dropping connections, then re-checks every subscription against the
+    /// new ACL: those it no longer allows are removed. On an error the old
+    /// files stay in force.
+    pub fn reload(&mut self) {
+        match load_auth(&self.config) {
+            Ok((passwords, acl)) => {
+                self.passwords = passwords;
+                self.acl = acl;
+                info!("password and ACL files reloaded");
+            }
+            Err(e) => {
+                error!("reload failed, keeping the previous files: {e}");
+                return;
+            }
+        }
+        let mut revoked = Vec::new();
+        for (sid, sess) in self.sessions.iter() {
+            if sess.host {
+                continue;
+            }
+            for filter in sess.subscriptions.keys() {
+                revoked.push((
+                    sid,
+                    sess.client_id.clone(),
+                    sess.username.clone(),
+                    filter.clone(),
+                ));
+            }
+        }
+        for (sid, id, user, filter) in revoked {
+            if self.allowed(&id, user.as_deref(), Access::Subscribe, &filter) {
+                continue;
+            }
+            info!("{id}: subscription {filter:?} removed: no longer allowed");
+            self.router.unsubscribe(sid, &filter);
+            if let Some(sess) = self.sessions.get_mut(sid) {
+                sess.subscriptions.remove(&filter);
+            }
+        }
+    }
+
+    /// `password_file` and `allow_anonymous`: None to accept, or the
+    /// CONNACK code.
+    fn check_credentials(&self, username: Option<&str>, password: Option<&[u8]>) -> Option<u8> {
+        let anonymous_ok = self
+            .config
+            .allow_anonymous
+            .unwrap_or(self.passwords.is_none());
+        match (username, &self.passwords) {
+            (None, _) if !anonymous_ok => Some(0x05), // not authorized
+            (Some(user), Some(file)) if !file.check(user, password.unwrap_or(b"")) => Some(0x04),
+            _ => None,
+        }
+    }
 
     // ---------------------------------------------------------------- $SYS
 
@@ -520,13 +612,31 @@ impl Broker {
         let host_subs = self.host_callbacks.len();
         let offline = s.sessions.saturating_sub(s.clients_connected + host_subs);
         let values: [(&'static str, String); 15] = [
-            ("$SYS/broker/version", format!("midge version {}", env!("CARGO_PKG_VERSION"))),
-            ("$SYS/broker/uptime", format!("{} seconds", self.started.elapsed().as_secs())),
-            ("$SYS/broker/clients/connected", s.clients_connected.to_string()),
+            (
+                "$SYS/broker/version",
+                format!("midge version {}", env!("CARGO_PKG_VERSION")),
+            ),
+            (
+                "$SYS/broker/uptime",
+                format!("{} seconds", self.started.elapsed().as_secs()),
+            ),
+            (
+                "$SYS/broker/clients/connected",
+                s.clients_connected.to_string(),
+            ),
             ("$SYS/broker/clients/disconnected", offline.to_string()),
-            ("$SYS/broker/clients/total", (s.clients_connected + offline).to_string()),
-            ("$SYS/broker/clients/maximum", self.clients_maximum.to_string()),
-            ("$SYS/broker/messages/received", s.messages_received.to_string()),
+            (
+                "$SYS/broker/clients/total",
+                (s.clients_connected + offline).to_string(),
+            ),
+            (
+                "$SYS/broker/clients/maximum",
+                self.clients_maximum.to_string(),
+            ),
+            (
+                "$SYS/broker/messages/received",
+                s.messages_received.to_string(),
+            ),
             ("$SYS/broker/messages/sent", s.messages_sent.to_string()),
             (
                 "$SYS/broker/publish/messages/dropped",
@@ -534,9 +644,18 @@ impl Broker {
             ),
             ("$SYS/broker/bytes/received", s.bytes_received.to_string()),
             ("$SYS/broker/bytes/sent", s.bytes_sent.to_string()),
-            ("$SYS/broker/subscriptions/count", s.subscriptions.to_string()),
-            ("$SYS/broker/retained messages/count", s.retained.to_string()),
-            ("$SYS/broker/memory/rss", rss_bytes().unwrap_or(0).to_string()),
+            (
+                "$SYS/broker/subscriptions/count",
+                s.subscriptions.to_string(),
+            ),
+            (
+                "$SYS/broker/retained messages/count",
+                s.retained.to_string(),
+            ),
+            (
+                "$SYS/broker/memory/rss",
+                rss_bytes().unwrap_or(0).to_string(),
+            ),
             ("$SYS/broker/connections/sockets", s.sockets.to_string()),
         ];
         for (topic, value) in values {
@@ -756,7 +875,7 @@ impl Broker {
     }
 
     fn conn_allowed(&mut self, key: usize, access: Access, t: &str) -> bool {
-        if self.authorizer.is_none() {
+        if self.authorizer.is_none() && self.acl.is_none() {
             return true;
         }
         let Some(conn) = self.conns.get(key) else {
@@ -804,6 +923,9 @@ impl Broker {
                 return self.refuse(key, 0x02); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
+        }
+        if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
+            return self.refuse(key, code);
         }
         if let Some(check) = self.authenticator.as_mut() {
             let Some(conn) = self.conns.get(key) else {
@@ -878,6 +1000,7 @@ impl Broker {
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.conn = Some(key);
             sess.clean = c.clean_session;
+            sess.username.clone_from(&conn.username);
             // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1
             // [MQTT-3.3.1-1]) and PUBRELs, in their original order.
             for f in &sess.inflight {
@@ -1022,7 +1145,9 @@ impl Broker {
         for (filter, qos) in &filters {
             match qos {
                 Some(qos) => {
-                    self.session(sid)?.subscriptions.insert(filter.clone(), *qos);
+                    self.session(sid)?
+                        .subscriptions
+                        .insert(filter.clone(), *qos);
                     self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
                     codes.push(*qos as u8); // [MQTT-3.9.3-1]
                 }

@@ -46,7 +46,8 @@ pub type MidgeMessageCb = Option<
     ),
 >;
 
-pub type MidgeLogCb = Option<unsafe extern "C" fn(user: *mut c_void, level: c_int, msg: *const c_char)>;
+pub type MidgeLogCb =
+    Option<unsafe extern "C" fn(user: *mut c_void, level: c_int, msg: *const c_char)>;
 
 /// The host's opaque pointer, handed back to its callbacks. The broker is
 /// single-threaded; the host owns what the pointer points to.
@@ -238,7 +239,10 @@ pub unsafe extern "C" fn midge_next_timeout_ms(b: *mut MidgeBroker) -> c_int {
         Ok(match i.broker.next_deadline() {
             None => -1,
             Some(at) => {
-                let ms = at.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000);
+                let ms = at
+                    .saturating_duration_since(Instant::now())
+                    .as_micros()
+                    .div_ceil(1000);
                 c_int::try_from(ms).unwrap_or(c_int::MAX)
             }
         })
@@ -363,7 +367,11 @@ impl log::Log for CLogger {
 /// # Safety
 /// `cb` must be callable from the thread that drives any broker.
 #[no_mangle]
-pub unsafe extern "C" fn midge_set_log_cb(cb: MidgeLogCb, user: *mut c_void, max_level: c_int) -> c_int {
+pub unsafe extern "C" fn midge_set_log_cb(
+    cb: MidgeLogCb,
+    user: *mut c_void,
+    max_level: c_int,
+) -> c_int {
     guard(-1, || {
         let cb = cb.ok_or("callback is NULL")?;
         let level = match max_level {

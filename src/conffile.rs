@@ -40,15 +40,27 @@ const TUNING_ONLY: &[(&str, &str)] = &[
     ("store_clean_interval", "no such store in midge"),
     ("set_tcp_nodelay", "midge always sets TCP_NODELAY"),
     ("upgrade_outgoing_qos", "midge never upgrades QoS"),
-    ("allow_duplicate_messages", "midge delivers one copy per client"),
+    (
+        "allow_duplicate_messages",
+        "midge delivers one copy per client",
+    ),
     ("log_timestamp", "midge always timestamps its log"),
     ("log_timestamp_format", "midge always timestamps its log"),
-    ("connection_messages", "midge always logs connections at info level"),
+    (
+        "connection_messages",
+        "midge always logs connections at info level",
+    ),
     ("per_listener_settings", "midge's settings are global"),
     ("check_retain_source", "not applicable to midge"),
-    ("memory_limit", "bound memory with max_queued_messages and max_outgoing_bytes"),
+    (
+        "memory_limit",
+        "bound memory with max_queued_messages and max_outgoing_bytes",
+    ),
     ("user", "run midge as the user you want (systemd User=)"),
-    ("persistent_client_expiration", "midge keeps offline sessions until they reconnect clean"),
+    (
+        "persistent_client_expiration",
+        "midge keeps offline sessions until they reconnect clean",
+    ),
     ("websockets_log_level", "midge has no WebSocket listener"),
 ];
 
@@ -101,7 +113,8 @@ pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String>
                 };
             }
             "log_type" => {
-                let level = level_of(value).ok_or_else(|| at(format!("unknown log_type '{value}'")))?;
+                let level =
+                    level_of(value).ok_or_else(|| at(format!("unknown log_type '{value}'")))?;
                 out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
             }
             "pid_file" => out.pid_file = Some(value.into()),
@@ -151,7 +164,10 @@ sys_interval 30
         let mut c = Config::default();
         let p = parse(text, &mut c).unwrap();
         assert_eq!(c.listen.len(), 2);
-        assert_eq!((c.max_connections, c.max_inflight, c.max_queued), (500, 10, 200));
+        assert_eq!(
+            (c.max_connections, c.max_inflight, c.max_queued),
+            (500, 10, 200)
+        );
         assert_eq!(c.max_packet_size, 1_048_576);
         assert_eq!(p.log_dest, LogDest::File("/var/log/midge.log".into()));
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));

@@ -232,10 +232,16 @@ mod tests {
         c.set("listener", "1901").unwrap();
         assert_eq!(
             c.listen,
-            vec!["127.0.0.1:1900".parse().unwrap(), "0.0.0.0:1901".parse().unwrap()]
+            vec![
+                "127.0.0.1:1900".parse().unwrap(),
+                "0.0.0.0:1901".parse().unwrap()
+            ]
         );
         assert!(c.set("max_inflight_messages", "0").is_err());
         assert!(c.set("queue_full", "maybe").is_err());
-        assert!(c.set("no_such_option", "1").unwrap_err().contains("unknown option"));
+        assert!(c
+            .set("no_such_option", "1")
+            .unwrap_err()
+            .contains("unknown option"));
     }
 }

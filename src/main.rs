@@ -10,25 +10,82 @@ use std::process::ExitCode;
 /// Command-line options that map one-to-one onto config-file options:
 /// (long option, config key, help).
 const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
-    ("max-connections", "max_connections", "simultaneous clients, 0 = unlimited (default 0)"),
-    ("max-packet-size", "message_size_limit", "largest packet payload+header after the length, bytes (default 268435455)"),
-    ("max-inflight", "max_inflight_messages", "QoS 1/2 messages in flight per client (default 20)"),
-    ("max-queued", "max_queued_messages", "messages queued per client (default 1000)"),
-    ("max-queued-bytes", "max_queued_bytes", "payload bytes queued per client, 0 = no limit (default 0)"),
-    ("queue-full", "queue_full", "online subscriber's queue full: 'block' its publishers or 'drop' (default block)"),
-    ("queue-overflow", "queue_overflow", "when dropping: the 'newest' or 'oldest' message (default newest)"),
-    ("max-outgoing-bytes", "max_outgoing_bytes", "output buffered per client before QoS 0 is dropped (default 1048576)"),
-    ("connect-timeout", "connect_timeout", "seconds a new connection has to send CONNECT (default 10)"),
-    ("max-keepalive", "max_keepalive", "refuse clients asking a longer (or no) keep-alive, 0 = any (default 0)"),
-    ("sys-interval", "sys_interval", "seconds between $SYS updates, 0 = off (default 10)"),
-    ("password-file", "password_file", "mosquitto-format password file"),
+    (
+        "max-connections",
+        "max_connections",
+        "simultaneous clients, 0 = unlimited (default 0)",
+    ),
+    (
+        "max-packet-size",
+        "message_size_limit",
+        "largest packet payload+header after the length, bytes (default 268435455)",
+    ),
+    (
+        "max-inflight",
+        "max_inflight_messages",
+        "QoS 1/2 messages in flight per client (default 20)",
+    ),
+    (
+        "max-queued",
+        "max_queued_messages",
+        "messages queued per client (default 1000)",
+    ),
+    (
+        "max-queued-bytes",
+        "max_queued_bytes",
+        "payload bytes queued per client, 0 = no limit (default 0)",
+    ),
+    (
+        "queue-full",
+        "queue_full",
+        "online subscriber's queue full: 'block' its publishers or 'drop' (default block)",
+    ),
+    (
+        "queue-overflow",
+        "queue_overflow",
+        "when dropping: the 'newest' or 'oldest' message (default newest)",
+    ),
+    (
+        "max-outgoing-bytes",
+        "max_outgoing_bytes",
+        "output buffered per client before QoS 0 is dropped (default 1048576)",
+    ),
+    (
+        "connect-timeout",
+        "connect_timeout",
+        "seconds a new connection has to send CONNECT (default 10)",
+    ),
+    (
+        "max-keepalive",
+        "max_keepalive",
+        "refuse clients asking a longer (or no) keep-alive, 0 = any (default 0)",
+    ),
+    (
+        "sys-interval",
+        "sys_interval",
+        "seconds between $SYS updates, 0 = off (default 10)",
+    ),
+    (
+        "password-file",
+        "password_file",
+        "mosquitto-format password file",
+    ),
     ("acl-file", "acl_file", "mosquitto-format ACL file"),
-    ("allow-anonymous", "allow_anonymous", "true/false (default: true unless a password file is set)"),
+    (
+        "allow-anonymous",
+        "allow_anonymous",
+        "true/false (default: true unless a password file is set)",
+    ),
 ];
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optopt("c", "config", "mosquitto.conf-style configuration file", "FILE");
+    o.optopt(
+        "c",
+        "config",
+        "mosquitto.conf-style configuration file",
+        "FILE",
+    );
     o.optopt("p", "port", "TCP port to listen on (default 1883)", "PORT");
     o.optmulti(
         "b",
@@ -39,9 +96,21 @@ fn options() -> Options {
     for (long, _, help) in VALUE_OPTIONS {
         o.optopt("", long, help, "VALUE");
     }
-    o.optflag("", "queue-qos0", "also queue QoS 0 messages for offline persistent sessions");
-    o.optflag("", "no-zero-length-client-id", "refuse empty client ids instead of assigning one");
-    o.optflagmulti("v", "verbose", "log more (-v debug, -vv trace); RUST_LOG overrides");
+    o.optflag(
+        "",
+        "queue-qos0",
+        "also queue QoS 0 messages for offline persistent sessions",
+    );
+    o.optflag(
+        "",
+        "no-zero-length-client-id",
+        "refuse empty client ids instead of assigning one",
+    );
+    o.optflagmulti(
+        "v",
+        "verbose",
+        "log more (-v debug, -vv trace); RUST_LOG overrides",
+    );
     o.optflag("h", "help", "print this help");
     o.optflag("V", "version", "print the version");
     o
@@ -57,7 +126,9 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
     let binds = m.opt_strs("bind");
     if m.opt_present("port") || !binds.is_empty() {
         let port: u16 = match m.opt_str("port") {
-            Some(p) => p.parse().map_err(|_| format!("--port: '{p}' is not a port"))?,
+            Some(p) => p
+                .parse()
+                .map_err(|_| format!("--port: '{p}' is not a port"))?,
             None => 1883,
         };
         let ips: Vec<IpAddr> = if binds.is_empty() {
@@ -65,10 +136,16 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
         } else {
             binds
                 .iter()
-                .map(|b| b.parse().map_err(|_| format!("--bind: '{b}' is not an IP address")))
+                .map(|b| {
+                    b.parse()
+                        .map_err(|_| format!("--bind: '{b}' is not an IP address"))
+                })
                 .collect::<Result<_, _>>()?
         };
-        c.listen = ips.into_iter().map(|ip| SocketAddr::new(ip, port)).collect();
+        c.listen = ips
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect();
     }
     for (long, key, _) in VALUE_OPTIONS {
         if let Some(v) = m.opt_str(long) {
@@ -91,7 +168,8 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
         (1, _) => "debug".into(),
         _ => "trace".into(),
     };
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     match &settings.log_dest {
         LogDest::Stderr => {}
         LogDest::Stdout => {
@@ -138,7 +216,10 @@ fn main() -> ExitCode {
         }
     };
     if m.opt_present("help") {
-        print!("{}", opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker."));
+        print!(
+            "{}",
+            opts.usage("Usage: midge [options]\n\nAn MQTT 3.1.1 broker.")
+        );
         return ExitCode::SUCCESS;
     }
     if m.opt_present("version") {

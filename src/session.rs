@@ -58,6 +58,8 @@ pub enum Overflow {
 #[derive(Debug)]
 pub struct Session {
     pub client_id: String,
+    /// The user name of the last accepted CONNECT (for ACL re-checks).
+    pub username: Option<String>,
     pub clean: bool,
     /// A subscription of the embedding host program: deliveries go to its
     /// callback instead of a connection.
@@ -90,6 +92,7 @@ impl Session {
     pub fn new(client_id: String, clean: bool) -> Session {
         Session {
             client_id,
+            username: None,
             clean,
             host: false,
             conn: None,
@@ -178,7 +181,13 @@ impl Session {
 
     /// Queues a delivery behind the in-flight window within the bounds.
     /// Returns false if a message was dropped to respect them.
-    pub fn enqueue(&mut self, d: Delivery, max: usize, max_bytes: usize, overflow: Overflow) -> bool {
+    pub fn enqueue(
+        &mut self,
+        d: Delivery,
+        max: usize,
+        max_bytes: usize,
+        overflow: Overflow,
+    ) -> bool {
         let len = d.msg.payload.len();
         if !self.queue_full(len, max, max_bytes) {
             self.push(d);

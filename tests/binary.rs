@@ -83,7 +83,14 @@ fn help_and_version() {
     let out = midge().arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for opt in ["--port", "--bind", "--config", "--max-queued", "--queue-full", "--password-file"] {
+    for opt in [
+        "--port",
+        "--bind",
+        "--config",
+        "--max-queued",
+        "--queue-full",
+        "--password-file",
+    ] {
         assert!(help.contains(opt), "help lacks {opt}");
     }
     let out = midge().arg("-V").output().unwrap();
@@ -101,7 +108,10 @@ fn bad_options_and_config_lines_are_errors_naming_the_line() {
     let out = midge().arg("-c").arg(&conf).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("line 3: unknown option 'bridge_cafile'"), "{err}");
+    assert!(
+        err.contains("line 3: unknown option 'bridge_cafile'"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,7 +162,10 @@ fn sys_topics_report_values_that_move_with_traffic() {
         }
     }
     assert!(version.starts_with("midge version"), "{version:?}");
-    assert!(received.len() >= 2, "messages/received never updated: {received:?}");
+    assert!(
+        received.len() >= 2,
+        "messages/received never updated: {received:?}"
+    );
     assert!(received.windows(2).all(|w| w[0] < w[1]), "{received:?}");
 }
 
@@ -162,7 +175,15 @@ fn sigterm_stops_cleanly_and_publishes_wills() {
     let (mut observer, _) = Raw::mqtt(p.addr, "observer", true);
     observer.subscribe(1, &[("wills/#", 1)]);
     let mut dev = Raw::connect(p.addr);
-    dev.send(&connect_with_will("dev", true, 60, "wills/dev", b"gone", 1, false));
+    dev.send(&connect_with_will(
+        "dev",
+        true,
+        60,
+        "wills/dev",
+        b"gone",
+        1,
+        false,
+    ));
     dev.expect(&[0x20, 2, 0, 0]);
     p.signal("-TERM");
     let will = observer.read_publish();
@@ -171,4 +192,36 @@ fn sigterm_stops_cleanly_and_publishes_wills() {
     p.wait_for("broker stopped");
     let status = p.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn sighup_reloads_the_acl_and_rechecks_subscriptions_without_disconnecting() {
+    let acl = temp_file("reload.acl", "topic readwrite #\n");
+    let conf = temp_file(
+        "reload.conf",
+        &format!("acl_file {}\nsys_interval 0\n", acl.display()),
+    );
+    let mut p = Process::start(&["-c", conf.to_str().unwrap(), "-p", "0"]);
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("secret/#", 0), ("open/#", 0)]);
+    // New rules: secret/# is no longer readable.
+    std::fs::write(&acl, "topic readwrite open/#\n").unwrap();
+    p.signal("-HUP");
+    p.wait_for("password and ACL files reloaded");
+    p.wait_for("subscription \"secret/#\" removed");
+    // Still connected; the revoked subscription delivers nothing, the
+    // other one works, and new subscriptions follow the new file.
+    let (mut publ, _) = Raw::mqtt(p.addr, "pub", true);
+    publ.send(&publish_packet("open/a", b"1", 0, 0, false, false));
+    publ.send(&publish_packet("secret/a", b"2", 0, 0, false, false));
+    publ.send(&publish_packet("open/a", b"3", 0, 0, false, false));
+    assert_eq!(sub.read_publish().payload, b"1");
+    assert_eq!(sub.read_publish().payload, b"3");
+    sub.send(&subscribe_packet(2, &[("secret/#", 0)]));
+    assert_eq!(sub.read_packet(), Some((0x90, vec![0, 2, 0x80])));
+    // A broken file on reload keeps the previous rules.
+    std::fs::write(&acl, "topic sometimes x\n").unwrap();
+    p.signal("-HUP");
+    p.wait_for("reload failed, keeping the previous files");
+    sub.ping();
 }

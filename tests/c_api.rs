@@ -58,7 +58,10 @@ fn static_lib() -> PathBuf {
 fn build_gateway(name: &str) -> Option<PathBuf> {
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
     if Command::new(&cc).arg("--version").output().is_err() {
-        assert!(std::env::var_os("CI").is_none(), "no C compiler ({cc}) in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no C compiler ({cc}) in CI"
+        );
         eprintln!("skipped: no C compiler ({cc})");
         return None;
     }
@@ -147,7 +150,14 @@ fn exchange(g: &mut Gateway, port: u16) {
     assert_eq!((m.topic.as_str(), m.qos), ("gateway/in", 1));
     assert_eq!(m.payload, b"hello from stdin");
     client.send(&[0x40, 2, (m.pkid >> 8) as u8, m.pkid as u8]);
-    client.send(&publish_packet("gateway/out", b"to the host", 2, 9, false, false));
+    client.send(&publish_packet(
+        "gateway/out",
+        b"to the host",
+        2,
+        9,
+        false,
+        false,
+    ));
     client.expect(&[0x50, 2, 0, 9]);
     assert_eq!(g.line(), "message gateway/out qos=2 retain=0: to the host");
     client.send(&[0x62, 2, 0, 9]);

@@ -74,8 +74,11 @@ fn host_loop(mut broker: Broker, mut commands: UnixStream, seen: mpsc::Sender<St
         }
         for line in BufReader::new(&pending[..]).lines().map_while(Result::ok) {
             let mut parts = line.splitn(3, ' ');
-            if let (Some("publish"), Some(t), Some(p)) = (parts.next(), parts.next(), parts.next()) {
-                broker.publish(t, p.as_bytes(), QoS::AtLeastOnce, false).unwrap();
+            if let (Some("publish"), Some(t), Some(p)) = (parts.next(), parts.next(), parts.next())
+            {
+                broker
+                    .publish(t, p.as_bytes(), QoS::AtLeastOnce, false)
+                    .unwrap();
             }
         }
         pending.clear();
@@ -98,21 +101,42 @@ fn host_loop_drives_the_broker_both_ways() {
     let (mut cmd, host_end) = UnixStream::pair().unwrap();
     let (tx, seen) = mpsc::channel();
     let host = std::thread::spawn(move || host_loop(broker, host_end, tx));
-    let next = || seen.recv_timeout(Duration::from_secs(5)).expect("host event");
+    let next = || {
+        seen.recv_timeout(Duration::from_secs(5))
+            .expect("host event")
+    };
 
     // A TCP client connects (event), subscribes; the host publishes to it.
     let mut client = Raw::connect(addr);
-    client.send(&connect_with_will("dev1", true, 60, "status/dev1", b"offline", 1, false));
+    client.send(&connect_with_will(
+        "dev1",
+        true,
+        60,
+        "status/dev1",
+        b"offline",
+        1,
+        false,
+    ));
     client.expect(&[0x20, 2, 0, 0]);
     assert_eq!(next(), "connected dev1");
     client.subscribe(1, &[("host/out", 1)]);
     cmd.write_all(b"publish host/out from-the-host\n").unwrap();
     let m = client.read_publish();
-    assert_eq!((m.topic.as_str(), &m.payload[..], m.qos), ("host/out", &b"from-the-host"[..], 1));
+    assert_eq!(
+        (m.topic.as_str(), &m.payload[..], m.qos),
+        ("host/out", &b"from-the-host"[..], 1)
+    );
     client.send(&[0x40, 2, (m.pkid >> 8) as u8, m.pkid as u8]);
 
     // A TCP publish reaches the host's callback, at min(pub, sub) QoS.
-    client.send(&publish_packet("host/in/a", b"to-the-host", 1, 5, false, false));
+    client.send(&publish_packet(
+        "host/in/a",
+        b"to-the-host",
+        1,
+        5,
+        false,
+        false,
+    ));
     client.expect(&[0x40, 2, 0, 5]);
     assert_eq!(next(), "message host/in/a to-the-host AtLeastOnce");
 
@@ -131,7 +155,10 @@ fn host_loop_drives_the_broker_both_ways() {
     observer.subscribe(1, &[("status/+", 1)]);
     drop(cmd);
     let will = observer.read_publish();
-    assert_eq!((will.topic.as_str(), &will.payload[..]), ("status/dev1", &b"offline"[..]));
+    assert_eq!(
+        (will.topic.as_str(), &will.payload[..]),
+        ("status/dev1", &b"offline"[..])
+    );
     observer.expect_closed();
     client.expect_closed();
     let mut rest = Vec::new();
@@ -161,9 +188,18 @@ fn keep_alive_is_enforced_when_the_host_honours_next_deadline() {
     let start = Instant::now();
     c.expect_closed(); // [MQTT-3.1.2-24] with K = 1: closed after 1.5 s
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1400), "closed after {waited:?}");
-    assert!(waited < Duration::from_millis(2500), "closed after {waited:?}");
-    assert_eq!(seen.recv_timeout(Duration::from_secs(5)).unwrap(), "connected sleepy");
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "closed after {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(2500),
+        "closed after {waited:?}"
+    );
+    assert_eq!(
+        seen.recv_timeout(Duration::from_secs(5)).unwrap(),
+        "connected sleepy"
+    );
     drop(cmd);
     host.join().unwrap();
 }

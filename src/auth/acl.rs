@@ -13,7 +13,8 @@
 //! pattern read users/%u/#
 //! ```
 //!
-//! `topic [read|write|readwrite|deny] FILTER` (default `readwrite`) adds a
+//! `topic [read|write|readwrite|deny] FILTER` (default `readwrite`; a filter
+//! with spaces needs the access kind, as in mosquitto) adds a
 //! rule to the current section: the anonymous one (clients without a user
 //! name) until the first `user NAME` line, then that user's. `pattern ...`
 //! adds a rule for all clients, with `%c` and `%u` replaced by the client's
@@ -188,12 +189,23 @@ fn split_word(s: &str) -> (&str, &str) {
 
 fn parse_rule(rest: &str) -> Result<Rule, String> {
     let (first, after) = split_word(rest);
-    let (permission, filter) = match (first, after.is_empty()) {
-        ("read", false) => (Permission::Read, after),
-        ("write", false) => (Permission::Write, after),
-        ("readwrite", false) => (Permission::ReadWrite, after),
-        ("deny", false) => (Permission::Deny, after),
-        _ => (Permission::ReadWrite, rest),
+    // One word: the filter, readwrite. More: an access kind, then the
+    // filter (the rest of the line, so it may contain spaces).
+    let (permission, filter) = if after.is_empty() {
+        (Permission::ReadWrite, first)
+    } else {
+        let permission = match first {
+            "read" => Permission::Read,
+            "write" => Permission::Write,
+            "readwrite" => Permission::ReadWrite,
+            "deny" => Permission::Deny,
+            other => {
+                return Err(format!(
+                    "invalid access {other:?} (want read, write, readwrite or deny)"
+                ))
+            }
+        };
+        (permission, after)
     };
     if filter.is_empty() {
         return Err("missing topic filter".into());
@@ -275,6 +287,10 @@ pub fn filter_covers(rule: &str, sub: &str) -> bool {
     if sub.starts_with('$') && wildcard_first(rule) {
         return false;
     }
+    // `#` alone matches every topic of one level or more, as `+/#` does.
+    if sub == "#" {
+        return rule == "#" || rule == "+/#";
+    }
     let mut r = rule.split('/');
     let mut s = sub.split('/');
     loop {
@@ -325,8 +341,9 @@ mod tests {
     #[test]
     fn covers_and_overlap_agree_with_matching() {
         let filters = [
-            "#", "+", "a", "a/#", "a/+", "a/b", "+/b", "a/+/c", "a/b/#", "+/+", "$SYS/#",
-            "$SYS/+", "+/#", "a/b/c", "/", "/#", "b/#",
+            "#", "+", "a", "a/#", "a/+", "a/b", "+/b", "a/+/c", "a/b/#", "+/+", "$SYS/#", "$SYS/+",
+            "+/#", "a/b/c", "/", "/#", "b/#", "+/+/#", "a/+/#", "+/b/#", "a/b/+", "$SYS",
+            "$SYS/a/#", "+/+/+", "//#",
         ];
         let levels = ["a", "b", "c", "", "$SYS", "x"];
         let mut topics = Vec::new();
@@ -336,6 +353,9 @@ mod tests {
                 topics.push(format!("{l1}/{l2}"));
                 for l3 in levels {
                     topics.push(format!("{l1}/{l2}/{l3}"));
+                    for l4 in levels {
+                        topics.push(format!("{l1}/{l2}/{l3}/{l4}"));
+                    }
                 }
             }
         }

@@ -1,0 +1,176 @@
+//! Users and ACLs through a running broker: password files in mosquitto's
+//! format, allow_anonymous, ACL decisions on SUBSCRIBE and PUBLISH.
+
+mod common;
+use common::*;
+use midge::auth::hash_password;
+use std::path::PathBuf;
+
+fn write(name: &str, text: &str) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// CONNECT with user name (and password if given); returns the CONNACK code.
+fn connect_as(
+    addr: std::net::SocketAddr,
+    id: &str,
+    user: Option<&str>,
+    pass: Option<&[u8]>,
+) -> (Raw, u8) {
+    let mut flags = 0x02u8;
+    let mut payload = Vec::new();
+    let mut put = |b: &[u8]| {
+        payload.extend_from_slice(&(b.len() as u16).to_be_bytes());
+        payload.extend_from_slice(b);
+    };
+    put(id.as_bytes());
+    if let Some(u) = user {
+        flags |= 0x80;
+        put(u.as_bytes());
+    }
+    if let Some(p) = pass {
+        flags |= 0x40;
+        put(p);
+    }
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
+    body.extend_from_slice(&payload);
+    let mut c = Raw::connect(addr);
+    c.send(&packet(0x10, &body));
+    let (first, ack) = c.read_packet().expect("CONNACK");
+    assert_eq!((first, ack.len(), ack[0]), (0x20, 2, 0), "CONNACK shape");
+    (c, ack[1])
+}
+
+fn password_file(tag: &str) -> PathBuf {
+    let text = format!(
+        "# users\nalice:{}\nbob:{}\n",
+        hash_password(b"wonderland", 101),
+        hash_password(b"builder", 101)
+    );
+    write(&format!("{tag}.passwd"), &text)
+}
+
+#[test]
+fn password_file_decides_connack_4_and_5() {
+    let file = password_file("pw");
+    let b = TestBroker::start_with(|c| c.password_file = Some(file.clone()));
+    assert_eq!(
+        connect_as(b.addr, "a", Some("alice"), Some(b"wonderland")).1,
+        0
+    );
+    let (mut refused, code) = connect_as(b.addr, "b", Some("alice"), Some(b"wrong"));
+    assert_eq!(code, 4, "bad password: CONNACK 4");
+    refused.expect_closed();
+    assert_eq!(connect_as(b.addr, "c", Some("mallory"), Some(b"x")).1, 4);
+    assert_eq!(
+        connect_as(b.addr, "d", Some("bob"), None).1,
+        4,
+        "missing password"
+    );
+    // A password file turns anonymous access off unless asked for.
+    assert_eq!(connect_as(b.addr, "e", None, None).1, 5);
+}
+
+#[test]
+fn allow_anonymous_can_be_kept_on_with_a_password_file() {
+    let file = password_file("anon");
+    let b = TestBroker::start_with(|c| {
+        c.password_file = Some(file.clone());
+        c.allow_anonymous = Some(true);
+    });
+    assert_eq!(connect_as(b.addr, "anon", None, None).1, 0);
+    assert_eq!(connect_as(b.addr, "x", Some("bob"), Some(b"nope")).1, 4);
+}
+
+#[test]
+fn allow_anonymous_false_without_password_file_refuses_anonymous() {
+    let b = TestBroker::start_with(|c| c.allow_anonymous = Some(false));
+    assert_eq!(connect_as(b.addr, "anon", None, None).1, 5);
+}
+
+#[test]
+fn acl_denies_subscriptions_with_0x80_and_drops_denied_publishes() {
+    let acl = write(
+        "broker.acl",
+        "# anonymous clients may only read public/#\n\
+         topic read public/#\n\
+         user alice\n\
+         topic readwrite alice/#\n\
+         topic write public/#\n\
+         pattern readwrite devices/%c/#\n",
+    );
+    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let (mut alice, code) = connect_as(b.addr, "alice-phone", Some("alice"), None);
+    assert_eq!(code, 0);
+    // [MQTT-3.8.4-5]: one code per filter, 0x80 for the denied one.
+    alice.send(&subscribe_packet(
+        1,
+        &[("alice/#", 1), ("bob/#", 1), ("devices/alice-phone/#", 0)],
+    ));
+    assert_eq!(alice.read_packet(), Some((0x90, vec![0, 1, 1, 0x80, 0])));
+    let (mut anon, _) = Raw::mqtt(b.addr, "anon", true);
+    anon.send(&subscribe_packet(1, &[("public/#", 0), ("alice/#", 0)]));
+    assert_eq!(anon.read_packet(), Some((0x90, vec![0, 1, 0, 0x80])));
+    // Anonymous may not write public/#: acknowledged and dropped
+    // [MQTT-3.3.5-2]; alice may, and anonymous readers get it.
+    anon.send(&publish_packet(
+        "public/news",
+        b"from anon",
+        1,
+        7,
+        false,
+        false,
+    ));
+    anon.expect(&[0x40, 2, 0, 7]);
+    alice.send(&publish_packet(
+        "public/news",
+        b"from alice",
+        1,
+        8,
+        false,
+        false,
+    ));
+    alice.expect(&[0x40, 2, 0, 8]);
+    let m = anon.read_publish();
+    assert_eq!(
+        m.payload, b"from alice",
+        "the denied publish was not delivered"
+    );
+    // The pattern grants alice's own device topic through %c.
+    alice.send(&publish_packet(
+        "devices/alice-phone/battery",
+        b"80",
+        0,
+        0,
+        false,
+        false,
+    ));
+    assert_eq!(alice.read_publish().payload, b"80");
+}
+
+#[test]
+fn denied_will_is_not_published() {
+    let acl = write("will.acl", "topic read #\ntopic write status/ok\n");
+    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let (mut observer, _) = Raw::mqtt(b.addr, "observer", true);
+    observer.subscribe(1, &[("status/#", 0)]);
+    for (id, topic) in [("denied", "status/secret"), ("allowed", "status/ok")] {
+        let mut c = Raw::connect(b.addr);
+        c.send(&connect_with_will(
+            id,
+            true,
+            60,
+            topic,
+            id.as_bytes(),
+            0,
+            false,
+        ));
+        c.expect(&[0x20, 2, 0, 0]);
+        drop(c);
+    }
+    // Only the allowed Will arrives.
+    assert_eq!(observer.read_publish().payload, b"allowed");
+    observer.ping();
+}
