@@ -112,7 +112,7 @@ impl std::fmt::Display for Reason {
             Reason::KeepAlive => write!(f, "keep-alive timeout"),
             Reason::ConnectTimeout => write!(f, "no CONNECT in time"),
             Reason::TakenOver => write!(f, "client id taken over by a new connection"),
-            Reason::Disconnect => write!(f, "disconnected"),
+            Reason::Disconnect => write!(f, "client sent DISCONNECT"),
             Reason::Refused(code) => write!(f, "refused with CONNACK code {code}"),
             Reason::Shutdown => write!(f, "broker shutting down"),
         }
