@@ -160,6 +160,8 @@ pub struct Outcome {
     pub per_sub: Vec<SubReport>,
     pub lost: u64,
     pub lost_acked: u64,
+    /// Not arrived when the drain gave up while messages were still arriving.
+    pub late: u64,
     pub dup: u64,
     pub ooo: u64,
     pub unexpected: u64,
@@ -219,6 +221,7 @@ pub struct Bench {
     hist: Histogram,
     stalls: u64,
     disconnects: u64,
+    drain_timed_out: bool,
     fatal: Option<String>,
     rss_before: Option<(u64, u64)>,
     rss_connected: Option<(u64, u64)>,
@@ -271,13 +274,23 @@ impl Bench {
         for (id, st) in plan.streams.into_iter().enumerate() {
             pubs[st.publisher as usize].streams.push(id as u32);
             for &sub in &st.subs {
-                subs[sub as usize].tracks.insert(id as u32, Track::default());
+                subs[sub as usize]
+                    .tracks
+                    .insert(id as u32, Track::default());
             }
-            streams.push(Stream { topic: st.topic, subs: st.subs, sent: 0 });
+            streams.push(Stream {
+                topic: st.topic,
+                subs: st.subs,
+                sent: 0,
+            });
         }
         let mut to_start: VecDeque<Role> = (0..subs.len() as u32).map(Role::Sub).collect();
         to_start.extend((0..pubs.len() as u32).map(Role::Pub));
-        let rate_per_pub = if s.rate > 0.0 { s.rate / pubs.len() as f64 } else { 0.0 };
+        let rate_per_pub = if s.rate > 0.0 {
+            s.rate / pubs.len() as f64
+        } else {
+            0.0
+        };
         let size = s.size.max(HEADER);
         Ok(Bench {
             poll: Poll::new()?,
@@ -314,6 +327,7 @@ impl Bench {
             hist: Histogram::new(),
             stalls: 0,
             disconnects: 0,
+            drain_timed_out: false,
             fatal: None,
             rss_before: None,
             rss_connected: None,
@@ -325,7 +339,9 @@ impl Bench {
     }
 
     fn broker_cpu(&self) -> Option<f64> {
-        self.s.broker_pid.and_then(|p| sys::cpu_seconds(&p.to_string()))
+        self.s
+            .broker_pid
+            .and_then(|p| sys::cpu_seconds(&p.to_string()))
     }
 
     fn broker_mem(&self) -> Option<(u64, u64)> {
@@ -347,7 +363,11 @@ impl Bench {
             }
             self.now = Instant::now();
             ready.extend(events.iter().map(|e| {
-                (e.token().0, e.is_readable() || e.is_read_closed() || e.is_error(), e.is_writable())
+                (
+                    e.token().0,
+                    e.is_readable() || e.is_read_closed() || e.is_error(),
+                    e.is_writable(),
+                )
             }));
             for &(key, readable, writable) in &ready {
                 if writable {
@@ -416,11 +436,11 @@ impl Bench {
                 }
             };
             let _ = sock.set_nodelay(true);
-            if let Err(e) = self
-                .poll
-                .registry()
-                .register(&mut sock, Token(index), Interest::READABLE | Interest::WRITABLE)
-            {
+            if let Err(e) = self.poll.registry().register(
+                &mut sock,
+                Token(index),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 self.fatal = Some(format!("cannot register a socket: {e}"));
                 return;
             }
@@ -461,7 +481,9 @@ impl Bench {
         if !c.connected {
             match c.sock.take_error() {
                 Ok(None) => {}
-                Ok(Some(e)) | Err(e) => return self.lost_client(key, &format!("connect failed: {e}")),
+                Ok(Some(e)) | Err(e) => {
+                    return self.lost_client(key, &format!("connect failed: {e}"))
+                }
             }
             match c.sock.peer_addr() {
                 Ok(_) => {
@@ -642,7 +664,8 @@ impl Bench {
                         let c = &mut self.clients[key];
                         let mut packets = 0;
                         for (i, chunk) in filters.chunks(FILTERS_PER_SUBSCRIBE).enumerate() {
-                            let list: Vec<(&str, QoS)> = chunk.iter().map(|f| (f.as_str(), qos)).collect();
+                            let list: Vec<(&str, QoS)> =
+                                chunk.iter().map(|f| (f.as_str(), qos)).collect();
                             encode_subscribe(&mut c.wbuf, i as u16 + 1, &list);
                             packets += 1;
                         }
@@ -659,7 +682,10 @@ impl Bench {
                     return Err(format!("SUBACK refused a subscription (code {bad:#04x})"));
                 }
                 if codes.iter().any(|&c| c < self.s.qos) {
-                    return Err(format!("SUBACK granted QoS {codes:?}, below the requested {}", self.s.qos));
+                    return Err(format!(
+                        "SUBACK granted QoS {codes:?}, below the requested {}",
+                        self.s.qos
+                    ));
                 }
                 if left <= 1 {
                     self.clients[key].state = CState::Ready;
@@ -668,7 +694,9 @@ impl Bench {
                     self.clients[key].state = CState::WaitSuback(left - 1);
                 }
             }
-            Incoming::Publish { qos, pkid, payload, .. } => {
+            Incoming::Publish {
+                qos, pkid, payload, ..
+            } => {
                 let Role::Sub(s) = role else {
                     return Err("a publisher received a PUBLISH".into());
                 };
@@ -806,7 +834,9 @@ impl Bench {
         let now = Instant::now();
         let ts = elapsed_ns(self.epoch, now);
         let rate_allowed = if self.rate_per_pub > 0.0 {
-            let secs = now.saturating_duration_since(self.phase_start_rate()).as_secs_f64();
+            let secs = now
+                .saturating_duration_since(self.phase_start_rate())
+                .as_secs_f64();
             (secs * self.rate_per_pub) as u64 + 1
         } else {
             u64::MAX
@@ -883,10 +913,25 @@ impl Bench {
                     }
                 }
                 pkid = publ.next_pkid;
-                publ.pending.insert(pkid, Pending { stream: sid, seq, stage: 1 });
+                publ.pending.insert(
+                    pkid,
+                    Pending {
+                        stream: sid,
+                        seq,
+                        stage: 1,
+                    },
+                );
                 *total_pending += 1;
             }
-            encode_publish(&mut client.wbuf, &st.topic, payload, qos, pkid, false, false);
+            encode_publish(
+                &mut client.wbuf,
+                &st.topic,
+                payload,
+                qos,
+                pkid,
+                false,
+                false,
+            );
             for &x in &st.subs {
                 subs[x as usize].behind += 1;
             }
@@ -914,14 +959,19 @@ impl Bench {
         if let Some(e) = &self.fatal {
             if self.phase != Phase::Done {
                 eprintln!("midge-bench: {e}");
-                self.secs[phase_index(self.phase)] = now.duration_since(self.phase_start).as_secs_f64();
+                self.secs[phase_index(self.phase)] =
+                    now.duration_since(self.phase_start).as_secs_f64();
                 self.phase = Phase::Done;
             }
             return;
         }
         let in_phase = now.saturating_duration_since(self.phase_start);
         let quiet = now.saturating_duration_since(self.last_progress);
-        let quiet_limit = if self.s.qos == 0 { Duration::from_millis(500) } else { Duration::from_secs(2) };
+        let quiet_limit = if self.s.qos == 0 {
+            Duration::from_millis(500)
+        } else {
+            Duration::from_secs(2)
+        };
         let all_delivered = self.total_behind == 0 && self.total_pending == 0;
         match self.phase {
             Phase::Setup => {
@@ -965,14 +1015,22 @@ impl Bench {
                 }
             }
             Phase::Drain => {
-                if all_delivered || quiet >= quiet_limit || in_phase >= DRAIN_MAX {
+                if all_delivered || quiet >= quiet_limit {
+                    self.next_phase(Phase::Done, now);
+                } else if in_phase >= DRAIN_MAX {
+                    // Still arriving: what has not arrived is late, not lost.
+                    self.drain_timed_out = true;
                     self.next_phase(Phase::Done, now);
                 }
             }
             Phase::Done => {}
         }
         if self.publishing() && self.s.backlog > 0 {
-            let stall = if self.s.qos == 0 { Duration::from_secs(1) } else { Duration::from_secs(2) };
+            let stall = if self.s.qos == 0 {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(2)
+            };
             if quiet >= stall {
                 self.write_off();
             }
@@ -1020,7 +1078,10 @@ impl Bench {
             self.stalls += 1;
             self.last_progress = self.now;
             if self.stalls <= 3 && self.s.qos > 0 {
-                eprintln!("midge-bench: no delivery for a while with subscribers behind: stall #{}", self.stalls);
+                eprintln!(
+                    "midge-bench: no delivery for a while with subscribers behind: stall #{}",
+                    self.stalls
+                );
             }
         }
     }
@@ -1065,34 +1126,56 @@ impl Bench {
 
     fn finish(mut self) -> Outcome {
         let rss_end = self.broker_mem();
-        // Say goodbye: DISCONNECT on every socket, best effort.
-        for (_, c) in self.clients.iter_mut() {
+        // Say goodbye: DISCONNECT, then close at once, so that this side
+        // closes first and keeps the TIME_WAIT (the kernel reuses those for
+        // loopback connects). Left to the broker, a later run could meet its
+        // TIME_WAIT for a reused port and lose a second to a SYN retry.
+        for mut c in self.clients.drain() {
             if c.connected {
                 c.wbuf.extend_from_slice(&[0xE0, 0x00]);
                 let _ = c.sock.write(&c.wbuf);
             }
+            let _ = self.poll.registry().deregister(&mut c.sock);
         }
         let qos = self.s.qos;
         let mut per_sub = Vec::with_capacity(self.subs.len());
-        let (mut lost, mut dup, mut ooo, mut unexpected) = (0, 0, 0, 0);
+        // Skipped-over messages are lost. Those after the last one received
+        // are lost too, unless the drain stopped while messages were still
+        // arriving: then they are only late.
+        let tail_lost = !self.drain_timed_out;
+        let (mut lost, mut late, mut dup, mut ooo, mut unexpected) = (0, 0, 0, 0, 0);
         for sub in &self.subs {
-            let missing: u64 =
-                sub.tracks.iter().map(|(id, t)| t.missing(self.streams[*id as usize].sent)).sum();
-            lost += missing;
+            let (mut sub_lost, mut sub_late) = (0, 0);
+            for (id, t) in &sub.tracks {
+                let tail = t.tail(self.streams[*id as usize].sent);
+                sub_lost += t.in_gaps() + if tail_lost { tail } else { 0 };
+                sub_late += if tail_lost { 0 } else { tail };
+            }
+            lost += sub_lost;
+            late += sub_late;
             dup += sub.dup;
             ooo += sub.ooo;
             unexpected += sub.unexpected;
+            let mut filters = sub
+                .filters
+                .iter()
+                .take(2)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" ");
+            if sub.filters.len() > 2 {
+                filters.push_str(" ...");
+            }
             per_sub.push(SubReport {
-                filters: sub.filters.iter().take(2).cloned().collect::<Vec<_>>().join(" ")
-                    + if sub.filters.len() > 2 { " ..." } else { "" },
+                filters,
                 received: sub.publishes,
-                lost: missing,
+                lost: sub_lost,
                 dup: sub.dup,
                 ooo: sub.ooo,
             });
         }
-        // Missing messages the broker never acknowledged are not its fault.
-        let mut unacked_missing = 0;
+        // Lost messages the broker never acknowledged are not its fault.
+        let mut unacked_lost = 0;
         let mut unacked_end = 0;
         for publ in &self.pubs {
             for pd in publ.pending.values() {
@@ -1100,15 +1183,15 @@ impl Bench {
                     unacked_end += 1;
                     for &s in &self.streams[pd.stream as usize].subs {
                         if let Some(t) = self.subs[s as usize].tracks.get(&pd.stream) {
-                            if t.is_missing(pd.seq) {
-                                unacked_missing += 1;
+                            if t.in_gap(pd.seq) || (tail_lost && pd.seq >= t.next) {
+                                unacked_lost += 1;
                             }
                         }
                     }
                 }
             }
         }
-        let lost_acked = if qos > 0 { lost - unacked_missing } else { 0 };
+        let lost_acked = if qos > 0 { lost - unacked_lost } else { 0 };
         let m = (
             self.measure_end.sent - self.measure_base.sent,
             self.measure_end.acked - self.measure_base.acked,
@@ -1128,6 +1211,7 @@ impl Bench {
             per_sub,
             lost,
             lost_acked,
+            late,
             dup,
             ooo,
             unexpected,

@@ -27,7 +27,12 @@ use std::time::Duration;
 
 fn options() -> Options {
     let mut o = Options::new();
-    o.optopt("", "host", "broker address, loopback only (default 127.0.0.1)", "ADDR");
+    o.optopt(
+        "",
+        "host",
+        "broker address, loopback only (default 127.0.0.1)",
+        "ADDR",
+    );
     o.optopt("p", "port", "broker port (default 1883)", "PORT");
     o.optopt(
         "s",
@@ -35,28 +40,74 @@ fn options() -> Options {
         "fan-in | fan-out | pairs | latency | connections | subscriptions (default fan-in)",
         "NAME",
     );
-    o.optopt("q", "qos", "QoS of publishes and subscriptions: 0, 1 or 2 (default 0)", "QOS");
-    o.optopt("", "size", "payload bytes, at least 20 (default 64)", "BYTES");
+    o.optopt(
+        "q",
+        "qos",
+        "QoS of publishes and subscriptions: 0, 1 or 2 (default 0)",
+        "QOS",
+    );
+    o.optopt(
+        "",
+        "size",
+        "payload bytes, at least 20 (default 64)",
+        "BYTES",
+    );
     o.optopt(
         "",
         "publishers",
         "publishers (fan-in 10, latency 1, connections 1, subscriptions 1)",
         "P",
     );
-    o.optopt("", "subscribers", "subscribers (fan-out 100, latency 1)", "N");
-    o.optopt("", "pairs", "publisher/subscriber pairs for 'pairs' (default 50)", "P");
+    o.optopt(
+        "",
+        "subscribers",
+        "subscribers (fan-out 100, latency 1)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "pairs",
+        "publisher/subscriber pairs for 'pairs' (default 50)",
+        "P",
+    );
     o.optopt(
         "",
         "rate",
         "total messages/s over all publishers, 0 = as fast as possible (latency: 10000, others 0)",
         "MSGS",
     );
-    o.optopt("", "connections", "idle clients for 'connections' (default 10000)", "C");
-    o.optopt("", "subscriptions", "subscriptions for 'subscriptions' (default 10000)", "S");
-    o.optopt("", "subs-per-client", "subscriptions per client for 'subscriptions' (default 100)", "K");
-    o.optopt("", "topics", "distinct topics published to in 'subscriptions' (default 1000)", "T");
+    o.optopt(
+        "",
+        "connections",
+        "idle clients for 'connections' (default 10000)",
+        "C",
+    );
+    o.optopt(
+        "",
+        "subscriptions",
+        "subscriptions for 'subscriptions' (default 10000)",
+        "S",
+    );
+    o.optopt(
+        "",
+        "subs-per-client",
+        "subscriptions per client for 'subscriptions' (default S/100: always 100 subscribing \
+         clients, so only the number of subscriptions changes between runs)",
+        "K",
+    );
+    o.optopt(
+        "",
+        "topics",
+        "distinct topics published to in 'subscriptions' (default 1000)",
+        "T",
+    );
     o.optopt("d", "duration", "measured seconds (default 10)", "SECS");
-    o.optopt("", "warmup", "seconds of publishing before measuring (default 1; connections 0)", "SECS");
+    o.optopt(
+        "",
+        "warmup",
+        "seconds of publishing before measuring (default 1; connections 0)",
+        "SECS",
+    );
     o.optopt(
         "n",
         "count",
@@ -76,12 +127,38 @@ fn options() -> Options {
          keeps broker queues under their 1000-message limit (default 1000; 0 = off)",
         "N",
     );
-    o.optopt("", "connect-window", "connection handshakes in progress at once (default 256)", "N");
-    o.optopt("", "setup-timeout", "seconds allowed to connect and subscribe (default 60)", "SECS");
-    o.optopt("", "keep-alive", "CONNECT keep-alive seconds, 0 = none (default 60)", "SECS");
-    o.optopt("", "broker-pid", "report this process's memory (VmRSS/VmHWM) and CPU time", "PID");
+    o.optopt(
+        "",
+        "connect-window",
+        "connection handshakes in progress at once (default 64; more can overflow a broker's listen \
+         backlog and cost 1 s SYN retries)",
+        "N",
+    );
+    o.optopt(
+        "",
+        "setup-timeout",
+        "seconds allowed to connect and subscribe (default 60)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "keep-alive",
+        "CONNECT keep-alive seconds, 0 = none (default 60)",
+        "SECS",
+    );
+    o.optopt(
+        "",
+        "broker-pid",
+        "report this process's memory (VmRSS/VmHWM) and CPU time",
+        "PID",
+    );
     o.optflag("", "json", "also print one JSON summary line at the end");
-    o.optopt("", "label", "name for this run in the JSON line (e.g. the broker's)", "TEXT");
+    o.optopt(
+        "",
+        "label",
+        "name for this run in the JSON line (e.g. the broker's)",
+        "TEXT",
+    );
     o.optflag("", "quiet", "no progress line every second");
     o.optflag("h", "help", "print this help");
     o
@@ -90,7 +167,9 @@ fn options() -> Options {
 fn num<T: std::str::FromStr>(m: &getopts::Matches, name: &str, default: T) -> Result<T, String> {
     match m.opt_str(name) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| format!("--{name}: '{v}' is not a valid number")),
+        Some(v) => v
+            .parse()
+            .map_err(|_| format!("--{name}: '{v}' is not a valid number")),
     }
 }
 
@@ -107,7 +186,8 @@ fn host(m: &getopts::Matches) -> Result<IpAddr, String> {
     let ip = if h == "localhost" {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
-        h.parse::<IpAddr>().map_err(|_| format!("--host: '{h}' is not an IP address"))?
+        h.parse::<IpAddr>()
+            .map_err(|_| format!("--host: '{h}' is not an IP address"))?
     };
     if !ip.is_loopback() {
         return Err(format!(
@@ -132,7 +212,9 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
     }
     let size: usize = num(m, "size", 64)?;
     if size < HEADER {
-        return Err(format!("--size: at least {HEADER} bytes (stream id, sequence number, timestamp)"));
+        return Err(format!(
+            "--size: at least {HEADER} bytes (stream id, sequence number, timestamp)"
+        ));
     }
     if size > 16 * 1024 * 1024 {
         return Err("--size: at most 16 MiB".into());
@@ -142,12 +224,13 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
         "pairs" => num(m, "pairs", 50)?,
         _ => 1,
     };
+    let subscriptions: usize = num(m, "subscriptions", 10_000)?;
     let shape = scenario::Shape {
         publishers: num(m, "publishers", default_pubs)?,
         subscribers: num(m, "subscribers", if name == "fan-out" { 100 } else { 1 })?,
         connections: num(m, "connections", 10_000)?,
-        subscriptions: num(m, "subscriptions", 10_000)?,
-        subs_per_client: num(m, "subs-per-client", 100)?,
+        subscriptions,
+        subs_per_client: num(m, "subs-per-client", (subscriptions / 100).max(1))?,
         topics: num(m, "topics", 1000)?,
     };
     if shape.publishers == 0
@@ -167,7 +250,11 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
     if !(rate >= 0.0 && rate.is_finite()) {
         return Err("--rate: a number of messages per second, 0 for unlimited".into());
     }
-    let default_count = if name == "connections" { shape.connections as u64 } else { 0 };
+    let default_count = if name == "connections" {
+        shape.connections as u64
+    } else {
+        0
+    };
     let inflight: usize = num(m, "inflight", 20)?;
     if inflight == 0 || inflight > 65_000 {
         return Err("--inflight: between 1 and 65000".into());
@@ -175,7 +262,9 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
     let broker_pid = match m.opt_str("broker-pid") {
         None => None,
         Some(v) => {
-            let pid: u32 = v.parse().map_err(|_| format!("--broker-pid: '{v}' is not a pid"))?;
+            let pid: u32 = v
+                .parse()
+                .map_err(|_| format!("--broker-pid: '{v}' is not a pid"))?;
             if sys::memory_kib(pid).is_none() {
                 return Err(format!("--broker-pid: cannot read /proc/{pid}/status"));
             }
@@ -192,7 +281,7 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
         rate,
         inflight,
         backlog: num(m, "backlog", 1000)?,
-        connect_window: num::<usize>(m, "connect-window", 256)?.max(1),
+        connect_window: num::<usize>(m, "connect-window", 64)?.max(1),
         setup_timeout: secs(m, "setup-timeout", 60.0)?,
         broker_pid,
         keep_alive: num(m, "keep-alive", 60)?,
@@ -201,7 +290,12 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
     if settings.backlog < 0 {
         return Err("--backlog: 0 or more".into());
     }
-    Ok(Run { settings, plan, json: m.opt_present("json"), label: m.opt_str("label").unwrap_or_default() })
+    Ok(Run {
+        settings,
+        plan,
+        json: m.opt_present("json"),
+        label: m.opt_str("label").unwrap_or_default(),
+    })
 }
 
 fn main() -> ExitCode {
@@ -294,7 +388,10 @@ fn verdict(h: &Header, o: &Outcome) -> Vec<String> {
         v.push(format!("{} clients were disconnected", o.disconnects));
     }
     if h.qos > 0 && o.lost_acked > 0 {
-        v.push(format!("{} acknowledged QoS {} deliveries never arrived", o.lost_acked, h.qos));
+        v.push(format!(
+            "{} acknowledged QoS {} deliveries never arrived",
+            o.lost_acked, h.qos
+        ));
     }
     if h.qos == 2 && o.dup > 0 {
         v.push(format!("{} QoS 2 messages arrived more than once", o.dup));
@@ -320,7 +417,9 @@ fn mib(kib: u64) -> String {
 
 fn rss_per_client(o: &Outcome) -> Option<f64> {
     match (o.rss_before, o.rss_connected) {
-        (Some((b, _)), Some((c, _))) if o.clients > 0 => Some((c as f64 - b as f64) * 1024.0 / o.clients as f64),
+        (Some((b, _)), Some((c, _))) if o.clients > 0 => {
+            Some((c as f64 - b as f64) * 1024.0 / o.clients as f64)
+        }
         _ => None,
     }
 }
@@ -328,9 +427,21 @@ fn rss_per_client(o: &Outcome) -> Option<f64> {
 fn table(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     use std::fmt::Write;
     let mut t = String::new();
-    let label = if h.label.is_empty() { String::new() } else { format!("  [{}]", h.label) };
-    let rate_note = if h.rate > 0.0 { format!(", {} msg/s offered", h.rate) } else { String::new() };
-    let _ = writeln!(t, "\nmidge-bench {}, QoS {}, {}-byte payloads{rate_note}{label}", h.scenario, h.qos, h.size);
+    let label = if h.label.is_empty() {
+        String::new()
+    } else {
+        format!("  [{}]", h.label)
+    };
+    let rate_note = if h.rate > 0.0 {
+        format!(", {} msg/s offered", h.rate)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        t,
+        "\nmidge-bench {}, QoS {}, {}-byte payloads{rate_note}{label}",
+        h.scenario, h.qos, h.size
+    );
     let _ = writeln!(t, "  {}", h.describe);
     let _ = writeln!(
         t,
@@ -344,12 +455,34 @@ fn table(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     );
     let (sent, acked, delivered) = o.measured;
     let d = o.measure_secs;
-    let _ = writeln!(t, "\n  {:<24}{:>14}{:>16}", "measured phase", "messages", "per second");
-    let _ = writeln!(t, "  {:<24}{:>14}{:>16.0}", "published", sent, rate(sent, d));
+    let _ = writeln!(
+        t,
+        "\n  {:<24}{:>14}{:>16}",
+        "measured phase", "messages", "per second"
+    );
+    let _ = writeln!(
+        t,
+        "  {:<24}{:>14}{:>16.0}",
+        "published",
+        sent,
+        rate(sent, d)
+    );
     if h.qos > 0 {
-        let _ = writeln!(t, "  {:<24}{:>14}{:>16.0}", "acknowledged", acked, rate(acked, d));
+        let _ = writeln!(
+            t,
+            "  {:<24}{:>14}{:>16.0}",
+            "acknowledged",
+            acked,
+            rate(acked, d)
+        );
     }
-    let _ = writeln!(t, "  {:<24}{:>14}{:>16.0}", "delivered", delivered, rate(delivered, d));
+    let _ = writeln!(
+        t,
+        "  {:<24}{:>14}{:>16.0}",
+        "delivered",
+        delivered,
+        rate(delivered, d)
+    );
     let l = &o.latency;
     let _ = writeln!(
         t,
@@ -374,8 +507,9 @@ fn table(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     );
     let _ = writeln!(
         t,
-        "                          unacknowledged at end {}, stalls {}, disconnects {}",
-        o.unacked_end, o.stalls, o.disconnects
+        "                          still arriving when the drain stopped {}, unacknowledged at end {}, \
+         stalls {}, disconnects {}",
+        o.late, o.unacked_end, o.stalls, o.disconnects
     );
     if o.per_sub.len() <= 10 {
         for (i, s) in o.per_sub.iter().enumerate() {
@@ -423,7 +557,11 @@ fn table(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     if verdict.is_empty() {
         let _ = writeln!(t, "  result                  OK");
     } else {
-        let _ = writeln!(t, "  result                  FAILED: {}", verdict.join("; "));
+        let _ = writeln!(
+            t,
+            "  result                  FAILED: {}",
+            verdict.join("; ")
+        );
     }
     t
 }
@@ -449,7 +587,9 @@ fn json(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     let l = &o.latency;
     let opt = |v: Option<f64>| v.map_or("null".to_string(), |v| format!("{v:.3}"));
     let kib = |v: Option<(u64, u64)>, hwm: bool| {
-        v.map_or("null".to_string(), |(r, p)| if hwm { p } else { r }.to_string())
+        v.map_or("null".to_string(), |(r, p)| {
+            if hwm { p } else { r }.to_string()
+        })
     };
     let fields: Vec<(&str, String)> = vec![
         ("label", json_str(&h.label)),
@@ -479,6 +619,7 @@ fn json(h: &Header, o: &Outcome, verdict: &[String]) -> String {
         ("total_delivered", o.totals.2.to_string()),
         ("lost", o.lost.to_string()),
         ("lost_acked", o.lost_acked.to_string()),
+        ("late", o.late.to_string()),
         ("dup", o.dup.to_string()),
         ("ooo", o.ooo.to_string()),
         ("unexpected", o.unexpected.to_string()),
@@ -486,7 +627,10 @@ fn json(h: &Header, o: &Outcome, verdict: &[String]) -> String {
         ("stalls", o.stalls.to_string()),
         ("disconnects", o.disconnects.to_string()),
         ("setup_s", format!("{:.3}", o.setup_secs)),
-        ("connect_rate", format!("{:.1}", rate(o.clients as u64, o.setup_secs))),
+        (
+            "connect_rate",
+            format!("{:.1}", rate(o.clients as u64, o.setup_secs)),
+        ),
         ("rss_before_kb", kib(o.rss_before, false)),
         ("rss_connected_kb", kib(o.rss_connected, false)),
         ("rss_end_kb", kib(o.rss_end, false)),
@@ -499,6 +643,9 @@ fn json(h: &Header, o: &Outcome, verdict: &[String]) -> String {
         ("ok", verdict.is_empty().to_string()),
         ("failure", json_str(&verdict.join("; "))),
     ];
-    let body: Vec<String> = fields.into_iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    let body: Vec<String> = fields
+        .into_iter()
+        .map(|(k, v)| format!("\"{k}\":{v}"))
+        .collect();
     format!("{{{}}}", body.join(","))
 }

@@ -36,7 +36,14 @@ pub struct Shape {
     pub topics: usize,
 }
 
-pub const SCENARIOS: [&str; 6] = ["fan-in", "fan-out", "pairs", "latency", "connections", "subscriptions"];
+pub const SCENARIOS: [&str; 6] = [
+    "fan-in",
+    "fan-out",
+    "pairs",
+    "latency",
+    "connections",
+    "subscriptions",
+];
 
 pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
     let all = |n: usize| (0..n as u32).collect::<Vec<u32>>();
@@ -46,9 +53,15 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
             Plan {
                 scenario: "fan-in",
                 publishers: p,
-                subscribers: vec![SubSpec { filters: vec!["bench/fanin".into()] }],
+                subscribers: vec![SubSpec {
+                    filters: vec!["bench/fanin".into()],
+                }],
                 streams: (0..p as u32)
-                    .map(|i| StreamSpec { topic: "bench/fanin".into(), publisher: i, subs: vec![0] })
+                    .map(|i| StreamSpec {
+                        topic: "bench/fanin".into(),
+                        publisher: i,
+                        subs: vec![0],
+                    })
                     .collect(),
                 subscriptions: 1,
                 describe: format!("{p} publishers -> 1 subscriber on one topic"),
@@ -59,18 +72,33 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
             Plan {
                 scenario: "fan-out",
                 publishers: 1,
-                subscribers: (0..n).map(|_| SubSpec { filters: vec!["bench/fanout".into()] }).collect(),
-                streams: vec![StreamSpec { topic: "bench/fanout".into(), publisher: 0, subs: all(n) }],
+                subscribers: (0..n)
+                    .map(|_| SubSpec {
+                        filters: vec!["bench/fanout".into()],
+                    })
+                    .collect(),
+                streams: vec![StreamSpec {
+                    topic: "bench/fanout".into(),
+                    publisher: 0,
+                    subs: all(n),
+                }],
                 subscriptions: n,
                 describe: format!("1 publisher -> {n} subscribers on one topic"),
             }
         }
         "pairs" => {
             let p = k.publishers;
-            let mut subscribers: Vec<SubSpec> =
-                (0..p).map(|i| SubSpec { filters: vec![format!("bench/pair/{i}")] }).collect();
-            subscribers.push(SubSpec { filters: vec!["bench/pair/+".into()] });
-            subscribers.push(SubSpec { filters: vec!["#".into()] });
+            let mut subscribers: Vec<SubSpec> = (0..p)
+                .map(|i| SubSpec {
+                    filters: vec![format!("bench/pair/{i}")],
+                })
+                .collect();
+            subscribers.push(SubSpec {
+                filters: vec!["bench/pair/+".into()],
+            });
+            subscribers.push(SubSpec {
+                filters: vec!["#".into()],
+            });
             let (plus, hash) = (p as u32, p as u32 + 1);
             Plan {
                 scenario: "pairs",
@@ -90,12 +118,22 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
             Plan {
                 scenario: "latency",
                 publishers: p,
-                subscribers: (0..n).map(|_| SubSpec { filters: vec!["bench/lat/+".into()] }).collect(),
+                subscribers: (0..n)
+                    .map(|_| SubSpec {
+                        filters: vec!["bench/lat/+".into()],
+                    })
+                    .collect(),
                 streams: (0..p as u32)
-                    .map(|i| StreamSpec { topic: format!("bench/lat/{i}"), publisher: i, subs: all(n) })
+                    .map(|i| StreamSpec {
+                        topic: format!("bench/lat/{i}"),
+                        publisher: i,
+                        subs: all(n),
+                    })
                     .collect(),
                 subscriptions: n,
-                describe: format!("{p} publishers on bench/lat/<i> -> {n} subscribers to bench/lat/+"),
+                describe: format!(
+                    "{p} publishers on bench/lat/<i> -> {n} subscribers to bench/lat/+"
+                ),
             }
         }
         "connections" => {
@@ -129,7 +167,9 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
                 }
             };
             let subscribers = (0..clients)
-                .map(|c| SubSpec { filters: (c * per..((c + 1) * per).min(s)).map(filter).collect() })
+                .map(|c| SubSpec {
+                    filters: (c * per..((c + 1) * per).min(s)).map(filter).collect(),
+                })
                 .collect();
             // Topics spread evenly over the subscriptions, keeping the 70/30
             // exact/wildcard mix among the ones that match: each topic
@@ -139,7 +179,11 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
             let streams = (0..t)
                 .map(|j| {
                     let i = j * stride + (j % 10).min(stride - 1);
-                    StreamSpec { topic: format!("sub/{i}/x"), publisher: (j % p) as u32, subs: vec![(i / per) as u32] }
+                    StreamSpec {
+                        topic: format!("sub/{i}/x"),
+                        publisher: (j % p) as u32,
+                        subs: vec![(i / per) as u32],
+                    }
                 })
                 .collect();
             Plan {
@@ -154,7 +198,12 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
                 ),
             }
         }
-        other => return Err(format!("unknown scenario '{other}' (one of: {})", SCENARIOS.join(", "))),
+        other => {
+            return Err(format!(
+                "unknown scenario '{other}' (one of: {})",
+                SCENARIOS.join(", ")
+            ))
+        }
     };
     if plan.publishers == 0 || plan.streams.is_empty() {
         return Err("a scenario needs at least one publisher and one topic".into());
@@ -170,7 +219,14 @@ mod tests {
     use super::*;
 
     fn shape() -> Shape {
-        Shape { publishers: 3, subscribers: 4, connections: 50, subscriptions: 1000, subs_per_client: 100, topics: 100 }
+        Shape {
+            publishers: 3,
+            subscribers: 4,
+            connections: 50,
+            subscriptions: 1000,
+            subs_per_client: 100,
+            topics: 100,
+        }
     }
 
     /// Minimal MQTT matcher, to check the plans' precomputed matches.
@@ -220,7 +276,9 @@ mod tests {
             .iter()
             .filter(|st| {
                 let s = &plan.subscribers[st.subs[0] as usize];
-                s.filters.iter().any(|f| f.ends_with('+') && matches(f, &st.topic))
+                s.filters
+                    .iter()
+                    .any(|f| f.ends_with('+') && matches(f, &st.topic))
             })
             .count();
         assert_eq!(wild, 30);

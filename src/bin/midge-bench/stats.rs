@@ -38,7 +38,12 @@ fn upper(i: usize) -> u64 {
 
 impl Histogram {
     pub fn new() -> Histogram {
-        Histogram { counts: vec![0; BUCKETS], total: 0, max: 0, sum: 0 }
+        Histogram {
+            counts: vec![0; BUCKETS],
+            total: 0,
+            max: 0,
+            sum: 0,
+        }
     }
 
     pub fn record(&mut self, ns: u64) {
@@ -95,7 +100,9 @@ pub struct Track {
 
 pub enum Seen {
     /// The next one, or a jump ahead over `skipped` messages.
-    InOrder { skipped: u64 },
+    InOrder {
+        skipped: u64,
+    },
     /// Filled an earlier gap.
     OutOfOrder,
     Duplicate,
@@ -133,17 +140,18 @@ impl Track {
         }
     }
 
-    /// Messages missing out of the first `sent`.
-    pub fn missing(&self, sent: u64) -> u64 {
-        let gaps: u64 = self.gaps.iter().map(|(s, e)| e - s).sum();
-        gaps + sent.saturating_sub(self.next)
+    /// Messages skipped over (a later one arrived) and never filled in.
+    pub fn in_gaps(&self) -> u64 {
+        self.gaps.iter().map(|(s, e)| e - s).sum()
     }
 
-    /// Whether `seq` (one of the first `sent`) never arrived.
-    pub fn is_missing(&self, seq: u64) -> bool {
-        if seq >= self.next {
-            return true;
-        }
+    /// Messages out of the first `sent` after the last one received.
+    pub fn tail(&self, sent: u64) -> u64 {
+        sent.saturating_sub(self.next)
+    }
+
+    /// Whether `seq` was skipped over and never filled in.
+    pub fn in_gap(&self, seq: u64) -> bool {
         let i = self.gaps.partition_point(|&(_, end)| end <= seq);
         matches!(self.gaps.get(i), Some(&(start, _)) if start <= seq)
     }
@@ -176,7 +184,19 @@ mod tests {
     #[test]
     fn buckets_are_contiguous_and_bounded() {
         let mut last = 0;
-        for v in [0u64, 1, 127, 128, 129, 255, 256, 1000, 1 << 20, u64::MAX / 2, u64::MAX] {
+        for v in [
+            0u64,
+            1,
+            127,
+            128,
+            129,
+            255,
+            256,
+            1000,
+            1 << 20,
+            u64::MAX / 2,
+            u64::MAX,
+        ] {
             let i = index(v);
             assert!(i < BUCKETS);
             assert!(i >= last);
@@ -206,12 +226,12 @@ mod tests {
         assert!(matches!(t.see(0), Seen::InOrder { skipped: 0 }));
         assert!(matches!(t.see(3), Seen::InOrder { skipped: 2 }));
         assert!(matches!(t.see(3), Seen::Duplicate));
-        assert!(t.is_missing(1) && t.is_missing(2) && !t.is_missing(3));
+        assert!(t.in_gap(1) && t.in_gap(2) && !t.in_gap(3) && !t.in_gap(0));
         assert!(matches!(t.see(2), Seen::OutOfOrder));
-        assert_eq!(t.missing(6), 1 + 2);
+        assert_eq!((t.in_gaps(), t.tail(6)), (1, 2));
         assert!(matches!(t.see(1), Seen::OutOfOrder));
         assert!(matches!(t.see(1), Seen::Duplicate));
-        assert_eq!(t.missing(4), 0);
+        assert_eq!((t.in_gaps(), t.tail(4)), (0, 0));
         assert_eq!(t.received, 4);
     }
 }

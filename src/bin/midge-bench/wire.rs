@@ -6,9 +6,21 @@
 /// allocates nothing.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Incoming<'a> {
-    ConnAck { session_present: bool, code: u8 },
-    SubAck { pkid: u16, codes: &'a [u8] },
-    Publish { qos: u8, dup: bool, topic: &'a [u8], pkid: u16, payload: &'a [u8] },
+    ConnAck {
+        session_present: bool,
+        code: u8,
+    },
+    SubAck {
+        pkid: u16,
+        codes: &'a [u8],
+    },
+    Publish {
+        qos: u8,
+        dup: bool,
+        topic: &'a [u8],
+        pkid: u16,
+        payload: &'a [u8],
+    },
     PubAck(u16),
     PubRec(u16),
     PubRel(u16),
@@ -35,7 +47,9 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Incoming<'_>, usize)>, String> {
             break;
         }
         if i > 4 {
-            return Err(format!("remaining length longer than 4 bytes (first byte {first:#04x})"));
+            return Err(format!(
+                "remaining length longer than 4 bytes (first byte {first:#04x})"
+            ));
         }
     }
     let total = i + len;
@@ -54,13 +68,19 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Incoming<'_>, usize)>, String> {
             if body.len() != 2 {
                 return Err(format!("CONNACK with a {}-byte body", body.len()));
             }
-            Incoming::ConnAck { session_present: body[0] & 1 == 1, code: body[1] }
+            Incoming::ConnAck {
+                session_present: body[0] & 1 == 1,
+                code: body[1],
+            }
         }
         0x90 => {
             if body.len() < 3 {
                 return Err("SUBACK too short".into());
             }
-            Incoming::SubAck { pkid: u16::from_be_bytes([body[0], body[1]]), codes: &body[2..] }
+            Incoming::SubAck {
+                pkid: u16::from_be_bytes([body[0], body[1]]),
+                codes: &body[2..],
+            }
         }
         0x40 => Incoming::PubAck(id(body)?),
         0x50 => Incoming::PubRec(id(body)?),
@@ -93,7 +113,13 @@ pub fn decode(buf: &[u8]) -> Result<Option<(Incoming<'_>, usize)>, String> {
                 }
                 at += 2;
             }
-            Incoming::Publish { qos, dup: f & 0x08 != 0, topic, pkid, payload: &body[at..] }
+            Incoming::Publish {
+                qos,
+                dup: f & 0x08 != 0,
+                topic,
+                pkid,
+                payload: &body[at..],
+            }
         }
         f => return Err(format!("unexpected packet type byte {f:#04x}")),
     };
@@ -106,13 +132,34 @@ mod tests {
 
     #[test]
     fn decodes_acks_and_publish() {
-        assert_eq!(decode(&[0x20, 2, 0, 0]), Ok(Some((Incoming::ConnAck { session_present: false, code: 0 }, 4))));
-        assert_eq!(decode(&[0x40, 2, 0, 7, 0xff]), Ok(Some((Incoming::PubAck(7), 4))));
+        assert_eq!(
+            decode(&[0x20, 2, 0, 0]),
+            Ok(Some((
+                Incoming::ConnAck {
+                    session_present: false,
+                    code: 0
+                },
+                4
+            )))
+        );
+        assert_eq!(
+            decode(&[0x40, 2, 0, 7, 0xff]),
+            Ok(Some((Incoming::PubAck(7), 4)))
+        );
         assert_eq!(decode(&[0x40, 2, 0]), Ok(None));
         let p = [0x32, 7, 0, 1, b'a', 0, 5, b'x', b'y'];
         assert_eq!(
             decode(&p),
-            Ok(Some((Incoming::Publish { qos: 1, dup: false, topic: b"a", pkid: 5, payload: b"xy" }, 9)))
+            Ok(Some((
+                Incoming::Publish {
+                    qos: 1,
+                    dup: false,
+                    topic: b"a",
+                    pkid: 5,
+                    payload: b"xy"
+                },
+                9
+            )))
         );
         assert!(decode(&[0x00, 0]).is_err());
     }
