@@ -163,6 +163,8 @@ pub struct Broker {
     /// Reused scratch space, so routing does not allocate per message.
     routes: Vec<Sub>,
     ready: Vec<(Token, bool, bool)>,
+    /// The read buffer lent to whichever connection is being read.
+    scratch: bytes::BytesMut,
     now: Instant,
     next_serial: u64,
     next_client_id: u64,
@@ -240,6 +242,7 @@ impl Broker {
             pending_reads: Vec::new(),
             routes: Vec::new(),
             ready: Vec::new(),
+            scratch: bytes::BytesMut::new(),
             now: Instant::now(),
             next_serial: 0,
             next_client_id: 0,
@@ -407,7 +410,7 @@ impl Broker {
         let sid = self.new_session(format!("\0host-{}", self.next_host_sub), false);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.host = true;
-            sess.subscriptions.insert(filter.to_string(), qos);
+            sess.subscribe(filter, qos);
         }
         self.host_callbacks.insert(sid, Box::new(callback));
         self.router.subscribe(sid, filter, qos);
@@ -568,7 +571,7 @@ impl Broker {
             if sess.host {
                 continue;
             }
-            for filter in sess.subscriptions.keys() {
+            for (filter, _) in &sess.subscriptions {
                 revoked.push((
                     sid,
                     sess.client_id.clone(),
@@ -584,7 +587,7 @@ impl Broker {
             info!("{id}: subscription {filter:?} removed: no longer allowed");
             self.router.unsubscribe(sid, &filter);
             if let Some(sess) = self.sessions.get_mut(sid) {
-                sess.subscriptions.remove(&filter);
+                sess.unsubscribe(&filter);
             }
         }
     }
@@ -729,7 +732,25 @@ impl Broker {
 
     // ------------------------------------------------------------- reading
 
+    /// Reads from a connection into the broker's one shared read buffer,
+    /// which the connection keeps only while a packet is incomplete: an
+    /// idle connection holds no input buffer at all.
     fn read_conn(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.rbuf.is_empty() {
+                std::mem::swap(&mut conn.rbuf, &mut self.scratch);
+            }
+        }
+        self.read_conn_into_buffer(key);
+        if let Some(conn) = self.conns.get_mut(key) {
+            if conn.rbuf.is_empty() && self.scratch.capacity() < conn.rbuf.capacity() {
+                std::mem::swap(&mut conn.rbuf, &mut self.scratch);
+            }
+            conn.shrink();
+        }
+    }
+
+    fn read_conn_into_buffer(&mut self, key: usize) {
         let mut budget = READ_BUDGET;
         // Packets left in the buffer by flow control go first.
         if !self.process_input(key) {
@@ -764,10 +785,7 @@ impl Broker {
                         return;
                     }
                 }
-                Ok(ReadOutcome::WouldBlock) => {
-                    conn.shrink();
-                    return;
-                }
+                Ok(ReadOutcome::WouldBlock) => return,
                 Ok(ReadOutcome::Eof) => return self.close(key, Reason::Eof),
                 Err(e) => return self.close(key, Reason::Io(e)),
             }
@@ -964,8 +982,8 @@ impl Broker {
         };
         conn.level = Some(level);
         conn.session = Some(sid);
-        conn.will = c.will;
-        conn.keep_alive = Duration::from_secs(c.keep_alive.into());
+        conn.will = c.will.map(Box::new);
+        conn.keep_alive = c.keep_alive;
         conn.client_id = client_id;
         conn.username = c.username;
         // Keep Alive may be due before the connect timeout entry.
@@ -1055,7 +1073,7 @@ impl Broker {
             return;
         }
         let sess = self.sessions.remove(sid);
-        for filter in sess.subscriptions.keys() {
+        for (filter, _) in &sess.subscriptions {
             self.router.unsubscribe(sid, filter);
         }
         if self.client_ids.get(&sess.client_id) == Some(&sid) {
@@ -1145,9 +1163,7 @@ impl Broker {
         for (filter, qos) in &filters {
             match qos {
                 Some(qos) => {
-                    self.session(sid)?
-                        .subscriptions
-                        .insert(filter.clone(), *qos);
+                    self.session(sid)?.subscribe(filter, *qos);
                     self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
                     codes.push(*qos as u8); // [MQTT-3.9.3-1]
                 }
@@ -1178,7 +1194,7 @@ impl Broker {
             return Err(protocol(format!("invalid topic filter {f:?}")));
         }
         for filter in &filters {
-            if self.session(sid)?.subscriptions.remove(filter).is_some() {
+            if self.session(sid)?.unsubscribe(filter) {
                 self.router.unsubscribe(sid, filter); // [MQTT-3.10.4-1]
             }
         }
@@ -1506,7 +1522,7 @@ impl Broker {
         self.wake_waiters(sid);
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10].
-        if let Some(will) = conn.will.take() {
+        if let Some(will) = conn.will.take().map(|w| *w) {
             let user = conn.username.as_deref();
             if self.allowed(&conn.client_id, user, Access::Publish, &will.topic) {
                 self.publish_will(will);
@@ -1533,7 +1549,7 @@ impl Broker {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let Some(will) = conn.will.take() else {
+            let Some(will) = conn.will.take().map(|w| *w) else {
                 continue;
             };
             let (id, user) = (conn.client_id.clone(), conn.username.clone());
@@ -1603,5 +1619,20 @@ impl AsRawFd for Broker {
     /// work to do.
     fn as_raw_fd(&self) -> RawFd {
         self.poll.as_raw_fd()
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "Conn {} Session {} Inflight {} Delivery {} TcpStream {} BytesMut {}",
+            std::mem::size_of::<crate::conn::Conn>(),
+            std::mem::size_of::<crate::session::Session>(),
+            std::mem::size_of::<crate::session::Inflight>(),
+            std::mem::size_of::<crate::session::Delivery>(),
+            std::mem::size_of::<mio::net::TcpStream>(),
+            std::mem::size_of::<bytes::BytesMut>()
+        );
     }
 }

@@ -13,8 +13,6 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-/// Buffers above this capacity are freed when they empty.
-const KEEP_CAPACITY: usize = 16 * 1024;
 /// Smallest read the connection asks the kernel for.
 const READ_CHUNK: usize = 4 * 1024;
 /// Largest single read reservation, whatever the packet size claims.
@@ -43,9 +41,13 @@ pub struct Conn {
     pub session: Option<usize>,
     pub client_id: String,
     pub username: Option<String>,
-    pub will: Option<LastWill>,
-    pub keep_alive: Duration,
-    pub accepted_at: Instant,
+    /// Boxed: most clients have none, and every byte here is paid by
+    /// every idle connection.
+    pub will: Option<Box<LastWill>>,
+    /// Keep Alive in seconds (0: off).
+    pub keep_alive: u16,
+    /// When the last complete packet arrived (before CONNECT: when the
+    /// connection was accepted).
     pub last_rx: Instant,
     /// The deadline this connection's timer entry is filed for; an entry
     /// for any other instant is stale.
@@ -77,8 +79,7 @@ impl Conn {
             client_id: String::new(),
             username: None,
             will: None,
-            keep_alive: Duration::ZERO,
-            accepted_at: now,
+            keep_alive: 0,
             last_rx: now,
             timer_at: None,
             dirty: false,
@@ -94,11 +95,11 @@ impl Conn {
     /// timeout before CONNECT, 1.5 x Keep Alive after it [MQTT-3.1.2-24].
     pub fn deadline(&self, connect_timeout: Duration) -> Option<Instant> {
         if self.level.is_none() {
-            Some(self.accepted_at + connect_timeout)
-        } else if self.keep_alive.is_zero() {
+            Some(self.last_rx + connect_timeout)
+        } else if self.keep_alive == 0 {
             None
         } else {
-            Some(self.last_rx + self.keep_alive * 3 / 2)
+            Some(self.last_rx + Duration::from_millis(u64::from(self.keep_alive) * 1500))
         }
     }
 
@@ -150,12 +151,15 @@ impl Conn {
         Ok(true)
     }
 
-    /// Gives back large buffers once they are empty.
+    /// Gives back buffers once they are empty: an idle connection holds
+    /// none (the input buffer is lent by the broker, see
+    /// `Broker::read_conn`; a busy one reallocates its output buffer once
+    /// per loop iteration at most, which costs far less than the write).
     pub fn shrink(&mut self) {
-        if self.wbuf.is_empty() && self.wbuf.capacity() > KEEP_CAPACITY {
+        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
             self.wbuf = BytesMut::new();
         }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > KEEP_CAPACITY {
+        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
             self.rbuf = BytesMut::new();
         }
     }

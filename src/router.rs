@@ -108,7 +108,9 @@ impl Router {
                 }
             }
         } else {
-            upsert(self.exact.entry(filter.into()).or_default(), session, qos)
+            // Most topics have one subscriber: start the list at one slot.
+            let subs = self.exact.entry(filter.into()).or_insert_with(|| Vec::with_capacity(1));
+            upsert(subs, session, qos)
         };
         self.count += added as usize;
         added

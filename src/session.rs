@@ -8,7 +8,7 @@
 
 use crate::codec::QoS;
 use bytes::Bytes;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 /// An application message as it travels through the broker: stored once and
@@ -66,7 +66,9 @@ pub struct Session {
     pub host: bool,
     /// The connection (slab key) this session is attached to, if online.
     pub conn: Option<usize>,
-    pub subscriptions: HashMap<String, QoS>,
+    /// Filter -> granted QoS. A short list: most clients hold a handful,
+    /// and a list costs far less memory per idle client than a map.
+    pub subscriptions: Vec<(Box<str>, QoS)>,
     /// Outbound QoS 1/2 messages in the order they must be resent
     /// [MQTT-4.6.0-1]; PUBRELs in the order PUBRECs arrived [MQTT-4.6.0-4].
     pub inflight: VecDeque<Inflight>,
@@ -96,7 +98,7 @@ impl Session {
             clean,
             host: false,
             conn: None,
-            subscriptions: HashMap::new(),
+            subscriptions: Vec::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
@@ -106,6 +108,25 @@ impl Session {
             waiters: Vec::new(),
             drop_logged: false,
         }
+    }
+
+    /// Adds or replaces a subscription.
+    pub fn subscribe(&mut self, filter: &str, qos: QoS) {
+        match self.subscriptions.iter_mut().find(|(f, _)| &**f == filter) {
+            Some(entry) => entry.1 = qos,
+            None => {
+                // Grow one entry at a time: most clients hold one or two.
+                self.subscriptions.reserve_exact(1);
+                self.subscriptions.push((filter.into(), qos));
+            }
+        }
+    }
+
+    /// Removes a subscription; true if there was one.
+    pub fn unsubscribe(&mut self, filter: &str) -> bool {
+        let before = self.subscriptions.len();
+        self.subscriptions.retain(|(f, _)| &**f != filter);
+        self.subscriptions.len() != before
     }
 
     /// A packet identifier not in flight in this session [MQTT-2.3.1-4].
