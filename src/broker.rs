@@ -7,6 +7,8 @@
 //! output once. [`Broker::run`] repeats that until shutdown; a host program
 //! can instead watch [`Broker::as_raw_fd`] in its own loop.
 
+mod persist;
+
 use crate::auth::{Acl, PasswordFile};
 use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
 use crate::config::{Config, QueueFull};
@@ -18,6 +20,7 @@ use crate::host::{
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Stage};
+use crate::store::{Record, Store};
 use crate::timer::Timers;
 use crate::topic;
 use log::{debug, error, info, warn};
@@ -180,6 +183,12 @@ pub struct Broker {
     /// From `password_file` / `acl_file`; reloaded on SIGHUP.
     passwords: Option<PasswordFile>,
     acl: Option<Acl>,
+    /// The persistence log, when `persistence` is on.
+    store: Option<Store>,
+    /// A compaction's progress.
+    snapshot: Option<persist::Snapshot>,
+    /// A store write failed (logged once until one succeeds).
+    store_failed: bool,
     stopped: bool,
 }
 
@@ -218,7 +227,7 @@ impl Broker {
             info!("listening on {}", l.local_addr()?);
             listeners.push(l);
         }
-        Ok(Broker {
+        let mut broker = Broker {
             config,
             poll,
             events: Events::with_capacity(1024),
@@ -255,8 +264,22 @@ impl Broker {
             authorizer: None,
             passwords,
             acl,
+            store: None,
+            snapshot: None,
+            store_failed: false,
             stopped: false,
-        })
+        };
+        if let Some(dir) = broker.config.persistence_dir() {
+            let started = Instant::now();
+            let (store, records, recovery) =
+                Store::open(&dir, broker.config.fsync).map_err(|e| {
+                    io::Error::new(e.kind(), format!("persistence in {}: {e}", dir.display()))
+                })?;
+            broker.restore(records);
+            broker.store = Some(store);
+            broker.log_restored(started, recovery.dropped_bytes, recovery.damage);
+        }
+        Ok(broker)
     }
 
     /// The addresses actually bound (useful with port 0).
@@ -330,11 +353,12 @@ impl Broker {
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
         let timer = self.timers.next_timeout(now).map(|d| now + d);
-        let soonest = [timer, self.accept_paused_until, self.sys_next]
+        let sync = self.store.as_ref().and_then(Store::sync_deadline);
+        let soonest = [timer, self.accept_paused_until, self.sys_next, sync]
             .into_iter()
             .flatten()
             .min();
-        if self.pending_reads.is_empty() {
+        if self.pending_reads.is_empty() && self.snapshot.is_none() {
             soonest
         } else {
             Some(now)
@@ -360,6 +384,11 @@ impl Broker {
         }
         self.stopped = true;
         self.close_all();
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.sync() {
+                error!("persistence: final sync failed: {e}");
+            }
+        }
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(l);
         }
@@ -385,7 +414,7 @@ impl Broker {
             payload: bytes::Bytes::copy_from_slice(payload),
         });
         if retain {
-            self.retained.set(&msg, qos);
+            self.set_retained(&msg, qos);
         }
         self.stats.messages_received += 1;
         self.route(&msg, qos);
@@ -518,6 +547,7 @@ impl Broker {
         }
         self.fire_timers();
         self.flush_dirty();
+        self.compaction_step();
         Ok(())
     }
 
@@ -588,6 +618,10 @@ impl Broker {
             self.router.unsubscribe(sid, &filter);
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.unsubscribe(&filter);
+            }
+            if let Some(client) = self.durable(sid) {
+                let filter = filter.to_string();
+                self.persist(Record::Unsub { client, filter });
             }
         }
     }
@@ -843,7 +877,9 @@ impl Broker {
                 return self.on_unsubscribe(key, sid, pkid, filters)
             }
             (Some(sid), Packet::PubAck(pkid)) => {
-                if !self.session(sid)?.puback(pkid) {
+                let done = self.session(sid)?.puback(pkid);
+                self.persist_done(sid, done.as_ref());
+                if done.is_none() {
                     debug!(
                         "{}: PUBACK for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -852,7 +888,11 @@ impl Broker {
                 sid
             }
             (Some(sid), Packet::PubRec(pkid)) => {
-                if !self.session(sid)?.pubrec(pkid) {
+                let (known, released) = self.session(sid)?.pubrec(pkid);
+                if let (Some(seq), Some(client)) = (released, self.durable(sid)) {
+                    self.persist(Record::Released { client, seq });
+                }
+                if !known {
                     debug!(
                         "{}: PUBREC for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -862,7 +902,9 @@ impl Broker {
                 sid
             }
             (Some(sid), Packet::PubComp(pkid)) => {
-                if !self.session(sid)?.pubcomp(pkid) {
+                let done = self.session(sid)?.pubcomp(pkid);
+                self.persist_done(sid, done.as_ref());
+                if done.is_none() {
                     debug!(
                         "{}: PUBCOMP for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -872,7 +914,10 @@ impl Broker {
             }
             (Some(sid), Packet::PubRel(pkid)) => {
                 // Unknown ids are answered too: normal after a reconnect.
-                self.session(sid)?.incoming_qos2.remove(&pkid);
+                let was_pending = self.session(sid)?.incoming_qos2.remove(&pkid);
+                if let (true, Some(client)) = (was_pending, self.durable(sid)) {
+                    self.persist(Record::Qos2Rel { client, pkid });
+                }
                 self.reply(key, |out| codec::encode_ack(out, codec::PUBCOMP, pkid)); // [MQTT-4.3.3-2]
                 return Ok(());
             }
@@ -1065,12 +1110,18 @@ impl Broker {
     fn new_session(&mut self, client_id: String, clean: bool) -> usize {
         let sid = self.sessions.insert(Session::new(client_id.clone(), clean));
         self.client_ids.insert(client_id, sid);
+        if let Some(client) = self.durable(sid) {
+            self.persist(Record::Session { client });
+        }
         sid
     }
 
     fn drop_session(&mut self, sid: usize) {
         if self.sessions.get(sid).is_none() {
             return;
+        }
+        if let Some(client) = self.durable(sid) {
+            self.persist(Record::SessionGone { client });
         }
         let sess = self.sessions.remove(sid);
         for (filter, _) in &sess.subscriptions {
@@ -1090,6 +1141,9 @@ impl Broker {
         // QoS 2, method B: deliver now, remember the id until PUBREL so a
         // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
         let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.incoming_qos2.insert(pkid);
+        if let (true, QoS::ExactlyOnce, Some(client)) = (fresh, qos, self.durable(sid)) {
+            self.persist(Record::Qos2In { client, pkid });
+        }
         if fresh {
             if p.topic.starts_with("$SYS") || !self.conn_allowed(key, Access::Publish, &p.topic) {
                 // Not allowed (or the broker's own namespace, as in
@@ -1101,7 +1155,7 @@ impl Broker {
                     payload: p.payload,
                 });
                 if p.retain {
-                    self.retained.set(&msg, qos);
+                    self.set_retained(&msg, qos);
                 }
                 self.publisher = Some(key);
                 self.route(&msg, qos);
@@ -1128,13 +1182,37 @@ impl Broker {
         self.routes = routes;
     }
 
+    /// Stores (or, with an empty payload, deletes) a topic's retained
+    /// message, durably when persistence is on.
+    fn set_retained(&mut self, msg: &Arc<Message>, qos: QoS) {
+        self.retained.set(msg, qos);
+        if self.store.is_some() {
+            self.persist(Record::Retain {
+                topic: msg.topic.to_string(),
+                qos: qos as u8,
+                payload: msg.payload.to_vec(),
+            });
+        }
+    }
+
+    /// Records that a stored message left its session (acknowledged or
+    /// dropped).
+    fn persist_done(&mut self, sid: usize, done: Option<&Inflight>) {
+        if let (Some(f), Some(client)) = (done, self.durable(sid)) {
+            self.persist(Record::Done {
+                client,
+                seq: f.delivery.seq,
+            });
+        }
+    }
+
     fn publish_will(&mut self, will: LastWill) {
         let msg = Arc::new(Message {
             topic: will.topic.into_boxed_str(),
             payload: will.payload,
         });
         if will.retain {
-            self.retained.set(&msg, will.qos); // [MQTT-3.1.2-17]
+            self.set_retained(&msg, will.qos); // [MQTT-3.1.2-17]
         }
         self.route(&msg, will.qos);
     }
@@ -1164,6 +1242,14 @@ impl Broker {
             match qos {
                 Some(qos) => {
                     self.session(sid)?.subscribe(filter, *qos);
+                    if let Some(client) = self.durable(sid) {
+                        let (filter, qos) = (filter.clone(), *qos as u8);
+                        self.persist(Record::Sub {
+                            client,
+                            filter,
+                            qos,
+                        });
+                    }
                     self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
                     codes.push(*qos as u8); // [MQTT-3.9.3-1]
                 }
@@ -1195,6 +1281,11 @@ impl Broker {
         }
         for filter in &filters {
             if self.session(sid)?.unsubscribe(filter) {
+                if let Some(client) = self.durable(sid) {
+                    let filter = filter.clone();
+                    let filter = filter.to_string();
+                    self.persist(Record::Unsub { client, filter });
+                }
                 self.router.unsubscribe(sid, filter); // [MQTT-3.10.4-1]
             }
         }
@@ -1223,10 +1314,20 @@ impl Broker {
             }
             return;
         }
+        // A QoS 1/2 message for a persistent session is stored under the
+        // next sequence number of that session.
+        let stored = self.store.is_some() && !sess.clean && qos != QoS::AtMostOnce;
+        let seq = if stored {
+            sess.next_seq += 1;
+            sess.next_seq
+        } else {
+            0
+        };
         let delivery = Delivery {
             msg: msg.clone(),
             qos,
             retain,
+            seq,
         };
         let online = sess
             .conn
@@ -1253,8 +1354,14 @@ impl Broker {
                 }
             }
         } else if room && sess.queue.is_empty() && sess.inflight.len() < self.config.max_inflight {
-            send_inflight(sess, conn, delivery, &mut self.stats);
+            let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
+            if stored {
+                self.persist_msg(sid, msg, qos, retain, seq);
+                if let Some(client) = self.durable(sid) {
+                    self.persist(Record::Sent { client, seq, pkid });
+                }
+            }
         } else {
             self.enqueue(sid, delivery);
         }
@@ -1269,17 +1376,45 @@ impl Broker {
         // Retained copies for a new subscription are bounded by the retained
         // store and never dropped; an online subscriber's full queue pauses
         // the publisher instead of dropping what it was promised.
+        let (msg, qos, retain, seq) = (
+            delivery.msg.clone(),
+            delivery.qos,
+            delivery.retain,
+            delivery.seq,
+        );
         if full && sess.conn.is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);
             }
+            self.persist_msg(sid, &msg, qos, retain, seq);
             return;
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        if !sess.enqueue(delivery, max, max_bytes, self.config.queue_overflow) {
-            self.stats.dropped_queue_full += 1;
+        let mut evicted = Vec::new();
+        let queued = sess.enqueue(
+            delivery,
+            (max, max_bytes),
+            self.config.queue_overflow,
+            &mut evicted,
+        );
+        if let Some(client) = self.durable(sid) {
+            for seq in evicted.iter().copied().filter(|&s| s > 0) {
+                self.persist(Record::Done {
+                    client: client.clone(),
+                    seq,
+                });
+            }
+        }
+        if queued {
+            self.persist_msg(sid, &msg, qos, retain, seq);
+        }
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if !queued || !evicted.is_empty() {
+            self.stats.dropped_queue_full += (!queued) as u64 + evicted.len() as u64;
             if !sess.drop_logged {
                 sess.drop_logged = true;
                 warn!(
@@ -1287,6 +1422,24 @@ impl Broker {
                     sess.client_id, self.config.max_queued, sess.dropped
                 );
             }
+        }
+    }
+
+    /// Records a message entering a persistent session (`seq` 0: not
+    /// stored).
+    fn persist_msg(&mut self, sid: usize, msg: &Message, qos: QoS, retain: bool, seq: u64) {
+        if seq == 0 {
+            return;
+        }
+        if let Some(client) = self.durable(sid) {
+            self.persist(Record::Msg {
+                client,
+                seq,
+                qos: qos as u8,
+                retain,
+                topic: msg.topic.to_string(),
+                payload: msg.payload.to_vec(),
+            });
         }
     }
 
@@ -1375,6 +1528,7 @@ impl Broker {
             return;
         };
         let mut wrote = false;
+        let mut sent = Vec::new();
         while conn.wbuf.len() < self.config.max_outgoing_bytes {
             let Some(front) = sess.queue.front() else {
                 break;
@@ -1388,7 +1542,11 @@ impl Broker {
             if d.qos == QoS::AtMostOnce {
                 write_publish(conn, &d, 0, &mut self.stats);
             } else {
-                send_inflight(sess, conn, d, &mut self.stats);
+                let seq = d.seq;
+                let pkid = send_inflight(sess, conn, d, &mut self.stats);
+                if seq > 0 {
+                    sent.push((seq, pkid));
+                }
             }
             wrote = true;
         }
@@ -1399,7 +1557,17 @@ impl Broker {
             mark_dirty(conn, key, &mut self.dirty);
         }
         let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
-        if !sess.waiters.is_empty() && !sess.queue_full(0, max, max_bytes) {
+        let wake = !sess.waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
+        if let (false, Some(client)) = (sent.is_empty(), self.durable(sid)) {
+            for (seq, pkid) in sent {
+                self.persist(Record::Sent {
+                    client: client.clone(),
+                    seq,
+                    pkid,
+                });
+            }
+        }
+        if wake {
             self.wake_waiters(sid);
         }
     }
@@ -1450,6 +1618,8 @@ impl Broker {
     /// Writes every connection with pending output, once each; refills
     /// from session queues as output drains.
     fn flush_dirty(&mut self) {
+        // Changes reach the store before any acknowledgement leaves.
+        self.commit_store();
         while !self.dirty.is_empty() {
             let batch = std::mem::take(&mut self.dirty);
             for &key in &batch {
@@ -1502,6 +1672,7 @@ impl Broker {
         }
         // Last chance for what is queued (a refusing CONNACK, say).
         if !matches!(reason, Reason::Io(_)) {
+            self.commit_store();
             let before = conn.wbuf.len();
             let _ = conn.flush();
             self.stats.bytes_sent += (before - conn.wbuf.len()) as u64;
@@ -1604,7 +1775,12 @@ fn write_publish(conn: &mut Conn, d: &Delivery, pkid: u16, stats: &mut Stats) {
 
 /// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight
 /// until acknowledged [MQTT-4.3.2-1], [MQTT-4.3.3-1].
-fn send_inflight(sess: &mut Session, conn: &mut Conn, delivery: Delivery, stats: &mut Stats) {
+fn send_inflight(
+    sess: &mut Session,
+    conn: &mut Conn,
+    delivery: Delivery,
+    stats: &mut Stats,
+) -> u16 {
     let pkid = sess.alloc_pkid();
     write_publish(conn, &delivery, pkid, stats);
     sess.inflight.push_back(Inflight {
@@ -1612,6 +1788,7 @@ fn send_inflight(sess: &mut Session, conn: &mut Conn, delivery: Delivery, stats:
         delivery,
         stage: Stage::Sent,
     });
+    pkid
 }
 
 impl AsRawFd for Broker {

@@ -118,16 +118,6 @@ pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String>
                 out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
             }
             "pid_file" => out.pid_file = Some(value.into()),
-            "persistence" => {
-                if value == "true" {
-                    out.warnings.push(at(
-                        "persistence is not implemented yet: sessions and retained messages \
-                         are kept in memory only and lost on restart"
-                            .into(),
-                    ));
-                }
-            }
-            "persistence_location" => {}
             "include_dir" => return Err(at("include_dir is not supported".into())),
             _ => config.set(key, value).map_err(at)?,
         }

@@ -64,6 +64,14 @@ pub struct Config {
     pub acl_file: Option<std::path::PathBuf>,
     /// How often `$SYS/broker/...` statistics are published (zero: never).
     pub sys_interval: Duration,
+    /// Keep sessions and retained messages across restarts
+    /// (mosquitto `persistence`), in `persistence_location`.
+    pub persistence: bool,
+    /// Directory of the store (default: the working directory, as
+    /// mosquitto).
+    pub persistence_location: Option<std::path::PathBuf>,
+    /// When stored changes reach the disk.
+    pub fsync: crate::store::Fsync,
     /// A `listener` option was given: it replaces the default address.
     listener_set: bool,
 }
@@ -88,6 +96,9 @@ impl Default for Config {
             password_file: None,
             acl_file: None,
             sys_interval: Duration::from_secs(10),
+            persistence: false,
+            persistence_location: None,
+            fsync: crate::store::Fsync::Always,
             listener_set: false,
         }
     }
@@ -192,6 +203,20 @@ impl Config {
             "password_file" => self.password_file = Some(v.into()),
             "acl_file" => self.acl_file = Some(v.into()),
             "sys_interval" => self.sys_interval = Duration::from_secs(parse(key, v)?),
+            "persistence" => self.persistence = parse_bool(key, v)?,
+            "persistence_location" => self.persistence_location = Some(v.into()),
+            "fsync" => {
+                self.fsync = match v {
+                    "always" => crate::store::Fsync::Always,
+                    secs => {
+                        let n: u64 = parse(key, secs)?;
+                        if n == 0 {
+                            return Err(format!("{key}: 'always' or a number of seconds > 0"));
+                        }
+                        crate::store::Fsync::Every(Duration::from_secs(n))
+                    }
+                }
+            }
             "max_packet_size" => {
                 // mosquitto's max_packet_size counts the whole packet.
                 let n: usize = parse(key, v)?;
@@ -201,6 +226,15 @@ impl Config {
             _ => return Err(format!("unknown option '{key}'")),
         }
         Ok(())
+    }
+
+    /// Where the store lives, if persistence is on.
+    pub fn persistence_dir(&self) -> Option<std::path::PathBuf> {
+        self.persistence.then(|| {
+            self.persistence_location
+                .clone()
+                .unwrap_or_else(|| std::path::PathBuf::from("."))
+        })
     }
 
     fn first_listener(&mut self) -> &mut SocketAddr {

@@ -27,6 +27,7 @@ pub mod host;
 pub mod retained;
 pub mod router;
 pub mod session;
+pub mod store;
 mod timer;
 pub mod topic;
 

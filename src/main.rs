@@ -76,6 +76,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "allow_anonymous",
         "true/false (default: true unless a password file is set)",
     ),
+    (
+        "fsync",
+        "fsync",
+        "with persistence: 'always' (before acknowledging) or SECS between fsyncs (default always)",
+    ),
 ];
 
 fn options() -> Options {
@@ -96,6 +101,12 @@ fn options() -> Options {
     for (long, _, help) in VALUE_OPTIONS {
         o.optopt("", long, help, "VALUE");
     }
+    o.optopt(
+        "",
+        "persistence",
+        "keep sessions and retained messages across restarts, in DIR",
+        "DIR",
+    );
     o.optflag(
         "",
         "queue-qos0",
@@ -151,6 +162,10 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
         if let Some(v) = m.opt_str(long) {
             c.set(key, &v).map_err(|e| format!("--{long}: {e}"))?;
         }
+    }
+    if let Some(dir) = m.opt_str("persistence") {
+        c.set("persistence", "true")?;
+        c.set("persistence_location", &dir)?;
     }
     if m.opt_present("queue-qos0") {
         c.set("queue_qos0_messages", "true")?;

@@ -42,6 +42,16 @@ impl Retained {
         self.by_topic.len()
     }
 
+    /// The retained message of one topic.
+    pub fn get(&self, topic: &str) -> Option<(Arc<Message>, QoS)> {
+        self.by_topic.get(topic).cloned()
+    }
+
+    /// Every topic with a retained message.
+    pub fn topics(&self) -> impl Iterator<Item = Box<str>> + '_ {
+        self.by_topic.keys().cloned()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.by_topic.is_empty()
     }

@@ -109,7 +109,10 @@ impl Router {
             }
         } else {
             // Most topics have one subscriber: start the list at one slot.
-            let subs = self.exact.entry(filter.into()).or_insert_with(|| Vec::with_capacity(1));
+            let subs = self
+                .exact
+                .entry(filter.into())
+                .or_insert_with(|| Vec::with_capacity(1));
             upsert(subs, session, qos)
         };
         self.count += added as usize;

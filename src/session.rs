@@ -27,6 +27,9 @@ pub struct Delivery {
     /// Set only for retained messages sent because of a new subscription
     /// [MQTT-3.3.1-8]; live forwarding clears it [MQTT-3.3.1-9].
     pub retain: bool,
+    /// Position in a persistent session's stream, naming the message in
+    /// the store (0 when not stored).
+    pub seq: u64,
 }
 
 /// Where an outbound QoS 1/2 message stands.
@@ -78,6 +81,8 @@ pub struct Session {
     /// only the id is kept) [MQTT-4.3.3-2].
     pub incoming_qos2: HashSet<u16>,
     next_pkid: u16,
+    /// Last sequence number given to a stored message.
+    pub next_seq: u64,
     /// Payload bytes in `queue`.
     pub queued_bytes: usize,
     /// Messages dropped because the queue was full.
@@ -103,6 +108,7 @@ impl Session {
             queue: VecDeque::new(),
             incoming_qos2: HashSet::new(),
             next_pkid: 0,
+            next_seq: 0,
             queued_bytes: 0,
             dropped: 0,
             waiters: Vec::new(),
@@ -151,34 +157,35 @@ impl Session {
             .position(|f| f.pkid == pkid && f.delivery.qos == qos && f.stage == stage)
     }
 
-    /// PUBACK from the client: true if it completed a QoS 1 delivery.
-    pub fn puback(&mut self, pkid: u16) -> bool {
-        match self.find(pkid, QoS::AtLeastOnce, Stage::Sent) {
-            Some(i) => self.inflight.remove(i).is_some(),
-            None => false,
-        }
+    /// PUBACK from the client: the completed QoS 1 delivery, if any.
+    pub fn puback(&mut self, pkid: u16) -> Option<Inflight> {
+        let i = self.find(pkid, QoS::AtLeastOnce, Stage::Sent)?;
+        self.inflight.remove(i)
     }
 
     /// PUBREC from the client: the message is now released. It moves to the
-    /// back so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4]. True if
-    /// the id was known (a PUBREL is sent either way).
-    pub fn pubrec(&mut self, pkid: u16) -> bool {
+    /// back so PUBRELs are resent in PUBREC order [MQTT-4.6.0-4]. Returns
+    /// whether the id was known (a PUBREL is sent either way) and the
+    /// sequence of a message released just now.
+    pub fn pubrec(&mut self, pkid: u16) -> (bool, Option<u64>) {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, Stage::Sent) {
             if let Some(mut f) = self.inflight.remove(i) {
                 f.stage = Stage::Released;
+                let seq = f.delivery.seq;
                 self.inflight.push_back(f);
+                return (true, Some(seq));
             }
-            return true;
         }
-        self.find(pkid, QoS::ExactlyOnce, Stage::Released).is_some()
+        (
+            self.find(pkid, QoS::ExactlyOnce, Stage::Released).is_some(),
+            None,
+        )
     }
 
-    /// PUBCOMP from the client: true if it completed a QoS 2 delivery.
-    pub fn pubcomp(&mut self, pkid: u16) -> bool {
-        match self.find(pkid, QoS::ExactlyOnce, Stage::Released) {
-            Some(i) => self.inflight.remove(i).is_some(),
-            None => false,
-        }
+    /// PUBCOMP from the client: the completed QoS 2 delivery, if any.
+    pub fn pubcomp(&mut self, pkid: u16) -> Option<Inflight> {
+        let i = self.find(pkid, QoS::ExactlyOnce, Stage::Released)?;
+        self.inflight.remove(i)
     }
 
     /// True if one more message of `len` payload bytes would exceed the
@@ -201,28 +208,31 @@ impl Session {
     }
 
     /// Queues a delivery behind the in-flight window within the bounds.
-    /// Returns false if a message was dropped to respect them.
+    /// Returns whether it was queued; `evicted` gets the sequence numbers of
+    /// older messages dropped to make room (drop-oldest policy).
     pub fn enqueue(
         &mut self,
         d: Delivery,
-        max: usize,
-        max_bytes: usize,
+        (max, max_bytes): (usize, usize),
         overflow: Overflow,
+        evicted: &mut Vec<u64>,
     ) -> bool {
         let len = d.msg.payload.len();
         if !self.queue_full(len, max, max_bytes) {
             self.push(d);
             return true;
         }
-        self.dropped += 1;
         if overflow == Overflow::DropOldest {
             while !self.queue.is_empty() && self.queue_full(len, max, max_bytes) {
-                self.pop();
+                evicted.extend(self.pop().map(|old| old.seq));
             }
             if !self.queue_full(len, max, max_bytes) {
+                self.dropped += evicted.len() as u64;
                 self.push(d);
+                return true;
             }
         }
+        self.dropped += 1 + evicted.len() as u64;
         false
     }
 }
@@ -239,6 +249,7 @@ mod tests {
             }),
             qos,
             retain: false,
+            seq: 0,
         }
     }
 
@@ -266,20 +277,30 @@ mod tests {
                 stage: Stage::Sent,
             });
         }
-        assert!(s.pubrec(2));
-        assert!(s.pubrec(1));
+        assert_eq!(s.pubrec(2), (true, Some(0)));
+        assert_eq!(s.pubrec(1), (true, Some(0)));
+        assert_eq!(s.pubrec(1), (true, None), "already released");
         let order: Vec<u16> = s.inflight.iter().map(|f| f.pkid).collect();
         assert_eq!(order, vec![2, 1]);
-        assert!(!s.puback(1), "a QoS 2 id is not completed by PUBACK");
-        assert!(s.pubcomp(1) && s.pubcomp(2) && s.inflight.is_empty());
+        assert!(
+            s.puback(1).is_none(),
+            "a QoS 2 id is not completed by PUBACK"
+        );
+        assert!(s.pubcomp(1).is_some() && s.pubcomp(2).is_some());
+        assert!(s.inflight.is_empty());
     }
 
     #[test]
     fn queue_bound_and_overflow_policies() {
         let mut s = Session::new("c".into(), false);
-        assert!(s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropNewest));
-        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropNewest));
-        assert!(!s.enqueue(delivery(QoS::AtLeastOnce), 1, 0, Overflow::DropOldest));
-        assert_eq!((s.queue.len(), s.dropped), (1, 2));
+        let mut evicted = Vec::new();
+        let mut d = delivery(QoS::AtLeastOnce);
+        d.seq = 1;
+        assert!(s.enqueue(d, (1, 0), Overflow::DropNewest, &mut evicted));
+        let newest = delivery(QoS::AtLeastOnce);
+        assert!(!s.enqueue(newest, (1, 0), Overflow::DropNewest, &mut evicted));
+        let oldest = delivery(QoS::AtLeastOnce);
+        assert!(s.enqueue(oldest, (1, 0), Overflow::DropOldest, &mut evicted));
+        assert_eq!((s.queue.len(), s.dropped, evicted), (1, 2, vec![1]));
     }
 }

@@ -1,0 +1,332 @@
+//! The broker's side of persistence: which changes become records, how the
+//! records rebuild the state on start, and compaction in bounded steps.
+//!
+//! Only durable state is written: retained messages (not `$SYS`), and for
+//! persistent sessions (CleanSession 0) their existence, subscriptions,
+//! QoS 1/2 messages (queued, in flight, released) and inbound QoS 2 ids.
+//! Clean sessions and QoS 0 traffic never touch the disk.
+
+use super::Broker;
+use crate::codec::QoS;
+use crate::session::{Delivery, Inflight, Message, Session, Stage};
+use crate::store::Record;
+use log::{error, info, warn};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Records a compaction step may write before the loop moves on.
+const SNAPSHOT_STEP: usize = 2000;
+
+/// Where a compaction's snapshot has got to.
+pub(super) struct Snapshot {
+    retained: Vec<Box<str>>,
+    sessions: Vec<String>,
+    at: usize,
+}
+
+fn qos_of(q: u8) -> QoS {
+    QoS::from_u8(q).unwrap_or(QoS::AtLeastOnce)
+}
+
+/// The records that recreate one persistent session.
+fn session_records(sess: &Session, out: &mut Vec<Record>) {
+    let client = || sess.client_id.clone();
+    out.push(Record::Session { client: client() });
+    for (filter, qos) in &sess.subscriptions {
+        out.push(Record::Sub {
+            client: client(),
+            filter: filter.to_string(),
+            qos: *qos as u8,
+        });
+    }
+    for pkid in &sess.incoming_qos2 {
+        out.push(Record::Qos2In {
+            client: client(),
+            pkid: *pkid,
+        });
+    }
+    let msg = |d: &Delivery| Record::Msg {
+        client: client(),
+        seq: d.seq,
+        qos: d.qos as u8,
+        retain: d.retain,
+        topic: d.msg.topic.to_string(),
+        payload: d.msg.payload.to_vec(),
+    };
+    for f in &sess.inflight {
+        out.push(msg(&f.delivery));
+        out.push(Record::Sent {
+            client: client(),
+            seq: f.delivery.seq,
+            pkid: f.pkid,
+        });
+        if f.stage == Stage::Released {
+            out.push(Record::Released {
+                client: client(),
+                seq: f.delivery.seq,
+            });
+        }
+    }
+    out.extend(sess.queue.iter().map(msg));
+}
+
+impl Broker {
+    /// Buffers a change for the store, if there is one.
+    pub(super) fn persist(&mut self, rec: Record) {
+        if let Some(store) = &mut self.store {
+            store.append(&rec);
+        }
+    }
+
+    /// The client id of `sid` if its state is durable.
+    pub(super) fn durable(&self, sid: usize) -> Option<String> {
+        self.store.as_ref()?;
+        let sess = self.sessions.get(sid)?;
+        (!sess.clean && !sess.host).then(|| sess.client_id.clone())
+    }
+
+    /// Writes (and, per policy, fsyncs) what this iteration changed. Called
+    /// before any acknowledgement is written to a socket.
+    pub(super) fn commit_store(&mut self) {
+        let Some(store) = &mut self.store else {
+            return;
+        };
+        if let Err(e) = store.commit(self.now.max(Instant::now())) {
+            if !self.store_failed {
+                error!("persistence: writing the store failed: {e}; acknowledged messages may not survive a restart");
+                self.store_failed = true;
+            }
+        } else {
+            self.store_failed = false;
+        }
+    }
+
+    /// Rebuilds sessions, subscriptions, queues and retained messages.
+    pub(super) fn restore(&mut self, records: Vec<Record>) {
+        for rec in records {
+            self.apply(rec);
+        }
+        // Sequences continue after the highest restored one.
+        for (_, sess) in self.sessions.iter_mut() {
+            let top = sess.inflight.iter().map(|f| f.delivery.seq);
+            let top = top
+                .chain(sess.queue.iter().map(|d| d.seq))
+                .max()
+                .unwrap_or(0);
+            sess.next_seq = sess.next_seq.max(top);
+        }
+    }
+
+    fn restored_session(&mut self, client: &str) -> Option<&mut Session> {
+        let sid = *self.client_ids.get(client)?;
+        self.sessions.get_mut(sid)
+    }
+
+    fn apply(&mut self, rec: Record) {
+        match rec {
+            Record::Retain {
+                topic,
+                qos,
+                payload,
+            } => {
+                let msg = Arc::new(Message {
+                    topic: topic.into(),
+                    payload: payload.into(),
+                });
+                self.retained.set(&msg, qos_of(qos));
+            }
+            Record::Session { client } => {
+                if let Some(&sid) = self.client_ids.get(&client) {
+                    self.drop_session(sid);
+                }
+                self.new_session(client, false);
+            }
+            Record::SessionGone { client } => {
+                if let Some(&sid) = self.client_ids.get(&client) {
+                    self.drop_session(sid);
+                }
+            }
+            Record::Sub {
+                client,
+                filter,
+                qos,
+            } => {
+                if let Some(&sid) = self.client_ids.get(&client) {
+                    if let Some(sess) = self.sessions.get_mut(sid) {
+                        sess.subscribe(&filter, qos_of(qos));
+                        self.router.subscribe(sid, &filter, qos_of(qos));
+                    }
+                }
+            }
+            Record::Unsub { client, filter } => {
+                if let Some(&sid) = self.client_ids.get(&client) {
+                    if let Some(sess) = self.sessions.get_mut(sid) {
+                        sess.unsubscribe(&filter);
+                        self.router.unsubscribe(sid, &filter);
+                    }
+                }
+            }
+            Record::Msg {
+                client,
+                seq,
+                qos,
+                retain,
+                topic,
+                payload,
+            } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    let msg = Arc::new(Message {
+                        topic: topic.into(),
+                        payload: payload.into(),
+                    });
+                    sess.push(Delivery {
+                        msg,
+                        qos: qos_of(qos),
+                        retain,
+                        seq,
+                    });
+                }
+            }
+            Record::Sent { client, seq, pkid } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    if let Some(i) = sess.queue.iter().position(|d| d.seq == seq) {
+                        if let Some(delivery) = sess.queue.remove(i) {
+                            sess.queued_bytes -= delivery.msg.payload.len();
+                            sess.inflight.push_back(Inflight {
+                                pkid,
+                                delivery,
+                                stage: Stage::Sent,
+                            });
+                        }
+                    }
+                }
+            }
+            Record::Released { client, seq } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    if let Some(i) = sess.inflight.iter().position(|f| f.delivery.seq == seq) {
+                        if let Some(mut f) = sess.inflight.remove(i) {
+                            f.stage = Stage::Released;
+                            sess.inflight.push_back(f);
+                        }
+                    }
+                }
+            }
+            Record::Done { client, seq } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    sess.inflight.retain(|f| f.delivery.seq != seq);
+                    if let Some(i) = sess.queue.iter().position(|d| d.seq == seq) {
+                        if let Some(d) = sess.queue.remove(i) {
+                            sess.queued_bytes -= d.msg.payload.len();
+                        }
+                    }
+                }
+            }
+            Record::Qos2In { client, pkid } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    sess.incoming_qos2.insert(pkid);
+                }
+            }
+            Record::Qos2Rel { client, pkid } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    sess.incoming_qos2.remove(&pkid);
+                }
+            }
+        }
+    }
+
+    /// One bounded step of compaction: starts one when the store has grown,
+    /// writes up to [`SNAPSHOT_STEP`] records of live state, and swaps the
+    /// files in when the snapshot is complete.
+    pub(super) fn compaction_step(&mut self) {
+        let Some(store) = &mut self.store else {
+            return;
+        };
+        if self.snapshot.is_none() {
+            if !store.wants_compaction() {
+                return;
+            }
+            if let Err(e) = store.begin_compaction() {
+                warn!("persistence: cannot start compaction: {e}");
+                return;
+            }
+            let retained = self
+                .retained
+                .topics()
+                .filter(|t| !t.starts_with("$SYS"))
+                .collect();
+            let sessions = self
+                .sessions
+                .iter()
+                .filter(|(_, s)| !s.clean && !s.host)
+                .map(|(_, s)| s.client_id.clone())
+                .collect();
+            self.snapshot = Some(Snapshot {
+                retained,
+                sessions,
+                at: 0,
+            });
+        }
+        let Some(snap) = &mut self.snapshot else {
+            return;
+        };
+        let mut records = Vec::new();
+        while records.len() < SNAPSHOT_STEP {
+            let (r, s) = (snap.retained.len(), snap.sessions.len());
+            if snap.at < r {
+                // The current value, which may be newer than when the list
+                // was taken (or gone: then its delete is already written).
+                if let Some((msg, qos)) = self.retained.get(&snap.retained[snap.at]) {
+                    records.push(Record::Retain {
+                        topic: msg.topic.to_string(),
+                        qos: qos as u8,
+                        payload: msg.payload.to_vec(),
+                    });
+                }
+            } else if snap.at < r + s {
+                let client = &snap.sessions[snap.at - r];
+                if let Some(sess) = self
+                    .client_ids
+                    .get(client)
+                    .and_then(|&sid| self.sessions.get(sid))
+                {
+                    if !sess.clean {
+                        session_records(sess, &mut records);
+                    }
+                }
+            } else {
+                break;
+            }
+            snap.at += 1;
+        }
+        let done = snap.at >= snap.retained.len() + snap.sessions.len();
+        for rec in &records {
+            store.snapshot(rec);
+        }
+        if done {
+            self.snapshot = None;
+            if let Err(e) = store.finish_compaction(Instant::now()) {
+                error!("persistence: compaction failed, keeping the old file: {e}");
+                store.abandon_compaction();
+            }
+        }
+    }
+
+    /// Logs what was restored on start.
+    pub(super) fn log_restored(&self, started: Instant, dropped: u64, damage: Option<String>) {
+        let persistent = self.sessions.iter().filter(|(_, s)| !s.clean).count();
+        let queued: usize = self
+            .sessions
+            .iter()
+            .map(|(_, s)| s.queue.len() + s.inflight.len())
+            .sum();
+        info!(
+            "persistence: restored {persistent} sessions, {} subscriptions, {} retained and {queued} queued messages in {:?}",
+            self.router.len(),
+            self.retained.len(),
+            started.elapsed()
+        );
+        if let Some(why) = damage {
+            warn!("persistence: cut {dropped} damaged bytes off the end of the store ({why}); everything before them was kept");
+        }
+    }
+}

@@ -1,0 +1,700 @@
+//! Persistence: an append-only log of state changes, in one file.
+//!
+//! Every change to durable state (retained messages, persistent sessions,
+//! their subscriptions, queued and in-flight QoS 1/2 messages, inbound QoS 2
+//! ids) is one record. Records are framed as `[u32 length][u32 CRC-32][body]`
+//! (little endian), so a torn or corrupt tail is recognised and cut off at
+//! the last good record on start.
+//!
+//! Writing: records of one loop iteration are buffered and written with one
+//! `write` at the end of the iteration, before any acknowledgement leaves
+//! the broker; with [`Fsync::Always`] that write is followed by one `fsync`
+//! (group commit), with [`Fsync::Every`] at most one `fsync` per interval.
+//!
+//! Compaction never rewrites the store inside one iteration: a new file is
+//! filled in bounded steps with a snapshot of the live state, while new
+//! changes go to both files, then it replaces the old one with an atomic
+//! rename. A crash in between leaves the old file complete (the unfinished
+//! new one is deleted on start).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const LOG: &str = "midge.log";
+const NEW: &str = "midge.log.new";
+/// Largest record accepted when reading (a message is at most 256 MiB).
+const MAX_RECORD: usize = 300 * 1024 * 1024;
+/// Compaction starts when the file is this large and twice its size after
+/// the last compaction.
+const COMPACT_MIN: u64 = 4 * 1024 * 1024;
+
+/// When written records reach stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fsync {
+    /// Before the acknowledgements of the iteration that wrote them leave.
+    Always,
+    /// At most this long after they were written.
+    Every(Duration),
+}
+
+/// One change, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// Retained message of a topic; an empty payload deletes it.
+    Retain {
+        topic: String,
+        qos: u8,
+        payload: Vec<u8>,
+    },
+    /// A persistent session starts (empty), replacing any with that id.
+    Session {
+        client: String,
+    },
+    /// A persistent session ends.
+    SessionGone {
+        client: String,
+    },
+    Sub {
+        client: String,
+        filter: String,
+        qos: u8,
+    },
+    Unsub {
+        client: String,
+        filter: String,
+    },
+    /// A QoS 1/2 message enters a session's queue under sequence `seq`.
+    Msg {
+        client: String,
+        seq: u64,
+        qos: u8,
+        retain: bool,
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// Message `seq` was sent with packet id `pkid` (now in flight).
+    Sent {
+        client: String,
+        seq: u64,
+        pkid: u16,
+    },
+    /// PUBREC for message `seq`: only its PUBREL is resent from now on.
+    Released {
+        client: String,
+        seq: u64,
+    },
+    /// Message `seq` completed or was dropped.
+    Done {
+        client: String,
+        seq: u64,
+    },
+    /// Inbound QoS 2 id delivered, awaiting PUBREL.
+    Qos2In {
+        client: String,
+        pkid: u16,
+    },
+    Qos2Rel {
+        client: String,
+        pkid: u16,
+    },
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+impl Record {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Record::Retain {
+                topic,
+                qos,
+                payload,
+            } => {
+                out.push(1);
+                put_str(out, topic);
+                out.push(*qos);
+                put_bytes(out, payload);
+            }
+            Record::Session { client } => {
+                out.push(2);
+                put_str(out, client);
+            }
+            Record::SessionGone { client } => {
+                out.push(3);
+                put_str(out, client);
+            }
+            Record::Sub {
+                client,
+                filter,
+                qos,
+            } => {
+                out.push(4);
+                put_str(out, client);
+                put_str(out, filter);
+                out.push(*qos);
+            }
+            Record::Unsub { client, filter } => {
+                out.push(5);
+                put_str(out, client);
+                put_str(out, filter);
+            }
+            Record::Msg {
+                client,
+                seq,
+                qos,
+                retain,
+                topic,
+                payload,
+            } => {
+                out.push(6);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+                out.push(*qos | (*retain as u8) << 4);
+                put_str(out, topic);
+                put_bytes(out, payload);
+            }
+            Record::Sent { client, seq, pkid } => {
+                out.push(7);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+                out.extend_from_slice(&pkid.to_le_bytes());
+            }
+            Record::Released { client, seq } => {
+                out.push(8);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+            }
+            Record::Done { client, seq } => {
+                out.push(9);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+            }
+            Record::Qos2In { client, pkid } => {
+                out.push(10);
+                put_str(out, client);
+                out.extend_from_slice(&pkid.to_le_bytes());
+            }
+            Record::Qos2Rel { client, pkid } => {
+                out.push(11);
+                put_str(out, client);
+                out.extend_from_slice(&pkid.to_le_bytes());
+            }
+        }
+    }
+
+    fn decode(body: &[u8]) -> Option<Record> {
+        let mut r = Cursor { b: body };
+        let rec = match r.u8()? {
+            1 => Record::Retain {
+                topic: r.str()?,
+                qos: r.u8()?,
+                payload: r.bytes()?,
+            },
+            2 => Record::Session { client: r.str()? },
+            3 => Record::SessionGone { client: r.str()? },
+            4 => Record::Sub {
+                client: r.str()?,
+                filter: r.str()?,
+                qos: r.u8()?,
+            },
+            5 => Record::Unsub {
+                client: r.str()?,
+                filter: r.str()?,
+            },
+            6 => {
+                let client = r.str()?;
+                let seq = r.u64()?;
+                let flags = r.u8()?;
+                Record::Msg {
+                    client,
+                    seq,
+                    qos: flags & 0x0f,
+                    retain: flags & 0x10 != 0,
+                    topic: r.str()?,
+                    payload: r.bytes()?,
+                }
+            }
+            7 => Record::Sent {
+                client: r.str()?,
+                seq: r.u64()?,
+                pkid: r.u16()?,
+            },
+            8 => Record::Released {
+                client: r.str()?,
+                seq: r.u64()?,
+            },
+            9 => Record::Done {
+                client: r.str()?,
+                seq: r.u64()?,
+            },
+            10 => Record::Qos2In {
+                client: r.str()?,
+                pkid: r.u16()?,
+            },
+            11 => Record::Qos2Rel {
+                client: r.str()?,
+                pkid: r.u16()?,
+            },
+            _ => return None,
+        };
+        r.b.is_empty().then_some(rec)
+    }
+}
+
+struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl Cursor<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.b.len() < n {
+            return None;
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Some(head)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        Some(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Option<u16> {
+        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn str(&mut self) -> Option<String> {
+        let n = self.u16()? as usize;
+        String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
+        Some(self.take(n)?.to_vec())
+    }
+}
+
+fn frame(rec: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; 8]);
+    rec.encode(out);
+    let body = &out[start + 8..];
+    let len = (body.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(body).to_le_bytes();
+    out[start..start + 4].copy_from_slice(&len);
+    out[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// What was found on start.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub records: usize,
+    pub bytes: u64,
+    /// Bytes cut off the end (torn or corrupt tail).
+    pub dropped_bytes: u64,
+    /// Why the tail was cut, if it was.
+    pub damage: Option<String>,
+}
+
+/// Reads every good record; stops at the first damaged one.
+fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
+    let mut records = Vec::new();
+    let mut at = 0;
+    while at < data.len() {
+        let Some(head) = data.get(at..at + 8) else {
+            return (
+                records,
+                at,
+                Some(format!("torn record header at byte {at}")),
+            );
+        };
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        if len > MAX_RECORD {
+            return (
+                records,
+                at,
+                Some(format!("impossible record length at byte {at}")),
+            );
+        }
+        let Some(body) = data.get(at + 8..at + 8 + len) else {
+            return (records, at, Some(format!("torn record at byte {at}")));
+        };
+        if crc32fast::hash(body) != crc {
+            return (records, at, Some(format!("checksum mismatch at byte {at}")));
+        }
+        let Some(rec) = Record::decode(body) else {
+            return (
+                records,
+                at,
+                Some(format!("undecodable record at byte {at}")),
+            );
+        };
+        records.push(rec);
+        at += 8 + len;
+    }
+    (records, at, None)
+}
+
+struct Compaction {
+    file: File,
+    pending: Vec<u8>,
+    size: u64,
+}
+
+/// The open store.
+pub struct Store {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    pending: Vec<u8>,
+    fsync: Fsync,
+    /// Written but not yet fsynced since (interval mode).
+    unsynced_since: Option<Instant>,
+    compaction: Option<Compaction>,
+    size_after_compaction: u64,
+    pub bytes_written: u64,
+    pub fsyncs: u64,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`: returns it with every good
+    /// record, after cutting off a damaged tail.
+    pub fn open(dir: &Path, fsync: Fsync) -> io::Result<(Store, Vec<Record>, Recovery)> {
+        std::fs::create_dir_all(dir)?;
+        let _ = std::fs::remove_file(dir.join(NEW)); // an unfinished compaction
+        let path = dir.join(LOG);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)?;
+        let mut data = Vec::new();
+        file.read_to_end(&mut data)?;
+        let (records, good, damage) = read_log(&data);
+        let dropped = (data.len() - good) as u64;
+        if dropped > 0 {
+            file.set_len(good as u64)?;
+            file.sync_all()?;
+        }
+        sync_dir(dir)?;
+        let recovery = Recovery {
+            records: records.len(),
+            bytes: good as u64,
+            dropped_bytes: dropped,
+            damage,
+        };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            file,
+            size: good as u64,
+            pending: Vec::new(),
+            fsync,
+            unsynced_since: None,
+            compaction: None,
+            size_after_compaction: good as u64,
+            bytes_written: 0,
+            fsyncs: 0,
+        };
+        Ok((store, records, recovery))
+    }
+
+    /// Buffers a change (and copies it into a compaction in progress).
+    pub fn append(&mut self, rec: &Record) {
+        let start = self.pending.len();
+        frame(rec, &mut self.pending);
+        if let Some(c) = &mut self.compaction {
+            c.pending.extend_from_slice(&self.pending[start..]);
+        }
+    }
+
+    /// True if changes wait to be written.
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+            || self
+                .compaction
+                .as_ref()
+                .is_some_and(|c| !c.pending.is_empty())
+    }
+
+    /// Writes what this iteration buffered, and fsyncs as the policy says.
+    pub fn commit(&mut self, now: Instant) -> io::Result<()> {
+        if !self.pending.is_empty() {
+            self.file.write_all(&self.pending)?;
+            self.size += self.pending.len() as u64;
+            self.bytes_written += self.pending.len() as u64;
+            self.pending.clear();
+            self.unsynced_since.get_or_insert(now);
+        }
+        if let Some(c) = &mut self.compaction {
+            if !c.pending.is_empty() {
+                c.file.write_all(&c.pending)?;
+                c.size += c.pending.len() as u64;
+                self.bytes_written += c.pending.len() as u64;
+                c.pending.clear();
+            }
+        }
+        let due = match (self.fsync, self.unsynced_since) {
+            (_, None) => false,
+            (Fsync::Always, Some(_)) => true,
+            (Fsync::Every(d), Some(since)) => now.duration_since(since) >= d,
+        };
+        if due {
+            self.file.sync_data()?;
+            self.fsyncs += 1;
+            self.unsynced_since = None;
+        }
+        Ok(())
+    }
+
+    /// Writes and fsyncs everything now (shutdown).
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.commit(Instant::now())?;
+        if self.unsynced_since.take().is_some() {
+            self.file.sync_data()?;
+            self.fsyncs += 1;
+        }
+        Ok(())
+    }
+
+    /// When written data must next be fsynced (interval mode).
+    pub fn sync_deadline(&self) -> Option<Instant> {
+        match (self.fsync, self.unsynced_since) {
+            (Fsync::Every(d), Some(since)) => Some(since + d),
+            _ => None,
+        }
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    pub fn is_compacting(&self) -> bool {
+        self.compaction.is_some()
+    }
+
+    /// True when the file has grown enough that a snapshot would shrink it.
+    pub fn wants_compaction(&self) -> bool {
+        self.compaction.is_none()
+            && self.size >= COMPACT_MIN
+            && self.size >= 2 * self.size_after_compaction.max(1)
+    }
+
+    /// Starts filling a new file; the caller then adds the live state with
+    /// [`Store::snapshot`] over several iterations and calls
+    /// [`Store::finish_compaction`].
+    pub fn begin_compaction(&mut self) -> io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(self.dir.join(NEW))?;
+        self.compaction = Some(Compaction {
+            file,
+            pending: Vec::new(),
+            size: 0,
+        });
+        Ok(())
+    }
+
+    /// Adds a record of the live state to the compaction only.
+    pub fn snapshot(&mut self, rec: &Record) {
+        if let Some(c) = &mut self.compaction {
+            frame(rec, &mut c.pending);
+        }
+    }
+
+    /// Makes the new file durable and swaps it in.
+    pub fn finish_compaction(&mut self, now: Instant) -> io::Result<()> {
+        self.commit(now)?;
+        let Some(c) = self.compaction.take() else {
+            return Ok(());
+        };
+        c.file.sync_all()?;
+        std::fs::rename(self.dir.join(NEW), self.dir.join(LOG))?;
+        sync_dir(&self.dir)?;
+        self.fsyncs += 2;
+        let before = self.size;
+        self.file = OpenOptions::new().append(true).open(self.dir.join(LOG))?;
+        self.size = c.size;
+        self.size_after_compaction = c.size;
+        self.unsynced_since = None;
+        log::info!("store compacted: {before} -> {} bytes", c.size);
+        Ok(())
+    }
+
+    /// Gives up a compaction (after a write error): the old file stays.
+    pub fn abandon_compaction(&mut self) {
+        if self.compaction.take().is_some() {
+            let _ = std::fs::remove_file(self.dir.join(NEW));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("midge-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn sample() -> Vec<Record> {
+        vec![
+            Record::Retain {
+                topic: "a/b".into(),
+                qos: 1,
+                payload: b"v".to_vec(),
+            },
+            Record::Session { client: "c".into() },
+            Record::Sub {
+                client: "c".into(),
+                filter: "a/#".into(),
+                qos: 2,
+            },
+            Record::Msg {
+                client: "c".into(),
+                seq: 7,
+                qos: 2,
+                retain: true,
+                topic: "a/b".into(),
+                payload: vec![0, 1, 2],
+            },
+            Record::Sent {
+                client: "c".into(),
+                seq: 7,
+                pkid: 300,
+            },
+            Record::Released {
+                client: "c".into(),
+                seq: 7,
+            },
+            Record::Done {
+                client: "c".into(),
+                seq: 7,
+            },
+            Record::Qos2In {
+                client: "c".into(),
+                pkid: 9,
+            },
+            Record::Qos2Rel {
+                client: "c".into(),
+                pkid: 9,
+            },
+            Record::Unsub {
+                client: "c".into(),
+                filter: "a/#".into(),
+            },
+            Record::SessionGone { client: "c".into() },
+        ]
+    }
+
+    #[test]
+    fn records_survive_a_reopen() {
+        let d = dir("reopen");
+        let (mut s, recs, _) = Store::open(&d, Fsync::Always).unwrap();
+        assert!(recs.is_empty());
+        for r in sample() {
+            s.append(&r);
+        }
+        s.commit(Instant::now()).unwrap();
+        assert_eq!(s.fsyncs, 1, "one fsync for the whole batch");
+        drop(s);
+        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
+        assert_eq!(recs, sample());
+        assert_eq!((rec.dropped_bytes, rec.damage), (0, None));
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_at_every_offset_and_good_records_kept() {
+        let d = dir("torn");
+        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
+        for r in sample() {
+            s.append(&r);
+        }
+        s.commit(Instant::now()).unwrap();
+        drop(s);
+        let full = std::fs::read(d.join(LOG)).unwrap();
+        let mut last = Vec::new();
+        frame(sample().last().unwrap(), &mut last);
+        let keep = full.len() - last.len();
+        for cut in keep..full.len() {
+            std::fs::write(d.join(LOG), &full[..cut]).unwrap();
+            let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
+            assert_eq!(recs.len(), sample().len() - 1, "cut at {cut}");
+            assert_eq!(rec.dropped_bytes as usize, cut - keep);
+            assert_eq!(std::fs::metadata(d.join(LOG)).unwrap().len() as usize, keep);
+        }
+        // A flipped byte inside a record: everything before it survives.
+        let mut bad = full.clone();
+        bad[keep + 9] ^= 0xff;
+        std::fs::write(d.join(LOG), &bad).unwrap();
+        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
+        assert_eq!(recs.len(), sample().len() - 1);
+        assert!(rec.damage.unwrap().contains("checksum"));
+    }
+
+    #[test]
+    fn compaction_replaces_the_file_atomically() {
+        let d = dir("compact");
+        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
+        for _ in 0..100 {
+            s.append(&Record::Retain {
+                topic: "t".into(),
+                qos: 0,
+                payload: vec![1; 100],
+            });
+        }
+        s.commit(Instant::now()).unwrap();
+        s.begin_compaction().unwrap();
+        s.snapshot(&Record::Retain {
+            topic: "t".into(),
+            qos: 0,
+            payload: vec![1; 100],
+        });
+        // A change during compaction lands in both files.
+        s.append(&Record::Retain {
+            topic: "u".into(),
+            qos: 0,
+            payload: vec![2],
+        });
+        s.commit(Instant::now()).unwrap();
+        // A crash now would find the old file complete (the unfinished
+        // new one is deleted by open).
+        let (recs, _, damage) = read_log(&std::fs::read(d.join(LOG)).unwrap());
+        assert_eq!((recs.len(), damage), (101, None));
+        assert!(d.join(NEW).exists());
+        s.finish_compaction(Instant::now()).unwrap();
+        drop(s);
+        let (_, recs, _) = Store::open(&d, Fsync::Always).unwrap();
+        assert_eq!(recs.len(), 2);
+        assert!(!d.join(NEW).exists());
+    }
+
+    #[test]
+    fn interval_mode_defers_fsync() {
+        let d = dir("interval");
+        let (mut s, _, _) = Store::open(&d, Fsync::Every(Duration::from_secs(1))).unwrap();
+        let t0 = Instant::now();
+        s.append(&Record::Session { client: "x".into() });
+        s.commit(t0).unwrap();
+        assert_eq!(s.fsyncs, 0);
+        assert_eq!(s.sync_deadline(), Some(t0 + Duration::from_secs(1)));
+        s.commit(t0 + Duration::from_secs(1)).unwrap();
+        assert_eq!((s.fsyncs, s.sync_deadline()), (1, None));
+    }
+}
