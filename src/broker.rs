@@ -70,6 +70,9 @@ pub struct Stats {
     pub dropped_queue_full: u64,
     /// Times a publisher was paused because a subscriber's queue was full.
     pub publishers_paused: u64,
+    /// Bytes written to the persistence store, and fsyncs done.
+    pub store_bytes_written: u64,
+    pub store_fsyncs: u64,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -320,6 +323,8 @@ impl Broker {
             sessions: self.sessions.len(),
             subscriptions: self.router.len(),
             retained: self.retained.len(),
+            store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
+            store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
             ..self.stats.clone()
         }
     }
@@ -388,6 +393,12 @@ impl Broker {
             if let Err(e) = store.sync() {
                 error!("persistence: final sync failed: {e}");
             }
+            info!(
+                "persistence: wrote {} bytes with {} fsyncs since start; store is {} bytes",
+                store.bytes_written,
+                store.fsyncs,
+                store.size()
+            );
         }
         for l in &mut self.listeners {
             let _ = self.poll.registry().deregister(l);

@@ -57,6 +57,9 @@ pub struct Settings {
     pub setup_timeout: Duration,
     pub broker_pid: Option<u32>,
     pub keep_alive: u16,
+    /// Subscribers connect with CleanSession 0 (their QoS 1/2 messages are
+    /// then stored by a broker with persistence on).
+    pub persistent: bool,
     pub progress: bool,
 }
 
@@ -446,7 +449,8 @@ impl Bench {
             }
             let mut wbuf = BytesMut::with_capacity(256);
             let id = format!("{}{}", self.client_prefix, index);
-            encode_connect(&mut wbuf, &id, true, self.s.keep_alive);
+            let clean = !(self.s.persistent && matches!(role, Role::Sub(_)));
+            encode_connect(&mut wbuf, &id, clean, self.s.keep_alive);
             let key = self.clients.insert(Client {
                 sock,
                 role,

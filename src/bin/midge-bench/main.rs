@@ -152,6 +152,11 @@ fn options() -> Options {
         "report this process's memory (VmRSS/VmHWM) and CPU time",
         "PID",
     );
+    o.optflag(
+        "",
+        "persistent-subscribers",
+        "subscribers use CleanSession 0 (to measure a broker's persistence)",
+    );
     o.optflag("", "json", "also print one JSON summary line at the end");
     o.optopt(
         "",
@@ -285,6 +290,7 @@ fn configure(m: &getopts::Matches) -> Result<Run, String> {
         setup_timeout: secs(m, "setup-timeout", 60.0)?,
         broker_pid,
         keep_alive: num(m, "keep-alive", 60)?,
+        persistent: m.opt_present("persistent-subscribers"),
         progress: !m.opt_present("quiet"),
     };
     if settings.backlog < 0 {
