@@ -447,7 +447,8 @@ impl Broker {
         }
         self.next_host_sub += 1;
         // A NUL can never appear in a client's id, so this never collides.
-        let sid = self.new_session(format!("\0host-{}", self.next_host_sub), false);
+        // Clean: a host subscription lives as long as the broker object.
+        let sid = self.new_session(format!("\0host-{}", self.next_host_sub), true);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.host = true;
             sess.subscribe(filter, qos);
