@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs the third-party MQTT clients used by tests/interop.rs:
+# Installs the third-party tools the tests drive:
 #   - mosquitto_pub / mosquitto_sub (Debian/Ubuntu package mosquitto-clients)
+#     for tests/interop.rs
+#   - mosquitto_passwd (package mosquitto) for tests/auth_files.rs
+#   - valgrind for tests/c_api.rs
 #   - the Python library paho-mqtt 2.x (for tests/interop/paho_qos2.py)
 # Idempotent: installs only what is missing. Uses sudo only when not root.
 set -euo pipefail
@@ -31,6 +34,20 @@ if command -v mosquitto_sub >/dev/null 2>&1 && command -v mosquitto_pub >/dev/nu
     echo "mosquitto-clients: already installed ($(command -v mosquitto_sub))"
 else
     apt_install mosquitto-clients
+fi
+
+# mosquitto_passwd: password files made by the real tool
+if command -v mosquitto_passwd >/dev/null 2>&1 || [ -x /usr/bin/mosquitto_passwd ]; then
+    echo "mosquitto_passwd: already installed"
+else
+    apt_install mosquitto
+fi
+
+# valgrind: the C example runs under it
+if command -v valgrind >/dev/null 2>&1; then
+    echo "valgrind: already installed"
+else
+    apt_install valgrind
 fi
 
 # paho-mqtt 2.x (the test script uses the 2.x CallbackAPIVersion API, so a
