@@ -46,13 +46,27 @@ fn header_declares_exactly_the_exported_functions() {
     assert_eq!(declared, exported);
 }
 
-/// The static library cargo built for this test run.
+/// The static library cargo built for this test run: `cargo test` leaves
+/// it in target/<profile>/deps as libmidge-<hash>.a (`cargo build` also
+/// copies it to target/<profile>/libmidge.a); take the newest.
 fn static_lib() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap(); // target/<profile>
-    let lib = dir.join("libmidge.a");
-    assert!(lib.exists(), "{} missing", lib.display());
-    lib
+    let deps = exe.parent().unwrap(); // target/<profile>/deps
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(deps)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .chain(std::iter::once(deps.parent().unwrap().join("libmidge.a")))
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.starts_with("libmidge") && name.ends_with(".a")
+        })
+        .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .map(|(_, p)| p)
+        .unwrap_or_else(|| panic!("no libmidge*.a next to {}", exe.display()))
 }
 
 fn build_gateway(name: &str) -> Option<PathBuf> {
