@@ -192,6 +192,8 @@ pub struct Broker {
     snapshot: Option<persist::Snapshot>,
     /// A store write failed (logged once until one succeeds).
     store_failed: bool,
+    /// The store is over its byte limit (logged once each way).
+    store_full_logged: bool,
     stopped: bool,
 }
 
@@ -270,6 +272,7 @@ impl Broker {
             store: None,
             snapshot: None,
             store_failed: false,
+            store_full_logged: false,
             stopped: false,
         };
         if let Some(dir) = broker.config.persistence_dir() {
@@ -1345,6 +1348,10 @@ impl Broker {
             .conn
             .and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
         let Some((key, conn)) = online else {
+            if stored && self.store_full() {
+                self.stats.dropped_queue_full += 1;
+                return;
+            }
             if qos != QoS::AtMostOnce || self.config.queue_qos0 {
                 self.enqueue(sid, delivery);
             }

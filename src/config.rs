@@ -72,6 +72,10 @@ pub struct Config {
     pub persistence_location: Option<std::path::PathBuf>,
     /// When stored changes reach the disk.
     pub fsync: crate::store::Fsync,
+    /// Bytes the store may use (0: no limit). Compaction runs when it is
+    /// exceeded; if the live state alone exceeds it, messages for offline
+    /// sessions are dropped (counted, logged) instead of stored.
+    pub persistence_max_bytes: u64,
     /// A `listener` option was given: it replaces the default address.
     listener_set: bool,
 }
@@ -99,6 +103,7 @@ impl Default for Config {
             persistence: false,
             persistence_location: None,
             fsync: crate::store::Fsync::Always,
+            persistence_max_bytes: 0,
             listener_set: false,
         }
     }
@@ -205,6 +210,7 @@ impl Config {
             "sys_interval" => self.sys_interval = Duration::from_secs(parse(key, v)?),
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),
+            "persistence_max_bytes" => self.persistence_max_bytes = parse(key, v)?,
             "fsync" => {
                 self.fsync = match v {
                     "always" => crate::store::Fsync::Always,

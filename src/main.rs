@@ -77,6 +77,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "true/false (default: true unless a password file is set)",
     ),
     (
+        "persistence-max-bytes",
+        "persistence_max_bytes",
+        "disk the store may use, 0 = no limit (default 0)",
+    ),
+    (
         "fsync",
         "fsync",
         "with persistence: 'always' (before acknowledging) or SECS between fsyncs (default always)",

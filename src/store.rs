@@ -485,11 +485,19 @@ impl Store {
         self.compaction.is_some()
     }
 
-    /// True when the file has grown enough that a snapshot would shrink it.
-    pub fn wants_compaction(&self) -> bool {
-        self.compaction.is_none()
-            && self.size >= COMPACT_MIN
-            && self.size >= 2 * self.size_after_compaction.max(1)
+    /// True when the file has grown enough that a snapshot would shrink it:
+    /// past 4 MiB and twice its last compacted size, or past `limit`
+    /// (0: none) with something to gain.
+    pub fn wants_compaction(&self, limit: u64) -> bool {
+        let grown = self.size >= COMPACT_MIN && self.size >= 2 * self.size_after_compaction.max(1);
+        let over = limit > 0 && self.size > limit && self.size > self.size_after_compaction;
+        self.compaction.is_none() && (grown || over)
+    }
+
+    /// True when even the live state (the last compaction's size) exceeds
+    /// `limit` (0: none): compaction cannot bring the file under it.
+    pub fn live_over(&self, limit: u64) -> bool {
+        limit > 0 && self.size > limit && self.size_after_compaction > limit
     }
 
     /// Starts filling a new file; the caller then adds the live state with
@@ -683,6 +691,44 @@ mod tests {
         let (_, recs, _) = Store::open(&d, Fsync::Always).unwrap();
         assert_eq!(recs.len(), 2);
         assert!(!d.join(NEW).exists());
+    }
+
+    #[test]
+    fn limit_triggers_compaction_and_reports_live_overflow() {
+        let d = dir("limit");
+        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
+        for _ in 0..20 {
+            s.append(&Record::Retain {
+                topic: "t".into(),
+                qos: 0,
+                payload: vec![1; 100],
+            });
+        }
+        s.commit(Instant::now()).unwrap();
+        let size = s.size();
+        assert!(
+            !s.wants_compaction(0),
+            "small files are left alone without a limit"
+        );
+        assert!(
+            s.wants_compaction(size - 1),
+            "over the limit with something to gain"
+        );
+        assert!(!s.live_over(size - 1), "not yet known to be live");
+        s.begin_compaction().unwrap();
+        for _ in 0..20 {
+            s.snapshot(&Record::Retain {
+                topic: "t".into(),
+                qos: 0,
+                payload: vec![1; 100],
+            });
+        }
+        s.finish_compaction(Instant::now()).unwrap();
+        assert!(s.live_over(size - 1), "live state itself exceeds the limit");
+        assert!(
+            !s.wants_compaction(size - 1),
+            "nothing to gain from compacting again"
+        );
     }
 
     #[test]

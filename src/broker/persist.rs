@@ -242,7 +242,7 @@ impl Broker {
             return;
         };
         if self.snapshot.is_none() {
-            if !store.wants_compaction() {
+            if !store.wants_compaction(self.config.persistence_max_bytes) {
                 return;
             }
             if let Err(e) = store.begin_compaction() {
@@ -309,6 +309,26 @@ impl Broker {
                 store.abandon_compaction();
             }
         }
+    }
+
+    /// The store's byte limit is reached by live state: messages for
+    /// offline sessions are then dropped (counted) instead of stored. Logs
+    /// the change once each way.
+    pub(super) fn store_full(&mut self) -> bool {
+        let limit = self.config.persistence_max_bytes;
+        let full = self.store.as_ref().is_some_and(|s| s.live_over(limit));
+        if full != self.store_full_logged {
+            self.store_full_logged = full;
+            if full {
+                error!(
+                    "persistence: store limit of {limit} bytes reached by live state; \
+                     messages for offline sessions are dropped until it shrinks"
+                );
+            } else {
+                info!("persistence: store back under its limit of {limit} bytes");
+            }
+        }
+        full
     }
 
     /// Logs what was restored on start.
