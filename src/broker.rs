@@ -1637,9 +1637,11 @@ impl Broker {
     /// Writes every connection with pending output, once each; refills
     /// from session queues as output drains.
     fn flush_dirty(&mut self) {
-        // Changes reach the store before any acknowledgement leaves.
-        self.commit_store();
         while !self.dirty.is_empty() {
+            // Changes reach the store before any acknowledgement leaves,
+            // also those made by the previous pass (refills from queues,
+            // publishers unblocked by them).
+            self.commit_store();
             let batch = std::mem::take(&mut self.dirty);
             for &key in &batch {
                 let Some(conn) = self.conns.get_mut(key) else {
@@ -1670,6 +1672,8 @@ impl Broker {
                 }
             }
         }
+        // Changes that produced no output wait for nobody.
+        self.commit_store();
     }
 
     // ------------------------------------------------------------- closing
