@@ -712,17 +712,20 @@ fn scan() -> BTreeMap<String, Vec<String>> {
             if !line.starts_with("// [MQTT-") {
                 continue;
             }
-            // The comment must stand directly above a test: attributes may
-            // follow it, then the function.
-            let Some(func) = lines[i + 1..]
+            // The comment must stand directly above a test: more comment
+            // lines and attributes (one of them #[test]) may follow it,
+            // then the function.
+            let above: Vec<&&str> = lines[i + 1..]
                 .iter()
-                .take_while(|l| {
-                    l.starts_with("#[") || l.starts_with("fn ") || l.starts_with("// [")
-                })
-                .find_map(|l| l.strip_prefix("fn "))
-            else {
+                .take_while(|l| l.starts_with("#[") || l.starts_with("//") || l.starts_with("fn "))
+                .collect();
+            let Some(at) = above.iter().position(|l| l.starts_with("fn ")) else {
                 continue;
             };
+            if !above[..at].iter().any(|l| l.starts_with("#[test]")) {
+                continue;
+            }
+            let func = &above[at]["fn ".len()..];
             let name: String = func
                 .chars()
                 .take_while(|c| c.is_alphanumeric() || *c == '_')

@@ -634,7 +634,7 @@ fn publish_until_killed(mut c: Raw, topic: &str, qos: u8, round: usize) -> Flow 
 // `kill -9` at random points while QoS 1 and QoS 2 messages flow, with the
 // default `--fsync always`: whatever the broker acknowledged (PUBACK,
 // PUBREC) reaches every persistent subscriber after the restart
-// [MQTT-4.3.2-2] [MQTT-4.3.3-2]; QoS 2 at most once [MQTT-4.3.3-*];
+// [MQTT-4.3.2-2] [MQTT-4.3.3-2]; QoS 2 at most once;
 // per-topic order kept [MQTT-4.6.0-*].
 #[test]
 fn acknowledged_messages_survive_kill_9() {
