@@ -162,6 +162,8 @@ pub struct Broker {
     sys_next: Option<Instant>,
     sys_last: HashMap<&'static str, String>,
     clients_maximum: usize,
+    /// When offline sessions are next checked for expiry.
+    expiry_next: Option<Instant>,
     /// Connections with output to write at the end of this iteration.
     dirty: Vec<usize>,
     /// Connections whose read budget ran out: read again next iteration.
@@ -219,6 +221,9 @@ impl Broker {
             ));
         }
         let sys_next = (!config.sys_interval.is_zero()).then(Instant::now);
+        let expiry_next = config
+            .session_expiry
+            .map(|e| Instant::now() + expiry_step(e));
         let (passwords, acl) =
             load_auth(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
@@ -252,6 +257,7 @@ impl Broker {
             sys_next,
             sys_last: HashMap::new(),
             clients_maximum: 0,
+            expiry_next,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
             routes: Vec::new(),
@@ -362,10 +368,16 @@ impl Broker {
         let now = Instant::now();
         let timer = self.timers.next_timeout(now).map(|d| now + d);
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
-        let soonest = [timer, self.accept_paused_until, self.sys_next, sync]
-            .into_iter()
-            .flatten()
-            .min();
+        let soonest = [
+            timer,
+            self.accept_paused_until,
+            self.sys_next,
+            sync,
+            self.expiry_next,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         if self.pending_reads.is_empty() && self.snapshot.is_none() {
             soonest
         } else {
@@ -1077,6 +1089,7 @@ impl Broker {
         }
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.conn = Some(key);
+            sess.offline_since = None;
             sess.clean = c.clean_session;
             sess.username.clone_from(&conn.username);
             // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1
@@ -1594,6 +1607,12 @@ impl Broker {
     // -------------------------------------------------------------- timers
 
     fn fire_timers(&mut self) {
+        if let (Some(at), Some(expiry)) = (self.expiry_next, self.config.session_expiry) {
+            if at <= self.now {
+                self.expire_sessions(expiry);
+                self.expiry_next = Some(self.now + expiry_step(expiry));
+            }
+        }
         let interval = self.config.sys_interval;
         if self.sys_next.is_some_and(|at| at <= self.now) {
             self.publish_sys();
@@ -1629,6 +1648,31 @@ impl Broker {
                 }
                 None => conn.timer_at = None,
             }
+        }
+    }
+
+    /// Deletes persistent sessions offline for longer than `expiry`
+    /// (mosquitto's `persistent_client_expiration`).
+    fn expire_sessions(&mut self, expiry: Duration) {
+        let now = self.now;
+        let expired: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.conn.is_none() && !s.host)
+            .filter(|(_, s)| {
+                s.offline_since
+                    .is_some_and(|t| now.duration_since(t) >= expiry)
+            })
+            .map(|(sid, _)| sid)
+            .collect();
+        for sid in expired {
+            if let Some(sess) = self.sessions.get(sid) {
+                info!(
+                    "{}: session expired after {expiry:?} offline",
+                    sess.client_id
+                );
+            }
+            self.drop_session(sid);
         }
     }
 
@@ -1709,6 +1753,7 @@ impl Broker {
         let clean = match self.sessions.get_mut(sid) {
             Some(sess) => {
                 sess.conn = None;
+                sess.offline_since = Some(self.now);
                 sess.clean
             }
             None => true,
@@ -1757,6 +1802,12 @@ impl Broker {
         }
         info!("broker stopped");
     }
+}
+
+/// How often offline sessions are checked for expiry: at least every
+/// minute, and several times within one expiry period.
+fn expiry_step(expiry: Duration) -> Duration {
+    (expiry / 4).clamp(Duration::from_millis(100), Duration::from_secs(60))
 }
 
 /// Reads and discards what a signal pipe holds; true if anything was there.
@@ -1832,6 +1883,6 @@ mod tests {
         let conn = std::mem::size_of::<crate::conn::Conn>();
         let session = std::mem::size_of::<crate::session::Session>();
         assert!(conn <= 272, "Conn grew to {conn} bytes");
-        assert!(session <= 256, "Session grew to {session} bytes");
+        assert!(session <= 272, "Session grew to {session} bytes");
     }
 }

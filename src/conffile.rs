@@ -57,10 +57,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "bound memory with max_queued_messages and max_outgoing_bytes",
     ),
     ("user", "run midge as the user you want (systemd User=)"),
-    (
-        "persistent_client_expiration",
-        "midge keeps offline sessions until they reconnect clean",
-    ),
     ("websockets_log_level", "midge has no WebSocket listener"),
 ];
 

@@ -72,6 +72,9 @@ pub struct Config {
     pub persistence_location: Option<std::path::PathBuf>,
     /// When stored changes reach the disk.
     pub fsync: crate::store::Fsync,
+    /// Offline persistent sessions older than this are deleted (mosquitto
+    /// `persistent_client_expiration`); `None` keeps them forever.
+    pub session_expiry: Option<Duration>,
     /// Bytes the store may use (0: no limit). Compaction runs when it is
     /// exceeded; if the live state alone exceeds it, messages for offline
     /// sessions are dropped (counted, logged) instead of stored.
@@ -104,6 +107,7 @@ impl Default for Config {
             persistence_location: None,
             fsync: crate::store::Fsync::Always,
             persistence_max_bytes: 0,
+            session_expiry: None,
             listener_set: false,
         }
     }
@@ -114,6 +118,34 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{key}: '{value}' is not a valid value"))
+}
+
+/// mosquitto's durations: a number with a unit h, d, w, m (30 days) or y
+/// (365 days); midge also takes s, or plain seconds.
+fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
+    let v = value.trim();
+    let (digits, unit) = match v.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => (&v[..i], c),
+        _ => (v, 's'),
+    };
+    let n: u64 = parse(key, digits)?;
+    let secs = match unit {
+        's' => 1,
+        'h' => 3600,
+        'd' => 86_400,
+        'w' => 7 * 86_400,
+        'm' => 30 * 86_400,
+        'y' => 365 * 86_400,
+        _ => {
+            return Err(format!(
+                "{key}: unit must be s, h, d, w, m or y, not '{unit}'"
+            ))
+        }
+    };
+    if n == 0 {
+        return Err(format!("{key}: must be more than 0"));
+    }
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -211,6 +243,7 @@ impl Config {
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),
             "persistence_max_bytes" => self.persistence_max_bytes = parse(key, v)?,
+            "persistent_client_expiration" => self.session_expiry = Some(parse_duration(key, v)?),
             "fsync" => {
                 self.fsync = match v {
                     "always" => crate::store::Fsync::Always,
@@ -277,6 +310,11 @@ mod tests {
                 "0.0.0.0:1901".parse().unwrap()
             ]
         );
+        c.set("persistent_client_expiration", "2d").unwrap();
+        assert_eq!(c.session_expiry, Some(Duration::from_secs(2 * 86_400)));
+        c.set("persistent_client_expiration", "90").unwrap();
+        assert_eq!(c.session_expiry, Some(Duration::from_secs(90)));
+        assert!(c.set("persistent_client_expiration", "3q").is_err());
         assert!(c.set("max_inflight_messages", "0").is_err());
         assert!(c.set("queue_full", "maybe").is_err());
         assert!(c

@@ -77,6 +77,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "true/false (default: true unless a password file is set)",
     ),
     (
+        "session-expiry",
+        "persistent_client_expiration",
+        "delete persistent sessions offline longer than this (e.g. 90, 12h, 14d, 2w)",
+    ),
+    (
         "persistence-max-bytes",
         "persistence_max_bytes",
         "disk the store may use, 0 = no limit (default 0)",

@@ -69,6 +69,8 @@ pub struct Session {
     pub host: bool,
     /// The connection (slab key) this session is attached to, if online.
     pub conn: Option<usize>,
+    /// Since when a persistent session has been offline (for expiry).
+    pub offline_since: Option<std::time::Instant>,
     /// Filter -> granted QoS. A short list: most clients hold a handful,
     /// and a list costs far less memory per idle client than a map.
     pub subscriptions: Vec<(Box<str>, QoS)>,
@@ -103,6 +105,7 @@ impl Session {
             clean,
             host: false,
             conn: None,
+            offline_since: None,
             subscriptions: Vec::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),

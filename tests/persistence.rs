@@ -1155,3 +1155,51 @@ fn the_store_stays_under_its_disk_cap() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
     publ.ping();
 }
+
+// persistent_client_expiration: an offline persistent session older than
+// the expiry is deleted (and stays deleted across a restart); a session
+// that reconnects in time is kept.
+#[test]
+fn offline_sessions_expire() {
+    let dir = store_dir("expiry");
+    let b = start_cfg(&dir, |c| {
+        c.session_expiry = Some(Duration::from_secs(1));
+        c.sys_interval = Duration::from_secs(1);
+    });
+    let mut old = Raw::connect(b.addr);
+    old.send(&connect_packet("sleeper", false, 60));
+    old.expect(&[0x20, 2, 0, 0]);
+    old.subscribe(1, &[("t", 1)]);
+    disconnect(old);
+    // Back at once: the session is still there.
+    let mut back = Raw::connect(b.addr);
+    back.send(&connect_packet("sleeper", false, 60));
+    back.expect(&[0x20, 2, 1, 0]);
+    disconnect(back);
+    // Wait (bounded) until $SYS has counted the offline session and then
+    // none.
+    let (mut watch, _) = Raw::mqtt(b.addr, "watch", true);
+    watch.send(&subscribe_packet(
+        1,
+        &[("$SYS/broker/clients/disconnected", 0)],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut counted = false;
+    loop {
+        assert!(Instant::now() < deadline, "session never expired");
+        let (first, body) = watch.read_packet().expect("packet");
+        if first >> 4 != 3 {
+            continue;
+        }
+        match &parse_publish(first, &body).payload[..] {
+            b"1" => counted = true,
+            b"0" if counted => break,
+            _ => {}
+        }
+    }
+    drop(b);
+    let b = start(&dir);
+    let mut late = Raw::connect(b.addr);
+    late.send(&connect_packet("sleeper", false, 60));
+    late.expect(&[0x20, 2, 0, 0]); // Session Present 0: it expired
+}

@@ -106,8 +106,11 @@ impl Broker {
         for rec in records {
             self.apply(rec);
         }
-        // Sequences continue after the highest restored one.
+        // Sequences continue after the highest restored one; restored
+        // sessions count as offline from now on (for expiry).
+        let now = Instant::now();
         for (_, sess) in self.sessions.iter_mut() {
+            sess.offline_since = Some(now);
             let top = sess.inflight.iter().map(|f| f.delivery.seq);
             let top = top
                 .chain(sess.queue.iter().map(|d| d.seq))
