@@ -517,15 +517,13 @@ impl Broker {
         access: Access,
         t: &str,
     ) -> bool {
-        if let Some(acl) = &self.acl {
-            if !acl.allowed(client_id, username, access, t) {
-                return false;
-            }
-        }
-        match self.authorizer.as_mut() {
-            Some(check) => check(client_id, username, access, t),
-            None => true,
-        }
+        check_access(
+            &self.acl,
+            &mut self.authorizer,
+            (client_id, username),
+            access,
+            t,
+        )
     }
 
     fn emit(&mut self, event: Event<'_>) {
@@ -971,8 +969,8 @@ impl Broker {
         let Some(conn) = self.conns.get(key) else {
             return false;
         };
-        let (id, user) = (conn.client_id.clone(), conn.username.clone());
-        self.allowed(&id, user.as_deref(), access, t)
+        let who = (conn.client_id.as_str(), conn.username.as_deref());
+        check_access(&self.acl, &mut self.authorizer, who, access, t)
     }
 
     fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {
@@ -1801,6 +1799,25 @@ impl Broker {
             self.close(key, Reason::Shutdown);
         }
         info!("broker stopped");
+    }
+}
+
+/// The ACL file and the host's authorizer both have to allow an access.
+fn check_access(
+    acl: &Option<Acl>,
+    authorizer: &mut Option<Authorizer>,
+    (client_id, username): (&str, Option<&str>),
+    access: Access,
+    t: &str,
+) -> bool {
+    if let Some(acl) = acl {
+        if !acl.allowed(client_id, username, access, t) {
+            return false;
+        }
+    }
+    match authorizer.as_mut() {
+        Some(check) => check(client_id, username, access, t),
+        None => true,
     }
 }
 
