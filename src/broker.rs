@@ -1012,6 +1012,10 @@ impl Broker {
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
+        // Name the client in the log line of a refusal too.
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.client_id.clone_from(&client_id);
+        }
         if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
             return self.refuse(key, code);
         }
@@ -1064,11 +1068,15 @@ impl Broker {
             }
         }
         info!(
-            "{}: {} connected (clean session {}, keep alive {}s{})",
+            "{}: {} connected (clean session {}, keep alive {}s{}{})",
             conn.addr,
             conn.client_id,
             c.clean_session,
             c.keep_alive,
+            conn.username
+                .as_deref()
+                .map(|u| format!(", user {u}"))
+                .unwrap_or_default(),
             if present { ", session resumed" } else { "" }
         );
         // MQTT 3.1 has no Session Present flag.
