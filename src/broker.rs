@@ -1622,7 +1622,7 @@ impl Broker {
         let interval = self.config.sys_interval;
         if self.sys_next.is_some_and(|at| at <= self.now) {
             self.publish_sys();
-            self.sys_next = Some(self.now + interval);
+            self.sys_next = self.now.checked_add(interval);
         }
         if let Some(until) = self.accept_paused_until {
             if until <= self.now {

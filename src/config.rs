@@ -120,6 +120,14 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{key}: '{value}' is not a valid value"))
 }
 
+/// Longest duration an option takes: deadlines are `Instant + duration`,
+/// which must not overflow whatever a config file says.
+const MAX_SECS: u64 = 100 * 365 * 86_400;
+
+fn seconds(n: u64) -> Duration {
+    Duration::from_secs(n.min(MAX_SECS))
+}
+
 /// mosquitto's durations: a number with a unit h, d, w, m (30 days) or y
 /// (365 days); midge also takes s, or plain seconds.
 fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
@@ -145,7 +153,7 @@ fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
     if n == 0 {
         return Err(format!("{key}: must be more than 0"));
     }
-    Ok(Duration::from_secs(n.saturating_mul(secs)))
+    Ok(seconds(n.saturating_mul(secs)))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
@@ -217,7 +225,7 @@ impl Config {
             "max_outgoing_bytes" => self.max_outgoing_bytes = parse(key, v)?,
             "connect_timeout" => {
                 let secs: u64 = parse(key, v)?;
-                self.connect_timeout = Duration::from_secs(secs.max(1));
+                self.connect_timeout = seconds(secs.max(1));
             }
             "queue_full" => {
                 self.queue_full = match v {
@@ -239,7 +247,7 @@ impl Config {
             "allow_anonymous" => self.allow_anonymous = Some(parse_bool(key, v)?),
             "password_file" => self.password_file = Some(v.into()),
             "acl_file" => self.acl_file = Some(v.into()),
-            "sys_interval" => self.sys_interval = Duration::from_secs(parse(key, v)?),
+            "sys_interval" => self.sys_interval = seconds(parse(key, v)?),
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),
             "persistence_max_bytes" => self.persistence_max_bytes = parse(key, v)?,
@@ -252,7 +260,7 @@ impl Config {
                         if n == 0 {
                             return Err(format!("{key}: 'always' or a number of seconds > 0"));
                         }
-                        crate::store::Fsync::Every(Duration::from_secs(n))
+                        crate::store::Fsync::Every(seconds(n))
                     }
                 }
             }
@@ -315,6 +323,12 @@ mod tests {
         c.set("persistent_client_expiration", "90").unwrap();
         assert_eq!(c.session_expiry, Some(Duration::from_secs(90)));
         assert!(c.set("persistent_client_expiration", "3q").is_err());
+        // Absurd durations are capped, never an overflowing deadline.
+        c.set("connect_timeout", &u64::MAX.to_string()).unwrap();
+        c.set("sys_interval", &u64::MAX.to_string()).unwrap();
+        c.set("persistent_client_expiration", &format!("{}y", u64::MAX))
+            .unwrap();
+        let _ = std::time::Instant::now() + c.connect_timeout + c.sys_interval;
         assert!(c.set("max_inflight_messages", "0").is_err());
         assert!(c.set("queue_full", "maybe").is_err());
         assert!(c

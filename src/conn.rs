@@ -95,7 +95,7 @@ impl Conn {
     /// timeout before CONNECT, 1.5 x Keep Alive after it [MQTT-3.1.2-24].
     pub fn deadline(&self, connect_timeout: Duration) -> Option<Instant> {
         if self.level.is_none() {
-            Some(self.last_rx + connect_timeout)
+            self.last_rx.checked_add(connect_timeout)
         } else if self.keep_alive == 0 {
             None
         } else {

@@ -472,7 +472,7 @@ impl Store {
     /// When written data must next be fsynced (interval mode).
     pub fn sync_deadline(&self) -> Option<Instant> {
         match (self.fsync, self.unsynced_since) {
-            (Fsync::Every(d), Some(since)) => Some(since + d),
+            (Fsync::Every(d), Some(since)) => since.checked_add(d),
             _ => None,
         }
     }
