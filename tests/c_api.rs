@@ -79,7 +79,8 @@ fn build_gateway(name: &str) -> Option<PathBuf> {
         eprintln!("skipped: no C compiler ({cc})");
         return None;
     }
-    let out = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let out =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-{}", std::process::id()));
     let status = Command::new(&cc)
         .args(["-Wall", "-Wextra", "-Werror", "-g", "-I"])
         .arg(root().join("include"))
