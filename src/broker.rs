@@ -819,7 +819,7 @@ impl Broker {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
             };
-            if conn.read_paused || conn.parked_bytes >= self.config.max_outgoing_bytes {
+            if conn.read_paused || conn.parked_bytes() >= self.config.max_outgoing_bytes {
                 return;
             }
             if conn.wbuf.len() > self.config.max_outgoing_bytes {
@@ -858,15 +858,14 @@ impl Broker {
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
             };
-            if conn.parked_bytes >= self.config.max_outgoing_bytes {
+            if conn.parked_bytes() >= self.config.max_outgoing_bytes {
                 return true; // flow control: the rest waits in rbuf
             }
             match codec::decode(&mut conn.rbuf, self.config.max_packet_size, conn.level) {
                 Ok(None) => return true,
                 Ok(Some(Packet::Publish(p))) if conn.blocked => {
                     conn.last_rx = self.now;
-                    conn.parked_bytes += p.topic.len() + p.payload.len();
-                    conn.parked.push_back(p);
+                    conn.park(p);
                 }
                 Ok(Some(packet)) => {
                     conn.last_rx = self.now;
@@ -939,7 +938,7 @@ impl Broker {
             }
             (Some(sid), Packet::PubRel(pkid)) => {
                 // Unknown ids are answered too: normal after a reconnect.
-                let was_pending = self.session(sid)?.incoming_qos2.remove(&pkid);
+                let was_pending = self.session(sid)?.qos2_remove(pkid);
                 if let (true, Some(client)) = (was_pending, self.durable(sid)) {
                     self.persist(Record::Qos2Rel { client, pkid });
                 }
@@ -1174,7 +1173,7 @@ impl Broker {
         let (qos, pkid) = (p.qos, p.pkid);
         // QoS 2, method B: deliver now, remember the id until PUBREL so a
         // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
-        let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.incoming_qos2.insert(pkid);
+        let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid);
         if let (true, QoS::ExactlyOnce, Some(client)) = (fresh, qos, self.durable(sid)) {
             self.persist(Record::Qos2In { client, pkid });
         }
@@ -1532,10 +1531,9 @@ impl Broker {
             let Some(sid) = conn.session else {
                 return;
             };
-            let Some(p) = conn.parked.pop_front() else {
+            let Some(p) = conn.unpark() else {
                 break;
             };
-            conn.parked_bytes -= p.topic.len() + p.payload.len();
             if let Err(reason) = self.on_publish(key, sid, p) {
                 return self.close(key, reason);
             }
@@ -1907,7 +1905,7 @@ mod tests {
     fn per_connection_records_stay_small() {
         let conn = std::mem::size_of::<crate::conn::Conn>();
         let session = std::mem::size_of::<crate::session::Session>();
-        assert!(conn <= 272, "Conn grew to {conn} bytes");
-        assert!(session <= 272, "Session grew to {session} bytes");
+        assert!(conn <= 240, "Conn grew to {conn} bytes");
+        assert!(session <= 232, "Session grew to {session} bytes");
     }
 }

@@ -62,8 +62,15 @@ pub struct Conn {
     /// PUBLISHes wait here (unacknowledged) until that queue drains, while
     /// its other packets (acks, pings) are still handled.
     pub blocked: bool,
-    pub parked: VecDeque<Publish>,
-    pub parked_bytes: usize,
+    /// Boxed: only a paused publisher has any.
+    parked: Option<Box<Parked>>,
+}
+
+/// PUBLISHes waiting for a full queue to drain, and their size.
+#[derive(Debug, Default)]
+struct Parked {
+    queue: VecDeque<Publish>,
+    bytes: usize,
 }
 
 impl Conn {
@@ -86,9 +93,33 @@ impl Conn {
             read_paused: false,
             read_pending: false,
             blocked: false,
-            parked: VecDeque::new(),
-            parked_bytes: 0,
+            parked: None,
         }
+    }
+
+    /// Topic and payload bytes of the parked PUBLISHes.
+    pub fn parked_bytes(&self) -> usize {
+        self.parked.as_ref().map_or(0, |p| p.bytes)
+    }
+
+    /// Keeps a PUBLISH until the queue it feeds drains.
+    pub fn park(&mut self, p: Publish) {
+        let parked = self.parked.get_or_insert_with(Box::default);
+        parked.bytes += p.topic.len() + p.payload.len();
+        parked.queue.push_back(p);
+    }
+
+    /// The oldest parked PUBLISH; the box goes when the last one does.
+    pub fn unpark(&mut self) -> Option<Publish> {
+        let parked = self.parked.as_mut()?;
+        let p = parked.queue.pop_front();
+        if let Some(p) = &p {
+            parked.bytes -= p.topic.len() + p.payload.len();
+        }
+        if parked.queue.is_empty() {
+            self.parked = None;
+        }
+        p
     }
 
     /// When this connection must be closed if nothing arrives: the connect

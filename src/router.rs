@@ -23,6 +23,55 @@ pub struct Sub {
     pub qos: QoS,
 }
 
+/// The subscribers of one exact topic. Most topics have exactly one (a
+/// device's own command topic, say): that one is kept inline, without a
+/// heap allocation per topic.
+#[derive(Debug)]
+enum Subs {
+    One(Sub),
+    Many(Vec<Sub>),
+}
+
+impl Subs {
+    fn as_slice(&self) -> &[Sub] {
+        match self {
+            Subs::One(s) => std::slice::from_ref(s),
+            Subs::Many(v) => v,
+        }
+    }
+
+    /// Adds or updates `session`; true if it is new.
+    fn upsert(&mut self, session: usize, qos: QoS) -> bool {
+        match self {
+            Subs::One(s) if s.session == session => {
+                s.qos = qos;
+                false
+            }
+            Subs::One(s) => {
+                *self = Subs::Many(vec![*s, Sub { session, qos }]);
+                true
+            }
+            Subs::Many(v) => upsert(v, session, qos),
+        }
+    }
+
+    /// Removes `session`; true if it was there.
+    fn remove(&mut self, session: usize) -> bool {
+        match self {
+            Subs::One(s) if s.session == session => {
+                *self = Subs::Many(Vec::new());
+                true
+            }
+            Subs::One(_) => false,
+            Subs::Many(v) => remove(v, session),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        matches!(self, Subs::Many(v) if v.is_empty())
+    }
+}
+
 /// A wildcard filter and everyone subscribed to it: the filter is matched
 /// once, however many sessions share it.
 #[derive(Debug)]
@@ -33,7 +82,7 @@ struct WildEntry {
 
 #[derive(Debug, Default)]
 pub struct Router {
-    exact: HashMap<Box<str>, Vec<Sub>>,
+    exact: HashMap<Box<str>, Subs>,
     wild: HashMap<Box<str>, Vec<WildEntry>>,
     root: Vec<WildEntry>,
     count: usize,
@@ -108,12 +157,14 @@ impl Router {
                 }
             }
         } else {
-            // Most topics have one subscriber: start the list at one slot.
-            let subs = self
-                .exact
-                .entry(filter.into())
-                .or_insert_with(|| Vec::with_capacity(1));
-            upsert(subs, session, qos)
+            match self.exact.get_mut(filter) {
+                Some(subs) => subs.upsert(session, qos),
+                None => {
+                    self.exact
+                        .insert(filter.into(), Subs::One(Sub { session, qos }));
+                    true
+                }
+            }
         };
         self.count += added as usize;
         added
@@ -144,7 +195,7 @@ impl Router {
             let Some(subs) = self.exact.get_mut(filter) else {
                 return false;
             };
-            let removed = remove(subs, session);
+            let removed = subs.remove(session);
             if subs.is_empty() {
                 self.exact.remove(filter);
             }
@@ -180,7 +231,7 @@ impl Router {
             }
         };
         if let Some(subs) = self.exact.get(topic_name) {
-            collect(subs, &mut self.seen, self.epoch);
+            collect(subs.as_slice(), &mut self.seen, self.epoch);
         }
         let mut scan = |entries: &[WildEntry], seen: &mut Vec<(u32, u32)>, epoch: u32| {
             for e in entries {
@@ -259,6 +310,30 @@ mod tests {
         );
         assert_eq!(routed(&mut r, "a/c"), vec![(2, QoS::AtLeastOnce)]);
         assert_eq!(r.len(), 4);
+    }
+
+    #[test]
+    fn exact_topics_go_from_one_subscriber_to_many_and_back() {
+        let mut r = Router::new();
+        assert!(r.subscribe(1, "x", QoS::AtMostOnce));
+        assert!(
+            !r.subscribe(1, "x", QoS::AtLeastOnce),
+            "upgrade, not a new one"
+        );
+        assert!(r.subscribe(2, "x", QoS::AtMostOnce));
+        assert_eq!(
+            routed(&mut r, "x"),
+            vec![(1, QoS::AtLeastOnce), (2, QoS::AtMostOnce)]
+        );
+        assert!(!r.unsubscribe(3, "x"));
+        assert!(r.unsubscribe(1, "x") && r.unsubscribe(2, "x"));
+        assert!(r.exact.is_empty() && r.is_empty());
+        assert!(r.subscribe(4, "x", QoS::ExactlyOnce));
+        assert!(
+            !r.unsubscribe(5, "x"),
+            "another session's inline entry stays"
+        );
+        assert_eq!(routed(&mut r, "x"), vec![(4, QoS::ExactlyOnce)]);
     }
 
     #[test]

@@ -81,7 +81,8 @@ pub struct Session {
     pub queue: VecDeque<Delivery>,
     /// Inbound QoS 2 identifiers delivered but not yet released (method B:
     /// only the id is kept) [MQTT-4.3.3-2].
-    pub incoming_qos2: HashSet<u16>,
+    /// Boxed: most sessions never receive QoS 2.
+    incoming_qos2: Option<Box<HashSet<u16>>>,
     next_pkid: u16,
     /// Last sequence number given to a stored message.
     pub next_seq: u64,
@@ -109,7 +110,7 @@ impl Session {
             subscriptions: Vec::new(),
             inflight: VecDeque::new(),
             queue: VecDeque::new(),
-            incoming_qos2: HashSet::new(),
+            incoming_qos2: None,
             next_pkid: 0,
             next_seq: 0,
             queued_bytes: 0,
@@ -117,6 +118,33 @@ impl Session {
             waiters: Vec::new(),
             drop_logged: false,
         }
+    }
+
+    /// Remembers an inbound QoS 2 id until its PUBREL; false if it was
+    /// already remembered (a resent PUBLISH).
+    pub fn qos2_insert(&mut self, pkid: u16) -> bool {
+        self.incoming_qos2
+            .get_or_insert_with(Box::default)
+            .insert(pkid)
+    }
+
+    /// Forgets an inbound QoS 2 id (PUBREL); false if it was unknown.
+    pub fn qos2_remove(&mut self, pkid: u16) -> bool {
+        let Some(ids) = self.incoming_qos2.as_mut() else {
+            return false;
+        };
+        let removed = ids.remove(&pkid);
+        if ids.is_empty() {
+            self.incoming_qos2 = None;
+        }
+        removed
+    }
+
+    /// Inbound QoS 2 ids awaiting PUBREL.
+    pub fn qos2_ids(&self) -> impl Iterator<Item = u16> + '_ {
+        self.incoming_qos2
+            .iter()
+            .flat_map(|ids| ids.iter().copied())
     }
 
     /// Adds or replaces a subscription.

@@ -39,10 +39,10 @@ fn session_records(sess: &Session, out: &mut Vec<Record>) {
             qos: *qos as u8,
         });
     }
-    for pkid in &sess.incoming_qos2 {
+    for pkid in sess.qos2_ids() {
         out.push(Record::Qos2In {
             client: client(),
-            pkid: *pkid,
+            pkid,
         });
     }
     let msg = |d: &Delivery| Record::Msg {
@@ -226,12 +226,12 @@ impl Broker {
             }
             Record::Qos2In { client, pkid } => {
                 if let Some(sess) = self.restored_session(&client) {
-                    sess.incoming_qos2.insert(pkid);
+                    sess.qos2_insert(pkid);
                 }
             }
             Record::Qos2Rel { client, pkid } => {
                 if let Some(sess) = self.restored_session(&client) {
-                    sess.incoming_qos2.remove(&pkid);
+                    sess.qos2_remove(pkid);
                 }
             }
         }
