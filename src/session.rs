@@ -81,7 +81,9 @@ pub struct Session {
     pub queue: VecDeque<Delivery>,
     /// Inbound QoS 2 identifiers delivered but not yet released (method B:
     /// only the id is kept) [MQTT-4.3.3-2].
-    /// Boxed: most sessions never receive QoS 2.
+    /// Boxed: most sessions never receive QoS 2, and an empty set inline
+    /// would cost every idle session 48 bytes instead of 8.
+    #[allow(clippy::box_collection)]
     incoming_qos2: Option<Box<HashSet<u16>>>,
     next_pkid: u16,
     /// Last sequence number given to a stored message.
