@@ -673,7 +673,7 @@ impl Broker {
         let s = self.stats();
         let host_subs = self.host_callbacks.len();
         let offline = s.sessions.saturating_sub(s.clients_connected + host_subs);
-        let values: [(&'static str, String); 15] = [
+        let values: [(&'static str, String); 18] = [
             (
                 "$SYS/broker/version",
                 format!("midge version {}", env!("CARGO_PKG_VERSION")),
@@ -719,6 +719,15 @@ impl Broker {
                 rss_bytes().unwrap_or(0).to_string(),
             ),
             ("$SYS/broker/connections/sockets", s.sockets.to_string()),
+            (
+                "$SYS/broker/publishers/paused",
+                s.publishers_paused.to_string(),
+            ),
+            (
+                "$SYS/broker/store/bytes written",
+                s.store_bytes_written.to_string(),
+            ),
+            ("$SYS/broker/store/fsyncs", s.store_fsyncs.to_string()),
         ];
         for (topic, value) in values {
             if self.sys_last.get(topic) == Some(&value) {
