@@ -1400,13 +1400,13 @@ impl Broker {
                 }
             }
         } else if room && sess.queue.is_empty() && sess.inflight.len() < self.config.max_inflight {
+            let record = stored.then(|| persist::msg_record(sess.client_id.clone(), &delivery));
             let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
-            if stored {
-                self.persist_msg(sid, msg, qos, retain, seq);
-                if let Some(client) = self.durable(sid) {
-                    self.persist(Record::Sent { client, seq, pkid });
-                }
+            if let Some(record) = record {
+                let client = sess.client_id.clone();
+                self.persist(record);
+                self.persist(Record::Sent { client, seq, pkid });
             }
         } else {
             self.enqueue(sid, delivery);
@@ -1422,17 +1422,17 @@ impl Broker {
         // Retained copies for a new subscription are bounded by the retained
         // store and never dropped; an online subscriber's full queue pauses
         // the publisher instead of dropping what it was promised.
-        let (msg, qos, retain, seq) = (
-            delivery.msg.clone(),
-            delivery.qos,
-            delivery.retain,
-            delivery.seq,
-        );
+        // Built before the delivery moves into the queue; written once it
+        // is queued.
+        let record =
+            (delivery.seq > 0).then(|| persist::msg_record(sess.client_id.clone(), &delivery));
         if full && sess.conn.is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);
             }
-            self.persist_msg(sid, &msg, qos, retain, seq);
+            if let Some(record) = record {
+                self.persist(record);
+            }
             return;
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
@@ -1453,8 +1453,8 @@ impl Broker {
                 });
             }
         }
-        if queued {
-            self.persist_msg(sid, &msg, qos, retain, seq);
+        if let (true, Some(record)) = (queued, record) {
+            self.persist(record);
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
@@ -1468,24 +1468,6 @@ impl Broker {
                     sess.client_id, self.config.max_queued, sess.dropped
                 );
             }
-        }
-    }
-
-    /// Records a message entering a persistent session (`seq` 0: not
-    /// stored).
-    fn persist_msg(&mut self, sid: usize, msg: &Message, qos: QoS, retain: bool, seq: u64) {
-        if seq == 0 {
-            return;
-        }
-        if let Some(client) = self.durable(sid) {
-            self.persist(Record::Msg {
-                client,
-                seq,
-                qos: qos as u8,
-                retain,
-                topic: msg.topic.to_string(),
-                payload: msg.payload.to_vec(),
-            });
         }
     }
 

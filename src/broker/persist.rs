@@ -28,6 +28,18 @@ fn qos_of(q: u8) -> QoS {
     QoS::from_u8(q).unwrap_or(QoS::AtLeastOnce)
 }
 
+/// The record of a message entering a persistent session's stream.
+pub(super) fn msg_record(client: String, d: &Delivery) -> Record {
+    Record::Msg {
+        client,
+        seq: d.seq,
+        qos: d.qos as u8,
+        retain: d.retain,
+        topic: d.msg.topic.to_string(),
+        payload: d.msg.payload.to_vec(),
+    }
+}
+
 /// The records that recreate one persistent session.
 fn session_records(sess: &Session, out: &mut Vec<Record>) {
     let client = || sess.client_id.clone();
@@ -45,14 +57,7 @@ fn session_records(sess: &Session, out: &mut Vec<Record>) {
             pkid,
         });
     }
-    let msg = |d: &Delivery| Record::Msg {
-        client: client(),
-        seq: d.seq,
-        qos: d.qos as u8,
-        retain: d.retain,
-        topic: d.msg.topic.to_string(),
-        payload: d.msg.payload.to_vec(),
-    };
+    let msg = |d: &Delivery| msg_record(client(), d);
     for f in &sess.inflight {
         out.push(msg(&f.delivery));
         out.push(Record::Sent {
