@@ -166,22 +166,6 @@ fn assert_closed_while_writing(written: usize, err: Option<io::Error>) {
     );
 }
 
-/// Remaining Length encoding (minimal).
-fn remaining_length(mut len: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut b = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            b |= 0x80;
-        }
-        out.push(b);
-        if len == 0 {
-            return out;
-        }
-    }
-}
-
 // ------------------------------------------------------- packet boundaries
 
 /// CONNECT, SUBSCRIBE (QoS 1), PUBLISH QoS 1 and QoS 0 to it, PINGREQ.

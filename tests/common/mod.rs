@@ -166,10 +166,9 @@ fn put_str(out: &mut Vec<u8>, s: &[u8]) {
     out.extend_from_slice(s);
 }
 
-/// Fixed header + body with a correctly encoded Remaining Length.
-pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![first];
-    let mut len = body.len();
+/// A Remaining Length, encoded (7 bits a byte, least significant first).
+pub fn remaining_length(mut len: usize) -> Vec<u8> {
+    let mut out = Vec::new();
     loop {
         let mut b = (len % 128) as u8;
         len /= 128;
@@ -178,9 +177,15 @@ pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
         }
         out.push(b);
         if len == 0 {
-            break;
+            return out;
         }
     }
+}
+
+/// Fixed header + body with a correctly encoded Remaining Length.
+pub fn packet(first: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![first];
+    out.extend(remaining_length(body.len()));
     out.extend_from_slice(body);
     out
 }
