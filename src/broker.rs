@@ -1365,7 +1365,9 @@ impl Broker {
         } else {
             0
         };
-        let delivery = Delivery {
+        // Only queued and in-flight messages need a Delivery (and a share
+        // of the message); a QoS 0 message is written straight out.
+        let delivery = || Delivery {
             msg: msg.clone(),
             qos,
             retain,
@@ -1380,14 +1382,14 @@ impl Broker {
                 return;
             }
             if qos != QoS::AtMostOnce || self.config.queue_qos0 {
-                self.enqueue(sid, delivery);
+                self.enqueue(sid, delivery());
             }
             return;
         };
         let room = conn.wbuf.len() < self.config.max_outgoing_bytes;
         if qos == QoS::AtMostOnce {
             if room {
-                write_publish(conn, &delivery, 0, &mut self.stats);
+                write_publish(conn, msg, qos, retain, 0, &mut self.stats);
                 mark_dirty(conn, key, &mut self.dirty);
             } else {
                 self.stats.dropped_qos0 += 1;
@@ -1400,6 +1402,7 @@ impl Broker {
                 }
             }
         } else if room && sess.queue.is_empty() && sess.inflight.len() < self.config.max_inflight {
+            let delivery = delivery();
             let record = stored.then(|| persist::msg_record(sess.client_id.clone(), &delivery));
             let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
@@ -1409,7 +1412,7 @@ impl Broker {
                 self.persist(Record::Sent { client, seq, pkid });
             }
         } else {
-            self.enqueue(sid, delivery);
+            self.enqueue(sid, delivery());
         }
     }
 
@@ -1567,7 +1570,7 @@ impl Broker {
                 break;
             };
             if d.qos == QoS::AtMostOnce {
-                write_publish(conn, &d, 0, &mut self.stats);
+                write_publish(conn, &d.msg, d.qos, d.retain, 0, &mut self.stats);
             } else {
                 let seq = d.seq;
                 let pkid = send_inflight(sess, conn, d, &mut self.stats);
@@ -1848,15 +1851,22 @@ fn rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn write_publish(conn: &mut Conn, d: &Delivery, pkid: u16, stats: &mut Stats) {
+fn write_publish(
+    conn: &mut Conn,
+    msg: &Message,
+    qos: QoS,
+    retain: bool,
+    pkid: u16,
+    stats: &mut Stats,
+) {
     codec::encode_publish(
         &mut conn.wbuf,
-        &d.msg.topic,
-        &d.msg.payload,
-        d.qos,
+        &msg.topic,
+        &msg.payload,
+        qos,
         pkid,
         false,
-        d.retain,
+        retain,
     );
     stats.messages_sent += 1;
 }
@@ -1870,7 +1880,8 @@ fn send_inflight(
     stats: &mut Stats,
 ) -> u16 {
     let pkid = sess.alloc_pkid();
-    write_publish(conn, &delivery, pkid, stats);
+    let d = &delivery;
+    write_publish(conn, &d.msg, d.qos, d.retain, pkid, stats);
     sess.inflight.push_back(Inflight {
         pkid,
         delivery,
