@@ -19,9 +19,9 @@ use crate::host::{
 };
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
-use crate::session::{Delivery, Inflight, Message, Session, Stage};
+use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::store::{Record, Store};
-use crate::timer::Timers;
+use crate::timer::{self, Timers};
 use crate::topic;
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -146,8 +146,7 @@ pub struct Broker {
     events: Events,
     listeners: Vec<TcpListener>,
     conns: Slab<Conn>,
-    sessions: Slab<Session>,
-    client_ids: HashMap<String, usize>,
+    sessions: Sessions,
     router: Router,
     retained: Retained,
     timers: Timers,
@@ -174,7 +173,10 @@ pub struct Broker {
     /// The read buffer lent to whichever connection is being read.
     scratch: bytes::BytesMut,
     now: Instant,
-    next_serial: u64,
+    /// `now` in ms on the broker's clock (since `started`), the form kept
+    /// per connection.
+    now_ms: u64,
+    next_serial: u32,
     next_client_id: u64,
     accept_paused_until: Option<Instant>,
     /// The connection whose PUBLISH is being routed, for flow control.
@@ -243,8 +245,7 @@ impl Broker {
             events: Events::with_capacity(1024),
             listeners,
             conns: Slab::new(),
-            sessions: Slab::new(),
-            client_ids: HashMap::new(),
+            sessions: Sessions::default(),
             router: Router::new(),
             retained: Retained::default(),
             timers: Timers::default(),
@@ -264,6 +265,7 @@ impl Broker {
             ready: Vec::new(),
             scratch: bytes::BytesMut::new(),
             now: Instant::now(),
+            now_ms: 0,
             next_serial: 0,
             next_client_id: 0,
             accept_paused_until: None,
@@ -366,7 +368,10 @@ impl Broker {
     /// deadline), for a host that drives [`Broker::poll_once`] itself.
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
-        let timer = self.timers.next_timeout(now).map(|d| now + d);
+        let timer = self
+            .timers
+            .next_due()
+            .map(|ms| timer::instant(self.started, ms));
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
         let soonest = [
             timer,
@@ -463,7 +468,7 @@ impl Broker {
         self.next_host_sub += 1;
         // A NUL can never appear in a client's id, so this never collides.
         // Clean: a host subscription lives as long as the broker object.
-        let sid = self.new_session(format!("\0host-{}", self.next_host_sub), true);
+        let sid = self.new_session(format!("\0host-{}", self.next_host_sub).into(), true);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.host = true;
             sess.subscribe(filter, qos);
@@ -549,6 +554,7 @@ impl Broker {
             Err(e) => return Err(e),
         }
         self.now = Instant::now();
+        self.now_ms = timer::millis(self.started, self.now);
         // Reads deferred by an earlier iteration go after this iteration's
         // events, so one busy client cannot starve the rest.
         let deferred = std::mem::take(&mut self.pending_reads);
@@ -629,9 +635,9 @@ impl Broker {
             for (filter, _) in &sess.subscriptions {
                 revoked.push((
                     sid,
-                    sess.client_id.clone(),
+                    sess.client_id.to_string(),
                     sess.username.clone(),
-                    filter.clone(),
+                    filter.to_string(),
                 ));
             }
         }
@@ -788,8 +794,8 @@ impl Broker {
             warn!("{addr}: cannot register socket: {e}");
             return;
         }
-        self.next_serial += 1;
-        let mut conn = Conn::new(socket, addr, self.next_serial, self.now);
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let mut conn = Conn::new(socket, addr, self.next_serial, self.now_ms);
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             conn.timer_at = Some(at);
             self.timers.schedule(at, key, conn.serial);
@@ -873,11 +879,11 @@ impl Broker {
             match codec::decode(&mut conn.rbuf, self.config.max_packet_size, conn.level) {
                 Ok(None) => return true,
                 Ok(Some(Packet::Publish(p))) if conn.blocked => {
-                    conn.last_rx = self.now;
+                    conn.last_rx = self.now_ms;
                     conn.park(p);
                 }
                 Ok(Some(packet)) => {
-                    conn.last_rx = self.now;
+                    conn.last_rx = self.now_ms;
                     if let Err(reason) = self.handle(key, packet) {
                         self.close(key, reason);
                         return false;
@@ -897,8 +903,7 @@ impl Broker {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
         };
-        let session = conn.session;
-        let sid = match (session, packet) {
+        let sid = match (conn.session(), packet) {
             (None, Packet::Connect(c)) => return self.on_connect(key, *c),
             (Some(_), Packet::Connect(_)) => return Err(protocol("second CONNECT")), // [MQTT-3.1.0-2]
             (None, _) => return Err(protocol("first packet is not CONNECT")), // [MQTT-3.1.0-1]
@@ -974,10 +979,14 @@ impl Broker {
         if self.authorizer.is_none() && self.acl.is_none() {
             return true;
         }
-        let Some(conn) = self.conns.get(key) else {
+        let sess = self
+            .conns
+            .get(key)
+            .and_then(|c| self.sessions.get(c.session()?));
+        let Some(sess) = sess else {
             return false;
         };
-        let who = (conn.client_id.as_str(), conn.username.as_deref());
+        let who = (&*sess.client_id, sess.username.as_deref());
         check_access(&self.acl, &mut self.authorizer, who, access, t)
     }
 
@@ -997,7 +1006,7 @@ impl Broker {
 
     fn on_connect(&mut self, key: usize, c: codec::Connect) -> Result<(), Reason> {
         let Some(level) = c.level else {
-            return self.refuse(key, 0x01); // [MQTT-3.1.2-2]
+            return self.refuse(key, 0x01, &c.client_id); // [MQTT-3.1.2-2]
         };
         if let Some(will) = &c.will {
             if !topic::valid_name(&will.topic) {
@@ -1007,7 +1016,7 @@ impl Broker {
         let max_ka = self.config.max_keepalive;
         if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
             // MQTT 3.x cannot tell the client a keep-alive; mosquitto refuses.
-            return self.refuse(key, 0x02);
+            return self.refuse(key, 0x02, &c.client_id);
         }
         let mut client_id = c.client_id;
         if client_id.is_empty() {
@@ -1016,16 +1025,12 @@ impl Broker {
                 || !c.clean_session
                 || !self.config.allow_zero_length_client_id
             {
-                return self.refuse(key, 0x02); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
+                return self.refuse(key, 0x02, ""); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
-        // Name the client in the log line of a refusal too.
-        if let Some(conn) = self.conns.get_mut(key) {
-            conn.client_id.clone_from(&client_id);
-        }
         if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
-            return self.refuse(key, code);
+            return self.refuse(key, code, &client_id);
         }
         if let Some(check) = self.authenticator.as_mut() {
             let Some(conn) = self.conns.get(key) else {
@@ -1039,35 +1044,37 @@ impl Broker {
             });
             match decision {
                 AuthDecision::Accept => {}
-                AuthDecision::BadCredentials => return self.refuse(key, 0x04),
-                AuthDecision::NotAuthorized => return self.refuse(key, 0x05),
+                AuthDecision::BadCredentials => return self.refuse(key, 0x04, &client_id),
+                AuthDecision::NotAuthorized => return self.refuse(key, 0x05, &client_id),
             }
         }
         // Only now that the CONNECT passed every check: take over
         // [MQTT-3.1.4-2]. The old connection's Will is published.
-        if let Some(&sid) = self.client_ids.get(&client_id) {
-            if let Some(old) = self.sessions.get(sid).and_then(|s| s.conn) {
+        if let Some(sid) = self.sessions.find(&client_id) {
+            if let Some(old) = self.sessions.get(sid).and_then(Session::conn) {
                 self.close(old, Reason::TakenOver);
             }
         }
-        let existing = self.client_ids.get(&client_id).copied();
+        let existing = self.sessions.find(&client_id);
         let (sid, present) = match existing {
             Some(sid) if !c.clean_session => (sid, true), // [MQTT-3.1.2-4]
             Some(sid) => {
                 self.drop_session(sid); // [MQTT-3.1.2-6]
-                (self.new_session(client_id.clone(), true), false)
+                (self.new_session(client_id.into(), true), false)
             }
-            None => (self.new_session(client_id.clone(), c.clean_session), false),
+            None => (self.new_session(client_id.into(), c.clean_session), false),
         };
-        let Some(conn) = self.conns.get_mut(key) else {
+        let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return Ok(());
         };
         conn.level = Some(level);
-        conn.session = Some(sid);
+        conn.set_session(sid);
         conn.will = c.will.map(Box::new);
         conn.keep_alive = c.keep_alive;
-        conn.client_id = client_id;
-        conn.username = c.username;
+        sess.set_conn(Some(key));
+        sess.offline_since = None;
+        sess.clean = c.clean_session;
+        sess.username = c.username.map(String::into_boxed_str);
         // Keep Alive may be due before the connect timeout entry.
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             if conn.timer_at.is_none_or(|t| at < t) {
@@ -1078,10 +1085,10 @@ impl Broker {
         info!(
             "{}: {} connected (clean session {}, keep alive {}s{}{})",
             conn.addr,
-            conn.client_id,
+            sess.client_id,
             c.clean_session,
             c.keep_alive,
-            conn.username
+            sess.username
                 .as_deref()
                 .map(|u| format!(", user {u}"))
                 .unwrap_or_default(),
@@ -1096,35 +1103,29 @@ impl Broker {
         self.clients_maximum = self.clients_maximum.max(self.stats.clients_connected);
         if let Some(cb) = self.on_event.as_mut() {
             cb(&Event::Connected {
-                client_id: &conn.client_id,
+                client_id: &sess.client_id,
                 addr: conn.addr,
-                username: conn.username.as_deref(),
+                username: sess.username.as_deref(),
             });
         }
-        if let Some(sess) = self.sessions.get_mut(sid) {
-            sess.conn = Some(key);
-            sess.offline_since = None;
-            sess.clean = c.clean_session;
-            sess.username.clone_from(&conn.username);
-            // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1
-            // [MQTT-3.3.1-1]) and PUBRELs, in their original order.
-            for f in &sess.inflight {
-                match f.stage {
-                    Stage::Sent => {
-                        let d = &f.delivery;
-                        codec::encode_publish(
-                            &mut conn.wbuf,
-                            &d.msg.topic,
-                            &d.msg.payload,
-                            d.qos,
-                            f.pkid,
-                            true,
-                            d.retain,
-                        );
-                        self.stats.messages_sent += 1;
-                    }
-                    Stage::Released => codec::encode_ack(&mut conn.wbuf, codec::PUBREL, f.pkid),
+        // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1 [MQTT-3.3.1-1])
+        // and PUBRELs, in their original order.
+        for f in &sess.flow().inflight {
+            match f.stage {
+                Stage::Sent => {
+                    let d = &f.delivery;
+                    codec::encode_publish(
+                        &mut conn.wbuf,
+                        &d.msg.topic,
+                        &d.msg.payload,
+                        d.qos,
+                        f.pkid,
+                        true,
+                        d.retain,
+                    );
+                    self.stats.messages_sent += 1;
                 }
+                Stage::Released => codec::encode_ack(&mut conn.wbuf, codec::PUBREL, f.pkid),
             }
         }
         self.pump(sid);
@@ -1134,7 +1135,13 @@ impl Broker {
     /// Answers a CONNECT with a non-zero return code; the connection then
     /// closes [MQTT-3.2.2-5] and nothing else it sent is processed
     /// [MQTT-3.1.4-5].
-    fn refuse(&mut self, key: usize, code: u8) -> Result<(), Reason> {
+    fn refuse(&mut self, key: usize, code: u8, client_id: &str) -> Result<(), Reason> {
+        if let Some(conn) = self.conns.get(key) {
+            info!(
+                "{} ({client_id}): refused with CONNACK code {code}",
+                conn.addr
+            );
+        }
         self.reply(key, |out| codec::encode_connack(out, false, code)); // [MQTT-3.2.2-4]
         Err(Reason::Refused(code))
     }
@@ -1143,15 +1150,14 @@ impl Broker {
         loop {
             self.next_client_id += 1;
             let id = format!("midge-{:x}-{}", std::process::id(), self.next_client_id);
-            if !self.client_ids.contains_key(&id) {
+            if self.sessions.find(&id).is_none() {
                 return id;
             }
         }
     }
 
-    fn new_session(&mut self, client_id: String, clean: bool) -> usize {
-        let sid = self.sessions.insert(Session::new(client_id.clone(), clean));
-        self.client_ids.insert(client_id, sid);
+    fn new_session(&mut self, client_id: Box<str>, clean: bool) -> usize {
+        let sid = self.sessions.insert(Session::new(client_id, clean));
         if let Some(client) = self.durable(sid) {
             self.persist(Record::Session { client });
         }
@@ -1165,12 +1171,11 @@ impl Broker {
         if let Some(client) = self.durable(sid) {
             self.persist(Record::SessionGone { client });
         }
-        let sess = self.sessions.remove(sid);
+        let Some(sess) = self.sessions.remove(sid) else {
+            return;
+        };
         for (filter, _) in &sess.subscriptions {
             self.router.unsubscribe(sid, filter);
-        }
-        if self.client_ids.get(&sess.client_id) == Some(&sid) {
-            self.client_ids.remove(&sess.client_id);
         }
     }
 
@@ -1374,7 +1379,7 @@ impl Broker {
             seq,
         };
         let online = sess
-            .conn
+            .conn()
             .and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
         let Some((key, conn)) = online else {
             if stored && self.store_full() {
@@ -1401,14 +1406,18 @@ impl Broker {
                     );
                 }
             }
-        } else if room && sess.queue.is_empty() && sess.inflight.len() < self.config.max_inflight {
+        } else if room
+            && sess.flow().queue.is_empty()
+            && sess.flow().inflight.len() < self.config.max_inflight
+        {
             let delivery = delivery();
-            let record = stored.then(|| persist::msg_record(sess.client_id.clone(), &delivery));
+            let record = stored.then(|| persist::msg_record(sess.client_id.to_string(), &delivery));
             let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
             if let Some(record) = record {
                 let client = sess.client_id.clone();
                 self.persist(record);
+                let client = client.to_string();
                 self.persist(Record::Sent { client, seq, pkid });
             }
         } else {
@@ -1428,8 +1437,8 @@ impl Broker {
         // Built before the delivery moves into the queue; written once it
         // is queued.
         let record =
-            (delivery.seq > 0).then(|| persist::msg_record(sess.client_id.clone(), &delivery));
-        if full && sess.conn.is_some() && (delivery.retain || self.pause_publisher(sid)) {
+            (delivery.seq > 0).then(|| persist::msg_record(sess.client_id.to_string(), &delivery));
+        if full && sess.conn().is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);
             }
@@ -1489,16 +1498,14 @@ impl Broker {
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return false;
         };
-        if !sess.waiters.iter().any(|&(k, _)| k == key) {
-            sess.waiters.push((key, conn.serial));
+        let waiters = &mut sess.flow_mut().waiters;
+        if !waiters.iter().any(|&(k, _)| k == key) {
+            waiters.push((key, conn.serial));
         }
         if !conn.blocked {
             conn.blocked = true;
             self.stats.publishers_paused += 1;
-            debug!(
-                "{}: paused: queue of {} is full",
-                conn.client_id, sess.client_id
-            );
+            debug!("{}: paused: queue of {} is full", conn.addr, sess.client_id);
         }
         true
     }
@@ -1508,12 +1515,12 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        for (key, serial) in std::mem::take(&mut sess.waiters) {
+        for (key, serial) in sess.take_waiters() {
             self.unblock(key, serial);
         }
     }
 
-    fn unblock(&mut self, key: usize, serial: u64) {
+    fn unblock(&mut self, key: usize, serial: u32) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -1522,7 +1529,7 @@ impl Broker {
                 return;
             }
             conn.blocked = false;
-            let Some(sid) = conn.session else {
+            let Some(sid) = conn.session() else {
                 return;
             };
             let Some(p) = conn.unpark() else {
@@ -1551,7 +1558,7 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        let Some(key) = sess.conn else {
+        let Some(key) = sess.conn() else {
             return;
         };
         let Some(conn) = self.conns.get_mut(key) else {
@@ -1560,10 +1567,11 @@ impl Broker {
         let mut wrote = false;
         let mut sent = Vec::new();
         while conn.wbuf.len() < self.config.max_outgoing_bytes {
-            let Some(front) = sess.queue.front() else {
+            let flow = sess.flow();
+            let Some(front) = flow.queue.front() else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce && sess.inflight.len() >= self.config.max_inflight {
+            if front.qos != QoS::AtMostOnce && flow.inflight.len() >= self.config.max_inflight {
                 break;
             }
             let Some(d) = sess.pop() else {
@@ -1580,14 +1588,14 @@ impl Broker {
             }
             wrote = true;
         }
-        if sess.queue.is_empty() {
+        if sess.flow().queue.is_empty() {
             sess.drop_logged = false;
         }
         if wrote {
             mark_dirty(conn, key, &mut self.dirty);
         }
         let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
-        let wake = !sess.waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
+        let wake = !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
         if let (false, Some(client)) = (sent.is_empty(), self.durable(sid)) {
             for (seq, pkid) in sent {
                 self.persist(Record::Sent {
@@ -1624,7 +1632,7 @@ impl Broker {
                 }
             }
         }
-        while let Some((at, key, serial)) = self.timers.pop_due(self.now) {
+        while let Some((at, key, serial)) = self.timers.pop_due(self.now_ms) {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
@@ -1632,7 +1640,7 @@ impl Broker {
                 continue; // stale: superseded or another connection
             }
             match conn.deadline(self.config.connect_timeout) {
-                Some(d) if d <= self.now => {
+                Some(d) if d <= self.now_ms => {
                     let reason = if conn.level.is_some() {
                         Reason::KeepAlive // [MQTT-3.1.2-24]
                     } else {
@@ -1652,14 +1660,14 @@ impl Broker {
     /// Deletes persistent sessions offline for longer than `expiry`
     /// (mosquitto's `persistent_client_expiration`).
     fn expire_sessions(&mut self, expiry: Duration) {
-        let now = self.now;
+        let now = self.now_ms;
         let expired: Vec<usize> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.conn.is_none() && !s.host)
+            .filter(|(_, s)| s.conn().is_none() && !s.host)
             .filter(|(_, s)| {
                 s.offline_since
-                    .is_some_and(|t| now.duration_since(t) >= expiry)
+                    .is_some_and(|t| Duration::from_millis(now.saturating_sub(t)) >= expiry)
             })
             .map(|(sid, _)| sid)
             .collect();
@@ -1706,7 +1714,7 @@ impl Broker {
                                 self.pending_reads.push(key);
                             }
                         }
-                        if let Some(sid) = conn.session {
+                        if let Some(sid) = conn.session() {
                             self.pump(sid);
                         }
                     }
@@ -1725,14 +1733,17 @@ impl Broker {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        let who = if conn.client_id.is_empty() {
-            conn.addr.to_string()
-        } else {
-            format!("{} ({})", conn.addr, conn.client_id)
+        // The client's id and user name live in its session, which a clean
+        // session's close removes below.
+        let (client_id, username) = self.identity(&conn);
+        let who = match &client_id {
+            Some(id) => format!("{} ({id})", conn.addr),
+            None => conn.addr.to_string(),
         };
         match &reason {
             Reason::Protocol(_) => warn!("{who}: closed: {reason}"),
-            Reason::Shutdown => debug!("{who}: closed: {reason}"),
+            // A refusal was logged, with the client id, by `refuse`.
+            Reason::Shutdown | Reason::Refused(_) => debug!("{who}: closed: {reason}"),
             _ => info!("{who}: closed: {reason}"),
         }
         // Last chance for what is queued (a refusing CONNACK, say).
@@ -1744,14 +1755,14 @@ impl Broker {
             conn.discard_input();
             let _ = conn.socket.shutdown(Shutdown::Write);
         }
-        let Some(sid) = conn.session else {
+        let (Some(sid), Some(client_id)) = (conn.session(), client_id) else {
             return;
         };
         self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
         let clean = match self.sessions.get_mut(sid) {
             Some(sess) => {
-                sess.conn = None;
-                sess.offline_since = Some(self.now);
+                sess.set_conn(None);
+                sess.offline_since = Some(self.now_ms);
                 sess.clean
             }
             None => true,
@@ -1760,21 +1771,30 @@ impl Broker {
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10].
         if let Some(will) = conn.will.take().map(|w| *w) {
-            let user = conn.username.as_deref();
-            if self.allowed(&conn.client_id, user, Access::Publish, &will.topic) {
+            let user = username.as_deref();
+            if self.allowed(&client_id, user, Access::Publish, &will.topic) {
                 self.publish_will(will);
             }
         }
         if self.on_event.is_some() {
             let text = reason.to_string();
             self.emit(Event::Disconnected {
-                client_id: &conn.client_id,
+                client_id: &client_id,
                 addr: conn.addr,
                 reason: &text,
             });
         }
         if clean {
             self.drop_session(sid);
+        }
+    }
+
+    /// The client id and user name of a connection's session (none before
+    /// CONNECT is accepted).
+    fn identity(&self, conn: &Conn) -> (Option<Box<str>>, Option<Box<str>>) {
+        match conn.session().and_then(|sid| self.sessions.get(sid)) {
+            Some(s) => (Some(s.client_id.clone()), s.username.clone()),
+            None => (None, None),
         }
     }
 
@@ -1789,7 +1809,12 @@ impl Broker {
             let Some(will) = conn.will.take().map(|w| *w) else {
                 continue;
             };
-            let (id, user) = (conn.client_id.clone(), conn.username.clone());
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let (Some(id), user) = self.identity(conn) else {
+                continue;
+            };
             if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
                 self.publish_will(will);
             }
@@ -1882,11 +1907,7 @@ fn send_inflight(
     let pkid = sess.alloc_pkid();
     let d = &delivery;
     write_publish(conn, &d.msg, d.qos, d.retain, pkid, stats);
-    sess.inflight.push_back(Inflight {
-        pkid,
-        delivery,
-        stage: Stage::Sent,
-    });
+    sess.send(pkid, delivery);
     pkid
 }
 
@@ -1907,7 +1928,7 @@ mod tests {
     fn per_connection_records_stay_small() {
         let conn = std::mem::size_of::<crate::conn::Conn>();
         let session = std::mem::size_of::<crate::session::Session>();
-        assert!(conn <= 240, "Conn grew to {conn} bytes");
-        assert!(session <= 232, "Session grew to {session} bytes");
+        assert!(conn <= 176, "Conn grew to {conn} bytes");
+        assert!(session <= 112, "Session grew to {session} bytes");
     }
 }

@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Smallest read the connection asks the kernel for.
 const READ_CHUNK: usize = 4 * 1024;
@@ -32,26 +32,27 @@ pub struct Conn {
     pub socket: TcpStream,
     pub addr: SocketAddr,
     /// Distinguishes this connection from a later one that reuses its slab
-    /// key, so a stale timer entry is recognised.
-    pub serial: u64,
+    /// key, so a stale timer entry is recognised (wraps after 4 billion
+    /// connections; a stale entry would still need the same key).
+    pub serial: u32,
     pub rbuf: BytesMut,
     pub wbuf: BytesMut,
     /// Set once CONNECT is accepted.
     pub level: Option<ProtocolLevel>,
-    pub session: Option<usize>,
-    pub client_id: String,
-    pub username: Option<String>,
+    /// The session (slab key) once CONNECT is accepted. The client id and
+    /// user name live there, once.
+    session: Option<u32>,
     /// Boxed: most clients have none, and every byte here is paid by
     /// every idle connection.
     pub will: Option<Box<LastWill>>,
     /// Keep Alive in seconds (0: off).
     pub keep_alive: u16,
     /// When the last complete packet arrived (before CONNECT: when the
-    /// connection was accepted).
-    pub last_rx: Instant,
-    /// The deadline this connection's timer entry is filed for; an entry
-    /// for any other instant is stale.
-    pub timer_at: Option<Instant>,
+    /// connection was accepted), in ms on the broker's clock.
+    pub last_rx: u64,
+    /// The deadline (ms) this connection's timer entry is filed for; an
+    /// entry for any other time is stale.
+    pub timer_at: Option<u64>,
     /// Already listed for a flush this iteration.
     pub dirty: bool,
     /// Reading stopped because the client does not read its replies.
@@ -74,7 +75,7 @@ struct Parked {
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, addr: SocketAddr, serial: u64, now: Instant) -> Conn {
+    pub fn new(socket: TcpStream, addr: SocketAddr, serial: u32, now: u64) -> Conn {
         Conn {
             socket,
             addr,
@@ -83,8 +84,6 @@ impl Conn {
             wbuf: BytesMut::new(),
             level: None,
             session: None,
-            client_id: String::new(),
-            username: None,
             will: None,
             keep_alive: 0,
             last_rx: now,
@@ -95,6 +94,17 @@ impl Conn {
             blocked: false,
             parked: None,
         }
+    }
+
+    /// The session this connection is attached to.
+    pub fn session(&self) -> Option<usize> {
+        self.session.map(|s| s as usize)
+    }
+
+    /// Attaches the connection to session `sid` (slab keys stay far below
+    /// `u32::MAX`: every session costs memory).
+    pub fn set_session(&mut self, sid: usize) {
+        self.session = u32::try_from(sid).ok();
     }
 
     /// Topic and payload bytes of the parked PUBLISHes.
@@ -124,13 +134,15 @@ impl Conn {
 
     /// When this connection must be closed if nothing arrives: the connect
     /// timeout before CONNECT, 1.5 x Keep Alive after it [MQTT-3.1.2-24].
-    pub fn deadline(&self, connect_timeout: Duration) -> Option<Instant> {
+    /// In ms on the broker's clock.
+    pub fn deadline(&self, connect_timeout: Duration) -> Option<u64> {
         if self.level.is_none() {
-            self.last_rx.checked_add(connect_timeout)
+            let timeout = u64::try_from(connect_timeout.as_millis()).ok()?;
+            self.last_rx.checked_add(timeout)
         } else if self.keep_alive == 0 {
             None
         } else {
-            Some(self.last_rx + Duration::from_millis(u64::from(self.keep_alive) * 1500))
+            Some(self.last_rx + u64::from(self.keep_alive) * 1500)
         }
     }
 

@@ -8,7 +8,10 @@
 
 use crate::codec::QoS;
 use bytes::Bytes;
+use hashbrown::HashTable;
+use slab::Slab;
 use std::collections::{HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 /// An application message as it travels through the broker: stored once and
@@ -58,95 +61,145 @@ pub enum Overflow {
     DropOldest,
 }
 
-#[derive(Debug)]
-pub struct Session {
-    pub client_id: String,
-    /// The user name of the last accepted CONNECT (for ACL re-checks).
-    pub username: Option<String>,
-    pub clean: bool,
-    /// A subscription of the embedding host program: deliveries go to its
-    /// callback instead of a connection.
-    pub host: bool,
-    /// The connection (slab key) this session is attached to, if online.
-    pub conn: Option<usize>,
-    /// Since when a persistent session has been offline (for expiry).
-    pub offline_since: Option<std::time::Instant>,
-    /// Filter -> granted QoS. A short list: most clients hold a handful,
-    /// and a list costs far less memory per idle client than a map.
-    pub subscriptions: Vec<(Box<str>, QoS)>,
+/// A session's traffic: everything that is empty while the session is
+/// idle. Boxed in [`Session`] and freed when empty, so an idle session
+/// costs 8 bytes for it instead of 150.
+#[derive(Debug, Default)]
+pub struct Flow {
     /// Outbound QoS 1/2 messages in the order they must be resent
     /// [MQTT-4.6.0-1]; PUBRELs in the order PUBRECs arrived [MQTT-4.6.0-4].
     pub inflight: VecDeque<Inflight>,
     /// Messages not yet sent, oldest first.
     pub queue: VecDeque<Delivery>,
-    /// Inbound QoS 2 identifiers delivered but not yet released (method B:
-    /// only the id is kept) [MQTT-4.3.3-2].
-    /// Boxed: most sessions never receive QoS 2, and an empty set inline
-    /// would cost every idle session 48 bytes instead of 8.
-    #[allow(clippy::box_collection)]
-    incoming_qos2: Option<Box<HashSet<u16>>>,
-    next_pkid: u16,
-    /// Last sequence number given to a stored message.
-    pub next_seq: u64,
     /// Payload bytes in `queue`.
     pub queued_bytes: usize,
-    /// Messages dropped because the queue was full.
-    pub dropped: u64,
     /// Connections (key, serial) whose PUBLISHes wait for this queue to
     /// drain (flow control, [`crate::config::QueueFull::Block`]).
-    pub waiters: Vec<(usize, u64)>,
+    pub waiters: Vec<(usize, u32)>,
+    /// Inbound QoS 2 identifiers delivered but not yet released (method B:
+    /// only the id is kept) [MQTT-4.3.3-2]. An `Option` so that
+    /// [`NO_FLOW`] can be a constant.
+    incoming_qos2: Option<HashSet<u16>>,
+}
+
+impl Flow {
+    fn is_empty(&self) -> bool {
+        self.inflight.is_empty()
+            && self.queue.is_empty()
+            && self.waiters.is_empty()
+            && self.incoming_qos2.as_ref().is_none_or(HashSet::is_empty)
+    }
+}
+
+/// What an idle session's [`Session::flow`] reads as.
+static NO_FLOW: Flow = Flow {
+    inflight: VecDeque::new(),
+    queue: VecDeque::new(),
+    queued_bytes: 0,
+    waiters: Vec::new(),
+    incoming_qos2: None,
+};
+
+#[derive(Debug)]
+pub struct Session {
+    pub client_id: Box<str>,
+    /// The user name of the last accepted CONNECT (for ACL re-checks).
+    pub username: Option<Box<str>>,
+    pub clean: bool,
+    /// A subscription of the embedding host program: deliveries go to its
+    /// callback instead of a connection.
+    pub host: bool,
     /// Whether a drop has been logged since the queue last drained, so a
     /// burst of drops is logged once.
     pub drop_logged: bool,
+    next_pkid: u16,
+    /// The connection (slab key) this session is attached to, if online.
+    conn: Option<u32>,
+    /// Messages dropped because the queue was full.
+    pub dropped: u64,
+    /// Since when (milliseconds on the broker's clock) a persistent session
+    /// has been offline, for expiry.
+    pub offline_since: Option<u64>,
+    /// Filter -> granted QoS. A short list: most clients hold a handful,
+    /// and a list costs far less memory per idle client than a map.
+    pub subscriptions: Vec<(Box<str>, QoS)>,
+    /// Last sequence number given to a stored message.
+    pub next_seq: u64,
+    /// `None` while idle: see [`Flow`].
+    flow: Option<Box<Flow>>,
 }
 
 impl Session {
-    pub fn new(client_id: String, clean: bool) -> Session {
+    pub fn new(client_id: Box<str>, clean: bool) -> Session {
         Session {
             client_id,
             username: None,
             clean,
             host: false,
+            drop_logged: false,
+            next_pkid: 0,
             conn: None,
+            dropped: 0,
             offline_since: None,
             subscriptions: Vec::new(),
-            inflight: VecDeque::new(),
-            queue: VecDeque::new(),
-            incoming_qos2: None,
-            next_pkid: 0,
             next_seq: 0,
-            queued_bytes: 0,
-            dropped: 0,
-            waiters: Vec::new(),
-            drop_logged: false,
+            flow: None,
+        }
+    }
+
+    /// The connection this session is attached to, if online.
+    pub fn conn(&self) -> Option<usize> {
+        self.conn.map(|k| k as usize)
+    }
+
+    /// Attaches the session to connection `key` (slab keys are bounded by
+    /// the connection limit, far below `u32::MAX`), or detaches it.
+    pub fn set_conn(&mut self, key: Option<usize>) {
+        self.conn = key.and_then(|k| u32::try_from(k).ok());
+    }
+
+    /// The in-flight window, queue and waiters (empty while idle).
+    pub fn flow(&self) -> &Flow {
+        self.flow.as_deref().unwrap_or(&NO_FLOW)
+    }
+
+    /// The traffic state for changing; allocated on first use.
+    pub fn flow_mut(&mut self) -> &mut Flow {
+        self.flow.get_or_insert_with(Box::default)
+    }
+
+    /// Frees the traffic state once nothing is in it.
+    pub fn tidy(&mut self) {
+        if self.flow.as_ref().is_some_and(|f| f.is_empty()) {
+            self.flow = None;
         }
     }
 
     /// Remembers an inbound QoS 2 id until its PUBREL; false if it was
     /// already remembered (a resent PUBLISH).
     pub fn qos2_insert(&mut self, pkid: u16) -> bool {
-        self.incoming_qos2
-            .get_or_insert_with(Box::default)
-            .insert(pkid)
+        let ids = self
+            .flow_mut()
+            .incoming_qos2
+            .get_or_insert_with(HashSet::new);
+        ids.insert(pkid)
     }
 
     /// Forgets an inbound QoS 2 id (PUBREL); false if it was unknown.
     pub fn qos2_remove(&mut self, pkid: u16) -> bool {
-        let Some(ids) = self.incoming_qos2.as_mut() else {
-            return false;
-        };
-        let removed = ids.remove(&pkid);
-        if ids.is_empty() {
-            self.incoming_qos2 = None;
-        }
+        let flow = self.flow.as_mut();
+        let removed = flow.is_some_and(|f| {
+            f.incoming_qos2
+                .as_mut()
+                .is_some_and(|ids| ids.remove(&pkid))
+        });
+        self.tidy();
         removed
     }
 
     /// Inbound QoS 2 ids awaiting PUBREL.
     pub fn qos2_ids(&self) -> impl Iterator<Item = u16> + '_ {
-        self.incoming_qos2
-            .iter()
-            .flat_map(|ids| ids.iter().copied())
+        self.flow().incoming_qos2.iter().flatten().copied()
     }
 
     /// Adds or replaces a subscription.
@@ -177,7 +230,7 @@ impl Session {
                 continue;
             }
             let id = self.next_pkid;
-            if !self.inflight.iter().any(|f| f.pkid == id) {
+            if !self.flow().inflight.iter().any(|f| f.pkid == id) {
                 return id;
             }
         }
@@ -185,7 +238,8 @@ impl Session {
 
     fn find(&self, pkid: u16, qos: QoS, stage: Stage) -> Option<usize> {
         // Acks usually arrive in order: the front is the likely hit.
-        self.inflight
+        self.flow()
+            .inflight
             .iter()
             .position(|f| f.pkid == pkid && f.delivery.qos == qos && f.stage == stage)
     }
@@ -193,7 +247,15 @@ impl Session {
     /// PUBACK from the client: the completed QoS 1 delivery, if any.
     pub fn puback(&mut self, pkid: u16) -> Option<Inflight> {
         let i = self.find(pkid, QoS::AtLeastOnce, Stage::Sent)?;
-        self.inflight.remove(i)
+        self.complete(i)
+    }
+
+    /// Removes in-flight entry `i` and frees the traffic state if that was
+    /// the last thing in it.
+    fn complete(&mut self, i: usize) -> Option<Inflight> {
+        let done = self.flow_mut().inflight.remove(i);
+        self.tidy();
+        done
     }
 
     /// PUBREC from the client: the message is now released. It moves to the
@@ -202,10 +264,11 @@ impl Session {
     /// sequence of a message released just now.
     pub fn pubrec(&mut self, pkid: u16) -> (bool, Option<u64>) {
         if let Some(i) = self.find(pkid, QoS::ExactlyOnce, Stage::Sent) {
-            if let Some(mut f) = self.inflight.remove(i) {
+            let inflight = &mut self.flow_mut().inflight;
+            if let Some(mut f) = inflight.remove(i) {
                 f.stage = Stage::Released;
                 let seq = f.delivery.seq;
-                self.inflight.push_back(f);
+                inflight.push_back(f);
                 return (true, Some(seq));
             }
         }
@@ -218,26 +281,90 @@ impl Session {
     /// PUBCOMP from the client: the completed QoS 2 delivery, if any.
     pub fn pubcomp(&mut self, pkid: u16) -> Option<Inflight> {
         let i = self.find(pkid, QoS::ExactlyOnce, Stage::Released)?;
-        self.inflight.remove(i)
+        self.complete(i)
     }
 
     /// True if one more message of `len` payload bytes would exceed the
     /// queue's bounds (`max_bytes` 0: no byte bound).
     pub fn queue_full(&self, len: usize, max: usize, max_bytes: usize) -> bool {
-        self.queue.len() >= max || (max_bytes > 0 && self.queued_bytes + len > max_bytes)
+        let flow = self.flow();
+        flow.queue.len() >= max || (max_bytes > 0 && flow.queued_bytes + len > max_bytes)
     }
 
     /// Appends to the queue without checking its bounds.
     pub fn push(&mut self, d: Delivery) {
-        self.queued_bytes += d.msg.payload.len();
-        self.queue.push_back(d);
+        let flow = self.flow_mut();
+        flow.queued_bytes += d.msg.payload.len();
+        flow.queue.push_back(d);
+    }
+
+    /// Puts a delivery in flight under `pkid`.
+    pub fn send(&mut self, pkid: u16, delivery: Delivery) {
+        self.flow_mut().inflight.push_back(Inflight {
+            pkid,
+            delivery,
+            stage: Stage::Sent,
+        });
     }
 
     /// Takes the oldest queued message.
     pub fn pop(&mut self) -> Option<Delivery> {
-        let d = self.queue.pop_front()?;
-        self.queued_bytes -= d.msg.payload.len();
+        let flow = self.flow.as_mut()?;
+        let d = flow.queue.pop_front()?;
+        flow.queued_bytes -= d.msg.payload.len();
+        self.tidy();
         Some(d)
+    }
+
+    /// Takes the connections waiting for this queue to drain.
+    pub fn take_waiters(&mut self) -> Vec<(usize, u32)> {
+        let Some(flow) = self.flow.as_mut() else {
+            return Vec::new();
+        };
+        let waiters = std::mem::take(&mut flow.waiters);
+        self.tidy();
+        waiters
+    }
+
+    /// Removes the queued message `seq`, if it is there.
+    fn unqueue(&mut self, seq: u64) -> Option<Delivery> {
+        let flow = self.flow.as_mut()?;
+        let i = flow.queue.iter().position(|d| d.seq == seq)?;
+        let d = flow.queue.remove(i)?;
+        flow.queued_bytes -= d.msg.payload.len();
+        Some(d)
+    }
+
+    // Replaying the store (see `broker::persist`): the same transitions as
+    // live traffic, by sequence number instead of packet id.
+
+    /// The stored message `seq` was sent under `pkid`.
+    pub fn replay_sent(&mut self, seq: u64, pkid: u16) {
+        if let Some(d) = self.unqueue(seq) {
+            self.send(pkid, d);
+        }
+    }
+
+    /// The stored QoS 2 message `seq` was released (PUBREC arrived).
+    pub fn replay_released(&mut self, seq: u64) {
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        if let Some(i) = flow.inflight.iter().position(|f| f.delivery.seq == seq) {
+            if let Some(mut f) = flow.inflight.remove(i) {
+                f.stage = Stage::Released;
+                flow.inflight.push_back(f);
+            }
+        }
+    }
+
+    /// The stored message `seq` is done with (acknowledged or dropped).
+    pub fn replay_done(&mut self, seq: u64) {
+        if let Some(flow) = self.flow.as_mut() {
+            flow.inflight.retain(|f| f.delivery.seq != seq);
+        }
+        self.unqueue(seq);
+        self.tidy();
     }
 
     /// Queues a delivery behind the in-flight window within the bounds.
@@ -256,7 +383,7 @@ impl Session {
             return true;
         }
         if overflow == Overflow::DropOldest {
-            while !self.queue.is_empty() && self.queue_full(len, max, max_bytes) {
+            while !self.flow().queue.is_empty() && self.queue_full(len, max, max_bytes) {
                 evicted.extend(self.pop().map(|old| old.seq));
             }
             if !self.queue_full(len, max, max_bytes) {
@@ -267,6 +394,83 @@ impl Session {
         }
         self.dropped += 1 + evicted.len() as u64;
         false
+    }
+}
+
+/// Every session, by slab key and by client id. The id index holds only
+/// slab keys and compares against the id stored in the session, so each
+/// client id is kept once.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    slab: Slab<Session>,
+    by_id: HashTable<usize>,
+    hasher: RandomState,
+}
+
+impl Sessions {
+    pub fn get(&self, sid: usize) -> Option<&Session> {
+        self.slab.get(sid)
+    }
+
+    pub fn get_mut(&mut self, sid: usize) -> Option<&mut Session> {
+        self.slab.get_mut(sid)
+    }
+
+    /// The session of `client_id`, if there is one.
+    pub fn find(&self, client_id: &str) -> Option<usize> {
+        let hash = self.hasher.hash_one(client_id);
+        let slab = &self.slab;
+        let found = self.by_id.find(hash, |&sid| {
+            slab.get(sid).is_some_and(|s| *s.client_id == *client_id)
+        });
+        found.copied()
+    }
+
+    /// Adds a session; it replaces any other of the same client id in the
+    /// index (the caller has dropped that one already).
+    pub fn insert(&mut self, session: Session) -> usize {
+        let hash = self.hasher.hash_one(&*session.client_id);
+        if let Some(old) = self.find(&session.client_id) {
+            self.unindex(old);
+        }
+        let sid = self.slab.insert(session);
+        let (slab, hasher) = (&self.slab, &self.hasher);
+        self.by_id.insert_unique(hash, sid, |&k| {
+            slab.get(k).map_or(0, |s| hasher.hash_one(&*s.client_id))
+        });
+        sid
+    }
+
+    /// Removes a session and its index entry.
+    pub fn remove(&mut self, sid: usize) -> Option<Session> {
+        self.unindex(sid);
+        self.slab.try_remove(sid)
+    }
+
+    fn unindex(&mut self, sid: usize) {
+        let Some(sess) = self.slab.get(sid) else {
+            return;
+        };
+        let hash = self.hasher.hash_one(&*sess.client_id);
+        if let Ok(entry) = self.by_id.find_entry(hash, |&k| k == sid) {
+            entry.remove();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slab.is_empty()
+    }
+
+    pub fn iter(&self) -> slab::Iter<'_, Session> {
+        self.slab.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> slab::IterMut<'_, Session> {
+        self.slab.iter_mut()
     }
 }
 
@@ -292,11 +496,7 @@ mod tests {
         s.next_pkid = u16::MAX - 1;
         let a = s.alloc_pkid();
         assert_eq!(a, u16::MAX);
-        s.inflight.push_back(Inflight {
-            pkid: 1,
-            delivery: delivery(QoS::AtLeastOnce),
-            stage: Stage::Sent,
-        });
+        s.send(1, delivery(QoS::AtLeastOnce));
         assert_eq!(s.alloc_pkid(), 2, "0 and the in-flight 1 are skipped");
     }
 
@@ -304,23 +504,19 @@ mod tests {
     fn pubrec_moves_to_the_back_in_arrival_order() {
         let mut s = Session::new("c".into(), false);
         for pkid in [1, 2] {
-            s.inflight.push_back(Inflight {
-                pkid,
-                delivery: delivery(QoS::ExactlyOnce),
-                stage: Stage::Sent,
-            });
+            s.send(pkid, delivery(QoS::ExactlyOnce));
         }
         assert_eq!(s.pubrec(2), (true, Some(0)));
         assert_eq!(s.pubrec(1), (true, Some(0)));
         assert_eq!(s.pubrec(1), (true, None), "already released");
-        let order: Vec<u16> = s.inflight.iter().map(|f| f.pkid).collect();
+        let order: Vec<u16> = s.flow().inflight.iter().map(|f| f.pkid).collect();
         assert_eq!(order, vec![2, 1]);
         assert!(
             s.puback(1).is_none(),
             "a QoS 2 id is not completed by PUBACK"
         );
         assert!(s.pubcomp(1).is_some() && s.pubcomp(2).is_some());
-        assert!(s.inflight.is_empty());
+        assert!(s.flow.is_none(), "the traffic state is freed when empty");
     }
 
     #[test]
@@ -334,6 +530,6 @@ mod tests {
         assert!(!s.enqueue(newest, (1, 0), Overflow::DropNewest, &mut evicted));
         let oldest = delivery(QoS::AtLeastOnce);
         assert!(s.enqueue(oldest, (1, 0), Overflow::DropOldest, &mut evicted));
-        assert_eq!((s.queue.len(), s.dropped, evicted), (1, 2, vec![1]));
+        assert_eq!((s.flow().queue.len(), s.dropped, evicted), (1, 2, vec![1]));
     }
 }

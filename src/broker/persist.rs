@@ -8,7 +8,7 @@
 
 use super::Broker;
 use crate::codec::QoS;
-use crate::session::{Delivery, Inflight, Message, Session, Stage};
+use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::Record;
 use log::{error, info, warn};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ const SNAPSHOT_STEP: usize = 2000;
 /// Where a compaction's snapshot has got to.
 pub(super) struct Snapshot {
     retained: Vec<Box<str>>,
-    sessions: Vec<String>,
+    sessions: Vec<Box<str>>,
     at: usize,
 }
 
@@ -42,7 +42,7 @@ pub(super) fn msg_record(client: String, d: &Delivery) -> Record {
 
 /// The records that recreate one persistent session.
 fn session_records(sess: &Session, out: &mut Vec<Record>) {
-    let client = || sess.client_id.clone();
+    let client = || sess.client_id.to_string();
     out.push(Record::Session { client: client() });
     for (filter, qos) in &sess.subscriptions {
         out.push(Record::Sub {
@@ -58,7 +58,8 @@ fn session_records(sess: &Session, out: &mut Vec<Record>) {
         });
     }
     let msg = |d: &Delivery| msg_record(client(), d);
-    for f in &sess.inflight {
+    let flow = sess.flow();
+    for f in &flow.inflight {
         out.push(msg(&f.delivery));
         out.push(Record::Sent {
             client: client(),
@@ -72,7 +73,7 @@ fn session_records(sess: &Session, out: &mut Vec<Record>) {
             });
         }
     }
-    out.extend(sess.queue.iter().map(msg));
+    out.extend(flow.queue.iter().map(msg));
 }
 
 impl Broker {
@@ -87,7 +88,7 @@ impl Broker {
     pub(super) fn durable(&self, sid: usize) -> Option<String> {
         self.store.as_ref()?;
         let sess = self.sessions.get(sid)?;
-        (!sess.clean && !sess.host).then(|| sess.client_id.clone())
+        (!sess.clean && !sess.host).then(|| sess.client_id.to_string())
     }
 
     /// Writes (and, per policy, fsyncs) what this iteration changed. Called
@@ -113,12 +114,13 @@ impl Broker {
         }
         // Sequences continue after the highest restored one; restored
         // sessions count as offline from now on (for expiry).
-        let now = Instant::now();
+        let now = self.now_ms;
         for (_, sess) in self.sessions.iter_mut() {
             sess.offline_since = Some(now);
-            let top = sess.inflight.iter().map(|f| f.delivery.seq);
+            let flow = sess.flow();
+            let top = flow.inflight.iter().map(|f| f.delivery.seq);
             let top = top
-                .chain(sess.queue.iter().map(|d| d.seq))
+                .chain(flow.queue.iter().map(|d| d.seq))
                 .max()
                 .unwrap_or(0);
             sess.next_seq = sess.next_seq.max(top);
@@ -126,7 +128,7 @@ impl Broker {
     }
 
     fn restored_session(&mut self, client: &str) -> Option<&mut Session> {
-        let sid = *self.client_ids.get(client)?;
+        let sid = self.sessions.find(client)?;
         self.sessions.get_mut(sid)
     }
 
@@ -144,13 +146,13 @@ impl Broker {
                 self.retained.set(&msg, qos_of(qos));
             }
             Record::Session { client } => {
-                if let Some(&sid) = self.client_ids.get(&client) {
+                if let Some(sid) = self.sessions.find(&client) {
                     self.drop_session(sid);
                 }
-                self.new_session(client, false);
+                self.new_session(client.into(), false);
             }
             Record::SessionGone { client } => {
-                if let Some(&sid) = self.client_ids.get(&client) {
+                if let Some(sid) = self.sessions.find(&client) {
                     self.drop_session(sid);
                 }
             }
@@ -159,7 +161,7 @@ impl Broker {
                 filter,
                 qos,
             } => {
-                if let Some(&sid) = self.client_ids.get(&client) {
+                if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         sess.subscribe(&filter, qos_of(qos));
                         self.router.subscribe(sid, &filter, qos_of(qos));
@@ -167,7 +169,7 @@ impl Broker {
                 }
             }
             Record::Unsub { client, filter } => {
-                if let Some(&sid) = self.client_ids.get(&client) {
+                if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         sess.unsubscribe(&filter);
                         self.router.unsubscribe(sid, &filter);
@@ -197,36 +199,17 @@ impl Broker {
             }
             Record::Sent { client, seq, pkid } => {
                 if let Some(sess) = self.restored_session(&client) {
-                    if let Some(i) = sess.queue.iter().position(|d| d.seq == seq) {
-                        if let Some(delivery) = sess.queue.remove(i) {
-                            sess.queued_bytes -= delivery.msg.payload.len();
-                            sess.inflight.push_back(Inflight {
-                                pkid,
-                                delivery,
-                                stage: Stage::Sent,
-                            });
-                        }
-                    }
+                    sess.replay_sent(seq, pkid);
                 }
             }
             Record::Released { client, seq } => {
                 if let Some(sess) = self.restored_session(&client) {
-                    if let Some(i) = sess.inflight.iter().position(|f| f.delivery.seq == seq) {
-                        if let Some(mut f) = sess.inflight.remove(i) {
-                            f.stage = Stage::Released;
-                            sess.inflight.push_back(f);
-                        }
-                    }
+                    sess.replay_released(seq);
                 }
             }
             Record::Done { client, seq } => {
                 if let Some(sess) = self.restored_session(&client) {
-                    sess.inflight.retain(|f| f.delivery.seq != seq);
-                    if let Some(i) = sess.queue.iter().position(|d| d.seq == seq) {
-                        if let Some(d) = sess.queue.remove(i) {
-                            sess.queued_bytes -= d.msg.payload.len();
-                        }
-                    }
+                    sess.replay_done(seq);
                 }
             }
             Record::Qos2In { client, pkid } => {
@@ -293,9 +276,9 @@ impl Broker {
             } else if snap.at < r + s {
                 let client = &snap.sessions[snap.at - r];
                 if let Some(sess) = self
-                    .client_ids
-                    .get(client)
-                    .and_then(|&sid| self.sessions.get(sid))
+                    .sessions
+                    .find(client)
+                    .and_then(|sid| self.sessions.get(sid))
                 {
                     if !sess.clean {
                         session_records(sess, &mut records);
@@ -345,7 +328,7 @@ impl Broker {
         let queued: usize = self
             .sessions
             .iter()
-            .map(|(_, s)| s.queue.len() + s.inflight.len())
+            .map(|(_, s)| s.flow().queue.len() + s.flow().inflight.len())
             .sum();
         info!(
             "persistence: restored {persistent} sessions, {} subscriptions, {} retained and {queued} queued messages in {:?}",
