@@ -811,16 +811,11 @@ impl Broker {
     /// idle connection holds no input buffer at all.
     fn read_conn(&mut self, key: usize) {
         if let Some(conn) = self.conns.get_mut(key) {
-            if conn.rbuf.is_empty() {
-                std::mem::swap(&mut conn.rbuf, &mut self.scratch);
-            }
+            conn.borrow_input(&mut self.scratch);
         }
         self.read_conn_into_buffer(key);
         if let Some(conn) = self.conns.get_mut(key) {
-            if conn.rbuf.is_empty() && self.scratch.capacity() < conn.rbuf.capacity() {
-                std::mem::swap(&mut conn.rbuf, &mut self.scratch);
-            }
-            conn.shrink();
+            conn.return_input(&mut self.scratch);
         }
     }
 
@@ -837,7 +832,7 @@ impl Broker {
             if conn.read_paused || conn.parked_bytes() >= self.config.max_outgoing_bytes {
                 return;
             }
-            if conn.wbuf.len() > self.config.max_outgoing_bytes {
+            if conn.out_len() > self.config.max_outgoing_bytes {
                 // The client is not reading what we send: stop reading what
                 // it sends until its output drains (see flush_dirty).
                 conn.read_paused = true;
@@ -850,7 +845,7 @@ impl Broker {
                 }
                 return;
             }
-            let wanted = codec::bytes_wanted(&conn.rbuf);
+            let wanted = codec::bytes_wanted(conn.input());
             match conn.read(wanted) {
                 Ok(ReadOutcome::Data(n)) => {
                     budget = budget.saturating_sub(n);
@@ -876,7 +871,11 @@ impl Broker {
             if conn.parked_bytes() >= self.config.max_outgoing_bytes {
                 return true; // flow control: the rest waits in rbuf
             }
-            match codec::decode(&mut conn.rbuf, self.config.max_packet_size, conn.level) {
+            if conn.input().is_empty() {
+                return true;
+            }
+            let level = conn.level;
+            match codec::decode(conn.rbuf(), self.config.max_packet_size, level) {
                 Ok(None) => return true,
                 Ok(Some(Packet::Publish(p))) if conn.blocked => {
                     conn.last_rx = self.now_ms;
@@ -999,7 +998,7 @@ impl Broker {
     /// Appends a reply to a connection's output.
     fn reply(&mut self, key: usize, write: impl FnOnce(&mut bytes::BytesMut)) {
         if let Some(conn) = self.conns.get_mut(key) {
-            write(&mut conn.wbuf);
+            write(conn.wbuf());
             mark_dirty(conn, key, &mut self.dirty);
         }
     }
@@ -1096,7 +1095,7 @@ impl Broker {
         );
         // MQTT 3.1 has no Session Present flag.
         let sp = present && level == ProtocolLevel::V311;
-        codec::encode_connack(&mut conn.wbuf, sp, 0); // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
+        codec::encode_connack(conn.wbuf(), sp, 0); // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
         mark_dirty(conn, key, &mut self.dirty);
         self.stats.clients_connected += 1;
         self.stats.connects_total += 1;
@@ -1115,7 +1114,7 @@ impl Broker {
                 Stage::Sent => {
                     let d = &f.delivery;
                     codec::encode_publish(
-                        &mut conn.wbuf,
+                        conn.wbuf(),
                         &d.msg.topic,
                         &d.msg.payload,
                         d.qos,
@@ -1125,7 +1124,7 @@ impl Broker {
                     );
                     self.stats.messages_sent += 1;
                 }
-                Stage::Released => codec::encode_ack(&mut conn.wbuf, codec::PUBREL, f.pkid),
+                Stage::Released => codec::encode_ack(conn.wbuf(), codec::PUBREL, f.pkid),
             }
         }
         self.pump(sid);
@@ -1391,7 +1390,7 @@ impl Broker {
             }
             return;
         };
-        let room = conn.wbuf.len() < self.config.max_outgoing_bytes;
+        let room = conn.out_len() < self.config.max_outgoing_bytes;
         if qos == QoS::AtMostOnce {
             if room {
                 write_publish(conn, msg, qos, retain, 0, &mut self.stats);
@@ -1566,7 +1565,7 @@ impl Broker {
         };
         let mut wrote = false;
         let mut sent = Vec::new();
-        while conn.wbuf.len() < self.config.max_outgoing_bytes {
+        while conn.out_len() < self.config.max_outgoing_bytes {
             let flow = sess.flow();
             let Some(front) = flow.queue.front() else {
                 break;
@@ -1701,12 +1700,12 @@ impl Broker {
                     continue;
                 }
                 conn.dirty = false;
-                let before = conn.wbuf.len();
+                let before = conn.out_len();
                 let result = conn.flush();
-                self.stats.bytes_sent += (before - conn.wbuf.len()) as u64;
+                self.stats.bytes_sent += (before - conn.out_len()) as u64;
                 match result {
                     Err(e) => self.close(key, Reason::Io(e)),
-                    Ok(_) if conn.wbuf.len() < self.config.max_outgoing_bytes => {
+                    Ok(_) if conn.out_len() < self.config.max_outgoing_bytes => {
                         if conn.read_paused {
                             conn.read_paused = false;
                             if !conn.read_pending {
@@ -1749,9 +1748,9 @@ impl Broker {
         // Last chance for what is queued (a refusing CONNACK, say).
         if !matches!(reason, Reason::Io(_)) {
             self.commit_store();
-            let before = conn.wbuf.len();
+            let before = conn.out_len();
             let _ = conn.flush();
-            self.stats.bytes_sent += (before - conn.wbuf.len()) as u64;
+            self.stats.bytes_sent += (before - conn.out_len()) as u64;
             conn.discard_input();
             let _ = conn.socket.shutdown(Shutdown::Write);
         }
@@ -1885,7 +1884,7 @@ fn write_publish(
     stats: &mut Stats,
 ) {
     codec::encode_publish(
-        &mut conn.wbuf,
+        conn.wbuf(),
         &msg.topic,
         &msg.payload,
         qos,
@@ -1928,7 +1927,7 @@ mod tests {
     fn per_connection_records_stay_small() {
         let conn = std::mem::size_of::<crate::conn::Conn>();
         let session = std::mem::size_of::<crate::session::Session>();
-        assert!(conn <= 176, "Conn grew to {conn} bytes");
+        assert!(conn <= 120, "Conn grew to {conn} bytes");
         assert!(session <= 112, "Session grew to {session} bytes");
     }
 }

@@ -1,9 +1,9 @@
 //! One client connection: its socket and its input and output buffers.
 //!
-//! Reads append to `rbuf`, from which the codec takes whole packets; replies
-//! and deliveries append to `wbuf`, which the loop writes once per iteration.
-//! Both buffers are released when they are empty and large, so an idle
-//! connection costs little memory.
+//! Reads append to the input buffer, from which the codec takes whole
+//! packets; replies and deliveries append to the output buffer, which the
+//! loop writes once per iteration. Both buffers, and the box that holds
+//! them, are released when empty, so an idle connection holds none.
 
 use crate::codec::{LastWill, ProtocolLevel, Publish};
 use bytes::BytesMut;
@@ -35,8 +35,8 @@ pub struct Conn {
     /// key, so a stale timer entry is recognised (wraps after 4 billion
     /// connections; a stale entry would still need the same key).
     pub serial: u32,
-    pub rbuf: BytesMut,
-    pub wbuf: BytesMut,
+    /// `None` while both buffers are empty (see [`Io`]).
+    io: Option<Box<Io>>,
     /// Set once CONNECT is accepted.
     pub level: Option<ProtocolLevel>,
     /// The session (slab key) once CONNECT is accepted. The client id and
@@ -67,6 +67,14 @@ pub struct Conn {
     parked: Option<Box<Parked>>,
 }
 
+/// A connection's input and output buffers. Boxed: most connections are
+/// idle, and two inline buffers would cost each of them 64 bytes.
+#[derive(Debug, Default)]
+struct Io {
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
 /// PUBLISHes waiting for a full queue to drain, and their size.
 #[derive(Debug, Default)]
 struct Parked {
@@ -80,8 +88,7 @@ impl Conn {
             socket,
             addr,
             serial,
-            rbuf: BytesMut::new(),
-            wbuf: BytesMut::new(),
+            io: None,
             level: None,
             session: None,
             will: None,
@@ -94,6 +101,47 @@ impl Conn {
             blocked: false,
             parked: None,
         }
+    }
+
+    /// The output buffer, to append to.
+    pub fn wbuf(&mut self) -> &mut BytesMut {
+        &mut self.io.get_or_insert_with(Box::default).wbuf
+    }
+
+    /// The input buffer, for the codec to take packets from.
+    pub fn rbuf(&mut self) -> &mut BytesMut {
+        &mut self.io.get_or_insert_with(Box::default).rbuf
+    }
+
+    /// Bytes waiting to be written.
+    pub fn out_len(&self) -> usize {
+        self.io.as_ref().map_or(0, |io| io.wbuf.len())
+    }
+
+    /// Bytes received but not yet decoded (part of a packet, or packets
+    /// held back by flow control).
+    pub fn input(&self) -> &[u8] {
+        self.io.as_ref().map_or(&[], |io| &io.rbuf[..])
+    }
+
+    /// Lends the broker's shared read buffer to this connection if it has
+    /// no input of its own, so reads need no buffer per connection.
+    pub fn borrow_input(&mut self, shared: &mut BytesMut) {
+        if self.input().is_empty() {
+            std::mem::swap(self.rbuf(), shared);
+        }
+    }
+
+    /// Gives the shared read buffer back once the input is consumed, or
+    /// keeps it (and hands over the smaller one) while a packet is
+    /// incomplete.
+    pub fn return_input(&mut self, shared: &mut BytesMut) {
+        if let Some(io) = self.io.as_mut() {
+            if io.rbuf.is_empty() && shared.capacity() < io.rbuf.capacity() {
+                std::mem::swap(&mut io.rbuf, shared);
+            }
+        }
+        self.shrink();
     }
 
     /// The session this connection is attached to.
@@ -152,25 +200,27 @@ impl Conn {
         // Zero the region handed to read() instead of reading into
         // uninitialised memory: no unsafe, and a few KiB of memset is cheap
         // next to the syscall.
-        let start = self.rbuf.len();
-        self.rbuf.resize(start + chunk, 0);
+        let Conn { socket, io, .. } = self;
+        let rbuf = &mut io.get_or_insert_with(Box::default).rbuf;
+        let start = rbuf.len();
+        rbuf.resize(start + chunk, 0);
         loop {
-            match self.socket.read(&mut self.rbuf[start..]) {
+            match socket.read(&mut rbuf[start..]) {
                 Ok(0) => {
-                    self.rbuf.truncate(start);
+                    rbuf.truncate(start);
                     return Ok(ReadOutcome::Eof);
                 }
                 Ok(n) => {
-                    self.rbuf.truncate(start + n);
+                    rbuf.truncate(start + n);
                     return Ok(ReadOutcome::Data(n));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.rbuf.truncate(start);
+                    rbuf.truncate(start);
                     return Ok(ReadOutcome::WouldBlock);
                 }
                 Err(e) => {
-                    self.rbuf.truncate(start);
+                    rbuf.truncate(start);
                     return Err(e);
                 }
             }
@@ -179,11 +229,15 @@ impl Conn {
 
     /// Writes as much of `wbuf` as the socket takes. Ok(true) when empty.
     pub fn flush(&mut self) -> io::Result<bool> {
-        while !self.wbuf.is_empty() {
-            match self.socket.write(&self.wbuf) {
+        let Conn { socket, io, .. } = self;
+        let Some(io) = io.as_mut() else {
+            return Ok(true);
+        };
+        while !io.wbuf.is_empty() {
+            match socket.write(&io.wbuf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    let _ = self.wbuf.split_to(n);
+                    let _ = io.wbuf.split_to(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
@@ -199,11 +253,12 @@ impl Conn {
     /// `Broker::read_conn`; a busy one reallocates its output buffer once
     /// per loop iteration at most, which costs far less than the write).
     pub fn shrink(&mut self) {
-        if self.wbuf.is_empty() && self.wbuf.capacity() > 0 {
-            self.wbuf = BytesMut::new();
-        }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > 0 {
-            self.rbuf = BytesMut::new();
+        if self
+            .io
+            .as_ref()
+            .is_some_and(|io| io.rbuf.is_empty() && io.wbuf.is_empty())
+        {
+            self.io = None;
         }
     }
 
