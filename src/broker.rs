@@ -469,12 +469,12 @@ impl Broker {
         // A NUL can never appear in a client's id, so this never collides.
         // Clean: a host subscription lives as long as the broker object.
         let sid = self.new_session(format!("\0host-{}", self.next_host_sub).into(), true);
+        let (_, stored) = self.router.subscribe(sid, filter, qos);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.host = true;
-            sess.subscribe(filter, qos);
+            sess.subscribe(stored, qos);
         }
         self.host_callbacks.insert(sid, Box::new(callback));
-        self.router.subscribe(sid, filter, qos);
         let mut found = Vec::new();
         self.retained.matching(filter, &mut found);
         for (msg, stored) in found {
@@ -1223,7 +1223,7 @@ impl Broker {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
         for s in &routes {
-            self.deliver(s.session, msg, qos.min(s.qos), false);
+            self.deliver(s.session(), msg, qos.min(s.qos), false);
         }
         self.routes = routes;
     }
@@ -1287,7 +1287,9 @@ impl Broker {
         for (filter, qos) in &filters {
             match qos {
                 Some(qos) => {
-                    self.session(sid)?.subscribe(filter, *qos);
+                    self.session(sid)?;
+                    let (_, stored) = self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
+                    self.session(sid)?.subscribe(stored, *qos);
                     if let Some(client) = self.durable(sid) {
                         let (filter, qos) = (filter.clone(), *qos as u8);
                         self.persist(Record::Sub {
@@ -1296,7 +1298,6 @@ impl Broker {
                             qos,
                         });
                     }
-                    self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
                     codes.push(*qos as u8); // [MQTT-3.9.3-1]
                 }
                 None => codes.push(0x80),

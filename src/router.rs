@@ -15,21 +15,33 @@
 use crate::codec::QoS;
 use crate::topic;
 use std::collections::HashMap;
+use std::sync::Arc;
 
-/// One session's interest in a filter.
+/// One session's interest in a filter. 8 bytes: session keys fit in u32
+/// (every session costs memory), and there is one of these per
+/// subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sub {
-    pub session: usize,
+    session: u32,
     pub qos: QoS,
+}
+
+impl Sub {
+    /// The subscribed session's key.
+    pub fn session(&self) -> usize {
+        self.session as usize
+    }
 }
 
 /// The subscribers of one exact topic. Most topics have exactly one (a
 /// device's own command topic, say): that one is kept inline, without a
-/// heap allocation per topic.
+/// heap allocation per topic. The list is boxed so that an entry of the
+/// exact map stays 16 bytes.
 #[derive(Debug)]
 enum Subs {
     One(Sub),
-    Many(Vec<Sub>),
+    #[allow(clippy::box_collection)]
+    Many(Box<Vec<Sub>>),
 }
 
 impl Subs {
@@ -41,14 +53,14 @@ impl Subs {
     }
 
     /// Adds or updates `session`; true if it is new.
-    fn upsert(&mut self, session: usize, qos: QoS) -> bool {
+    fn upsert(&mut self, session: u32, qos: QoS) -> bool {
         match self {
             Subs::One(s) if s.session == session => {
                 s.qos = qos;
                 false
             }
             Subs::One(s) => {
-                *self = Subs::Many(vec![*s, Sub { session, qos }]);
+                *self = Subs::Many(Box::new(vec![*s, Sub { session, qos }]));
                 true
             }
             Subs::Many(v) => upsert(v, session, qos),
@@ -56,10 +68,10 @@ impl Subs {
     }
 
     /// Removes `session`; true if it was there.
-    fn remove(&mut self, session: usize) -> bool {
+    fn remove(&mut self, session: u32) -> bool {
         match self {
             Subs::One(s) if s.session == session => {
-                *self = Subs::Many(Vec::new());
+                *self = Subs::Many(Box::default());
                 true
             }
             Subs::One(_) => false,
@@ -76,13 +88,16 @@ impl Subs {
 /// once, however many sessions share it.
 #[derive(Debug)]
 struct WildEntry {
-    filter: Box<str>,
+    filter: Arc<str>,
     subs: Vec<Sub>,
 }
 
+/// Filters are stored as `Arc<str>` and handed to the subscribing session
+/// ([`Router::subscribe`]), so each filter string exists once however many
+/// sessions hold it.
 #[derive(Debug, Default)]
 pub struct Router {
-    exact: HashMap<Box<str>, Subs>,
+    exact: HashMap<Arc<str>, Subs>,
     wild: HashMap<Box<str>, Vec<WildEntry>>,
     root: Vec<WildEntry>,
     count: usize,
@@ -102,7 +117,7 @@ fn prefix(filter: &str) -> Option<&str> {
     Some(&filter[..wildcard_level.unwrap_or(filter.len())])
 }
 
-fn upsert(subs: &mut Vec<Sub>, session: usize, qos: QoS) -> bool {
+fn upsert(subs: &mut Vec<Sub>, session: u32, qos: QoS) -> bool {
     match subs.iter_mut().find(|s| s.session == session) {
         Some(s) => {
             s.qos = qos;
@@ -115,7 +130,7 @@ fn upsert(subs: &mut Vec<Sub>, session: usize, qos: QoS) -> bool {
     }
 }
 
-fn remove(subs: &mut Vec<Sub>, session: usize) -> bool {
+fn remove(subs: &mut Vec<Sub>, session: u32) -> bool {
     let before = subs.len();
     subs.retain(|s| s.session != session);
     subs.len() != before
@@ -142,37 +157,53 @@ impl Router {
         }
     }
 
-    /// Adds or replaces a subscription; true if it is new.
-    pub fn subscribe(&mut self, session: usize, filter: &str, qos: QoS) -> bool {
-        let added = if topic::has_wildcard(filter) {
+    /// Adds or replaces a subscription. Returns whether it is new, and the
+    /// filter as stored here, for the session's own list to share.
+    pub fn subscribe(&mut self, session: usize, filter: &str, qos: QoS) -> (bool, Arc<str>) {
+        let Ok(session) = u32::try_from(session) else {
+            return (false, filter.into()); // unreachable: see `Sub`
+        };
+        let (added, stored) = if topic::has_wildcard(filter) {
             let list = self.wild_list(filter);
             match list.iter_mut().find(|e| &*e.filter == filter) {
-                Some(entry) => upsert(&mut entry.subs, session, qos),
+                Some(entry) => (upsert(&mut entry.subs, session, qos), entry.filter.clone()),
                 None => {
+                    let filter: Arc<str> = filter.into();
                     list.push(WildEntry {
-                        filter: filter.into(),
+                        filter: filter.clone(),
                         subs: vec![Sub { session, qos }],
                     });
-                    true
+                    (true, filter)
                 }
             }
         } else {
-            match self.exact.get_mut(filter) {
-                Some(subs) => subs.upsert(session, qos),
+            match self.exact.get_key_value(filter) {
+                Some((key, _)) => {
+                    let key = key.clone();
+                    let added = self
+                        .exact
+                        .get_mut(filter)
+                        .is_some_and(|subs| subs.upsert(session, qos));
+                    (added, key)
+                }
                 None => {
+                    let key: Arc<str> = filter.into();
                     self.exact
-                        .insert(filter.into(), Subs::One(Sub { session, qos }));
-                    true
+                        .insert(key.clone(), Subs::One(Sub { session, qos }));
+                    (true, key)
                 }
             }
         };
         self.count += added as usize;
-        added
+        (added, stored)
     }
 
     /// Removes a subscription (filters compared literally [MQTT-3.10.4-1]);
     /// true if there was one.
     pub fn unsubscribe(&mut self, session: usize, filter: &str) -> bool {
+        let Ok(session) = u32::try_from(session) else {
+            return false;
+        };
         let removed = if topic::has_wildcard(filter) {
             let key = prefix(filter);
             let list = match key {
@@ -217,10 +248,11 @@ impl Router {
         }
         let mut collect = |subs: &[Sub], seen: &mut Vec<(u32, u32)>, epoch: u32| {
             for s in subs {
-                if seen.len() <= s.session {
-                    seen.resize(s.session + 1, (0, 0));
+                let sid = s.session();
+                if seen.len() <= sid {
+                    seen.resize(sid + 1, (0, 0));
                 }
-                let mark = &mut seen[s.session];
+                let mark = &mut seen[sid];
                 if mark.0 == epoch {
                     let prev = &mut out[mark.1 as usize];
                     prev.qos = prev.qos.max(s.qos);
@@ -264,7 +296,7 @@ mod tests {
     fn routed(r: &mut Router, topic: &str) -> Vec<(usize, QoS)> {
         let mut out = Vec::new();
         r.route(topic, &mut out);
-        let mut v: Vec<_> = out.iter().map(|s| (s.session, s.qos)).collect();
+        let mut v: Vec<_> = out.iter().map(|s| (s.session(), s.qos)).collect();
         v.sort();
         v
     }
@@ -315,12 +347,14 @@ mod tests {
     #[test]
     fn exact_topics_go_from_one_subscriber_to_many_and_back() {
         let mut r = Router::new();
-        assert!(r.subscribe(1, "x", QoS::AtMostOnce));
+        assert!(r.subscribe(1, "x", QoS::AtMostOnce).0);
         assert!(
-            !r.subscribe(1, "x", QoS::AtLeastOnce),
+            !r.subscribe(1, "x", QoS::AtLeastOnce).0,
             "upgrade, not a new one"
         );
-        assert!(r.subscribe(2, "x", QoS::AtMostOnce));
+        let (new, shared) = r.subscribe(2, "x", QoS::AtMostOnce);
+        assert!(new);
+        assert_eq!(Arc::strong_count(&shared), 2, "one string, shared");
         assert_eq!(
             routed(&mut r, "x"),
             vec![(1, QoS::AtLeastOnce), (2, QoS::AtMostOnce)]
@@ -328,7 +362,7 @@ mod tests {
         assert!(!r.unsubscribe(3, "x"));
         assert!(r.unsubscribe(1, "x") && r.unsubscribe(2, "x"));
         assert!(r.exact.is_empty() && r.is_empty());
-        assert!(r.subscribe(4, "x", QoS::ExactlyOnce));
+        assert!(r.subscribe(4, "x", QoS::ExactlyOnce).0);
         assert!(
             !r.unsubscribe(5, "x"),
             "another session's inline entry stays"
@@ -344,7 +378,7 @@ mod tests {
         r.subscribe(7, "+/b", QoS::AtLeastOnce);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::ExactlyOnce)]);
         // Re-subscribing replaces the QoS instead of adding a subscription.
-        assert!(!r.subscribe(7, "a/b", QoS::AtMostOnce));
+        assert!(!r.subscribe(7, "a/b", QoS::AtMostOnce).0);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::AtLeastOnce)]);
     }
 

@@ -122,7 +122,8 @@ pub struct Session {
     pub offline_since: Option<u64>,
     /// Filter -> granted QoS. A short list: most clients hold a handful,
     /// and a list costs far less memory per idle client than a map.
-    pub subscriptions: Vec<(Box<str>, QoS)>,
+    /// The filter strings are shared with the router.
+    pub subscriptions: Vec<(Arc<str>, QoS)>,
     /// Last sequence number given to a stored message.
     pub next_seq: u64,
     /// `None` while idle: see [`Flow`].
@@ -203,13 +204,13 @@ impl Session {
     }
 
     /// Adds or replaces a subscription.
-    pub fn subscribe(&mut self, filter: &str, qos: QoS) {
-        match self.subscriptions.iter_mut().find(|(f, _)| &**f == filter) {
+    pub fn subscribe(&mut self, filter: Arc<str>, qos: QoS) {
+        match self.subscriptions.iter_mut().find(|(f, _)| *f == filter) {
             Some(entry) => entry.1 = qos,
             None => {
                 // Grow one entry at a time: most clients hold one or two.
                 self.subscriptions.reserve_exact(1);
-                self.subscriptions.push((filter.into(), qos));
+                self.subscriptions.push((filter, qos));
             }
         }
     }

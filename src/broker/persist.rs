@@ -163,8 +163,8 @@ impl Broker {
             } => {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
-                        sess.subscribe(&filter, qos_of(qos));
-                        self.router.subscribe(sid, &filter, qos_of(qos));
+                        let (_, stored) = self.router.subscribe(sid, &filter, qos_of(qos));
+                        sess.subscribe(stored, qos_of(qos));
                     }
                 }
             }
