@@ -816,6 +816,8 @@ impl Broker {
         self.read_conn_into_buffer(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.return_input(&mut self.scratch);
+            let sid = conn.session();
+            self.tidy_session(sid);
         }
     }
 
@@ -1552,6 +1554,14 @@ impl Broker {
         }
     }
 
+    /// Frees a session's traffic state if it is empty (see
+    /// [`Session::tidy`]).
+    fn tidy_session(&mut self, sid: Option<usize>) {
+        if let Some(sess) = sid.and_then(|sid| self.sessions.get_mut(sid)) {
+            sess.tidy();
+        }
+    }
+
     /// Moves queued messages into the in-flight window while the client
     /// has room.
     fn pump(&mut self, sid: usize) {
@@ -1666,8 +1676,10 @@ impl Broker {
             .iter()
             .filter(|(_, s)| s.conn().is_none() && !s.host)
             .filter(|(_, s)| {
+                // Strictly more whole milliseconds than `expiry`: both
+                // times are truncated, so this never expires early.
                 s.offline_since
-                    .is_some_and(|t| Duration::from_millis(now.saturating_sub(t)) >= expiry)
+                    .is_some_and(|t| Duration::from_millis(now.saturating_sub(t)) > expiry)
             })
             .map(|(sid, _)| sid)
             .collect();
@@ -1716,6 +1728,7 @@ impl Broker {
                         }
                         if let Some(sid) = conn.session() {
                             self.pump(sid);
+                            self.tidy_session(Some(sid));
                         }
                     }
                     Ok(_) => {}
@@ -1768,6 +1781,7 @@ impl Broker {
             None => true,
         };
         self.wake_waiters(sid);
+        self.tidy_session(Some(sid));
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10].
         if let Some(will) = conn.will.take().map(|w| *w) {

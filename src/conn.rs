@@ -182,16 +182,18 @@ impl Conn {
 
     /// When this connection must be closed if nothing arrives: the connect
     /// timeout before CONNECT, 1.5 x Keep Alive after it [MQTT-3.1.2-24].
-    /// In ms on the broker's clock.
+    /// In ms on the broker's clock, one more than the limit: times are
+    /// whole milliseconds (truncated), so a deadline due at `now >= d`
+    /// never fires before the full period has passed.
     pub fn deadline(&self, connect_timeout: Duration) -> Option<u64> {
-        if self.level.is_none() {
-            let timeout = u64::try_from(connect_timeout.as_millis()).ok()?;
-            self.last_rx.checked_add(timeout)
+        let period = if self.level.is_none() {
+            u64::try_from(connect_timeout.as_millis()).ok()?
         } else if self.keep_alive == 0 {
-            None
+            return None;
         } else {
-            Some(self.last_rx + u64::from(self.keep_alive) * 1500)
-        }
+            u64::from(self.keep_alive) * 1500
+        };
+        self.last_rx.checked_add(period + 1)
     }
 
     /// One read into `rbuf`, sized for the packet being assembled.

@@ -169,7 +169,10 @@ impl Session {
         self.flow.get_or_insert_with(Box::default)
     }
 
-    /// Frees the traffic state once nothing is in it.
+    /// Frees the traffic state once nothing is in it. Called by the broker
+    /// once per batch (after a connection's input is handled, after its
+    /// output is flushed, when it closes) rather than after every ack, so a
+    /// busy session does not allocate and free it for every message.
     pub fn tidy(&mut self) {
         if self.flow.as_ref().is_some_and(|f| f.is_empty()) {
             self.flow = None;
@@ -194,7 +197,6 @@ impl Session {
                 .as_mut()
                 .is_some_and(|ids| ids.remove(&pkid))
         });
-        self.tidy();
         removed
     }
 
@@ -251,12 +253,8 @@ impl Session {
         self.complete(i)
     }
 
-    /// Removes in-flight entry `i` and frees the traffic state if that was
-    /// the last thing in it.
     fn complete(&mut self, i: usize) -> Option<Inflight> {
-        let done = self.flow_mut().inflight.remove(i);
-        self.tidy();
-        done
+        self.flow_mut().inflight.remove(i)
     }
 
     /// PUBREC from the client: the message is now released. It moves to the
@@ -313,18 +311,15 @@ impl Session {
         let flow = self.flow.as_mut()?;
         let d = flow.queue.pop_front()?;
         flow.queued_bytes -= d.msg.payload.len();
-        self.tidy();
         Some(d)
     }
 
     /// Takes the connections waiting for this queue to drain.
     pub fn take_waiters(&mut self) -> Vec<(usize, u32)> {
-        let Some(flow) = self.flow.as_mut() else {
-            return Vec::new();
-        };
-        let waiters = std::mem::take(&mut flow.waiters);
-        self.tidy();
-        waiters
+        match self.flow.as_mut() {
+            Some(flow) => std::mem::take(&mut flow.waiters),
+            None => Vec::new(),
+        }
     }
 
     /// Removes the queued message `seq`, if it is there.
@@ -365,7 +360,6 @@ impl Session {
             flow.inflight.retain(|f| f.delivery.seq != seq);
         }
         self.unqueue(seq);
-        self.tidy();
     }
 
     /// Queues a delivery behind the in-flight window within the bounds.
@@ -517,6 +511,7 @@ mod tests {
             "a QoS 2 id is not completed by PUBACK"
         );
         assert!(s.pubcomp(1).is_some() && s.pubcomp(2).is_some());
+        s.tidy();
         assert!(s.flow.is_none(), "the traffic state is freed when empty");
     }
 

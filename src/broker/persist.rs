@@ -124,6 +124,7 @@ impl Broker {
                 .max()
                 .unwrap_or(0);
             sess.next_seq = sess.next_seq.max(top);
+            sess.tidy();
         }
     }
 
