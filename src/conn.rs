@@ -19,8 +19,9 @@ const READ_CHUNK: usize = 4 * 1024;
 const MAX_READ_CHUNK: usize = 64 * 1024;
 
 pub enum ReadOutcome {
-    /// Bytes were appended to `rbuf`.
-    Data(usize),
+    /// Bytes were appended to the input buffer; `drained` when the read
+    /// was short, i.e. the socket had nothing more at that moment.
+    Data { n: usize, drained: bool },
     /// The socket has nothing more right now.
     WouldBlock,
     /// The peer closed its side.
@@ -63,6 +64,9 @@ pub struct Conn {
     /// PUBLISHes wait here (unacknowledged) until that queue drains, while
     /// its other packets (acks, pings) are still handled.
     pub blocked: bool,
+    /// The poller reported the peer's FIN or an error: read until EOF or
+    /// the error instead of stopping at a short read.
+    pub peer_closed: bool,
     /// Boxed: only a paused publisher has any.
     parked: Option<Box<Parked>>,
 }
@@ -99,6 +103,7 @@ impl Conn {
             read_paused: false,
             read_pending: false,
             blocked: false,
+            peer_closed: false,
             parked: None,
         }
     }
@@ -214,7 +219,10 @@ impl Conn {
                 }
                 Ok(n) => {
                     rbuf.truncate(start + n);
-                    return Ok(ReadOutcome::Data(n));
+                    return Ok(ReadOutcome::Data {
+                        n,
+                        drained: n < chunk,
+                    });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
