@@ -16,6 +16,8 @@ pub enum LogDest {
     Stderr,
     Stdout,
     File(PathBuf),
+    /// The local syslog socket ([`crate::syslog`]).
+    Syslog,
 }
 
 /// Settings for the binary rather than the broker library.
@@ -99,7 +101,8 @@ pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String>
                     (Some("stderr"), None) => LogDest::Stderr,
                     (Some("stdout"), None) => LogDest::Stdout,
                     (Some("file"), Some(path)) => LogDest::File(path.into()),
-                    (Some("syslog") | Some("topic") | Some("dlt"), _) => {
+                    (Some("syslog"), None) => LogDest::Syslog,
+                    (Some("topic") | Some("dlt"), _) => {
                         out.warnings.push(at(format!(
                             "log_dest {value} is not supported; logging to stderr"
                         )));
@@ -159,6 +162,17 @@ sys_interval 30
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
+    }
+
+    #[test]
+    fn log_destinations() {
+        let mut c = Config::default();
+        let p = parse("log_dest syslog\n", &mut c).unwrap();
+        assert_eq!((p.log_dest, p.warnings.len()), (LogDest::Syslog, 0));
+        let p = parse("log_dest topic\n", &mut c).unwrap();
+        assert_eq!(p.log_dest, LogDest::Stderr);
+        assert!(p.warnings[0].contains("not supported"), "{:?}", p.warnings);
+        assert!(parse("log_dest syslog extra\n", &mut c).is_err());
     }
 
     #[test]

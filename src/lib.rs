@@ -28,6 +28,7 @@ pub mod retained;
 pub mod router;
 pub mod session;
 pub mod store;
+pub mod syslog;
 mod timer;
 pub mod topic;
 

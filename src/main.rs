@@ -3,8 +3,11 @@
 
 use getopts::Options;
 use midge::conffile::{self, LogDest, ProcessSettings};
+use midge::syslog::{self, SyslogWriter};
 use midge::{Broker, Config};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::process::ExitCode;
 
 /// Command-line options that map one-to-one onto config-file options:
@@ -195,6 +198,7 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
     };
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    let mut fallback = None;
     match &settings.log_dest {
         LogDest::Stderr => {}
         LogDest::Stdout => {
@@ -208,8 +212,29 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
                 .map_err(|e| format!("log file {}: {e}", path.display()))?;
             builder.target(env_logger::Target::Pipe(Box::new(file)));
         }
+        LogDest::Syslog => match SyslogWriter::connect(Path::new(syslog::SOCKET)) {
+            Ok(writer) => {
+                let pid = std::process::id();
+                builder.format(move |buf, record| {
+                    let pri = syslog::priority(record.level());
+                    writeln!(buf, "<{pri}>midge[{pid}]: {}", record.args())
+                });
+                builder.target(env_logger::Target::Pipe(Box::new(writer)));
+            }
+            // No syslog daemon (a container, say): the log still goes
+            // somewhere, and says why.
+            Err(e) => {
+                fallback = Some(format!(
+                    "log_dest syslog: {}: {e}; logging to stderr",
+                    syslog::SOCKET
+                ))
+            }
+        },
     }
     builder.init();
+    if let Some(why) = fallback {
+        log::warn!("{why}");
+    }
     for w in &settings.warnings {
         log::warn!("config: {w}");
     }
