@@ -3,7 +3,7 @@
 //! router's busybox syslogd files them with the rest of the system.
 //!
 //! The socket is non-blocking: when the syslog daemon falls behind, lines
-//! are dropped (and counted) rather than stalling the broker's loop.
+//! are dropped rather than stalling the broker's loop.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
