@@ -1090,6 +1090,9 @@ impl Broker {
         // Keep Alive may be due before the connect timeout entry.
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             if conn.timer_at.is_none_or(|t| at < t) {
+                if conn.timer_at.is_some() {
+                    self.timers.forget();
+                }
                 conn.timer_at = Some(at);
                 self.timers.schedule(at, key, conn.serial);
             }
@@ -1565,6 +1568,20 @@ impl Broker {
         }
     }
 
+    /// Notes a timer entry gone stale, and drops the stale ones in bulk
+    /// when they are most of the heap (connection churn).
+    fn forget_timer(&mut self) {
+        self.timers.forget();
+        if self.timers.needs_purge() {
+            let conns = &self.conns;
+            self.timers.purge(|at, key, serial| {
+                conns
+                    .get(key)
+                    .is_some_and(|c| c.serial == serial && c.timer_at == Some(at))
+            });
+        }
+    }
+
     /// Frees a session's traffic state if it is empty (see
     /// [`Session::tidy`]).
     fn tidy_session(&mut self, sid: Option<usize>) {
@@ -1654,12 +1671,11 @@ impl Broker {
             }
         }
         while let Some((at, key, serial)) = self.timers.pop_due(self.now_ms) {
-            let Some(conn) = self.conns.get_mut(key) else {
+            let conn = self.conns.get_mut(key);
+            let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at == Some(at)) else {
+                self.timers.stale_popped(); // superseded or another connection
                 continue;
             };
-            if conn.serial != serial || conn.timer_at != Some(at) {
-                continue; // stale: superseded or another connection
-            }
             match conn.deadline(self.config.connect_timeout) {
                 Some(d) if d <= self.now_ms => {
                     let reason = if conn.level.is_some() {
@@ -1757,6 +1773,9 @@ impl Broker {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
+        if conn.timer_at.is_some() {
+            self.forget_timer();
+        }
         // The client's id and user name live in its session, which a clean
         // session's close removes below.
         let (client_id, username) = self.identity(&conn);

@@ -30,6 +30,10 @@ pub struct Timers {
     /// (when in ms, connection key, connection serial). Keys fit in u32:
     /// they are bounded by the number of open sockets.
     heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// Entries known to be stale (their connection closed or re-filed).
+    /// They would only go when due, up to 1.5 x Keep Alive later, so
+    /// connection churn is purged in bulk instead (see `needs_purge`).
+    stale: usize,
 }
 
 impl Timers {
@@ -39,6 +43,32 @@ impl Timers {
         if let Ok(key) = u32::try_from(key) {
             self.heap.push(Reverse((at, key, serial)));
         }
+    }
+
+    /// One entry has become stale: its connection closed, or it was
+    /// superseded by an earlier deadline.
+    pub fn forget(&mut self) {
+        self.stale += 1;
+    }
+
+    /// A stale entry left the heap by coming due.
+    pub fn stale_popped(&mut self) {
+        self.stale = self.stale.saturating_sub(1);
+    }
+
+    /// Whether most of the heap is stale (and enough of it to be worth an
+    /// O(n) pass): then `purge` keeps memory at what live connections need.
+    pub fn needs_purge(&self) -> bool {
+        self.stale >= 1024 && self.stale * 2 > self.heap.len()
+    }
+
+    /// Keeps only the entries `live(at, key, serial)` accepts and gives the
+    /// freed capacity back.
+    pub fn purge(&mut self, mut live: impl FnMut(u64, usize, u32) -> bool) {
+        self.heap
+            .retain(|Reverse((at, key, serial))| live(*at, *key as usize, *serial));
+        self.heap.shrink_to_fit();
+        self.stale = 0;
     }
 
     /// The earliest deadline (ms).
@@ -78,6 +108,25 @@ mod tests {
         assert_eq!(t.pop_due(2000), Some((1000, 2, 20)));
         assert_eq!(t.pop_due(2000), None);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn stale_entries_are_purged_in_bulk() {
+        let mut t = Timers::default();
+        for key in 0..3000 {
+            t.schedule(1000 + key as u64, key, 1);
+        }
+        for _ in 0..1024 {
+            t.forget();
+        }
+        assert!(!t.needs_purge(), "a third stale: not yet");
+        for _ in 0..1000 {
+            t.forget();
+        }
+        assert!(t.needs_purge());
+        t.purge(|_, key, _| key % 3 == 0);
+        assert_eq!((t.len(), t.needs_purge()), (1000, false));
+        assert_eq!(t.pop_due(u64::MAX), Some((1000, 0, 1)));
     }
 
     #[test]
