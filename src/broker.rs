@@ -194,6 +194,10 @@ pub struct Broker {
     store: Option<Store>,
     /// A compaction's progress.
     snapshot: Option<persist::Snapshot>,
+    /// Message bodies written to the store this iteration.
+    bodies: persist::Bodies,
+    /// The last body id given out in the store.
+    next_body: u64,
     /// A store write failed (logged once until one succeeds).
     store_failed: bool,
     /// The store is over its byte limit (logged once each way).
@@ -279,6 +283,8 @@ impl Broker {
             acl,
             store: None,
             snapshot: None,
+            bodies: persist::Bodies::default(),
+            next_body: 0,
             store_failed: false,
             store_full_logged: false,
             stopped: false,
@@ -580,6 +586,7 @@ impl Broker {
         self.fire_timers();
         self.flush_dirty();
         self.compaction_step();
+        self.bodies.clear();
         Ok(())
     }
 
@@ -1427,7 +1434,10 @@ impl Broker {
             && sess.flow().inflight.len() < self.config.max_inflight
         {
             let delivery = delivery();
-            let record = stored.then(|| persist::msg_record(sess.client_id.to_string(), &delivery));
+            let record = stored.then(|| {
+                let client = sess.client_id.to_string();
+                self.bodies.record(&mut self.next_body, client, &delivery)
+            });
             let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
             if let Some(record) = record {
@@ -1452,8 +1462,10 @@ impl Broker {
         // the publisher instead of dropping what it was promised.
         // Built before the delivery moves into the queue; written once it
         // is queued.
-        let record =
-            (delivery.seq > 0).then(|| persist::msg_record(sess.client_id.to_string(), &delivery));
+        let record = (delivery.seq > 0).then(|| {
+            self.bodies
+                .record(&mut self.next_body, sess.client_id.to_string(), &delivery)
+        });
         if full && sess.conn().is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);

@@ -65,7 +65,8 @@ pub enum Record {
         client: String,
         filter: String,
     },
-    /// A QoS 1/2 message enters a session's queue under sequence `seq`.
+    /// A QoS 1/2 message enters a session's queue under sequence `seq`
+    /// (written by midge before `MsgBody`; still read).
     Msg {
         client: String,
         seq: u64,
@@ -73,6 +74,27 @@ pub enum Record {
         retain: bool,
         topic: String,
         payload: Vec<u8>,
+    },
+    /// Like `Msg`, and the message's topic and payload are stored under
+    /// `body` for later `MsgRef`s: a message for many persistent
+    /// subscribers is written once.
+    MsgBody {
+        client: String,
+        seq: u64,
+        qos: u8,
+        retain: bool,
+        body: u64,
+        topic: String,
+        payload: Vec<u8>,
+    },
+    /// The message stored earlier (in this log) under `body` enters a
+    /// session's queue under sequence `seq`.
+    MsgRef {
+        client: String,
+        seq: u64,
+        qos: u8,
+        retain: bool,
+        body: u64,
     },
     /// Message `seq` was sent with packet id `pkid` (now in flight).
     Sent {
@@ -162,6 +184,36 @@ impl Record {
                 put_str(out, topic);
                 put_bytes(out, payload);
             }
+            Record::MsgBody {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+                topic,
+                payload,
+            } => {
+                out.push(12);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+                out.push(*qos | (*retain as u8) << 4);
+                out.extend_from_slice(&body.to_le_bytes());
+                put_str(out, topic);
+                put_bytes(out, payload);
+            }
+            Record::MsgRef {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+            } => {
+                out.push(13);
+                put_str(out, client);
+                out.extend_from_slice(&seq.to_le_bytes());
+                out.push(*qos | (*retain as u8) << 4);
+                out.extend_from_slice(&body.to_le_bytes());
+            }
             Record::Sent { client, seq, pkid } => {
                 out.push(7);
                 put_str(out, client);
@@ -244,6 +296,32 @@ impl Record {
                 client: r.str()?,
                 pkid: r.u16()?,
             },
+            12 => {
+                let client = r.str()?;
+                let seq = r.u64()?;
+                let flags = r.u8()?;
+                Record::MsgBody {
+                    client,
+                    seq,
+                    qos: flags & 0x0f,
+                    retain: flags & 0x10 != 0,
+                    body: r.u64()?,
+                    topic: r.str()?,
+                    payload: r.bytes()?,
+                }
+            }
+            13 => {
+                let client = r.str()?;
+                let seq = r.u64()?;
+                let flags = r.u8()?;
+                Record::MsgRef {
+                    client,
+                    seq,
+                    qos: flags & 0x0f,
+                    retain: flags & 0x10 != 0,
+                    body: r.u64()?,
+                }
+            }
             _ => return None,
         };
         r.b.is_empty().then_some(rec)
@@ -581,6 +659,22 @@ mod tests {
                 retain: true,
                 topic: "a/b".into(),
                 payload: vec![0, 1, 2],
+            },
+            Record::MsgBody {
+                client: "c".into(),
+                seq: 8,
+                qos: 1,
+                retain: false,
+                body: 1 << 40,
+                topic: "a/c".into(),
+                payload: vec![3; 300],
+            },
+            Record::MsgRef {
+                client: "d".into(),
+                seq: 1,
+                qos: 2,
+                retain: true,
+                body: 1 << 40,
             },
             Record::Sent {
                 client: "c".into(),

@@ -1072,6 +1072,77 @@ fn compaction_shrinks_the_store_and_keeps_the_live_state() {
     p.expect(&ack(PUBCOMP, 9));
 }
 
+/// A message for many persistent subscribers is written to the store once
+/// (one body, then a short reference per subscriber), and after a restart
+/// every subscriber still gets it: SD cards on small gateways wear with
+/// every byte written.
+#[test]
+fn a_message_for_many_persistent_subscribers_is_stored_once() {
+    const SUBSCRIBERS: usize = 20;
+    let dir = store_dir("shared-body");
+    // Not periodic, so a slice of it occurs once per copy.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let payload: Vec<u8> = (0..16_384)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let b = start(&dir);
+    for i in 0..SUBSCRIBERS {
+        let (mut c, _) = Raw::mqtt(b.addr, &format!("shared-{i}"), false);
+        c.subscribe(1, &[("fleet/update", 1)]);
+        disconnect(c);
+    }
+    let before = std::fs::metadata(log_file(&dir)).unwrap().len();
+    let (mut p, _) = Raw::mqtt(b.addr, "shared-pub", true);
+    publish(&mut p, "fleet/update", &payload, 1, 1, false);
+    disconnect(p);
+    let grown = std::fs::metadata(log_file(&dir)).unwrap().len() - before;
+    assert!(
+        grown < 2 * payload.len() as u64,
+        "{SUBSCRIBERS} subscribers of one 16 KiB message grew the store by {grown} bytes"
+    );
+    // Past 4 MiB of store with retained padding, each deleted at once: the
+    // compaction's snapshot writes the small live state, the shared
+    // message once among it.
+    let (mut r, _) = Raw::mqtt(b.addr, "shared-padder", true);
+    let pad = vec![0x55u8; 64 * 1024];
+    for i in 0..80u16 {
+        publish(&mut r, "pad", &pad, 1, 2 * i + 1, true);
+        publish(&mut r, "pad", b"", 1, 2 * i + 2, true);
+    }
+    disconnect(r);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::metadata(log_file(&dir)).unwrap().len() > 2 << 20
+        || dir.join("midge.log.new").exists()
+    {
+        assert!(Instant::now() < deadline, "no compaction");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read(log_file(&dir)).unwrap();
+    let copies = log
+        .windows(64)
+        .filter(|w| *w == &payload[1000..1064])
+        .count();
+    assert_eq!(copies, 1, "copies of the payload in the compacted store");
+    drop(b);
+    let b = start(&dir);
+    for i in 0..SUBSCRIBERS {
+        let (mut c, present) = Raw::mqtt(b.addr, &format!("shared-{i}"), false);
+        assert!(present, "session shared-{i} survived the restart");
+        let got = drain(&mut c);
+        assert_eq!(got.len(), 1, "shared-{i} gets the message once");
+        assert_eq!(
+            (&*got[0].topic, &got[0].payload),
+            ("fleet/update", &payload)
+        );
+        disconnect(c);
+    }
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]

@@ -11,6 +11,7 @@ use crate::codec::QoS;
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::Record;
 use log::{error, info, warn};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -22,26 +23,62 @@ pub(super) struct Snapshot {
     retained: Vec<Box<str>>,
     sessions: Vec<Box<str>>,
     at: usize,
+    /// Bodies the snapshot has written to the new file.
+    bodies: Bodies,
+}
+
+/// Which message bodies are already in the log, so that a message for many
+/// persistent subscribers is written once: a `MsgBody` record for the
+/// first, `MsgRef`s naming its id for the others.
+///
+/// The live cache is cleared after every loop iteration and whenever a
+/// compaction begins, so a `MsgRef` always follows its `MsgBody` in every
+/// file it is written to. Each entry holds the message, so its address is
+/// not reused while it is a key.
+#[derive(Default)]
+pub(super) struct Bodies {
+    written: HashMap<usize, (Arc<Message>, u64)>,
+}
+
+impl Bodies {
+    /// The record of a message entering a persistent session's stream;
+    /// `next` is the last body id given out in this log.
+    pub(super) fn record(&mut self, next: &mut u64, client: String, d: &Delivery) -> Record {
+        let (seq, qos, retain) = (d.seq, d.qos as u8, d.retain);
+        let key = Arc::as_ptr(&d.msg) as usize;
+        if let Some(&(_, body)) = self.written.get(&key) {
+            return Record::MsgRef {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+            };
+        }
+        *next += 1;
+        self.written.insert(key, (d.msg.clone(), *next));
+        Record::MsgBody {
+            client,
+            seq,
+            qos,
+            retain,
+            body: *next,
+            topic: d.msg.topic.to_string(),
+            payload: d.msg.payload.to_vec(),
+        }
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.written.clear();
+    }
 }
 
 fn qos_of(q: u8) -> QoS {
     QoS::from_u8(q).unwrap_or(QoS::AtLeastOnce)
 }
 
-/// The record of a message entering a persistent session's stream.
-pub(super) fn msg_record(client: String, d: &Delivery) -> Record {
-    Record::Msg {
-        client,
-        seq: d.seq,
-        qos: d.qos as u8,
-        retain: d.retain,
-        topic: d.msg.topic.to_string(),
-        payload: d.msg.payload.to_vec(),
-    }
-}
-
 /// The records that recreate one persistent session.
-fn session_records(sess: &Session, out: &mut Vec<Record>) {
+fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mut Vec<Record>) {
     let client = || sess.client_id.to_string();
     out.push(Record::Session { client: client() });
     for (filter, qos) in &sess.subscriptions {
@@ -57,7 +94,7 @@ fn session_records(sess: &Session, out: &mut Vec<Record>) {
             pkid,
         });
     }
-    let msg = |d: &Delivery| msg_record(client(), d);
+    let mut msg = |d: &Delivery| bodies.record(next, client(), d);
     let flow = sess.flow();
     for f in &flow.inflight {
         out.push(msg(&f.delivery));
@@ -109,9 +146,11 @@ impl Broker {
 
     /// Rebuilds sessions, subscriptions, queues and retained messages.
     pub(super) fn restore(&mut self, records: Vec<Record>) {
+        let mut bodies = HashMap::new();
         for rec in records {
-            self.apply(rec);
+            self.apply(rec, &mut bodies);
         }
+        self.next_body = bodies.keys().copied().max().unwrap_or(0);
         // Sequences continue after the highest restored one; restored
         // sessions count as offline from now on (for expiry).
         let now = self.now_ms;
@@ -128,12 +167,25 @@ impl Broker {
         }
     }
 
+    fn restore_msg(&mut self, client: &str, msg: Arc<Message>, seq: u64, qos: u8, retain: bool) {
+        if let Some(sess) = self.restored_session(client) {
+            sess.push(Delivery {
+                msg,
+                qos: qos_of(qos),
+                retain,
+                seq,
+            });
+        }
+    }
+
     fn restored_session(&mut self, client: &str) -> Option<&mut Session> {
         let sid = self.sessions.find(client)?;
         self.sessions.get_mut(sid)
     }
 
-    fn apply(&mut self, rec: Record) {
+    /// Replays one record; `bodies` collects the `MsgBody` messages for
+    /// the `MsgRef`s that follow them.
+    fn apply(&mut self, rec: Record, bodies: &mut HashMap<u64, Arc<Message>>) {
         match rec {
             Record::Retain {
                 topic,
@@ -185,19 +237,44 @@ impl Broker {
                 topic,
                 payload,
             } => {
-                if let Some(sess) = self.restored_session(&client) {
-                    let msg = Arc::new(Message {
-                        topic: topic.into(),
-                        payload: payload.into(),
-                    });
-                    sess.push(Delivery {
-                        msg,
-                        qos: qos_of(qos),
-                        retain,
-                        seq,
-                    });
-                }
+                let msg = Arc::new(Message {
+                    topic: topic.into(),
+                    payload: payload.into(),
+                });
+                self.restore_msg(&client, msg, seq, qos, retain);
             }
+            Record::MsgBody {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+                topic,
+                payload,
+            } => {
+                let msg = Arc::new(Message {
+                    topic: topic.into(),
+                    payload: payload.into(),
+                });
+                bodies.insert(body, msg.clone());
+                self.restore_msg(&client, msg, seq, qos, retain);
+            }
+            Record::MsgRef {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+            } => match bodies.get(&body) {
+                // Restored subscribers share one copy, as they did live.
+                Some(msg) => {
+                    let msg = msg.clone();
+                    self.restore_msg(&client, msg, seq, qos, retain);
+                }
+                None => warn!(
+                    "persistence: {client}: message {seq} names an unknown body {body}; skipped"
+                ),
+            },
             Record::Sent { client, seq, pkid } => {
                 if let Some(sess) = self.restored_session(&client) {
                     sess.replay_sent(seq, pkid);
@@ -256,7 +333,10 @@ impl Broker {
                 retained,
                 sessions,
                 at: 0,
+                bodies: Bodies::default(),
             });
+            // Bodies written before the new file began are not in it.
+            self.bodies.clear();
         }
         let Some(snap) = &mut self.snapshot else {
             return;
@@ -282,7 +362,7 @@ impl Broker {
                     .and_then(|sid| self.sessions.get(sid))
                 {
                     if !sess.clean {
-                        session_records(sess, &mut records);
+                        session_records(sess, &mut snap.bodies, &mut self.next_body, &mut records);
                     }
                 }
             } else {
