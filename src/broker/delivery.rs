@@ -1,0 +1,322 @@
+//! Delivering messages: to a connection at once, into a session's queue,
+//! or (flow control) by pausing the publishers of a full queue; and moving
+//! queued messages into the in-flight window as room appears.
+
+use super::*;
+
+impl Broker {
+    /// Hands one message to one session: written now if the client is
+    /// online and has room, queued otherwise, dropped (and counted) past
+    /// the limits.
+    pub(super) fn deliver(&mut self, sid: usize, msg: &Arc<Message>, qos: QoS, retain: bool) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if sess.host {
+            if let Some(cb) = self.host_callbacks.get_mut(&sid) {
+                cb(&HostMessage {
+                    topic: &msg.topic,
+                    payload: &msg.payload,
+                    qos,
+                    retain,
+                });
+            }
+            return;
+        }
+        // A QoS 1/2 message for a persistent session is stored under the
+        // next sequence number of that session.
+        let stored = self.store.is_some() && !sess.clean && qos != QoS::AtMostOnce;
+        let seq = if stored {
+            sess.next_seq += 1;
+            sess.next_seq
+        } else {
+            0
+        };
+        // Only queued and in-flight messages need a Delivery (and a share
+        // of the message); a QoS 0 message is written straight out.
+        let delivery = || Delivery {
+            msg: msg.clone(),
+            qos,
+            retain,
+            seq,
+        };
+        let online = sess
+            .conn()
+            .and_then(|k| self.conns.get_mut(k).map(|c| (k, c)));
+        let Some((key, conn)) = online else {
+            if stored && self.store_full() {
+                self.stats.dropped_queue_full += 1;
+                return;
+            }
+            if qos != QoS::AtMostOnce || self.config.queue_qos0 {
+                self.enqueue(sid, delivery());
+            }
+            return;
+        };
+        let room = conn.out_len() < self.config.max_outgoing_bytes;
+        if qos == QoS::AtMostOnce {
+            if room {
+                write_publish(conn, msg, qos, retain, 0, &mut self.stats);
+                mark_dirty(conn, key, &mut self.dirty);
+            } else {
+                self.stats.dropped_qos0 += 1;
+                if !sess.drop_logged {
+                    sess.drop_logged = true;
+                    warn!(
+                        "{}: not reading fast enough: dropping QoS 0 messages",
+                        sess.client_id
+                    );
+                }
+            }
+        } else if room
+            && sess.flow().queue.is_empty()
+            && sess.flow().inflight.len() < self.config.max_inflight
+        {
+            let delivery = delivery();
+            let record = stored.then(|| {
+                let client = sess.client_id.to_string();
+                self.bodies.record(&mut self.next_body, client, &delivery)
+            });
+            let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
+            mark_dirty(conn, key, &mut self.dirty);
+            if let Some(record) = record {
+                let client = sess.client_id.clone();
+                self.persist(record);
+                let client = client.to_string();
+                self.persist(Record::Sent { client, seq, pkid });
+            }
+        } else {
+            self.enqueue(sid, delivery());
+        }
+    }
+
+    pub(super) fn enqueue(&mut self, sid: usize, delivery: Delivery) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        let full = sess.queue_full(delivery.msg.payload.len(), max, max_bytes);
+        // Retained copies for a new subscription are bounded by the retained
+        // store and never dropped; an online subscriber's full queue pauses
+        // the publisher instead of dropping what it was promised.
+        // Built before the delivery moves into the queue; written once it
+        // is queued.
+        let record = (delivery.seq > 0).then(|| {
+            self.bodies
+                .record(&mut self.next_body, sess.client_id.to_string(), &delivery)
+        });
+        if full && sess.conn().is_some() && (delivery.retain || self.pause_publisher(sid)) {
+            if let Some(sess) = self.sessions.get_mut(sid) {
+                sess.push(delivery);
+            }
+            if let Some(record) = record {
+                self.persist(record);
+            }
+            return;
+        }
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let mut evicted = Vec::new();
+        let queued = sess.enqueue(
+            delivery,
+            (max, max_bytes),
+            self.config.queue_overflow,
+            &mut evicted,
+        );
+        if let Some(client) = self.durable(sid) {
+            for seq in evicted.iter().copied().filter(|&s| s > 0) {
+                self.persist(Record::Done {
+                    client: client.clone(),
+                    seq,
+                });
+            }
+        }
+        if let (true, Some(record)) = (queued, record) {
+            self.persist(record);
+        }
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        if !queued || !evicted.is_empty() {
+            self.stats.dropped_queue_full += (!queued) as u64 + evicted.len() as u64;
+            if !sess.drop_logged {
+                sess.drop_logged = true;
+                warn!(
+                    "{}: queue full ({} messages): dropping messages ({} so far)",
+                    sess.client_id, self.config.max_queued, sess.dropped
+                );
+            }
+        }
+    }
+
+    /// Flow control: the current publisher's further PUBLISHes wait until
+    /// session `sid`'s queue drains. The message being routed is still
+    /// queued, so a queue overshoots its limit by at most one message per
+    /// publisher. False (drop instead) when the policy is to drop or there
+    /// is no publishing connection (a Will).
+    pub(super) fn pause_publisher(&mut self, sid: usize) -> bool {
+        if self.config.queue_full != QueueFull::Block {
+            return false;
+        }
+        let Some(key) = self.publisher else {
+            return false;
+        };
+        let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
+            return false;
+        };
+        let waiters = &mut sess.flow_mut().waiters;
+        if !waiters.iter().any(|&(k, _)| k == key) {
+            waiters.push((key, conn.serial));
+        }
+        if !conn.blocked {
+            conn.blocked = true;
+            self.stats.publishers_paused += 1;
+            debug!("{}: paused: queue of {} is full", conn.addr, sess.client_id);
+        }
+        true
+    }
+
+    /// Lets the publishers waiting on `sid` go on.
+    pub(super) fn wake_waiters(&mut self, sid: usize) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        for (key, serial) in sess.take_waiters() {
+            self.unblock(key, serial);
+        }
+    }
+
+    pub(super) fn unblock(&mut self, key: usize, serial: u32) {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.serial != serial {
+                return;
+            }
+            conn.blocked = false;
+            let Some(sid) = conn.session() else {
+                return;
+            };
+            let Some(p) = conn.unpark() else {
+                break;
+            };
+            if let Err(reason) = self.on_publish(key, sid, p) {
+                return self.close(key, reason);
+            }
+            if self.conns.get(key).is_some_and(|c| c.blocked) {
+                return; // blocked again on another full queue
+            }
+        }
+        // Resume reading: bytes may wait in rbuf and in the socket, and an
+        // edge-triggered socket will not report them again.
+        if let Some(conn) = self.conns.get_mut(key) {
+            if !conn.read_pending {
+                conn.read_pending = true;
+                self.pending_reads.push(key);
+            }
+        }
+    }
+
+    /// Frees a session's traffic state if it is empty (see
+    /// [`Session::tidy`]).
+    pub(super) fn tidy_session(&mut self, sid: Option<usize>) {
+        if let Some(sess) = sid.and_then(|sid| self.sessions.get_mut(sid)) {
+            sess.tidy();
+        }
+    }
+
+    /// Moves queued messages into the in-flight window while the client
+    /// has room.
+    pub(super) fn pump(&mut self, sid: usize) {
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let Some(key) = sess.conn() else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let mut wrote = false;
+        let mut sent = Vec::new();
+        while conn.out_len() < self.config.max_outgoing_bytes {
+            let flow = sess.flow();
+            let Some(front) = flow.queue.front() else {
+                break;
+            };
+            if front.qos != QoS::AtMostOnce && flow.inflight.len() >= self.config.max_inflight {
+                break;
+            }
+            let Some(d) = sess.pop() else {
+                break;
+            };
+            if d.qos == QoS::AtMostOnce {
+                write_publish(conn, &d.msg, d.qos, d.retain, 0, &mut self.stats);
+            } else {
+                let seq = d.seq;
+                let pkid = send_inflight(sess, conn, d, &mut self.stats);
+                if seq > 0 {
+                    sent.push((seq, pkid));
+                }
+            }
+            wrote = true;
+        }
+        if sess.flow().queue.is_empty() {
+            sess.drop_logged = false;
+        }
+        if wrote {
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        let wake = !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
+        if let (false, Some(client)) = (sent.is_empty(), self.durable(sid)) {
+            for (seq, pkid) in sent {
+                self.persist(Record::Sent {
+                    client: client.clone(),
+                    seq,
+                    pkid,
+                });
+            }
+        }
+        if wake {
+            self.wake_waiters(sid);
+        }
+    }
+}
+
+pub(super) fn write_publish(
+    conn: &mut Conn,
+    msg: &Message,
+    qos: QoS,
+    retain: bool,
+    pkid: u16,
+    stats: &mut Stats,
+) {
+    codec::encode_publish(
+        conn.wbuf(),
+        &msg.topic,
+        &msg.payload,
+        qos,
+        pkid,
+        false,
+        retain,
+    );
+    stats.messages_sent += 1;
+}
+
+/// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight
+/// until acknowledged [MQTT-4.3.2-1], [MQTT-4.3.3-1].
+pub(super) fn send_inflight(
+    sess: &mut Session,
+    conn: &mut Conn,
+    delivery: Delivery,
+    stats: &mut Stats,
+) -> u16 {
+    let pkid = sess.alloc_pkid();
+    let d = &delivery;
+    write_publish(conn, &d.msg, d.qos, d.retain, pkid, stats);
+    sess.send(pkid, delivery);
+    pkid
+}
