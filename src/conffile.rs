@@ -78,6 +78,18 @@ fn level_of(log_type: &str) -> Option<log::LevelFilter> {
 /// Applies a configuration file's text to `config`.
 pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String> {
     let mut out = ProcessSettings::default();
+    apply(text, config, &mut out, true)?;
+    Ok(out)
+}
+
+/// Applies one file's text; `main` is false for files read through
+/// `include_dir`, which may not include further (as in mosquitto).
+fn apply(
+    text: &str,
+    config: &mut Config,
+    out: &mut ProcessSettings,
+    main: bool,
+) -> Result<(), String> {
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
         let line = raw.trim();
@@ -117,11 +129,70 @@ pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String>
                 out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
             }
             "pid_file" => out.pid_file = Some(value.into()),
-            "include_dir" => return Err(at("include_dir is not supported".into())),
+            "include_dir" if !main => {
+                return Err(at(
+                    "include_dir is only allowed in the main configuration file".into(),
+                ))
+            }
+            "include_dir" => {
+                for path in conf_files(Path::new(value)).map_err(at)? {
+                    include(&path, config, out)?;
+                }
+            }
             _ => config.set(key, value).map_err(at)?,
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Applies a file found by `include_dir`; its errors and warnings name it.
+fn include(path: &Path, config: &mut Config, out: &mut ProcessSettings) -> Result<(), String> {
+    let named = |e: String| format!("{}: {e}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| named(e.to_string()))?;
+    let before = out.warnings.len();
+    apply(&text, config, out, false).map_err(named)?;
+    for w in &mut out.warnings[before..] {
+        *w = named(std::mem::take(w));
+    }
+    Ok(())
+}
+
+/// The `*.conf` files of an `include_dir` directory in mosquitto's order
+/// (its `scmp_p`): letters compared without case, and where they differ
+/// only in case the capital first: `00.conf`, `A.conf`, `a.conf`, `b.conf`.
+fn conf_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("include_dir {}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf") && p.is_file())
+        .collect();
+    let name = |p: &PathBuf| p.file_name().map(|n| n.as_encoded_bytes().to_vec());
+    files.sort_by_key(|p| MosquittoOrder(name(p).unwrap_or_default()));
+    Ok(files)
+}
+
+/// A file name compared as mosquitto sorts include files.
+#[derive(PartialEq, Eq)]
+struct MosquittoOrder(Vec<u8>);
+
+impl Ord for MosquittoOrder {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for (x, y) in self.0.iter().zip(&other.0) {
+            let upper = x.to_ascii_uppercase().cmp(&y.to_ascii_uppercase());
+            let order = upper.then(x.cmp(y));
+            if order.is_ne() {
+                return order;
+            }
+        }
+        self.0.len().cmp(&other.0.len())
+    }
+}
+
+impl PartialOrd for MosquittoOrder {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Reads and applies a configuration file.
@@ -162,6 +233,68 @@ sys_interval 30
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
+    }
+
+    #[test]
+    fn include_dir_reads_its_conf_files_in_order_and_names_them_in_errors() {
+        let dir = std::env::temp_dir().join(format!("midge-conf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| std::fs::write(dir.join(name), text).unwrap();
+        // mosquitto's order is a.conf, B.conf, b.conf (byte order would put
+        // B.conf first); the last one wins.
+        write("a.conf", "max_connections 20\nautosave_interval 5\n");
+        write("b.conf", "max_connections 30\n");
+        write("B.conf", "max_connections 10\nmax_queued_messages 7\n");
+        let names: Vec<String> = conf_files(&dir)
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["a.conf", "B.conf", "b.conf"]);
+        write("notes.txt", "this is not a config file\n");
+        let main = format!("max_connections 5\ninclude_dir {}\n", dir.display());
+        let mut c = Config::default();
+        let p = parse(&main, &mut c).unwrap();
+        assert_eq!((c.max_connections, c.max_queued), (30, 7));
+        let a = dir.join("a.conf").display().to_string();
+        assert_eq!(p.warnings.len(), 1);
+        assert!(
+            p.warnings[0].starts_with(&format!("{a}: line 2:")),
+            "{:?}",
+            p.warnings
+        );
+
+        write("b.conf", "max_connections 30\nbogus_option 1\n");
+        let e = parse(&main, &mut c).unwrap_err();
+        let b = dir.join("b.conf").display().to_string();
+        assert!(
+            e.starts_with(&format!("{b}: line 2: unknown option")),
+            "{e}"
+        );
+
+        write("b.conf", "include_dir /etc\n");
+        let e = parse(&main, &mut c).unwrap_err();
+        assert!(e.contains("only allowed in the main"), "{e}");
+
+        let e = parse("include_dir /nonexistent/midge\n", &mut c).unwrap_err();
+        assert!(
+            e.starts_with("line 1: include_dir /nonexistent/midge:"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn include_order_is_mosquittos() {
+        let mut names = [
+            "b.conf", "a.conf", "01.conf", "A.conf", "00.conf", "ab.conf",
+        ];
+        names.sort_by_key(|n| MosquittoOrder(n.as_bytes().to_vec()));
+        let want = [
+            "00.conf", "01.conf", "A.conf", "a.conf", "ab.conf", "b.conf",
+        ];
+        assert_eq!(names, want);
     }
 
     #[test]
