@@ -973,6 +973,11 @@ impl Broker {
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
+        if let Some(prefix) = &self.config.client_id_prefix {
+            if !client_id.starts_with(prefix.as_str()) {
+                return self.refuse(key, 0x02, &client_id);
+            }
+        }
         if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
             return self.refuse(key, code, &client_id);
         }
@@ -990,6 +995,12 @@ impl Broker {
                 AuthDecision::Accept => {}
                 AuthDecision::BadCredentials => return self.refuse(key, 0x04, &client_id),
                 AuthDecision::NotAuthorized => return self.refuse(key, 0x05, &client_id),
+            }
+        }
+        if self.config.use_username_as_client_id {
+            match c.username.as_deref() {
+                Some(user) if !user.is_empty() => client_id = user.to_string(),
+                _ => return self.refuse(key, 0x05, &client_id),
             }
         }
         // Only now that the CONNECT passed every check: take over
@@ -1096,7 +1107,8 @@ impl Broker {
     fn assign_client_id(&mut self) -> String {
         loop {
             self.next_client_id += 1;
-            let id = format!("midge-{:x}-{}", std::process::id(), self.next_client_id);
+            let prefix = &self.config.auto_id_prefix;
+            let id = format!("{prefix}{:x}-{}", std::process::id(), self.next_client_id);
             if self.sessions.find(&id).is_none() {
                 return id;
             }

@@ -79,6 +79,16 @@ pub struct Config {
     /// exceeded; if the live state alone exceeds it, messages for offline
     /// sessions are dropped (counted, logged) instead of stored.
     pub persistence_max_bytes: u64,
+    /// Start of the client ids the broker assigns to clients that send an
+    /// empty one (mosquitto `auto_id_prefix`); followed by `<pid>-<n>`.
+    pub auto_id_prefix: String,
+    /// Only clients whose id starts with this may connect; others get
+    /// CONNACK 2 (mosquitto `clientid_prefixes`).
+    pub client_id_prefix: Option<String>,
+    /// The user name replaces the client id, so one user cannot take over
+    /// another's session; a client without a user name gets CONNACK 5
+    /// (mosquitto `use_username_as_clientid`).
+    pub use_username_as_client_id: bool,
     /// A `listener` option was given: it replaces the default address.
     listener_set: bool,
 }
@@ -107,6 +117,9 @@ impl Default for Config {
             persistence_location: None,
             fsync: crate::store::Fsync::Always,
             persistence_max_bytes: 0,
+            auto_id_prefix: "midge-".into(),
+            client_id_prefix: None,
+            use_username_as_client_id: false,
             session_expiry: None,
             listener_set: false,
         }
@@ -251,6 +264,21 @@ impl Config {
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),
             "persistence_max_bytes" => self.persistence_max_bytes = parse(key, v)?,
+            "auto_id_prefix" => {
+                if v.len() > 50 || v.contains(['+', '#', '/']) {
+                    return Err(format!("{key}: at most 50 characters, no '+', '#' or '/'"));
+                }
+                self.auto_id_prefix = v.into();
+            }
+            "clientid_prefixes" => self.client_id_prefix = Some(v.into()),
+            "use_username_as_clientid" => self.use_username_as_client_id = parse_bool(key, v)?,
+            // A listener's protocol: plain MQTT is all midge speaks.
+            "protocol" if v == "mqtt" => {}
+            "protocol" => {
+                return Err(format!(
+                    "{key} {v}: midge has only MQTT listeners (no WebSocket)"
+                ))
+            }
             "persistent_client_expiration" => self.session_expiry = Some(parse_duration(key, v)?),
             "fsync" => {
                 self.fsync = match v {
@@ -295,6 +323,21 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_id_options_and_listener_protocol() {
+        let mut c = Config::default();
+        c.set("auto_id_prefix", "auto-").unwrap();
+        c.set("clientid_prefixes", "sensor-").unwrap();
+        c.set("use_username_as_clientid", "true").unwrap();
+        assert_eq!(c.auto_id_prefix, "auto-");
+        assert_eq!(c.client_id_prefix.as_deref(), Some("sensor-"));
+        assert!(c.use_username_as_client_id);
+        assert!(c.set("auto_id_prefix", "a/b").is_err());
+        c.set("protocol", "mqtt").unwrap();
+        let e = c.set("protocol", "websockets").unwrap_err();
+        assert!(e.contains("no WebSocket"), "{e}");
+    }
 
     #[test]
     fn options_by_name() {

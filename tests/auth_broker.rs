@@ -174,3 +174,42 @@ fn denied_will_is_not_published() {
     assert_eq!(observer.read_publish().payload, b"allowed");
     observer.ping();
 }
+
+/// `use_username_as_clientid`: the user name becomes the client id, so a
+/// second connection of the same user takes over the first whatever id it
+/// sends, and a client without a user name is refused (CONNACK 5).
+#[test]
+fn username_as_client_id() {
+    let b = TestBroker::start_with(|c| c.use_username_as_client_id = true);
+    let (mut first, code) = connect_as(b.addr, "phone", Some("carol"), None);
+    assert_eq!(code, 0);
+    first.subscribe(1, &[("t", 0)]);
+    let (mut second, code) = connect_as(b.addr, "laptop", Some("carol"), None);
+    assert_eq!(code, 0);
+    first.expect_closed(); // taken over: both are "carol"
+    second.ping();
+    let (mut anon, code) = connect_as(b.addr, "anon", None, None);
+    assert_eq!(code, 5);
+    anon.expect_closed();
+}
+
+/// `clientid_prefixes`: ids without the prefix get CONNACK 2 (identifier
+/// rejected); `auto_id_prefix` names the ids the broker assigns, so they
+/// can be allowed too.
+#[test]
+fn client_id_prefixes_and_assigned_ids() {
+    let b = TestBroker::start_with(|c| {
+        c.client_id_prefix = Some("sensor-".into());
+        c.auto_id_prefix = "sensor-auto-".into();
+    });
+    let (mut ok, code) = connect_as(b.addr, "sensor-12", None, None);
+    assert_eq!(code, 0);
+    ok.ping();
+    let (mut other, code) = connect_as(b.addr, "laptop", None, None);
+    assert_eq!(code, 2);
+    other.expect_closed();
+    // An empty id (CleanSession 1) is assigned "sensor-auto-...": allowed.
+    let (mut assigned, code) = connect_as(b.addr, "", None, None);
+    assert_eq!(code, 0);
+    assigned.ping();
+}
