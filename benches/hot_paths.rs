@@ -66,9 +66,9 @@ fn table(n: usize) -> Router {
             7 | 8 => format!("sensors/{i}/+"),
             _ => format!("devices/{i}/#"),
         };
-        r.subscribe(i, &filter, QoS::AtLeastOnce);
+        r.subscribe(i, &filter, QoS::AtLeastOnce, false);
     }
-    r.subscribe(n, "sensors/+/temp", QoS::AtMostOnce);
+    r.subscribe(n, "sensors/+/temp", QoS::AtMostOnce, false);
     r
 }
 

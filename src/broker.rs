@@ -12,7 +12,7 @@ mod delivery; // to connections, queues and the in-flight window; flow control
 mod persist; // records for the store, restore, compaction
 mod sys; // $SYS topics
 
-use crate::auth::{Acl, PasswordFile};
+use crate::auth::{Acl, PasswordFile, Verdict};
 use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
 use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
@@ -478,7 +478,7 @@ impl Broker {
         // A NUL can never appear in a client's id, so this never collides.
         // Clean: a host subscription lives as long as the broker object.
         let sid = self.new_session(format!("\0host-{}", self.next_host_sub).into(), true);
-        let (_, stored) = self.router.subscribe(sid, filter, qos);
+        let (_, stored) = self.router.subscribe(sid, filter, qos, false);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.host = true;
             sess.subscribe(stored, qos);
@@ -531,13 +531,28 @@ impl Broker {
         access: Access,
         t: &str,
     ) -> bool {
-        check_access(
-            &self.acl,
-            &mut self.authorizer,
-            (client_id, username),
-            access,
-            t,
-        )
+        self.verdict(client_id, username, access, t) == Verdict::Granted
+    }
+
+    fn verdict(
+        &mut self,
+        client_id: &str,
+        username: Option<&str>,
+        access: Access,
+        t: &str,
+    ) -> Verdict {
+        let who = (client_id, username);
+        check_access(&self.acl, &mut self.authorizer, who, access, t)
+    }
+
+    /// May session `sid` receive a message on `topic`? Asked only for
+    /// subscriptions the ACL grants with some topics denied (`filtered`).
+    fn may_receive(&self, sid: usize, topic: &str) -> bool {
+        let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get(sid)) else {
+            return true;
+        };
+        let user = sess.username.as_deref();
+        acl.allowed(&sess.client_id, user, Access::Subscribe, topic)
     }
 
     fn emit(&mut self, event: Event<'_>) {
@@ -639,33 +654,55 @@ impl Broker {
                 return;
             }
         }
-        let mut revoked = Vec::new();
-        for (sid, sess) in self.sessions.iter() {
-            if sess.host {
-                continue;
-            }
-            for (filter, _) in &sess.subscriptions {
-                revoked.push((
-                    sid,
-                    sess.client_id.to_string(),
-                    sess.username.clone(),
-                    filter.to_string(),
-                ));
-            }
+        self.recheck_subscriptions();
+    }
+
+    /// Checks every client subscription against the ACL and authorizer in
+    /// force (after a reload, or a restart with stored sessions): removes
+    /// those no longer allowed and marks those with denied topics as
+    /// filtered.
+    fn recheck_subscriptions(&mut self) {
+        let sids: Vec<usize> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| !s.host && !s.subscriptions.is_empty())
+            .map(|(sid, _)| sid)
+            .collect();
+        for sid in sids {
+            self.recheck_session(sid);
         }
-        for (sid, id, user, filter) in revoked {
-            if self.allowed(&id, user.as_deref(), Access::Subscribe, &filter) {
-                continue;
-            }
-            info!("{id}: subscription {filter:?} removed: no longer allowed");
-            self.router.unsubscribe(sid, &filter);
-            if let Some(sess) = self.sessions.get_mut(sid) {
-                sess.unsubscribe(&filter);
-            }
-            if let Some(client) = self.durable(sid) {
-                let filter = filter.to_string();
-                self.persist(Record::Unsub { client, filter });
-            }
+    }
+
+    /// `recheck_subscriptions` for one session (also when a session is
+    /// resumed under another user name).
+    fn recheck_session(&mut self, sid: usize) {
+        let Some(sess) = self.sessions.get(sid) else {
+            return;
+        };
+        let (id, user) = (sess.client_id.clone(), sess.username.clone());
+        let subs: Vec<(Arc<str>, QoS)> = sess.subscriptions.clone();
+        for (filter, qos) in subs {
+            let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, &filter) {
+                Verdict::Granted => false,
+                Verdict::Partial => true,
+                Verdict::Refused => {
+                    self.revoke(sid, &id, &filter);
+                    continue;
+                }
+            };
+            self.router.subscribe(sid, &filter, qos, filtered);
+        }
+    }
+
+    fn revoke(&mut self, sid: usize, id: &str, filter: &str) {
+        info!("{id}: subscription {filter:?} removed: no longer allowed");
+        self.router.unsubscribe(sid, filter);
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.unsubscribe(filter);
+        }
+        if let Some(client) = self.durable(sid) {
+            let filter = filter.to_string();
+            self.persist(Record::Unsub { client, filter });
         }
     }
 
@@ -919,16 +956,16 @@ impl Broker {
         Ok(())
     }
 
-    fn conn_allowed(&mut self, key: usize, access: Access, t: &str) -> bool {
+    fn conn_verdict(&mut self, key: usize, access: Access, t: &str) -> Verdict {
         if self.authorizer.is_none() && self.acl.is_none() {
-            return true;
+            return Verdict::Granted;
         }
         let sess = self
             .conns
             .get(key)
             .and_then(|c| self.sessions.get(c.session()?));
         let Some(sess) = sess else {
-            return false;
+            return Verdict::Refused;
         };
         let who = (&*sess.client_id, sess.username.as_deref());
         check_access(&self.acl, &mut self.authorizer, who, access, t)
@@ -1029,6 +1066,7 @@ impl Broker {
         sess.set_conn(Some(key));
         sess.offline_since = None;
         sess.clean = c.clean_session;
+        let user_changed = sess.username.as_deref() != c.username.as_deref();
         sess.username = c.username.map(String::into_boxed_str);
         // Keep Alive may be due before the connect timeout entry.
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
@@ -1084,6 +1122,18 @@ impl Broker {
                     self.stats.messages_sent += 1;
                 }
                 Stage::Released => codec::encode_ack(conn.wbuf(), codec::PUBREL, f.pkid),
+            }
+        }
+        if user_changed {
+            if let Some(client) = self.durable(sid) {
+                let username = self.sessions.get(sid).and_then(|s| s.username.as_deref());
+                let username = username.map(str::to_string);
+                self.persist(Record::SessionUser { client, username });
+            }
+            // A resumed session's subscriptions were granted to its old
+            // user name.
+            if present && (self.acl.is_some() || self.authorizer.is_some()) {
+                self.recheck_session(sid);
             }
         }
         self.pump(sid);
@@ -1151,7 +1201,9 @@ impl Broker {
             self.persist(Record::Qos2In { client, pkid });
         }
         if fresh {
-            if p.topic.starts_with("$SYS") || !self.conn_allowed(key, Access::Publish, &p.topic) {
+            if p.topic.starts_with("$SYS")
+                || self.conn_verdict(key, Access::Publish, &p.topic) != Verdict::Granted
+            {
                 // Not allowed (or the broker's own namespace, as in
                 // mosquitto): acknowledged and dropped [MQTT-3.3.5-2].
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
@@ -1183,6 +1235,9 @@ impl Broker {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
         for s in &routes {
+            if s.filtered && !self.may_receive(s.session(), &msg.topic) {
+                continue; // a topic the ACL denies this subscriber
+            }
             self.deliver(s.session(), msg, qos.min(s.qos), false);
         }
         self.routes = routes;
@@ -1236,19 +1291,24 @@ impl Broker {
             return Err(protocol(format!("invalid topic filter {f:?}")));
         }
         // Denied filters get 0x80 and are not subscribed [MQTT-3.8.4-5].
-        let filters: Vec<(String, Option<QoS>)> = filters
+        // A filter granted with some topics denied is subscribed `filtered`.
+        let filters: Vec<(String, Option<QoS>, bool)> = filters
             .into_iter()
-            .map(|(f, q)| {
-                let ok = self.conn_allowed(key, Access::Subscribe, &f);
-                (f, ok.then_some(q))
-            })
+            .map(
+                |(f, q)| match self.conn_verdict(key, Access::Subscribe, &f) {
+                    Verdict::Granted => (f, Some(q), false),
+                    Verdict::Partial => (f, Some(q), true),
+                    Verdict::Refused => (f, None, false),
+                },
+            )
             .collect();
         let mut codes = Vec::with_capacity(filters.len());
-        for (filter, qos) in &filters {
+        for (filter, qos, filtered) in &filters {
             match qos {
                 Some(qos) => {
                     self.session(sid)?;
-                    let (_, stored) = self.router.subscribe(sid, filter, *qos); // [MQTT-3.8.4-3]
+                    let subscribed = self.router.subscribe(sid, filter, *qos, *filtered); // [MQTT-3.8.4-3]
+                    let (_, stored) = subscribed;
                     self.session(sid)?.subscribe(stored, *qos);
                     if let Some(client) = self.durable(sid) {
                         let (filter, qos) = (filter.clone(), *qos as u8);
@@ -1266,11 +1326,13 @@ impl Broker {
         self.reply(key, |out| codec::encode_suback(out, pkid, &codes)); // [MQTT-3.8.4-1]
                                                                         // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
         let mut found = Vec::new();
-        for (filter, qos) in &filters {
+        for (filter, qos, filtered) in &filters {
             let Some(qos) = qos else { continue };
             self.retained.matching(filter, &mut found);
             for (msg, stored) in found.drain(..) {
-                self.deliver(sid, &msg, stored.min(*qos), true);
+                if !filtered || self.may_receive(sid, &msg.topic) {
+                    self.deliver(sid, &msg, stored.min(*qos), true);
+                }
             }
         }
         Ok(())
@@ -1538,22 +1600,30 @@ impl Broker {
     }
 }
 
-/// The ACL file and the host's authorizer both have to allow an access.
+/// The ACL file and the host's authorizer both have to allow an access;
+/// only the ACL grants a subscription in part (the authorizer is asked
+/// about the filter once, not about each message).
 fn check_access(
     acl: &Option<Acl>,
     authorizer: &mut Option<Authorizer>,
     (client_id, username): (&str, Option<&str>),
     access: Access,
     t: &str,
-) -> bool {
-    if let Some(acl) = acl {
-        if !acl.allowed(client_id, username, access, t) {
-            return false;
-        }
+) -> Verdict {
+    let verdict = match acl {
+        Some(acl) => acl.verdict(client_id, username, access, t),
+        None => Verdict::Granted,
+    };
+    if verdict == Verdict::Refused {
+        return verdict;
     }
-    match authorizer.as_mut() {
-        Some(check) => check(client_id, username, access, t),
-        None => true,
+    let allowed = authorizer
+        .as_mut()
+        .is_none_or(|check| check(client_id, username, access, t));
+    if allowed {
+        verdict
+    } else {
+        Verdict::Refused
     }
 }
 

@@ -24,6 +24,9 @@ use std::sync::Arc;
 pub struct Sub {
     session: u32,
     pub qos: QoS,
+    /// The ACL denies some of this filter's topics: each message is
+    /// checked before delivery (see [`crate::auth::Verdict::Partial`]).
+    pub filtered: bool,
 }
 
 impl Sub {
@@ -53,17 +56,17 @@ impl Subs {
     }
 
     /// Adds or updates `session`; true if it is new.
-    fn upsert(&mut self, session: u32, qos: QoS) -> bool {
+    fn upsert(&mut self, new: Sub) -> bool {
         match self {
-            Subs::One(s) if s.session == session => {
-                s.qos = qos;
+            Subs::One(s) if s.session == new.session => {
+                *s = new;
                 false
             }
             Subs::One(s) => {
-                *self = Subs::Many(Box::new(vec![*s, Sub { session, qos }]));
+                *self = Subs::Many(Box::new(vec![*s, new]));
                 true
             }
-            Subs::Many(v) => upsert(v, session, qos),
+            Subs::Many(v) => upsert(v, new),
         }
     }
 
@@ -117,14 +120,14 @@ fn prefix(filter: &str) -> Option<&str> {
     Some(&filter[..wildcard_level.unwrap_or(filter.len())])
 }
 
-fn upsert(subs: &mut Vec<Sub>, session: u32, qos: QoS) -> bool {
-    match subs.iter_mut().find(|s| s.session == session) {
+fn upsert(subs: &mut Vec<Sub>, new: Sub) -> bool {
+    match subs.iter_mut().find(|s| s.session == new.session) {
         Some(s) => {
-            s.qos = qos;
+            *s = new;
             false
         }
         None => {
-            subs.push(Sub { session, qos });
+            subs.push(new);
             true
         }
     }
@@ -157,21 +160,33 @@ impl Router {
         }
     }
 
-    /// Adds or replaces a subscription. Returns whether it is new, and the
-    /// filter as stored here, for the session's own list to share.
-    pub fn subscribe(&mut self, session: usize, filter: &str, qos: QoS) -> (bool, Arc<str>) {
+    /// Adds or replaces a subscription (`filtered`: see [`Sub`]). Returns
+    /// whether it is new, and the filter as stored here, for the session's
+    /// own list to share.
+    pub fn subscribe(
+        &mut self,
+        session: usize,
+        filter: &str,
+        qos: QoS,
+        filtered: bool,
+    ) -> (bool, Arc<str>) {
         let Ok(session) = u32::try_from(session) else {
             return (false, filter.into()); // unreachable: see `Sub`
+        };
+        let sub = Sub {
+            session,
+            qos,
+            filtered,
         };
         let (added, stored) = if topic::has_wildcard(filter) {
             let list = self.wild_list(filter);
             match list.iter_mut().find(|e| &*e.filter == filter) {
-                Some(entry) => (upsert(&mut entry.subs, session, qos), entry.filter.clone()),
+                Some(entry) => (upsert(&mut entry.subs, sub), entry.filter.clone()),
                 None => {
                     let filter: Arc<str> = filter.into();
                     list.push(WildEntry {
                         filter: filter.clone(),
-                        subs: vec![Sub { session, qos }],
+                        subs: vec![sub],
                     });
                     (true, filter)
                 }
@@ -183,13 +198,12 @@ impl Router {
                     let added = self
                         .exact
                         .get_mut(filter)
-                        .is_some_and(|subs| subs.upsert(session, qos));
+                        .is_some_and(|subs| subs.upsert(sub));
                     (added, key)
                 }
                 None => {
                     let key: Arc<str> = filter.into();
-                    self.exact
-                        .insert(key.clone(), Subs::One(Sub { session, qos }));
+                    self.exact.insert(key.clone(), Subs::One(sub));
                     (true, key)
                 }
             }
@@ -256,6 +270,9 @@ impl Router {
                 if mark.0 == epoch {
                     let prev = &mut out[mark.1 as usize];
                     prev.qos = prev.qos.max(s.qos);
+                    // One matching subscription without denied topics is
+                    // enough to deliver unchecked.
+                    prev.filtered &= s.filtered;
                 } else {
                     *mark = (epoch, out.len() as u32);
                     out.push(*s);
@@ -314,11 +331,11 @@ mod tests {
     #[test]
     fn exact_wildcard_and_root_filters() {
         let mut r = Router::new();
-        r.subscribe(1, "a/b", QoS::AtMostOnce);
-        r.subscribe(2, "a/+", QoS::AtLeastOnce);
-        r.subscribe(3, "#", QoS::ExactlyOnce);
-        r.subscribe(4, "a/b/#", QoS::AtLeastOnce);
-        r.subscribe(5, "/+", QoS::AtMostOnce);
+        r.subscribe(1, "a/b", QoS::AtMostOnce, false);
+        r.subscribe(2, "a/+", QoS::AtLeastOnce, false);
+        r.subscribe(3, "#", QoS::ExactlyOnce, false);
+        r.subscribe(4, "a/b/#", QoS::AtLeastOnce, false);
+        r.subscribe(5, "/+", QoS::AtMostOnce, false);
         assert_eq!(r.len(), 5);
         assert_eq!(
             routed(&mut r, "a/b"),
@@ -347,12 +364,12 @@ mod tests {
     #[test]
     fn exact_topics_go_from_one_subscriber_to_many_and_back() {
         let mut r = Router::new();
-        assert!(r.subscribe(1, "x", QoS::AtMostOnce).0);
+        assert!(r.subscribe(1, "x", QoS::AtMostOnce, false).0);
         assert!(
-            !r.subscribe(1, "x", QoS::AtLeastOnce).0,
+            !r.subscribe(1, "x", QoS::AtLeastOnce, false).0,
             "upgrade, not a new one"
         );
-        let (new, shared) = r.subscribe(2, "x", QoS::AtMostOnce);
+        let (new, shared) = r.subscribe(2, "x", QoS::AtMostOnce, false);
         assert!(new);
         assert_eq!(Arc::strong_count(&shared), 2, "one string, shared");
         assert_eq!(
@@ -362,7 +379,7 @@ mod tests {
         assert!(!r.unsubscribe(3, "x"));
         assert!(r.unsubscribe(1, "x") && r.unsubscribe(2, "x"));
         assert!(r.exact.is_empty() && r.is_empty());
-        assert!(r.subscribe(4, "x", QoS::ExactlyOnce).0);
+        assert!(r.subscribe(4, "x", QoS::ExactlyOnce, false).0);
         assert!(
             !r.unsubscribe(5, "x"),
             "another session's inline entry stays"
@@ -373,12 +390,12 @@ mod tests {
     #[test]
     fn overlapping_filters_deliver_once_at_highest_qos() {
         let mut r = Router::new();
-        r.subscribe(7, "a/#", QoS::AtMostOnce);
-        r.subscribe(7, "a/b", QoS::ExactlyOnce);
-        r.subscribe(7, "+/b", QoS::AtLeastOnce);
+        r.subscribe(7, "a/#", QoS::AtMostOnce, false);
+        r.subscribe(7, "a/b", QoS::ExactlyOnce, false);
+        r.subscribe(7, "+/b", QoS::AtLeastOnce, false);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::ExactlyOnce)]);
         // Re-subscribing replaces the QoS instead of adding a subscription.
-        assert!(!r.subscribe(7, "a/b", QoS::AtMostOnce).0);
+        assert!(!r.subscribe(7, "a/b", QoS::AtMostOnce, false).0);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::AtLeastOnce)]);
     }
 
@@ -394,7 +411,7 @@ mod tests {
                 3 => "+/+/t".to_string(),
                 _ => format!("s/{i}"),
             };
-            r.subscribe(i, &f, QoS::AtMostOnce);
+            r.subscribe(i, &f, QoS::AtMostOnce, false);
             all.push((i, f));
         }
         for t in ["s/3/t", "s/5/t1", "s/10", "x/y/t", "s/0/t/u", "s"] {

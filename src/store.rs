@@ -56,6 +56,12 @@ pub enum Record {
     SessionGone {
         client: String,
     },
+    /// The user name a persistent session last connected with (for ACL
+    /// checks of its subscriptions after a restart).
+    SessionUser {
+        client: String,
+        username: Option<String>,
+    },
     Sub {
         client: String,
         filter: String,
@@ -153,6 +159,13 @@ impl Record {
             Record::SessionGone { client } => {
                 out.push(3);
                 put_str(out, client);
+            }
+            Record::SessionUser { client, username } => {
+                out.push(14);
+                put_str(out, client);
+                if let Some(u) = username {
+                    put_str(out, u);
+                }
             }
             Record::Sub {
                 client,
@@ -253,6 +266,10 @@ impl Record {
             },
             2 => Record::Session { client: r.str()? },
             3 => Record::SessionGone { client: r.str()? },
+            14 => Record::SessionUser {
+                client: r.str()?,
+                username: if r.b.is_empty() { None } else { Some(r.str()?) },
+            },
             4 => Record::Sub {
                 client: r.str()?,
                 filter: r.str()?,
@@ -647,6 +664,14 @@ mod tests {
                 payload: b"v".to_vec(),
             },
             Record::Session { client: "c".into() },
+            Record::SessionUser {
+                client: "c".into(),
+                username: Some("alice".into()),
+            },
+            Record::SessionUser {
+                client: "c".into(),
+                username: None,
+            },
             Record::Sub {
                 client: "c".into(),
                 filter: "a/#".into(),

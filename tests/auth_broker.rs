@@ -213,3 +213,81 @@ fn client_id_prefixes_and_assigned_ids() {
     assert_eq!(code, 0);
     assigned.ping();
 }
+
+/// `topic read #` with `topic deny secret/#` (a common mosquitto ACL): the
+/// subscription to `#` is granted, and messages on denied topics, live or
+/// retained, never reach the subscriber, as with mosquitto.
+#[test]
+fn a_partly_denied_subscription_is_granted_and_filtered_per_message() {
+    let acl = write(
+        "partial.acl",
+        "user dash\ntopic read #\ntopic deny secret/#\nuser pub\ntopic write #\n",
+    );
+    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let (mut publisher, code) = connect_as(b.addr, "pub", Some("pub"), None);
+    assert_eq!(code, 0);
+    publisher.send(&publish_packet("secret/key", b"s", 1, 1, true, false));
+    publisher.expect(&[0x40, 2, 0, 1]);
+    publisher.send(&publish_packet("public/temp", b"21", 1, 2, true, false));
+    publisher.expect(&[0x40, 2, 0, 2]);
+    let (mut dash, code) = connect_as(b.addr, "dash", Some("dash"), None);
+    assert_eq!(code, 0);
+    dash.send(&subscribe_packet(1, &[("#", 1), ("secret/#", 1)]));
+    assert_eq!(dash.read_packet(), Some((0x90, vec![0, 1, 1, 0x80])));
+    let retained = dash.read_publish();
+    assert_eq!(
+        (retained.topic.as_str(), retained.retain),
+        ("public/temp", true)
+    );
+    for (i, topic) in ["secret/key", "public/hum", "secret/x/y", "public/end"]
+        .iter()
+        .enumerate()
+    {
+        let pkid = 10 + i as u16;
+        publisher.send(&publish_packet(topic, b"v", 1, pkid, false, false));
+        publisher.expect(&[0x40, 2, 0, pkid as u8]);
+    }
+    let mut got = Vec::new();
+    while got.last().map(String::as_str) != Some("public/end") {
+        let p = dash.read_publish();
+        dash.send(&[0x40, 2, (p.pkid >> 8) as u8, p.pkid as u8]);
+        got.push(p.topic);
+    }
+    assert_eq!(got, ["public/hum", "public/end"]);
+    dash.ping(); // and nothing else was queued
+}
+
+/// A persistent session resumed under another user name keeps only the
+/// subscriptions that user may have: they were granted to the old one.
+#[test]
+fn a_session_resumed_by_another_user_is_checked_again() {
+    let acl = write(
+        "resume.acl",
+        "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
+    );
+    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let connect = |user: &[u8]| {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80, 0, 60];
+        for field in [&b"dev"[..], user] {
+            body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            body.extend_from_slice(field);
+        }
+        let mut c = Raw::connect(b.addr);
+        c.send(&packet(0x10, &body));
+        c
+    };
+    let mut dev = connect(b"a");
+    dev.expect(&[0x20, 2, 0, 0]);
+    dev.send(&subscribe_packet(1, &[("#", 0)]));
+    assert_eq!(dev.read_packet(), Some((0x90, vec![0, 1, 0])));
+    dev.send(&[0xE0, 0]);
+    dev.expect_closed();
+    let mut dev = connect(b"b");
+    dev.expect(&[0x20, 2, 1, 0]); // session present
+    let (mut w, code) = connect_as(b.addr, "writer", Some("w"), None);
+    assert_eq!(code, 0);
+    w.send(&publish_packet("public/p", b"1", 0, 0, false, false));
+    w.send(&publish_packet("x/y", b"2", 0, 0, false, false));
+    w.ping();
+    dev.ping(); // `#` was removed: nothing arrives
+}

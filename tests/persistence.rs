@@ -1143,6 +1143,54 @@ fn a_message_for_many_persistent_subscribers_is_stored_once() {
     }
 }
 
+/// A persistent session subscribed to `#` under an ACL that denies
+/// `secret/#` (a filtered subscription) keeps being filtered after a
+/// restart: its user name is stored, and the subscription is checked again
+/// when the store is read, so messages queued while it is offline skip the
+/// denied topics.
+#[test]
+fn a_filtered_subscription_stays_filtered_after_a_restart() {
+    let dir = store_dir("acl-partial");
+    let acl = dir.with_extension("acl");
+    std::fs::create_dir_all(&dir).unwrap();
+    let rules = "user dash\ntopic read #\ntopic deny secret/#\nuser pub\ntopic write #\n";
+    std::fs::write(&acl, rules).unwrap();
+    let config = |c: &mut midge::Config| c.acl_file = Some(acl.clone());
+    // CONNECT "dash", CleanSession 0, user name "dash".
+    let connect = || {
+        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80, 0, 60];
+        for field in [&b"dash"[..], &b"dash"[..]] {
+            body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+            body.extend_from_slice(field);
+        }
+        packet(0x10, &body)
+    };
+    let b = start_cfg(&dir, config);
+    let mut dash = Raw::connect(b.addr);
+    dash.send(&connect());
+    dash.expect(&[0x20, 2, 0, 0]);
+    dash.send(&subscribe_packet(1, &[("#", 1)]));
+    assert_eq!(dash.read_packet(), Some((0x90, vec![0, 1, 1])));
+    disconnect(dash);
+    drop(b);
+    let b = start_cfg(&dir, config);
+    let mut publisher = Raw::connect(b.addr);
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x82, 0, 60];
+    for field in [&b"pub"[..], &b"pub"[..]] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field);
+    }
+    publisher.send(&packet(0x10, &body));
+    publisher.expect(&[0x20, 2, 0, 0]);
+    publish(&mut publisher, "secret/key", b"s", 1, 1, false);
+    publish(&mut publisher, "public/temp", b"21", 1, 2, false);
+    let mut dash = Raw::connect(b.addr);
+    dash.send(&connect());
+    dash.expect(&[0x20, 2, 1, 0]);
+    let got: Vec<String> = drain(&mut dash).into_iter().map(|p| p.topic).collect();
+    assert_eq!(got, ["public/temp"]);
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]

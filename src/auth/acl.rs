@@ -27,14 +27,27 @@
 //! rule of its section or pattern matches. A PUBLISH's topic name is matched
 //! against the rule filters; a SUBSCRIBE's filter is granted by a rule whose
 //! filter matches every topic the subscription can match ([`filter_covers`]),
-//! and refused by a `deny` rule whose filter shares any topic with it
-//! ([`filters_overlap`]), since the broker does not check each delivered
-//! message again.
+//! and refused by a `deny` rule that covers it. A `deny` rule that shares
+//! only some topics with it ([`filters_overlap`]) makes the subscription
+//! [`Verdict::Partial`]: it is made, and the broker checks each message
+//! published on those topics before delivering it, as mosquitto does. So
+//! `topic read #` with `topic deny secret/#` lets a client subscribe to `#`
+//! and never receive `secret/...`.
 
 use crate::host::Access;
 use crate::topic;
 use std::collections::HashMap;
 use std::path::Path;
+
+/// The decision on one access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Refused,
+    Granted,
+    /// A subscription granted with some of its topics denied: each message
+    /// is checked before delivery.
+    Partial,
+}
 
 /// What a rule allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,7 +133,9 @@ impl Acl {
 
     /// May this client publish to the topic name `topic_or_filter`
     /// (`Access::Publish`) or subscribe with the filter `topic_or_filter`
-    /// (`Access::Subscribe`)?
+    /// (`Access::Subscribe`) with no message of it denied? (A topic name
+    /// passed with `Access::Subscribe` asks whether the client may receive
+    /// a message published on it.)
     pub fn allowed(
         &self,
         client_id: &str,
@@ -128,15 +143,32 @@ impl Acl {
         access: Access,
         topic_or_filter: &str,
     ) -> bool {
+        self.verdict(client_id, username, access, topic_or_filter) == Verdict::Granted
+    }
+
+    /// The decision on an access. For a SUBSCRIBE, `Partial` when a rule
+    /// grants the filter and `deny` rules cover only some of its topics:
+    /// the subscription is made, and each message is checked before it is
+    /// delivered (as mosquitto checks every message it sends).
+    pub fn verdict(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        access: Access,
+        topic_or_filter: &str,
+    ) -> Verdict {
         let section: &[Rule] = match username {
             None => &self.anonymous,
             Some(u) => self.users.get(u).map_or(&[], Vec::as_slice),
         };
         let mut granted = false;
+        let mut partial = false;
         for rule in section {
             if rule.permission == Permission::Deny {
-                if deny_applies(&rule.filter, access, topic_or_filter) {
-                    return false;
+                match deny_applies(&rule.filter, access, topic_or_filter) {
+                    Deny::All => return Verdict::Refused,
+                    Deny::Some => partial = true,
+                    Deny::None => {}
                 }
             } else if !granted && rule.permission.grants(access) {
                 granted = grant_applies(&rule.filter, access, topic_or_filter);
@@ -150,8 +182,10 @@ impl Acl {
             match substitute(&rule.filter, client_id, username) {
                 Substituted::Filter(filter) => {
                     if deny {
-                        if deny_applies(&filter, access, topic_or_filter) {
-                            return false;
+                        match deny_applies(&filter, access, topic_or_filter) {
+                            Deny::All => return Verdict::Refused,
+                            Deny::Some => partial = true,
+                            Deny::None => {}
                         }
                     } else {
                         granted = grant_applies(&filter, access, topic_or_filter);
@@ -164,12 +198,16 @@ impl Acl {
                 // (fail closed; we cannot tell what it was meant to cover).
                 Substituted::Unsafe => {
                     if deny {
-                        return false;
+                        return Verdict::Refused;
                     }
                 }
             }
         }
-        granted
+        match (granted, partial) {
+            (false, _) => Verdict::Refused,
+            (true, false) => Verdict::Granted,
+            (true, true) => Verdict::Partial,
+        }
     }
 
     /// True if the file had no rules at all (every request is then refused).
@@ -263,10 +301,20 @@ fn grant_applies(rule: &str, access: Access, topic_or_filter: &str) -> bool {
     }
 }
 
-fn deny_applies(rule: &str, access: Access, topic_or_filter: &str) -> bool {
+/// How much of an access a deny rule takes away.
+enum Deny {
+    None,
+    /// Some of a subscription's topics.
+    Some,
+    All,
+}
+
+fn deny_applies(rule: &str, access: Access, topic_or_filter: &str) -> Deny {
     match access {
-        Access::Publish => topic::matches(rule, topic_or_filter),
-        Access::Subscribe => filters_overlap(rule, topic_or_filter),
+        Access::Publish if topic::matches(rule, topic_or_filter) => Deny::All,
+        Access::Subscribe if filter_covers(rule, topic_or_filter) => Deny::All,
+        Access::Subscribe if filters_overlap(rule, topic_or_filter) => Deny::Some,
+        _ => Deny::None,
     }
 }
 
@@ -334,6 +382,27 @@ pub fn filters_overlap(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deny_inside_a_grant_makes_a_subscription_partial() {
+        let acl =
+            Acl::parse("user u\ntopic read #\ntopic deny secret/#\npattern deny home/%c/private\n")
+                .unwrap();
+        let v = |filter: &str| acl.verdict("cam", Some("u"), Access::Subscribe, filter);
+        assert_eq!(v("#"), Verdict::Partial);
+        assert_eq!(v("+/+"), Verdict::Partial);
+        assert_eq!(v("home/cam/+"), Verdict::Partial, "the pattern, with %c");
+        assert_eq!(v("secret/#"), Verdict::Refused);
+        assert_eq!(v("secret/a"), Verdict::Refused);
+        assert_eq!(v("public/#"), Verdict::Granted);
+        assert_eq!(v("home/other/+"), Verdict::Granted);
+        // A topic name asks about one message.
+        assert!(acl.allowed("cam", Some("u"), Access::Subscribe, "public/a"));
+        assert!(!acl.allowed("cam", Some("u"), Access::Subscribe, "secret/a/b"));
+        assert!(!acl.allowed("cam", Some("u"), Access::Subscribe, "home/cam/private"));
+        // `allowed` is a full grant only.
+        assert!(!acl.allowed("cam", Some("u"), Access::Subscribe, "#"));
+    }
 
     /// Checks filter_covers against topic::matches over a small universe of
     /// topics: covers(r, s) must equal "every sample topic s matches, r

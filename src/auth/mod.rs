@@ -7,5 +7,5 @@
 pub mod acl;
 pub mod password;
 
-pub use acl::{filter_covers, filters_overlap, Acl, Permission};
+pub use acl::{filter_covers, filters_overlap, Acl, Permission, Verdict};
 pub use password::{hash_password, PasswordFile};

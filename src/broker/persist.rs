@@ -81,6 +81,12 @@ fn qos_of(q: u8) -> QoS {
 fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mut Vec<Record>) {
     let client = || sess.client_id.to_string();
     out.push(Record::Session { client: client() });
+    if let Some(user) = &sess.username {
+        out.push(Record::SessionUser {
+            client: client(),
+            username: Some(user.to_string()),
+        });
+    }
     for (filter, qos) in &sess.subscriptions {
         out.push(Record::Sub {
             client: client(),
@@ -151,6 +157,11 @@ impl Broker {
             self.apply(rec, &mut bodies);
         }
         self.next_body = bodies.keys().copied().max().unwrap_or(0);
+        // The ACL may have changed while the broker was down, and
+        // subscriptions with denied topics must be marked again.
+        if self.acl.is_some() {
+            self.recheck_subscriptions();
+        }
         // Sequences continue after the highest restored one; restored
         // sessions count as offline from now on (for expiry).
         let now = self.now_ms;
@@ -204,6 +215,11 @@ impl Broker {
                 }
                 self.new_session(client.into(), false);
             }
+            Record::SessionUser { client, username } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    sess.username = username.map(String::into_boxed_str);
+                }
+            }
             Record::SessionGone { client } => {
                 if let Some(sid) = self.sessions.find(&client) {
                     self.drop_session(sid);
@@ -216,7 +232,9 @@ impl Broker {
             } => {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
-                        let (_, stored) = self.router.subscribe(sid, &filter, qos_of(qos));
+                        // Filtered or not is decided once all is restored
+                        // (`recheck_subscriptions`).
+                        let (_, stored) = self.router.subscribe(sid, &filter, qos_of(qos), false);
                         sess.subscribe(stored, qos_of(qos));
                     }
                 }
