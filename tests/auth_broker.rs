@@ -266,23 +266,18 @@ fn a_session_resumed_by_another_user_is_checked_again() {
         "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
     );
     let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
-    let connect = |user: &[u8]| {
-        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80, 0, 60];
-        for field in [&b"dev"[..], user] {
-            body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-            body.extend_from_slice(field);
-        }
+    let connect = |user: &str| {
         let mut c = Raw::connect(b.addr);
-        c.send(&packet(0x10, &body));
+        c.send(&connect_user_packet("dev", user, false));
         c
     };
-    let mut dev = connect(b"a");
+    let mut dev = connect("a");
     dev.expect(&[0x20, 2, 0, 0]);
     dev.send(&subscribe_packet(1, &[("#", 0)]));
     assert_eq!(dev.read_packet(), Some((0x90, vec![0, 1, 0])));
     dev.send(&[0xE0, 0]);
     dev.expect_closed();
-    let mut dev = connect(b"b");
+    let mut dev = connect("b");
     dev.expect(&[0x20, 2, 1, 0]); // session present
     let (mut w, code) = connect_as(b.addr, "writer", Some("w"), None);
     assert_eq!(code, 0);

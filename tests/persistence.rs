@@ -1156,15 +1156,7 @@ fn a_filtered_subscription_stays_filtered_after_a_restart() {
     let rules = "user dash\ntopic read #\ntopic deny secret/#\nuser pub\ntopic write #\n";
     std::fs::write(&acl, rules).unwrap();
     let config = |c: &mut midge::Config| c.acl_file = Some(acl.clone());
-    // CONNECT "dash", CleanSession 0, user name "dash".
-    let connect = || {
-        let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x80, 0, 60];
-        for field in [&b"dash"[..], &b"dash"[..]] {
-            body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-            body.extend_from_slice(field);
-        }
-        packet(0x10, &body)
-    };
+    let connect = || connect_user_packet("dash", "dash", false);
     let b = start_cfg(&dir, config);
     let mut dash = Raw::connect(b.addr);
     dash.send(&connect());
@@ -1175,12 +1167,7 @@ fn a_filtered_subscription_stays_filtered_after_a_restart() {
     drop(b);
     let b = start_cfg(&dir, config);
     let mut publisher = Raw::connect(b.addr);
-    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0x82, 0, 60];
-    for field in [&b"pub"[..], &b"pub"[..]] {
-        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
-        body.extend_from_slice(field);
-    }
-    publisher.send(&packet(0x10, &body));
+    publisher.send(&connect_user_packet("pub", "pub", true));
     publisher.expect(&[0x20, 2, 0, 0]);
     publish(&mut publisher, "secret/key", b"s", 1, 1, false);
     publish(&mut publisher, "public/temp", b"21", 1, 2, false);

@@ -73,6 +73,13 @@ impl Bodies {
     }
 }
 
+fn message(topic: String, payload: Vec<u8>) -> Arc<Message> {
+    Arc::new(Message {
+        topic: topic.into(),
+        payload: payload.into(),
+    })
+}
+
 fn qos_of(q: u8) -> QoS {
     QoS::from_u8(q).unwrap_or(QoS::AtLeastOnce)
 }
@@ -203,11 +210,7 @@ impl Broker {
                 qos,
                 payload,
             } => {
-                let msg = Arc::new(Message {
-                    topic: topic.into(),
-                    payload: payload.into(),
-                });
-                self.retained.set(&msg, qos_of(qos));
+                self.retained.set(&message(topic, payload), qos_of(qos));
             }
             Record::Session { client } => {
                 if let Some(sid) = self.sessions.find(&client) {
@@ -255,10 +258,7 @@ impl Broker {
                 topic,
                 payload,
             } => {
-                let msg = Arc::new(Message {
-                    topic: topic.into(),
-                    payload: payload.into(),
-                });
+                let msg = message(topic, payload);
                 self.restore_msg(&client, msg, seq, qos, retain);
             }
             Record::MsgBody {
@@ -270,10 +270,7 @@ impl Broker {
                 topic,
                 payload,
             } => {
-                let msg = Arc::new(Message {
-                    topic: topic.into(),
-                    payload: payload.into(),
-                });
+                let msg = message(topic, payload);
                 bodies.insert(body, msg.clone());
                 self.restore_msg(&client, msg, seq, qos, retain);
             }

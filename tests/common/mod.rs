@@ -197,6 +197,15 @@ pub fn connect_packet(client_id: &str, clean: bool, keep_alive: u16) -> Vec<u8> 
     packet(0x10, &body)
 }
 
+/// CONNECT with a user name (no password), Keep Alive 60.
+pub fn connect_user_packet(client_id: &str, user: &str, clean: bool) -> Vec<u8> {
+    let flags = 0x80 | if clean { 2 } else { 0 };
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, flags, 0, 60];
+    put_str(&mut body, client_id.as_bytes());
+    put_str(&mut body, user.as_bytes());
+    packet(0x10, &body)
+}
+
 /// CONNECT with a Will.
 pub fn connect_with_will(
     client_id: &str,
