@@ -399,6 +399,9 @@ pub struct Recovery {
     pub damage: Option<String>,
 }
 
+/// How `read_log` names a record with a good checksum that it cannot read.
+const UNKNOWN: &str = "unknown record type";
+
 /// Reads every good record; stops at the first damaged one.
 fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
     let mut records = Vec::new();
@@ -427,11 +430,11 @@ fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
             return (records, at, Some(format!("checksum mismatch at byte {at}")));
         }
         let Some(rec) = Record::decode(body) else {
-            return (
-                records,
-                at,
-                Some(format!("undecodable record at byte {at}")),
-            );
+            // The checksum holds, so this is not damage: a record of a
+            // newer midge (or of a bug). Cutting it would throw away good
+            // data, so the caller refuses to start instead.
+            let kind = body.first().copied().unwrap_or(0);
+            return (records, at, Some(format!("{UNKNOWN} {kind} at byte {at}")));
         };
         records.push(rec);
         at += 8 + len;
@@ -479,6 +482,15 @@ impl Store {
         let mut data = Vec::new();
         file.read_to_end(&mut data)?;
         let (records, good, damage) = read_log(&data);
+        if let Some(why) = damage.as_ref().filter(|d| d.starts_with(UNKNOWN)) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: {why}: written by a newer midge? Not starting, so as not to cut it",
+                    path.display()
+                ),
+            ));
+        }
         let dropped = (data.len() - good) as u64;
         if dropped > 0 {
             file.set_len(good as u64)?;
@@ -773,6 +785,27 @@ mod tests {
         let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
         assert_eq!(recs.len(), sample().len() - 1);
         assert!(rec.damage.unwrap().contains("checksum"));
+    }
+
+    /// A record with a good checksum but a type this version does not
+    /// know (a newer midge's) is not damage: the store is left as it is
+    /// and opening it fails, instead of cutting good data.
+    #[test]
+    fn an_unknown_record_type_is_refused_not_cut() {
+        let d = dir("unknown");
+        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
+        s.append(&Record::Session { client: "c".into() });
+        s.commit(Instant::now()).unwrap();
+        drop(s);
+        let mut data = std::fs::read(d.join(LOG)).unwrap();
+        let body = [200u8, 1, 2, 3];
+        data.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        data.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+        data.extend_from_slice(&body);
+        std::fs::write(d.join(LOG), &data).unwrap();
+        let e = Store::open(&d, Fsync::Always).err().expect("refused");
+        assert!(e.to_string().contains("unknown record type 200"), "{e}");
+        assert_eq!(std::fs::read(d.join(LOG)).unwrap(), data, "left untouched");
     }
 
     #[test]
