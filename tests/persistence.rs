@@ -1178,6 +1178,37 @@ fn a_filtered_subscription_stays_filtered_after_a_restart() {
     assert_eq!(got, ["public/temp"]);
 }
 
+/// A message dropped for one persistent subscriber (its queue is full) and
+/// queued for another is stored in full for the second: a body is only
+/// ever referred to once it is written.
+#[test]
+fn a_message_dropped_for_one_subscriber_is_stored_whole_for_the_next() {
+    let dir = store_dir("dropped-body");
+    let config = |c: &mut midge::Config| c.max_queued = 1;
+    let b = start_cfg(&dir, config);
+    for (id, filters) in [
+        ("full", &[("t", 1), ("fill", 1)][..]),
+        ("room", &[("t", 1)][..]),
+    ] {
+        let (mut c, _) = Raw::mqtt(b.addr, id, false);
+        c.subscribe(1, filters);
+        disconnect(c);
+    }
+    let (mut p, _) = Raw::mqtt(b.addr, "dropped-pub", true);
+    publish(&mut p, "fill", b"fills the first queue", 1, 1, false);
+    publish(&mut p, "t", b"for the second", 1, 2, false);
+    disconnect(p);
+    drop(b);
+    let b = start_cfg(&dir, config);
+    let (mut room, present) = Raw::mqtt(b.addr, "room", false);
+    assert!(present);
+    let got: Vec<Vec<u8>> = drain(&mut room).into_iter().map(|p| p.payload).collect();
+    assert_eq!(got, [b"for the second".to_vec()]);
+    let (mut full, _) = Raw::mqtt(b.addr, "full", false);
+    let got: Vec<Vec<u8>> = drain(&mut full).into_iter().map(|p| p.payload).collect();
+    assert_eq!(got, [b"fills the first queue".to_vec()]);
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]

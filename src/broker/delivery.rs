@@ -99,19 +99,15 @@ impl Broker {
         // Retained copies for a new subscription are bounded by the retained
         // store and never dropped; an online subscriber's full queue pauses
         // the publisher instead of dropping what it was promised.
-        // Built before the delivery moves into the queue; written once it
-        // is queued.
-        let record = (delivery.seq > 0).then(|| {
-            self.bodies
-                .record(&mut self.next_body, sess.client_id.to_string(), &delivery)
-        });
+        // Kept (an Arc clone) to be recorded once the delivery is queued:
+        // only then, since the record may name a body that later records
+        // refer to.
+        let stored = (delivery.seq > 0).then(|| delivery.clone());
         if full && sess.conn().is_some() && (delivery.retain || self.pause_publisher(sid)) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);
             }
-            if let Some(record) = record {
-                self.persist(record);
-            }
+            self.persist_queued(sid, stored);
             return;
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
@@ -132,8 +128,8 @@ impl Broker {
                 });
             }
         }
-        if let (true, Some(record)) = (queued, record) {
-            self.persist(record);
+        if queued {
+            self.persist_queued(sid, stored);
         }
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
@@ -175,6 +171,16 @@ impl Broker {
             debug!("{}: paused: queue of {} is full", conn.addr, sess.client_id);
         }
         true
+    }
+
+    /// Records a delivery that entered `sid`'s queue (`None`: not stored).
+    fn persist_queued(&mut self, sid: usize, stored: Option<Delivery>) {
+        let (Some(d), Some(sess)) = (stored, self.sessions.get(sid)) else {
+            return;
+        };
+        let client = sess.client_id.to_string();
+        let record = self.bodies.record(&mut self.next_body, client, &d);
+        self.persist(record);
     }
 
     /// Lets the publishers waiting on `sid` go on.
