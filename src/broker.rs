@@ -669,13 +669,15 @@ impl Broker {
             .map(|(sid, _)| sid)
             .collect();
         for sid in sids {
-            self.recheck_session(sid);
+            self.recheck_session(sid, true);
         }
     }
 
-    /// `recheck_subscriptions` for one session (also when a session is
-    /// resumed under another user name).
-    fn recheck_session(&mut self, sid: usize) {
+    /// `recheck_subscriptions` for one session (also when it is resumed).
+    /// Without `revoke` (while the store is being read, when removals could
+    /// not be recorded) a refused subscription is only marked `filtered`:
+    /// each message is then checked, and refused.
+    pub(super) fn recheck_session(&mut self, sid: usize, revoke: bool) {
         let Some(sess) = self.sessions.get(sid) else {
             return;
         };
@@ -685,6 +687,7 @@ impl Broker {
             let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, &filter) {
                 Verdict::Granted => false,
                 Verdict::Partial => true,
+                Verdict::Refused if !revoke => true,
                 Verdict::Refused => {
                     self.revoke(sid, &id, &filter);
                     continue;
@@ -1066,7 +1069,6 @@ impl Broker {
         sess.set_conn(Some(key));
         sess.offline_since = None;
         sess.clean = c.clean_session;
-        let user_changed = sess.username.as_deref() != c.username.as_deref();
         sess.username = c.username.map(String::into_boxed_str);
         // Keep Alive may be due before the connect timeout entry.
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
@@ -1124,17 +1126,17 @@ impl Broker {
                 Stage::Released => codec::encode_ack(conn.wbuf(), codec::PUBREL, f.pkid),
             }
         }
-        if user_changed {
-            if let Some(client) = self.durable(sid) {
-                let username = self.sessions.get(sid).and_then(|s| s.username.as_deref());
-                let username = username.map(str::to_string);
-                self.persist(Record::SessionUser { client, username });
-            }
-            // A resumed session's subscriptions were granted to its old
-            // user name.
-            if present && (self.acl.is_some() || self.authorizer.is_some()) {
-                self.recheck_session(sid);
-            }
+        // Stored at every connect, so a restart can check the session's
+        // subscriptions under the right user name.
+        if let Some(client) = self.durable(sid) {
+            let username = self.sessions.get(sid).and_then(|s| s.username.as_deref());
+            let username = username.map(str::to_string);
+            self.persist(Record::SessionUser { client, username });
+        }
+        // A resumed session's subscriptions were granted earlier, maybe to
+        // another user name or under another ACL (a restart).
+        if present && (self.acl.is_some() || self.authorizer.is_some()) {
+            self.recheck_session(sid, true);
         }
         self.pump(sid);
         Ok(())
@@ -1407,6 +1409,7 @@ impl Broker {
             };
             match conn.deadline(self.config.connect_timeout) {
                 Some(d) if d <= self.now_ms => {
+                    conn.timer_at = None; // its entry just left the heap
                     let reason = if conn.level.is_some() {
                         Reason::KeepAlive // [MQTT-3.1.2-24]
                     } else {

@@ -217,7 +217,8 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
                 let pid = std::process::id();
                 builder.format(move |buf, record| {
                     let pri = syslog::priority(record.level());
-                    writeln!(buf, "<{pri}>midge[{pid}]: {}", record.args())
+                    let text = syslog::one_line(&record.args().to_string());
+                    writeln!(buf, "<{pri}>midge[{pid}]: {text}")
                 });
                 builder.target(env_logger::Target::Pipe(Box::new(writer)));
             }

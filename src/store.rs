@@ -399,8 +399,12 @@ pub struct Recovery {
     pub damage: Option<String>,
 }
 
-/// How `read_log` names a record with a good checksum that it cannot read.
+/// How `read_log` names a record with a good checksum and a type newer
+/// than this version.
 const UNKNOWN: &str = "unknown record type";
+
+/// The highest record type this version writes and reads.
+const LAST_KNOWN_TYPE: u8 = 14;
 
 /// Reads every good record; stops at the first damaged one.
 fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
@@ -430,11 +434,21 @@ fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
             return (records, at, Some(format!("checksum mismatch at byte {at}")));
         }
         let Some(rec) = Record::decode(body) else {
-            // The checksum holds, so this is not damage: a record of a
-            // newer midge (or of a bug). Cutting it would throw away good
-            // data, so the caller refuses to start instead.
-            let kind = body.first().copied().unwrap_or(0);
-            return (records, at, Some(format!("{UNKNOWN} {kind} at byte {at}")));
+            // A type this version does not know, with a good checksum, is
+            // not damage but a newer midge's record: cutting it would throw
+            // good data away, so the caller refuses to start instead. An
+            // empty body (zeros after a crash pass the checksum) or a known
+            // type that does not decode is damage, cut as such.
+            return match body.first() {
+                Some(&kind) if kind > LAST_KNOWN_TYPE => {
+                    (records, at, Some(format!("{UNKNOWN} {kind} at byte {at}")))
+                }
+                _ => (
+                    records,
+                    at,
+                    Some(format!("undecodable record at byte {at}")),
+                ),
+            };
         };
         records.push(rec);
         at += 8 + len;
@@ -806,6 +820,39 @@ mod tests {
         let e = Store::open(&d, Fsync::Always).err().expect("refused");
         assert!(e.to_string().contains("unknown record type 200"), "{e}");
         assert_eq!(std::fs::read(d.join(LOG)).unwrap(), data, "left untouched");
+    }
+
+    #[test]
+    fn last_known_type_is_the_highest_written() {
+        let highest = sample()
+            .iter()
+            .map(|r| {
+                let mut out = Vec::new();
+                r.encode(&mut out);
+                out[0]
+            })
+            .max();
+        assert_eq!(highest, Some(LAST_KNOWN_TYPE), "sample() has every type");
+    }
+
+    /// Zeros appended after a crash (some file systems extend a file
+    /// before its data lands) pass the checksum of an empty record: they
+    /// are damage, cut like a torn tail.
+    #[test]
+    fn a_zero_filled_tail_is_cut() {
+        let d = dir("zeros");
+        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
+        s.append(&Record::Session { client: "c".into() });
+        s.commit(Instant::now()).unwrap();
+        drop(s);
+        let good = std::fs::metadata(d.join(LOG)).unwrap().len();
+        let mut data = std::fs::read(d.join(LOG)).unwrap();
+        data.extend_from_slice(&[0; 4096]);
+        std::fs::write(d.join(LOG), &data).unwrap();
+        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
+        assert_eq!(recs, [Record::Session { client: "c".into() }]);
+        assert_eq!(rec.dropped_bytes, 4096);
+        assert_eq!(std::fs::metadata(d.join(LOG)).unwrap().len(), good);
     }
 
     #[test]

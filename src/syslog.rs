@@ -29,6 +29,21 @@ pub fn priority(level: log::Level) -> u8 {
     FACILITY_DAEMON * 8 + severity
 }
 
+/// A log message as one syslog line: control characters (a newline in a
+/// client id, say) become `\xNN`, so a client cannot start a line of its
+/// own with a priority and tag it chose.
+pub fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A `Write` that sends each line written to it as one datagram.
 #[derive(Debug)]
 pub struct SyslogWriter {
@@ -93,6 +108,15 @@ impl Write for SyslogWriter {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn control_characters_cannot_start_a_line() {
+        let id = "x\n<10>sshd[1]: Accepted password for root\r";
+        assert_eq!(
+            one_line(&format!("{id} connected")),
+            "x\\x0a<10>sshd[1]: Accepted password for root\\x0d connected"
+        );
+    }
 
     #[test]
     fn levels_map_to_daemon_priorities() {

@@ -1209,6 +1209,38 @@ fn a_message_dropped_for_one_subscriber_is_stored_whole_for_the_next() {
     assert_eq!(got, [b"fills the first queue".to_vec()]);
 }
 
+/// A store written before user names were stored (no `SessionUser`
+/// records), opened with an ACL: the restored subscriptions are kept, and
+/// checked when their session connects again, under its real user name.
+#[test]
+fn subscriptions_from_a_store_without_user_names_survive_an_acl() {
+    use midge::store::{Record, Store};
+    let dir = store_dir("old-acl");
+    let (mut store, _, _) = Store::open(&dir, Fsync::Always).unwrap();
+    store.append(&Record::Session {
+        client: "dev".into(),
+    });
+    store.append(&Record::Sub {
+        client: "dev".into(),
+        filter: "alice/#".into(),
+        qos: 1,
+    });
+    store.sync().unwrap();
+    drop(store);
+    let acl = dir.with_extension("acl");
+    std::fs::write(&acl, "user alice\ntopic readwrite alice/#\n").unwrap();
+    let b = start_cfg(&dir, |c| c.acl_file = Some(acl.clone()));
+    let mut dev = Raw::connect(b.addr);
+    dev.send(&connect_user_packet("dev", "alice", false));
+    dev.expect(&[0x20, 2, 1, 0]);
+    let mut p = Raw::connect(b.addr);
+    p.send(&connect_user_packet("alice-pub", "alice", true));
+    p.expect(&[0x20, 2, 0, 0]);
+    publish(&mut p, "alice/x", b"kept", 1, 1, false);
+    let got: Vec<Vec<u8>> = drain(&mut dev).into_iter().map(|m| m.payload).collect();
+    assert_eq!(got, [b"kept".to_vec()]);
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]

@@ -18,6 +18,15 @@ use std::time::Instant;
 /// Records a compaction step may write before the loop moves on.
 const SNAPSHOT_STEP: usize = 2000;
 
+/// What replaying the store collects besides the state itself.
+#[derive(Default)]
+struct Replay {
+    /// `MsgBody` messages, for the `MsgRef`s that follow them.
+    bodies: HashMap<u64, Arc<Message>>,
+    /// Sessions whose user name is stored.
+    users_known: std::collections::HashSet<String>,
+}
+
 /// Where a compaction's snapshot has got to.
 pub(super) struct Snapshot {
     retained: Vec<Box<str>>,
@@ -159,15 +168,22 @@ impl Broker {
 
     /// Rebuilds sessions, subscriptions, queues and retained messages.
     pub(super) fn restore(&mut self, records: Vec<Record>) {
-        let mut bodies = HashMap::new();
+        let mut replay = Replay::default();
         for rec in records {
-            self.apply(rec, &mut bodies);
+            self.apply(rec, &mut replay);
         }
-        self.next_body = bodies.keys().copied().max().unwrap_or(0);
-        // The ACL may have changed while the broker was down, and
-        // subscriptions with denied topics must be marked again.
+        self.next_body = replay.bodies.keys().copied().max().unwrap_or(0);
+        // Subscriptions with denied topics are marked again (the ACL may
+        // also have changed while the broker was down), for the sessions
+        // whose user name is stored; a store from before user names were
+        // stored leaves that to the session's next CONNECT. Nothing is
+        // removed here: that happens at the next CONNECT or SIGHUP.
         if self.acl.is_some() {
-            self.recheck_subscriptions();
+            for client in replay.users_known {
+                if let Some(sid) = self.sessions.find(&client) {
+                    self.recheck_session(sid, false);
+                }
+            }
         }
         // Sequences continue after the highest restored one; restored
         // sessions count as offline from now on (for expiry).
@@ -201,9 +217,8 @@ impl Broker {
         self.sessions.get_mut(sid)
     }
 
-    /// Replays one record; `bodies` collects the `MsgBody` messages for
-    /// the `MsgRef`s that follow them.
-    fn apply(&mut self, rec: Record, bodies: &mut HashMap<u64, Arc<Message>>) {
+    /// Replays one record.
+    fn apply(&mut self, rec: Record, replay: &mut Replay) {
         match rec {
             Record::Retain {
                 topic,
@@ -216,11 +231,13 @@ impl Broker {
                 if let Some(sid) = self.sessions.find(&client) {
                     self.drop_session(sid);
                 }
+                replay.users_known.remove(&client);
                 self.new_session(client.into(), false);
             }
             Record::SessionUser { client, username } => {
                 if let Some(sess) = self.restored_session(&client) {
                     sess.username = username.map(String::into_boxed_str);
+                    replay.users_known.insert(client);
                 }
             }
             Record::SessionGone { client } => {
@@ -271,7 +288,7 @@ impl Broker {
                 payload,
             } => {
                 let msg = message(topic, payload);
-                bodies.insert(body, msg.clone());
+                replay.bodies.insert(body, msg.clone());
                 self.restore_msg(&client, msg, seq, qos, retain);
             }
             Record::MsgRef {
@@ -280,7 +297,7 @@ impl Broker {
                 qos,
                 retain,
                 body,
-            } => match bodies.get(&body) {
+            } => match replay.bodies.get(&body) {
                 // Restored subscribers share one copy, as they did live.
                 Some(msg) => {
                     let msg = msg.clone();
