@@ -1059,6 +1059,9 @@ impl Broker {
             }
             None => (self.new_session(client_id.into(), c.clean_session), false),
         };
+        if present {
+            self.drop_unreadable(sid, c.username.as_deref());
+        }
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return Ok(());
         };
@@ -1140,6 +1143,32 @@ impl Broker {
         }
         self.pump(sid);
         Ok(())
+    }
+
+    /// A resumed session's queued and unacknowledged messages were routed
+    /// under the ACL as it applied to the session's earlier connection
+    /// (maybe another user name, or before a restart): those the
+    /// connecting user may not read are dropped before anything is resent.
+    fn drop_unreadable(&mut self, sid: usize, username: Option<&str>) {
+        let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get_mut(sid)) else {
+            return;
+        };
+        let id = sess.client_id.clone();
+        let dropped =
+            sess.retain_deliveries(|d| acl.allowed(&id, username, Access::Subscribe, &d.msg.topic));
+        if dropped.is_empty() {
+            return;
+        }
+        info!(
+            "{id}: {} queued messages dropped: not readable by this user",
+            dropped.len()
+        );
+        if let Some(client) = self.durable(sid) {
+            for seq in dropped.into_iter().filter(|&s| s > 0) {
+                let client = client.clone();
+                self.persist(Record::Done { client, seq });
+            }
+        }
     }
 
     /// Answers a CONNECT with a non-zero return code; the connection then

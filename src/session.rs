@@ -314,6 +314,34 @@ impl Session {
         Some(d)
     }
 
+    /// Keeps the queued and sent-but-unacknowledged messages `keep`
+    /// accepts; returns the sequence numbers of the others. Messages past
+    /// PUBREC (only their PUBREL is pending) are delivered already: kept.
+    pub fn retain_deliveries(&mut self, mut keep: impl FnMut(&Delivery) -> bool) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        let Some(flow) = self.flow.as_mut() else {
+            return dropped;
+        };
+        flow.inflight.retain(|f| {
+            let kept = f.stage == Stage::Released || keep(&f.delivery);
+            if !kept {
+                dropped.push(f.delivery.seq);
+            }
+            kept
+        });
+        let mut freed = 0;
+        flow.queue.retain(|d| {
+            let kept = keep(d);
+            if !kept {
+                dropped.push(d.seq);
+                freed += d.msg.payload.len();
+            }
+            kept
+        });
+        flow.queued_bytes -= freed;
+        dropped
+    }
+
     /// Takes the connections waiting for this queue to drain.
     pub fn take_waiters(&mut self) -> Vec<(usize, u32)> {
         match self.flow.as_mut() {

@@ -258,7 +258,8 @@ fn a_partly_denied_subscription_is_granted_and_filtered_per_message() {
 }
 
 /// A persistent session resumed under another user name keeps only the
-/// subscriptions that user may have: they were granted to the old one.
+/// subscriptions that user may have, and gets only the queued messages it
+/// may read: they were granted and routed for the old one.
 #[test]
 fn a_session_resumed_by_another_user_is_checked_again() {
     let acl = write(
@@ -273,14 +274,27 @@ fn a_session_resumed_by_another_user_is_checked_again() {
     };
     let mut dev = connect("a");
     dev.expect(&[0x20, 2, 0, 0]);
-    dev.send(&subscribe_packet(1, &[("#", 0)]));
-    assert_eq!(dev.read_packet(), Some((0x90, vec![0, 1, 0])));
+    dev.send(&subscribe_packet(1, &[("#", 1)]));
+    assert_eq!(dev.read_packet(), Some((0x90, vec![0, 1, 1])));
     dev.send(&[0xE0, 0]);
     dev.expect_closed();
-    let mut dev = connect("b");
-    dev.expect(&[0x20, 2, 1, 0]); // session present
+    // Queued for the session while it is offline, readable by a.
     let (mut w, code) = connect_as(b.addr, "writer", Some("w"), None);
     assert_eq!(code, 0);
+    w.send(&publish_packet("x/secret", b"for a", 1, 1, false, false));
+    w.expect(&[0x40, 2, 0, 1]);
+    w.send(&publish_packet("public/q", b"for all", 1, 2, false, false));
+    w.expect(&[0x40, 2, 0, 2]);
+    let mut dev = connect("b");
+    dev.expect(&[0x20, 2, 1, 0]); // session present
+                                  // Of the queue, only what b may read arrives.
+    let p = dev.read_publish();
+    assert_eq!(
+        (p.topic.as_str(), &p.payload[..]),
+        ("public/q", &b"for all"[..])
+    );
+    dev.send(&[0x40, 2, (p.pkid >> 8) as u8, p.pkid as u8]);
+    dev.ping();
     w.send(&publish_packet("public/p", b"1", 0, 0, false, false));
     w.send(&publish_packet("x/y", b"2", 0, 0, false, false));
     w.ping();
