@@ -80,9 +80,8 @@ impl Broker {
             let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
             if let Some(record) = record {
-                let client = sess.client_id.clone();
+                let client = sess.client_id.to_string();
                 self.persist(record);
-                let client = client.to_string();
                 self.persist(Record::Sent { client, seq, pkid });
             }
         } else {
