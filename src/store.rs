@@ -134,6 +134,14 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
+/// What every message record starts with: client, sequence, and QoS with
+/// the RETAIN flag in one byte.
+fn put_msg_head(out: &mut Vec<u8>, client: &str, seq: u64, qos: u8, retain: bool) {
+    put_str(out, client);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.push(qos | (retain as u8) << 4);
+}
+
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(&(b.len() as u32).to_le_bytes());
     out.extend_from_slice(b);
@@ -191,9 +199,7 @@ impl Record {
                 payload,
             } => {
                 out.push(6);
-                put_str(out, client);
-                out.extend_from_slice(&seq.to_le_bytes());
-                out.push(*qos | (*retain as u8) << 4);
+                put_msg_head(out, client, *seq, *qos, *retain);
                 put_str(out, topic);
                 put_bytes(out, payload);
             }
@@ -207,9 +213,7 @@ impl Record {
                 payload,
             } => {
                 out.push(12);
-                put_str(out, client);
-                out.extend_from_slice(&seq.to_le_bytes());
-                out.push(*qos | (*retain as u8) << 4);
+                put_msg_head(out, client, *seq, *qos, *retain);
                 out.extend_from_slice(&body.to_le_bytes());
                 put_str(out, topic);
                 put_bytes(out, payload);
@@ -222,9 +226,7 @@ impl Record {
                 body,
             } => {
                 out.push(13);
-                put_str(out, client);
-                out.extend_from_slice(&seq.to_le_bytes());
-                out.push(*qos | (*retain as u8) << 4);
+                put_msg_head(out, client, *seq, *qos, *retain);
                 out.extend_from_slice(&body.to_le_bytes());
             }
             Record::Sent { client, seq, pkid } => {
@@ -280,14 +282,12 @@ impl Record {
                 filter: r.str()?,
             },
             6 => {
-                let client = r.str()?;
-                let seq = r.u64()?;
-                let flags = r.u8()?;
+                let (client, seq, qos, retain) = r.msg_head()?;
                 Record::Msg {
                     client,
                     seq,
-                    qos: flags & 0x0f,
-                    retain: flags & 0x10 != 0,
+                    qos,
+                    retain,
                     topic: r.str()?,
                     payload: r.bytes()?,
                 }
@@ -314,28 +314,24 @@ impl Record {
                 pkid: r.u16()?,
             },
             12 => {
-                let client = r.str()?;
-                let seq = r.u64()?;
-                let flags = r.u8()?;
+                let (client, seq, qos, retain) = r.msg_head()?;
                 Record::MsgBody {
                     client,
                     seq,
-                    qos: flags & 0x0f,
-                    retain: flags & 0x10 != 0,
+                    qos,
+                    retain,
                     body: r.u64()?,
                     topic: r.str()?,
                     payload: r.bytes()?,
                 }
             }
             13 => {
-                let client = r.str()?;
-                let seq = r.u64()?;
-                let flags = r.u8()?;
+                let (client, seq, qos, retain) = r.msg_head()?;
                 Record::MsgRef {
                     client,
                     seq,
-                    qos: flags & 0x0f,
-                    retain: flags & 0x10 != 0,
+                    qos,
+                    retain,
                     body: r.u64()?,
                 }
             }
@@ -370,6 +366,11 @@ impl Cursor<'_> {
     fn str(&mut self) -> Option<String> {
         let n = self.u16()? as usize;
         String::from_utf8(self.take(n)?.to_vec()).ok()
+    }
+    /// `put_msg_head`'s fields: (client, seq, qos, retain).
+    fn msg_head(&mut self) -> Option<(String, u64, u8, bool)> {
+        let (client, seq, flags) = (self.str()?, self.u64()?, self.u8()?);
+        Some((client, seq, flags & 0x0f, flags & 0x10 != 0))
     }
     fn bytes(&mut self) -> Option<Vec<u8>> {
         let n = u32::from_le_bytes(self.take(4)?.try_into().ok()?) as usize;
