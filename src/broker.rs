@@ -1060,7 +1060,7 @@ impl Broker {
             None => (self.new_session(client_id.into(), c.clean_session), false),
         };
         if present {
-            self.drop_unreadable(sid, c.username.as_deref());
+            self.recheck_resumed(sid, c.username.as_deref());
         }
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return Ok(());
@@ -1136,19 +1136,27 @@ impl Broker {
             let username = username.map(str::to_string);
             self.persist(Record::SessionUser { client, username });
         }
-        // A resumed session's subscriptions were granted earlier, maybe to
-        // another user name or under another ACL (a restart).
-        if present && (self.acl.is_some() || self.authorizer.is_some()) {
-            self.recheck_session(sid, true);
-        }
         self.pump(sid);
         Ok(())
     }
 
-    /// A resumed session's queued and unacknowledged messages were routed
-    /// under the ACL as it applied to the session's earlier connection
-    /// (maybe another user name, or before a restart): those the
-    /// connecting user may not read are dropped before anything is resent.
+    /// A resumed session's subscriptions were granted, and its queued and
+    /// unacknowledged messages routed, for its earlier connection (maybe
+    /// another user name, or another ACL before a restart): both are
+    /// checked again for the connecting user before anything is resent.
+    fn recheck_resumed(&mut self, sid: usize, username: Option<&str>) {
+        if self.acl.is_none() && self.authorizer.is_none() {
+            return;
+        }
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.username = username.map(Box::from);
+        }
+        self.recheck_session(sid, true);
+        self.drop_unreadable(sid, username);
+    }
+
+    /// The part of `recheck_resumed` for messages: those the connecting
+    /// user may not read are dropped (and recorded as done).
     fn drop_unreadable(&mut self, sid: usize, username: Option<&str>) {
         let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get_mut(sid)) else {
             return;
