@@ -225,3 +225,18 @@ fn sighup_reloads_the_acl_and_rechecks_subscriptions_without_disconnecting() {
     p.wait_for("reload failed, keeping the previous files");
     sub.ping();
 }
+
+/// The README's first command, `cargo run --release`, needs to know which
+/// of the crate's binaries to run (there are three): the manifest names
+/// the broker.
+#[test]
+fn cargo_run_starts_the_broker() {
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .expect("Cargo.toml");
+    assert!(
+        manifest
+            .lines()
+            .any(|l| l.trim() == r#"default-run = "midge""#),
+        "Cargo.toml must set default-run = \"midge\""
+    );
+}
