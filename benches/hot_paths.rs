@@ -7,6 +7,7 @@
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use midge::codec::{self, Packet, ProtocolLevel, QoS};
+use midge::keys::{Destination, SessionKey};
 use midge::router::Router;
 use std::hint::black_box;
 
@@ -56,6 +57,10 @@ fn publish_codec(c: &mut Criterion) {
     g.finish();
 }
 
+fn session(i: usize) -> Destination {
+    Destination::Session(SessionKey::saturating(i))
+}
+
 /// A table of `n` subscriptions, 70% exact and 30% wildcard, one session
 /// each, spread over many topic prefixes like a fleet of devices.
 fn table(n: usize) -> Router {
@@ -66,9 +71,9 @@ fn table(n: usize) -> Router {
             7 | 8 => format!("sensors/{i}/+"),
             _ => format!("devices/{i}/#"),
         };
-        r.subscribe(i, &filter, QoS::AtLeastOnce, false);
+        r.subscribe(session(i), &filter, QoS::AtLeastOnce, false);
     }
-    r.subscribe(n, "sensors/+/temp", QoS::AtMostOnce, false);
+    r.subscribe(session(n), "sensors/+/temp", QoS::AtMostOnce, false);
     r
 }
 

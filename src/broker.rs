@@ -18,13 +18,14 @@ use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
 use crate::host::{
     Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
-    HostMessage, MessageCallback,
+    HostMessage, HostSub,
 };
+use crate::keys::{Destination, HostKey, SessionKey};
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::store::{Record, Store};
-use crate::timer::{self, Timers};
+use crate::timer::{self, Due, Timers};
 use crate::topic;
 use log::{debug, error, info, warn};
 use mio::net::{TcpListener, TcpStream};
@@ -96,7 +97,7 @@ impl ShutdownHandle {
 
 /// A subscription made by the host program with [`Broker::subscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HostSubscription(usize);
+pub struct HostSubscription(HostKey);
 
 /// Why a connection ends; decides the log line and whether the Will goes.
 #[derive(Debug)]
@@ -136,6 +137,11 @@ fn protocol(msg: impl Into<String>) -> Reason {
     Reason::Protocol(msg.into())
 }
 
+/// Session `sid` as a router destination.
+fn session_dest(sid: usize) -> Destination {
+    Destination::Session(SessionKey::saturating(sid))
+}
+
 fn mark_dirty(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
     if !conn.dirty {
         conn.dirty = true;
@@ -159,13 +165,9 @@ pub struct Broker {
     signals: Option<mio::net::UnixStream>,
     hangup: Option<mio::net::UnixStream>,
     started: Instant,
-    /// When `$SYS` is next published, and what was published last (only
-    /// changed values are sent again).
-    sys_next: Option<Instant>,
+    /// What `$SYS` published last (only changed values are sent again).
     sys_last: HashMap<&'static str, String>,
     clients_maximum: usize,
-    /// When offline sessions are next checked for expiry.
-    expiry_next: Option<Instant>,
     /// Connections with output to write at the end of this iteration.
     dirty: Vec<usize>,
     /// Connections whose read budget ran out: read again next iteration.
@@ -181,12 +183,13 @@ pub struct Broker {
     now_ms: u64,
     next_serial: u32,
     next_client_id: u64,
-    accept_paused_until: Option<Instant>,
+    /// Accepting stopped after a descriptor shortage (until
+    /// [`Due::AcceptResume`]).
+    accept_paused: bool,
     /// The connection whose PUBLISH is being routed, for flow control.
     publisher: Option<usize>,
-    /// Host subscriptions: session index -> callback.
-    host_callbacks: HashMap<usize, MessageCallback>,
-    next_host_sub: u64,
+    /// Subscriptions of the host program ([`Destination::Host`]).
+    host_subs: Slab<HostSub>,
     on_event: Option<EventCallback>,
     authenticator: Option<Authenticator>,
     authorizer: Option<Authorizer>,
@@ -229,10 +232,6 @@ impl Broker {
                 format!("between 1 and {MAX_LISTENERS} listen addresses are needed"),
             ));
         }
-        let sys_next = (!config.sys_interval.is_zero()).then(Instant::now);
-        let expiry_next = config
-            .session_expiry
-            .map(|e| Instant::now() + expiry_step(e));
         let (passwords, acl) =
             load_auth(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
@@ -262,10 +261,8 @@ impl Broker {
             signals: None,
             hangup: None,
             started: Instant::now(),
-            sys_next,
             sys_last: HashMap::new(),
             clients_maximum: 0,
-            expiry_next,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
             routes: Vec::new(),
@@ -275,10 +272,9 @@ impl Broker {
             now_ms: 0,
             next_serial: 0,
             next_client_id: 0,
-            accept_paused_until: None,
+            accept_paused: false,
             publisher: None,
-            host_callbacks: HashMap::new(),
-            next_host_sub: 0,
+            host_subs: Slab::new(),
             on_event: None,
             authenticator: None,
             authorizer: None,
@@ -292,6 +288,14 @@ impl Broker {
             store_full_logged: false,
             stopped: false,
         };
+        if !broker.config.sys_interval.is_zero() {
+            broker.timers.schedule(0, Due::Sys);
+        }
+        if let Some(expiry) = broker.config.session_expiry {
+            broker
+                .timers
+                .schedule(millis(expiry_step(expiry)), Due::SessionExpiry);
+        }
         if let Some(dir) = broker.config.persistence_dir() {
             let started = Instant::now();
             let (store, records, recovery) =
@@ -374,7 +378,8 @@ impl Broker {
     }
 
     /// When the loop next has timed work to do (a keep-alive or connect
-    /// deadline), for a host that drives [`Broker::poll_once`] itself.
+    /// deadline, `$SYS`, ...), for a host that drives
+    /// [`Broker::poll_once`] itself.
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
         let timer = self
@@ -382,16 +387,7 @@ impl Broker {
             .next_due()
             .map(|ms| timer::instant(self.started, ms));
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
-        let soonest = [
-            timer,
-            self.accept_paused_until,
-            self.sys_next,
-            sync,
-            self.expiry_next,
-        ]
-        .into_iter()
-        .flatten()
-        .min();
+        let soonest = [timer, sync].into_iter().flatten().min();
         if self.pending_reads.is_empty() && self.snapshot.is_none() {
             soonest
         } else {
@@ -474,30 +470,30 @@ impl Broker {
         if !topic::valid_filter(filter) || filter.contains('\0') || filter.len() > 65_535 {
             return Err(invalid("invalid topic filter"));
         }
-        self.next_host_sub += 1;
-        // A NUL can never appear in a client's id, so this never collides.
-        // Clean: a host subscription lives as long as the broker object.
-        let sid = self.new_session(format!("\0host-{}", self.next_host_sub).into(), true);
-        let (_, stored) = self.router.subscribe(sid, filter, qos, false);
-        if let Some(sess) = self.sessions.get_mut(sid) {
-            sess.host = true;
-            sess.subscribe(stored, qos);
-        }
-        self.host_callbacks.insert(sid, Box::new(callback));
+        let entry = self.host_subs.vacant_entry();
+        let key = HostKey::new(entry.key()).ok_or_else(|| invalid("too many subscriptions"))?;
+        let (_, filter) = self
+            .router
+            .subscribe(Destination::Host(key), filter, qos, false);
+        entry.insert(HostSub {
+            filter: filter.clone(),
+            callback: Box::new(callback),
+        });
         let mut found = Vec::new();
-        self.retained.matching(filter, &mut found);
+        self.retained.matching(&filter, &mut found);
         for (msg, stored) in found {
-            self.deliver(sid, &msg, stored.min(qos), true);
+            self.deliver_to_host(key, &msg, stored.min(qos), true);
         }
-        Ok(HostSubscription(sid))
+        Ok(HostSubscription(key))
     }
 
     /// Ends a host subscription; false if it was already gone.
     pub fn unsubscribe(&mut self, sub: HostSubscription) -> bool {
-        if self.host_callbacks.remove(&sub.0).is_none() {
+        let Some(host) = self.host_subs.try_remove(sub.0.index()) else {
             return false;
-        }
-        self.drop_session(sub.0);
+        };
+        self.router
+            .unsubscribe(Destination::Host(sub.0), &host.filter);
         true
     }
 
@@ -665,7 +661,7 @@ impl Broker {
         let sids: Vec<usize> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.host && !s.subscriptions.is_empty())
+            .filter(|(_, s)| !s.subscriptions.is_empty())
             .map(|(sid, _)| sid)
             .collect();
         for sid in sids {
@@ -693,13 +689,14 @@ impl Broker {
                     continue;
                 }
             };
-            self.router.subscribe(sid, &filter, qos, filtered);
+            self.router
+                .subscribe(session_dest(sid), &filter, qos, filtered);
         }
     }
 
     fn revoke(&mut self, sid: usize, id: &str, filter: &str) {
         info!("{id}: subscription {filter:?} removed: no longer allowed");
-        self.router.unsubscribe(sid, filter);
+        self.router.unsubscribe(session_dest(sid), filter);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.unsubscribe(filter);
         }
@@ -726,7 +723,7 @@ impl Broker {
     // ------------------------------------------------------------ accepting
 
     fn accept(&mut self, index: usize) {
-        if self.accept_paused_until.is_some() {
+        if self.accept_paused {
             return;
         }
         loop {
@@ -742,7 +739,9 @@ impl Broker {
                     // EMFILE/ENFILE and the like: retrying at once would spin
                     // (mosquitto #948). Back off; the timer retries.
                     error!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused_until = Some(self.now + ACCEPT_BACKOFF);
+                    self.accept_paused = true;
+                    let at = self.now_ms.saturating_add(millis(ACCEPT_BACKOFF));
+                    self.timers.schedule(at, Due::AcceptResume);
                     return;
                 }
             }
@@ -772,7 +771,7 @@ impl Broker {
         let mut conn = Conn::new(socket, addr, self.next_serial, self.now_ms);
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             conn.timer_at = Some(at);
-            self.timers.schedule(at, key, conn.serial);
+            self.timers.schedule(at, Due::Conn(key, conn.serial));
         }
         entry.insert(conn);
         debug!("{addr}: connection accepted");
@@ -1080,7 +1079,7 @@ impl Broker {
                     self.timers.forget();
                 }
                 conn.timer_at = Some(at);
-                self.timers.schedule(at, key, conn.serial);
+                self.timers.schedule(at, Due::Conn(key, conn.serial));
             }
         }
         info!(
@@ -1223,7 +1222,7 @@ impl Broker {
             return;
         };
         for (filter, _) in &sess.subscriptions {
-            self.router.unsubscribe(sid, filter);
+            self.router.unsubscribe(session_dest(sid), filter);
         }
     }
 
@@ -1274,10 +1273,17 @@ impl Broker {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
         for s in &routes {
-            if s.filtered && !self.may_receive(s.session(), &msg.topic) {
-                continue; // a topic the ACL denies this subscriber
+            let qos = qos.min(s.qos);
+            match s.destination() {
+                Destination::Session(sid) => {
+                    let sid = sid.index();
+                    if s.filtered && !self.may_receive(sid, &msg.topic) {
+                        continue; // a topic the ACL denies this subscriber
+                    }
+                    self.deliver(sid, msg, qos, false);
+                }
+                Destination::Host(key) => self.deliver_to_host(key, msg, qos, false),
             }
-            self.deliver(s.session(), msg, qos.min(s.qos), false);
         }
         self.routes = routes;
     }
@@ -1346,7 +1352,9 @@ impl Broker {
             match qos {
                 Some(qos) => {
                     self.session(sid)?;
-                    let subscribed = self.router.subscribe(sid, filter, *qos, *filtered); // [MQTT-3.8.4-3]
+                    let subscribed =
+                        self.router
+                            .subscribe(session_dest(sid), filter, *qos, *filtered); // [MQTT-3.8.4-3]
                     let (_, stored) = subscribed;
                     self.session(sid)?.subscribe(stored, *qos);
                     if let Some(client) = self.durable(sid) {
@@ -1394,7 +1402,7 @@ impl Broker {
                     let filter = filter.to_string();
                     self.persist(Record::Unsub { client, filter });
                 }
-                self.router.unsubscribe(sid, filter); // [MQTT-3.10.4-1]
+                self.router.unsubscribe(session_dest(sid), filter); // [MQTT-3.10.4-1]
             }
         }
         // Even if nothing matched [MQTT-3.10.4-5].
@@ -1410,56 +1418,64 @@ impl Broker {
         self.timers.forget();
         if self.timers.needs_purge() {
             let conns = &self.conns;
-            self.timers.purge(|at, key, serial| {
-                conns
+            self.timers.purge(|at, due| match due {
+                Due::Conn(key, serial) => conns
                     .get(key)
-                    .is_some_and(|c| c.serial == serial && c.timer_at == Some(at))
+                    .is_some_and(|c| c.serial == serial && c.timer_at == Some(at)),
+                _ => true,
             });
         }
     }
 
     fn fire_timers(&mut self) {
-        if let (Some(at), Some(expiry)) = (self.expiry_next, self.config.session_expiry) {
-            if at <= self.now {
-                self.expire_sessions(expiry);
-                self.expiry_next = Some(self.now + expiry_step(expiry));
-            }
-        }
-        let interval = self.config.sys_interval;
-        if self.sys_next.is_some_and(|at| at <= self.now) {
-            self.publish_sys();
-            self.sys_next = self.now.checked_add(interval);
-        }
-        if let Some(until) = self.accept_paused_until {
-            if until <= self.now {
-                self.accept_paused_until = None;
-                for i in 0..self.listeners.len() {
-                    self.accept(i);
+        while let Some((at, due)) = self.timers.pop_due(self.now_ms) {
+            match due {
+                Due::Conn(key, serial) => self.conn_timer(at, key, serial),
+                Due::Sys => {
+                    self.publish_sys();
+                    let next = self.now_ms.saturating_add(millis(self.config.sys_interval));
+                    self.timers.schedule(next, Due::Sys);
+                }
+                Due::SessionExpiry => {
+                    if let Some(expiry) = self.config.session_expiry {
+                        self.expire_sessions(expiry);
+                        let next = self.now_ms.saturating_add(millis(expiry_step(expiry)));
+                        self.timers.schedule(next, Due::SessionExpiry);
+                    }
+                }
+                Due::AcceptResume => {
+                    self.accept_paused = false;
+                    for i in 0..self.listeners.len() {
+                        self.accept(i);
+                    }
                 }
             }
         }
-        while let Some((at, key, serial)) = self.timers.pop_due(self.now_ms) {
-            let conn = self.conns.get_mut(key);
-            let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at == Some(at)) else {
-                self.timers.stale_popped(); // superseded or another connection
-                continue;
-            };
-            match conn.deadline(self.config.connect_timeout) {
-                Some(d) if d <= self.now_ms => {
-                    conn.timer_at = None; // its entry just left the heap
-                    let reason = if conn.level.is_some() {
-                        Reason::KeepAlive // [MQTT-3.1.2-24]
-                    } else {
-                        Reason::ConnectTimeout
-                    };
-                    self.close(key, reason);
-                }
-                Some(d) => {
-                    conn.timer_at = Some(d);
-                    self.timers.schedule(d, key, serial);
-                }
-                None => conn.timer_at = None,
+    }
+
+    /// A connection's entry came due: close it if its keep-alive or
+    /// connect timeout has passed, or file its real (later) deadline.
+    fn conn_timer(&mut self, at: u64, key: usize, serial: u32) {
+        let conn = self.conns.get_mut(key);
+        let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at == Some(at)) else {
+            self.timers.stale_popped(); // superseded or another connection
+            return;
+        };
+        match conn.deadline(self.config.connect_timeout) {
+            Some(d) if d <= self.now_ms => {
+                conn.timer_at = None; // its entry just left the heap
+                let reason = if conn.level.is_some() {
+                    Reason::KeepAlive // [MQTT-3.1.2-24]
+                } else {
+                    Reason::ConnectTimeout
+                };
+                self.close(key, reason);
             }
+            Some(d) => {
+                conn.timer_at = Some(d);
+                self.timers.schedule(d, Due::Conn(key, serial));
+            }
+            None => conn.timer_at = None,
         }
     }
 
@@ -1470,7 +1486,7 @@ impl Broker {
         let expired: Vec<usize> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.conn().is_none() && !s.host)
+            .filter(|(_, s)| s.conn().is_none())
             .filter(|(_, s)| {
                 // Strictly more whole milliseconds than `expiry`: both
                 // times are truncated, so this never expires early.
@@ -1665,6 +1681,11 @@ fn check_access(
     } else {
         Verdict::Refused
     }
+}
+
+/// A duration in whole milliseconds, the unit of the broker's clock.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// How often offline sessions are checked for expiry: at least every

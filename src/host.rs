@@ -20,6 +20,13 @@ pub struct HostMessage<'a> {
 /// Called for each message matching a host subscription.
 pub type MessageCallback = Box<dyn FnMut(&HostMessage<'_>) + Send>;
 
+/// A subscription of the host program: where its messages go, and the
+/// filter it holds in the router (to remove it again).
+pub(crate) struct HostSub {
+    pub filter: std::sync::Arc<str>,
+    pub callback: MessageCallback,
+}
+
 /// Something that happened to a client.
 #[derive(Debug, Clone)]
 pub enum Event<'a> {

@@ -24,6 +24,7 @@ pub mod conffile;
 pub mod config;
 mod conn;
 pub mod host;
+pub mod keys;
 pub mod retained;
 pub mod router;
 pub mod session;

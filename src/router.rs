@@ -9,20 +9,21 @@
 //! topic are ever compared. Filters that begin with a wildcard (`#`, `+/x`)
 //! sit in a separate root list.
 //!
-//! A publish matching several filters of one session is delivered once, at
-//! the highest granted QoS [MQTT-3.3.5-1].
+//! A publish matching several filters of one destination is delivered
+//! once, at the highest granted QoS [MQTT-3.3.5-1].
 
 use crate::codec::QoS;
+use crate::keys::Destination;
 use crate::topic;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// One session's interest in a filter. 8 bytes: session keys fit in u32
-/// (every session costs memory), and there is one of these per
-/// subscription.
+/// One destination's interest in a filter. 8 bytes: the destination is
+/// packed into 32 bits ([`Destination::pack`]), and there is one of these
+/// per subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sub {
-    session: u32,
+    target: u32,
     pub qos: QoS,
     /// The ACL denies some of this filter's topics: each message is
     /// checked before delivery (see [`crate::auth::Verdict::Partial`]).
@@ -30,9 +31,9 @@ pub struct Sub {
 }
 
 impl Sub {
-    /// The subscribed session's key.
-    pub fn session(&self) -> usize {
-        self.session as usize
+    /// Who subscribed.
+    pub fn destination(&self) -> Destination {
+        Destination::unpack(self.target)
     }
 }
 
@@ -55,10 +56,10 @@ impl Subs {
         }
     }
 
-    /// Adds or updates `session`; true if it is new.
+    /// Adds or updates `new.target`; true if it is new.
     fn upsert(&mut self, new: Sub) -> bool {
         match self {
-            Subs::One(s) if s.session == new.session => {
+            Subs::One(s) if s.target == new.target => {
                 *s = new;
                 false
             }
@@ -70,15 +71,15 @@ impl Subs {
         }
     }
 
-    /// Removes `session`; true if it was there.
-    fn remove(&mut self, session: u32) -> bool {
+    /// Removes `target`; true if it was there.
+    fn remove(&mut self, target: u32) -> bool {
         match self {
-            Subs::One(s) if s.session == session => {
+            Subs::One(s) if s.target == target => {
                 *self = Subs::Many(Box::default());
                 true
             }
             Subs::One(_) => false,
-            Subs::Many(v) => remove(v, session),
+            Subs::Many(v) => remove(v, target),
         }
     }
 
@@ -88,7 +89,7 @@ impl Subs {
 }
 
 /// A wildcard filter and everyone subscribed to it: the filter is matched
-/// once, however many sessions share it.
+/// once, however many destinations share it.
 #[derive(Debug)]
 struct WildEntry {
     filter: Arc<str>,
@@ -104,10 +105,44 @@ pub struct Router {
     wild: HashMap<Box<str>, Vec<WildEntry>>,
     root: Vec<WildEntry>,
     count: usize,
-    /// Per session index: (epoch, position in the output) for duplicate
-    /// suppression in O(1) without clearing anything between routes.
-    seen: Vec<(u32, u32)>,
+    seen: Seen,
+}
+
+/// Per destination: (epoch, position in the output) of its last match, for
+/// duplicate suppression in O(1) without clearing anything between routes.
+#[derive(Debug, Default)]
+struct Seen {
+    sessions: Vec<(u32, u32)>,
+    hosts: Vec<(u32, u32)>,
     epoch: u32,
+}
+
+impl Seen {
+    /// Starts a new route: earlier marks no longer count.
+    fn next_epoch(&mut self) {
+        self.epoch = self.epoch.wrapping_add(1);
+        if self.epoch == 0 {
+            // Wrapped: old marks could collide with the new epoch.
+            self.sessions.iter_mut().for_each(|m| *m = (0, 0));
+            self.hosts.iter_mut().for_each(|m| *m = (0, 0));
+            self.epoch = 1;
+        }
+    }
+
+    /// The mark of a packed destination, grown into place on first use.
+    #[inline]
+    fn mark(&mut self, target: u32) -> &mut (u32, u32) {
+        let (host, index) = Destination::packed_slot(target);
+        let marks = if host {
+            &mut self.hosts
+        } else {
+            &mut self.sessions
+        };
+        if marks.len() <= index {
+            marks.resize(index + 1, (0, 0));
+        }
+        &mut marks[index]
+    }
 }
 
 /// Where a wildcard filter is filed: its literal levels before the first
@@ -121,7 +156,7 @@ fn prefix(filter: &str) -> Option<&str> {
 }
 
 fn upsert(subs: &mut Vec<Sub>, new: Sub) -> bool {
-    match subs.iter_mut().find(|s| s.session == new.session) {
+    match subs.iter_mut().find(|s| s.target == new.target) {
         Some(s) => {
             *s = new;
             false
@@ -133,9 +168,9 @@ fn upsert(subs: &mut Vec<Sub>, new: Sub) -> bool {
     }
 }
 
-fn remove(subs: &mut Vec<Sub>, session: u32) -> bool {
+fn remove(subs: &mut Vec<Sub>, target: u32) -> bool {
     let before = subs.len();
-    subs.retain(|s| s.session != session);
+    subs.retain(|s| s.target != target);
     subs.len() != before
 }
 
@@ -144,7 +179,7 @@ impl Router {
         Router::default()
     }
 
-    /// Number of (session, filter) subscriptions.
+    /// Number of (destination, filter) subscriptions.
     pub fn len(&self) -> usize {
         self.count
     }
@@ -165,16 +200,16 @@ impl Router {
     /// own list to share.
     pub fn subscribe(
         &mut self,
-        session: usize,
+        to: Destination,
         filter: &str,
         qos: QoS,
         filtered: bool,
     ) -> (bool, Arc<str>) {
-        let Ok(session) = u32::try_from(session) else {
+        let Some(target) = to.pack() else {
             return (false, filter.into()); // unreachable: see `Sub`
         };
         let sub = Sub {
-            session,
+            target,
             qos,
             filtered,
         };
@@ -214,8 +249,8 @@ impl Router {
 
     /// Removes a subscription (filters compared literally [MQTT-3.10.4-1]);
     /// true if there was one.
-    pub fn unsubscribe(&mut self, session: usize, filter: &str) -> bool {
-        let Ok(session) = u32::try_from(session) else {
+    pub fn unsubscribe(&mut self, to: Destination, filter: &str) -> bool {
+        let Some(target) = to.pack() else {
             return false;
         };
         let removed = if topic::has_wildcard(filter) {
@@ -228,7 +263,7 @@ impl Router {
             let Some(pos) = list.iter().position(|e| &*e.filter == filter) else {
                 return false;
             };
-            let removed = remove(&mut list[pos].subs, session);
+            let removed = remove(&mut list[pos].subs, target);
             if list[pos].subs.is_empty() {
                 list.swap_remove(pos);
             }
@@ -240,7 +275,7 @@ impl Router {
             let Some(subs) = self.exact.get_mut(filter) else {
                 return false;
             };
-            let removed = subs.remove(session);
+            let removed = subs.remove(target);
             if subs.is_empty() {
                 self.exact.remove(filter);
             }
@@ -250,23 +285,16 @@ impl Router {
         removed
     }
 
-    /// Collects into `out` every session subscribed to a filter matching
-    /// `topic`, once each, with the highest QoS granted among its matches.
+    /// Collects into `out` every destination subscribed to a filter
+    /// matching `topic`, once each, with the highest QoS granted among its
+    /// matches.
     pub fn route(&mut self, topic_name: &str, out: &mut Vec<Sub>) {
         out.clear();
-        self.epoch = self.epoch.wrapping_add(1);
-        if self.epoch == 0 {
-            // Wrapped: old marks could collide with the new epoch.
-            self.seen.iter_mut().for_each(|m| *m = (0, 0));
-            self.epoch = 1;
-        }
-        let mut collect = |subs: &[Sub], seen: &mut Vec<(u32, u32)>, epoch: u32| {
+        self.seen.next_epoch();
+        let collect = |subs: &[Sub], seen: &mut Seen, out: &mut Vec<Sub>| {
             for s in subs {
-                let sid = s.session();
-                if seen.len() <= sid {
-                    seen.resize(sid + 1, (0, 0));
-                }
-                let mark = &mut seen[sid];
+                let epoch = seen.epoch;
+                let mark = seen.mark(s.target);
                 if mark.0 == epoch {
                     let prev = &mut out[mark.1 as usize];
                     prev.qos = prev.qos.max(s.qos);
@@ -280,17 +308,17 @@ impl Router {
             }
         };
         if let Some(subs) = self.exact.get(topic_name) {
-            collect(subs.as_slice(), &mut self.seen, self.epoch);
+            collect(subs.as_slice(), &mut self.seen, out);
         }
-        let mut scan = |entries: &[WildEntry], seen: &mut Vec<(u32, u32)>, epoch: u32| {
+        let scan = |entries: &[WildEntry], seen: &mut Seen, out: &mut Vec<Sub>| {
             for e in entries {
                 if topic::matches(&e.filter, topic_name) {
-                    collect(&e.subs, seen, epoch);
+                    collect(&e.subs, seen, out);
                 }
             }
         };
         if !self.root.is_empty() {
-            scan(&self.root, &mut self.seen, self.epoch);
+            scan(&self.root, &mut self.seen, out);
         }
         if !self.wild.is_empty() {
             let ends = topic_name
@@ -299,7 +327,7 @@ impl Router {
                 .chain(std::iter::once(topic_name.len()));
             for end in ends {
                 if let Some(entries) = self.wild.get(&topic_name[..end]) {
-                    scan(entries, &mut self.seen, self.epoch);
+                    scan(entries, &mut self.seen, out);
                 }
             }
         }
@@ -309,13 +337,45 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::{HostKey, SessionKey};
 
+    fn sess(i: usize) -> Destination {
+        Destination::Session(SessionKey::new(i).expect("small key"))
+    }
+
+    /// Routed sessions' indexes and QoS, sorted (hosts are left out).
     fn routed(r: &mut Router, topic: &str) -> Vec<(usize, QoS)> {
         let mut out = Vec::new();
         r.route(topic, &mut out);
-        let mut v: Vec<_> = out.iter().map(|s| (s.session(), s.qos)).collect();
+        let mut v: Vec<_> = out
+            .iter()
+            .filter_map(|s| match s.destination() {
+                Destination::Session(k) => Some((k.index(), s.qos)),
+                Destination::Host(_) => None,
+            })
+            .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn a_host_subscription_is_not_the_session_with_the_same_index() {
+        let mut r = Router::new();
+        let host = Destination::Host(HostKey::new(1).expect("small key"));
+        r.subscribe(sess(1), "a/#", QoS::AtMostOnce, false);
+        r.subscribe(host, "a/+", QoS::ExactlyOnce, false);
+        r.subscribe(host, "a/b", QoS::AtLeastOnce, false);
+        let mut out = Vec::new();
+        r.route("a/b", &mut out);
+        let got: Vec<_> = out.iter().map(|s| (s.destination(), s.qos)).collect();
+        assert_eq!(
+            got,
+            vec![(host, QoS::ExactlyOnce), (sess(1), QoS::AtMostOnce)],
+            "one delivery each, the host's at its highest QoS"
+        );
+        assert!(r.unsubscribe(host, "a/+") && r.unsubscribe(host, "a/b"));
+        assert_eq!(routed(&mut r, "a/b"), vec![(1, QoS::AtMostOnce)]);
+        assert!(!r.unsubscribe(host, "a/#"), "the session's, not the host's");
     }
 
     #[test]
@@ -331,11 +391,11 @@ mod tests {
     #[test]
     fn exact_wildcard_and_root_filters() {
         let mut r = Router::new();
-        r.subscribe(1, "a/b", QoS::AtMostOnce, false);
-        r.subscribe(2, "a/+", QoS::AtLeastOnce, false);
-        r.subscribe(3, "#", QoS::ExactlyOnce, false);
-        r.subscribe(4, "a/b/#", QoS::AtLeastOnce, false);
-        r.subscribe(5, "/+", QoS::AtMostOnce, false);
+        r.subscribe(sess(1), "a/b", QoS::AtMostOnce, false);
+        r.subscribe(sess(2), "a/+", QoS::AtLeastOnce, false);
+        r.subscribe(sess(3), "#", QoS::ExactlyOnce, false);
+        r.subscribe(sess(4), "a/b/#", QoS::AtLeastOnce, false);
+        r.subscribe(sess(5), "/+", QoS::AtMostOnce, false);
         assert_eq!(r.len(), 5);
         assert_eq!(
             routed(&mut r, "a/b"),
@@ -351,10 +411,10 @@ mod tests {
             vec![(3, QoS::ExactlyOnce), (5, QoS::AtMostOnce)]
         );
         assert_eq!(routed(&mut r, "$SYS/x"), vec![]);
-        assert!(r.unsubscribe(3, "#"));
-        assert!(!r.unsubscribe(3, "#"));
+        assert!(r.unsubscribe(sess(3), "#"));
+        assert!(!r.unsubscribe(sess(3), "#"));
         assert!(
-            !r.unsubscribe(2, "a/b"),
+            !r.unsubscribe(sess(2), "a/b"),
             "no wildcard matching on unsubscribe"
         );
         assert_eq!(routed(&mut r, "a/c"), vec![(2, QoS::AtLeastOnce)]);
@@ -364,24 +424,24 @@ mod tests {
     #[test]
     fn exact_topics_go_from_one_subscriber_to_many_and_back() {
         let mut r = Router::new();
-        assert!(r.subscribe(1, "x", QoS::AtMostOnce, false).0);
+        assert!(r.subscribe(sess(1), "x", QoS::AtMostOnce, false).0);
         assert!(
-            !r.subscribe(1, "x", QoS::AtLeastOnce, false).0,
+            !r.subscribe(sess(1), "x", QoS::AtLeastOnce, false).0,
             "upgrade, not a new one"
         );
-        let (new, shared) = r.subscribe(2, "x", QoS::AtMostOnce, false);
+        let (new, shared) = r.subscribe(sess(2), "x", QoS::AtMostOnce, false);
         assert!(new);
         assert_eq!(Arc::strong_count(&shared), 2, "one string, shared");
         assert_eq!(
             routed(&mut r, "x"),
             vec![(1, QoS::AtLeastOnce), (2, QoS::AtMostOnce)]
         );
-        assert!(!r.unsubscribe(3, "x"));
-        assert!(r.unsubscribe(1, "x") && r.unsubscribe(2, "x"));
+        assert!(!r.unsubscribe(sess(3), "x"));
+        assert!(r.unsubscribe(sess(1), "x") && r.unsubscribe(sess(2), "x"));
         assert!(r.exact.is_empty() && r.is_empty());
-        assert!(r.subscribe(4, "x", QoS::ExactlyOnce, false).0);
+        assert!(r.subscribe(sess(4), "x", QoS::ExactlyOnce, false).0);
         assert!(
-            !r.unsubscribe(5, "x"),
+            !r.unsubscribe(sess(5), "x"),
             "another session's inline entry stays"
         );
         assert_eq!(routed(&mut r, "x"), vec![(4, QoS::ExactlyOnce)]);
@@ -390,12 +450,12 @@ mod tests {
     #[test]
     fn overlapping_filters_deliver_once_at_highest_qos() {
         let mut r = Router::new();
-        r.subscribe(7, "a/#", QoS::AtMostOnce, false);
-        r.subscribe(7, "a/b", QoS::ExactlyOnce, false);
-        r.subscribe(7, "+/b", QoS::AtLeastOnce, false);
+        r.subscribe(sess(7), "a/#", QoS::AtMostOnce, false);
+        r.subscribe(sess(7), "a/b", QoS::ExactlyOnce, false);
+        r.subscribe(sess(7), "+/b", QoS::AtLeastOnce, false);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::ExactlyOnce)]);
         // Re-subscribing replaces the QoS instead of adding a subscription.
-        assert!(!r.subscribe(7, "a/b", QoS::AtMostOnce, false).0);
+        assert!(!r.subscribe(sess(7), "a/b", QoS::AtMostOnce, false).0);
         assert_eq!(routed(&mut r, "a/b"), vec![(7, QoS::AtLeastOnce)]);
     }
 
@@ -411,7 +471,7 @@ mod tests {
                 3 => "+/+/t".to_string(),
                 _ => format!("s/{i}"),
             };
-            r.subscribe(i, &f, QoS::AtMostOnce, false);
+            r.subscribe(sess(i), &f, QoS::AtMostOnce, false);
             all.push((i, f));
         }
         for t in ["s/3/t", "s/5/t1", "s/10", "x/y/t", "s/0/t/u", "s"] {

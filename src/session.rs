@@ -106,9 +106,6 @@ pub struct Session {
     /// The user name of the last accepted CONNECT (for ACL re-checks).
     pub username: Option<Box<str>>,
     pub clean: bool,
-    /// A subscription of the embedding host program: deliveries go to its
-    /// callback instead of a connection.
-    pub host: bool,
     /// Whether a drop has been logged since the queue last drained, so a
     /// burst of drops is logged once.
     pub drop_logged: bool,
@@ -136,7 +133,6 @@ impl Session {
             client_id,
             username: None,
             clean,
-            host: false,
             drop_logged: false,
             next_pkid: 0,
             conn: None,

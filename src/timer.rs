@@ -1,4 +1,8 @@
-//! Deadlines without scanning every client: a min-heap of (when, who).
+//! Deadlines without scanning every client: one min-heap of (when, what is
+//! due) for everything the loop does on time: a connection's keep-alive or
+//! connect timeout, `$SYS`, the expiry check of offline sessions, and
+//! accepting again after a descriptor shortage. (The store's interval fsync
+//! keeps its own deadline: it moves with every write.)
 //!
 //! Each connection has at most one entry. Activity never touches the heap:
 //! when an entry comes due, the broker recomputes that connection's real
@@ -25,11 +29,51 @@ pub fn instant(epoch: Instant, ms: u64) -> Instant {
     epoch + Duration::from_millis(ms)
 }
 
+/// What a timer entry is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Due {
+    /// A connection's keep-alive or connect timeout: (slab key, serial).
+    Conn(usize, u32),
+    /// The next `$SYS` publication.
+    Sys,
+    /// The next check of offline sessions for expiry.
+    SessionExpiry,
+    /// Accepting again after running out of descriptors.
+    AcceptResume,
+}
+
+/// Entries are packed as (key, serial) pairs of `u32`, so each is 16
+/// bytes: connection keys are bounded by the number of open sockets, and
+/// the broker-wide entries use the keys above `BROKER_KEYS`.
+const BROKER_KEYS: u32 = u32::MAX - 3;
+
+impl Due {
+    fn pack(self) -> Option<(u32, u32)> {
+        match self {
+            Due::Conn(key, serial) => u32::try_from(key)
+                .ok()
+                .filter(|&k| k < BROKER_KEYS)
+                .map(|k| (k, serial)),
+            Due::Sys => Some((BROKER_KEYS, 0)),
+            Due::SessionExpiry => Some((BROKER_KEYS + 1, 0)),
+            Due::AcceptResume => Some((BROKER_KEYS + 2, 0)),
+        }
+    }
+
+    fn unpack((key, serial): (u32, u32)) -> Due {
+        match key.checked_sub(BROKER_KEYS) {
+            None => Due::Conn(key as usize, serial),
+            Some(0) => Due::Sys,
+            Some(1) => Due::SessionExpiry,
+            Some(_) => Due::AcceptResume,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Timers {
-    /// (when in ms, connection key, connection serial). Keys fit in u32:
-    /// they are bounded by the number of open sockets.
-    heap: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    /// (when in ms, packed [`Due`]).
+    heap: BinaryHeap<Reverse<(u64, (u32, u32))>>,
     /// Entries known to be stale (their connection closed or re-filed).
     /// They would only go when due, up to 1.5 x Keep Alive later, so
     /// connection churn is purged in bulk instead (see `needs_purge`).
@@ -37,11 +81,10 @@ pub struct Timers {
 }
 
 impl Timers {
-    /// Files a deadline (in ms) for connection `key` (whose serial is
-    /// `serial`).
-    pub fn schedule(&mut self, at: u64, key: usize, serial: u32) {
-        if let Ok(key) = u32::try_from(key) {
-            self.heap.push(Reverse((at, key, serial)));
+    /// Files a deadline (in ms on the broker's clock).
+    pub fn schedule(&mut self, at: u64, due: Due) {
+        if let Some(packed) = due.pack() {
+            self.heap.push(Reverse((at, packed)));
         }
     }
 
@@ -62,27 +105,27 @@ impl Timers {
         self.stale >= 1024 && self.stale * 2 > self.heap.len()
     }
 
-    /// Keeps only the entries `live(at, key, serial)` accepts and gives the
-    /// freed capacity back.
-    pub fn purge(&mut self, mut live: impl FnMut(u64, usize, u32) -> bool) {
+    /// Keeps only the entries `live(at, due)` accepts and gives the freed
+    /// capacity back.
+    pub fn purge(&mut self, mut live: impl FnMut(u64, Due) -> bool) {
         self.heap
-            .retain(|Reverse((at, key, serial))| live(*at, *key as usize, *serial));
+            .retain(|Reverse((at, packed))| live(*at, Due::unpack(*packed)));
         self.heap.shrink_to_fit();
         self.stale = 0;
     }
 
     /// The earliest deadline (ms).
     pub fn next_due(&self) -> Option<u64> {
-        self.heap.peek().map(|Reverse((at, _, _))| *at)
+        self.heap.peek().map(|Reverse((at, _))| *at)
     }
 
-    /// Removes and returns one entry that is due at `now` (ms), as
-    /// (when it was filed for, key, serial).
-    pub fn pop_due(&mut self, now: u64) -> Option<(u64, usize, u32)> {
+    /// Removes and returns one entry that is due at `now` (ms), as (when
+    /// it was filed for, what is due).
+    pub fn pop_due(&mut self, now: u64) -> Option<(u64, Due)> {
         match self.heap.peek() {
-            Some(Reverse((at, _, _))) if *at <= now => {
-                let Reverse((at, key, serial)) = self.heap.pop()?;
-                Some((at, key as usize, serial))
+            Some(Reverse((at, _))) if *at <= now => {
+                let Reverse((at, packed)) = self.heap.pop()?;
+                Some((at, Due::unpack(packed)))
             }
             _ => None,
         }
@@ -101,20 +144,40 @@ mod tests {
     #[test]
     fn earliest_first_and_only_when_due() {
         let mut t = Timers::default();
-        t.schedule(5000, 1, 10);
-        t.schedule(1000, 2, 20);
+        t.schedule(5000, Due::Conn(1, 10));
+        t.schedule(1000, Due::Conn(2, 20));
+        t.schedule(3000, Due::Sys);
         assert_eq!(t.next_due(), Some(1000));
         assert_eq!(t.pop_due(999), None);
-        assert_eq!(t.pop_due(2000), Some((1000, 2, 20)));
-        assert_eq!(t.pop_due(2000), None);
+        assert_eq!(t.pop_due(4000), Some((1000, Due::Conn(2, 20))));
+        assert_eq!(t.pop_due(4000), Some((3000, Due::Sys)));
+        assert_eq!(t.pop_due(4000), None);
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn every_kind_of_due_round_trips_and_keys_never_collide() {
+        for due in [
+            Due::Conn(0, 0),
+            Due::Conn(BROKER_KEYS as usize - 1, u32::MAX),
+            Due::Sys,
+            Due::SessionExpiry,
+            Due::AcceptResume,
+        ] {
+            assert_eq!(due.pack().map(Due::unpack), Some(due));
+        }
+        assert_eq!(Due::Conn(BROKER_KEYS as usize, 0).pack(), None);
+        assert_eq!(Due::Conn(usize::MAX, 0).pack(), None);
+        let mut t = Timers::default();
+        t.schedule(1, Due::Conn(usize::MAX, 0));
+        assert_eq!(t.len(), 0, "an unpackable key is not filed");
     }
 
     #[test]
     fn stale_entries_are_purged_in_bulk() {
         let mut t = Timers::default();
         for key in 0..3000 {
-            t.schedule(1000 + key as u64, key, 1);
+            t.schedule(1000 + key as u64, Due::Conn(key, 1));
         }
         for _ in 0..1024 {
             t.forget();
@@ -124,9 +187,9 @@ mod tests {
             t.forget();
         }
         assert!(t.needs_purge());
-        t.purge(|_, key, _| key % 3 == 0);
+        t.purge(|_, due| matches!(due, Due::Conn(key, _) if key % 3 == 0));
         assert_eq!((t.len(), t.needs_purge()), (1000, false));
-        assert_eq!(t.pop_due(u64::MAX), Some((1000, 0, 1)));
+        assert_eq!(t.pop_due(u64::MAX), Some((1000, Due::Conn(0, 1))));
     }
 
     #[test]

@@ -203,3 +203,49 @@ fn keep_alive_is_enforced_when_the_host_honours_next_deadline() {
     drop(cmd);
     host.join().unwrap();
 }
+
+/// Host subscriptions are their own kind of destination, not sessions:
+/// they count as subscriptions but not as clients or sessions, each gets a
+/// matching message once, and unsubscribing removes it from routing.
+#[test]
+fn host_subscriptions_are_destinations_not_sessions() {
+    use std::sync::{Arc, Mutex};
+    let mut config = Config::default();
+    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    let mut broker = Broker::new(config).unwrap();
+    broker
+        .publish("h/retained", b"r", QoS::AtMostOnce, true)
+        .unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = |name: &'static str| {
+        let got = got.clone();
+        move |m: &midge::HostMessage<'_>| {
+            let text = String::from_utf8_lossy(m.payload).into_owned();
+            got.lock()
+                .unwrap()
+                .push((name, m.topic.to_string(), text, m.retain));
+        }
+    };
+    let a = broker.subscribe("h/#", QoS::AtMostOnce, sink("a")).unwrap();
+    let b = broker.subscribe("h/+", QoS::AtMostOnce, sink("b")).unwrap();
+    let stats = broker.stats();
+    assert_eq!((stats.sessions, stats.subscriptions), (0, 2));
+    broker.publish("h/x", b"1", QoS::AtMostOnce, false).unwrap();
+    assert!(broker.unsubscribe(a));
+    assert!(!broker.unsubscribe(a), "already gone");
+    broker.publish("h/y", b"2", QoS::AtMostOnce, false).unwrap();
+    assert!(broker.unsubscribe(b));
+    broker.publish("h/z", b"3", QoS::AtMostOnce, false).unwrap();
+    let s = |t: &str| t.to_string();
+    assert_eq!(
+        *got.lock().unwrap(),
+        vec![
+            ("a", s("h/retained"), s("r"), true),
+            ("b", s("h/retained"), s("r"), true),
+            ("a", s("h/x"), s("1"), false),
+            ("b", s("h/x"), s("1"), false),
+            ("b", s("h/y"), s("2"), false),
+        ]
+    );
+    assert_eq!(broker.stats().subscriptions, 0);
+}

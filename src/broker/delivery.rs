@@ -12,17 +12,6 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
-        if sess.host {
-            if let Some(cb) = self.host_callbacks.get_mut(&sid) {
-                cb(&HostMessage {
-                    topic: &msg.topic,
-                    payload: &msg.payload,
-                    qos,
-                    retain,
-                });
-            }
-            return;
-        }
         // A QoS 1/2 message for a persistent session is stored under the
         // next sequence number of that session.
         let stored = self.store.is_some() && !sess.clean && qos != QoS::AtMostOnce;
@@ -86,6 +75,18 @@ impl Broker {
             }
         } else {
             self.enqueue(sid, delivery());
+        }
+    }
+
+    /// Hands one message to a subscription of the host program.
+    pub(super) fn deliver_to_host(&mut self, key: HostKey, msg: &Message, qos: QoS, retain: bool) {
+        if let Some(host) = self.host_subs.get_mut(key.index()) {
+            (host.callback)(&HostMessage {
+                topic: &msg.topic,
+                payload: &msg.payload,
+                qos,
+                retain,
+            });
         }
     }
 

@@ -6,7 +6,7 @@
 //! QoS 1/2 messages (queued, in flight, released) and inbound QoS 2 ids.
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
-use super::Broker;
+use super::{session_dest, Broker};
 use crate::codec::QoS;
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::Record;
@@ -147,7 +147,7 @@ impl Broker {
     pub(super) fn durable(&self, sid: usize) -> Option<String> {
         self.store.as_ref()?;
         let sess = self.sessions.get(sid)?;
-        (!sess.clean && !sess.host).then(|| sess.client_id.to_string())
+        (!sess.clean).then(|| sess.client_id.to_string())
     }
 
     /// Writes (and, per policy, fsyncs) what this iteration changed. Called
@@ -254,7 +254,9 @@ impl Broker {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         // Filtered or not is decided once all is restored
                         // (`recheck_subscriptions`).
-                        let (_, stored) = self.router.subscribe(sid, &filter, qos_of(qos), false);
+                        let (_, stored) =
+                            self.router
+                                .subscribe(session_dest(sid), &filter, qos_of(qos), false);
                         sess.subscribe(stored, qos_of(qos));
                     }
                 }
@@ -263,7 +265,7 @@ impl Broker {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         sess.unsubscribe(&filter);
-                        self.router.unsubscribe(sid, &filter);
+                        self.router.unsubscribe(session_dest(sid), &filter);
                     }
                 }
             }
@@ -358,7 +360,7 @@ impl Broker {
             let sessions = self
                 .sessions
                 .iter()
-                .filter(|(_, s)| !s.clean && !s.host)
+                .filter(|(_, s)| !s.clean)
                 .map(|(_, s)| s.client_id.clone())
                 .collect();
             self.snapshot = Some(Snapshot {

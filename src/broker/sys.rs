@@ -8,8 +8,7 @@ impl Broker {
     /// retained, QoS 0.
     pub(super) fn publish_sys(&mut self) {
         let s = self.stats();
-        let host_subs = self.host_callbacks.len();
-        let offline = s.sessions.saturating_sub(s.clients_connected + host_subs);
+        let offline = s.sessions.saturating_sub(s.clients_connected);
         let values: [(&'static str, String); 18] = [
             (
                 "$SYS/broker/version",
