@@ -1,48 +1,66 @@
 #!/usr/bin/env bash
-# Side-by-side benchmark: midge vs mosquitto on loopback, driven by midge-bench.
+# Side-by-side benchmark of MQTT brokers on loopback, driven by midge-bench:
+# midge and mosquitto by default, or any brokers you name.
 #
 #   scripts/bench-vs-mosquitto.sh [--quick | --full] [--rounds N] [--out FILE]
+#                                 [--broker SPEC]... [--only ID,ID...]
 #
 #   (default)  the main scenarios (10,000 idle connections among them),
-#              5 s measured per run                           (~8 minutes)
-#   --quick    a short run of the main scenarios            (under 2 minutes)
+#              5 s measured per run, 5 rounds      (~15 minutes for 2 brokers)
+#   --quick    a short run of the main scenarios, 3 rounds (~3 minutes)
 #   --full     every scenario at QoS 0/1/2, 10,000 idle connections,
-#              100 / 10k / 100k subscriptions, 10 s per run (~30 minutes)
+#              100 / 10k / 100k subscriptions, 10 s per run (~45 minutes)
+#   --broker SPEC  a broker to compare (repeat it; the first one given
+#              replaces the default pair, and ratios are of the first broker
+#              to each other). SPEC is a built-in name: midge, mosquitto,
+#              rumqttd (after 'cargo install rumqttd'; run with its
+#              default settings, window 100), or NAME='COMMAND' where
+#              {port} in COMMAND is the loopback port to listen on and
+#              {dir} an empty directory of the run, e.g.
+#              --broker midge --broker mine='/opt/mine -p {port} -d {dir}'
+#   --only IDS only these scenarios (ids as printed, comma-separated)
 #
 # Builds midge and midge-bench in release mode, then runs every scenario
-# against both brokers, interleaved (midge, mosquitto, midge, mosquitto, ...)
-# for N rounds (3). Each run gets a freshly started broker on a free loopback
+# against every broker, interleaved (midge, mosquitto, midge, mosquitto, ...)
+# for N rounds. Each run gets a freshly started broker on a free loopback
 # port (same memory baseline every time); mosquitto gets a generated minimal
 # config: the same queue limit as midge's default (1000), no persistence, and
 # TCP_NODELAY like midge. With 2+ CPUs the brokers run on CPU 0 and the
 # generator on the last CPU (taskset), so they do not compete for a core.
-# Prints the median of each metric per broker and the ratio midge/mosquitto
-# as a markdown table, with how many runs passed midge-bench's checks (a run
-# fails when an acknowledged QoS 1/2 message is lost, a QoS 2 message is
-# duplicated or a client is disconnected). The raw JSON line of every run
-# goes to the results file.
+# Prints the median of each metric per broker and the ratios as a markdown
+# table, with how many runs passed midge-bench's checks (a run fails when an
+# acknowledged QoS 1/2 message is lost, a QoS 2 message is duplicated or a
+# client is disconnected). The raw JSON line of every run goes to the
+# results file. Every run is bounded (5 minutes at most).
 #
-# Environment: CARGO_TARGET_DIR (default ./target), MOSQUITTO (path of the
-# mosquitto binary). mosquitto is installed with apt-get when missing.
+# Environment: CARGO_TARGET_DIR (default ./target), MOSQUITTO and RUMQTTD
+# (paths of those binaries). mosquitto is installed with apt-get when
+# missing.
 set -euo pipefail
 
 mode=standard
-rounds=3
+rounds=""
 out=""
+only=""
+specs=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) mode=quick ;;
         --full) mode=full ;;
         --rounds) rounds="${2:-}"; shift ;;
         --out) out="${2:-}"; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --broker) specs+=("${2:-}"); shift ;;
+        --only) only="${2:-}"; shift ;;
+        -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
+[ -n "$rounds" ] || { [ "$mode" = quick ] && rounds=3 || rounds=5; }
 if ! [[ "$rounds" =~ ^[0-9]+$ ]] || [ "$rounds" -lt 1 ]; then
     echo "--rounds: a positive number" >&2; exit 2
 fi
+[ ${#specs[@]} -gt 0 ] || specs=(midge mosquitto)
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -60,6 +78,8 @@ quick)
     dur="--duration 1"; warm="--warmup 0.3"
     scenarios="
 fan-in-q0|--scenario fan-in --qos 0 --publishers 10
+fan-in4-q1|--scenario fan-in --qos 1 --publishers 4
+fan-in4-q2|--scenario fan-in --qos 2 --publishers 4
 fan-out-q0|--scenario fan-out --qos 0 --subscribers 50
 fan-out-q1|--scenario fan-out --qos 1 --subscribers 20
 pairs-q1|--scenario pairs --qos 1 --pairs 20
@@ -73,6 +93,8 @@ standard)
 fan-in-q0|--scenario fan-in --qos 0 --publishers 10
 fan-in-q1|--scenario fan-in --qos 1 --publishers 10
 fan-in-q2|--scenario fan-in --qos 2 --publishers 10
+fan-in4-q1|--scenario fan-in --qos 1 --publishers 4
+fan-in4-q2|--scenario fan-in --qos 2 --publishers 4
 fan-out-q0|--scenario fan-out --qos 0 --subscribers 100
 fan-out-q1|--scenario fan-out --qos 1 --subscribers 100
 pairs-q1|--scenario pairs --qos 1 --pairs 50
@@ -88,6 +110,8 @@ full)
 fan-in-q0|--scenario fan-in --qos 0 --publishers 10
 fan-in-q1|--scenario fan-in --qos 1 --publishers 10
 fan-in-q2|--scenario fan-in --qos 2 --publishers 10
+fan-in4-q1|--scenario fan-in --qos 1 --publishers 4
+fan-in4-q2|--scenario fan-in --qos 2 --publishers 4
 fan-in-q0-1k|--scenario fan-in --qos 0 --publishers 10 --size 1024
 fan-out-q0|--scenario fan-out --qos 0 --subscribers 100
 fan-out-q1|--scenario fan-out --qos 1 --subscribers 100
@@ -108,25 +132,32 @@ subscriptions-100k-q1|--scenario subscriptions --qos 1 --subscriptions 100000"
     ;;
 esac
 
+if [ -n "$only" ]; then
+    scenarios="$(while IFS='|' read -r id args; do
+        [ -n "$id" ] && [[ ",$only," == *",$id,"* ]] && echo "$id|$args"
+    done <<<"$scenarios" || true)"
+    [ -n "$scenarios" ] || { echo "--only: no scenario of the $mode set is named $only" >&2; exit 2; }
+fi
+
 # --------------------------------------------------------------- tools
 say() { printf '%s\n' "$*" >&2; }
 
+work="$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-mosquitto.XXXXXX")"
+chmod 0777 "$work"
+# shellcheck source=scripts/lib/brokers.sh
+. "$root/scripts/lib/brokers.sh"
+trap 'stop_all_brokers; rm -rf "$work"' EXIT
+trap 'exit 130' INT TERM
+
 echo "== building midge and midge-bench (release)" >&2
 cargo build --release --bins >&2
-midge="$target/release/midge"
 bench="$target/release/midge-bench"
 
-mosquitto="${MOSQUITTO:-$(command -v mosquitto || true)}"
-[ -n "$mosquitto" ] || { [ -x /usr/sbin/mosquitto ] && mosquitto=/usr/sbin/mosquitto; } || true
-if [ -z "$mosquitto" ]; then
-    say "== mosquitto not found: installing it with apt-get"
-    sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq mosquitto >&2
-    mosquitto="$(command -v mosquitto || echo /usr/sbin/mosquitto)"
-fi
-[ -x "$mosquitto" ] || { say "mosquitto is not available"; exit 1; }
+broker_names=()
+broker_templates=()
+for spec in "${specs[@]}"; do
+    add_broker "$spec" || exit 2
+done
 
 # Open files: the connection scenarios need one descriptor per client in the
 # generator and in the broker.
@@ -147,86 +178,6 @@ else
     gen_pin=()
     pinning="no pinning (1 CPU or no taskset)"
 fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-mosquitto.XXXXXX")"
-# mosquitto started as root drops to its own user: let it write its log.
-chmod 0777 "$work"
-pids=()
-cleanup() {
-    local p
-    for p in "${pids[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${pids[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
-    pids=()
-}
-trap 'cleanup; rm -rf "$work"' EXIT
-trap 'exit 130' INT TERM
-
-listening() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
-port_busy() { ss -tanH "( sport = :$1 or dport = :$1 )" 2>/dev/null | grep -q .; }
-free_port() {
-    local p i
-    for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 12000))
-        port_busy "$p" || { echo "$p"; return 0; }
-    done
-    say "no free port found"; return 1
-}
-wait_listening() {
-    local port="$1" pid="$2" i
-    for i in $(seq 1 100); do
-        listening "$port" && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.05
-    done
-    return 1
-}
-
-# start_broker NAME TAG: a fresh broker on a fresh port (sets port and pid),
-# so every run starts from the same memory baseline and no TIME_WAIT left by
-# an earlier run can collide with a new connection.
-port=""; pid=""
-start_broker() {
-    local name="$1" tag="$2"
-    port="$(free_port)"
-    case "$name" in
-    midge)
-        "${broker_pin[@]}" "$midge" --port "$port" >"$work/$tag.log" 2>&1 &
-        pid=$!
-        ;;
-    mosquitto)
-        cat >"$work/$tag.conf" <<EOF
-listener $port 127.0.0.1
-allow_anonymous true
-max_queued_messages 1000
-persistence false
-log_dest file $work/$tag.log
-set_tcp_nodelay true
-EOF
-        "${broker_pin[@]}" "$mosquitto" -c "$work/$tag.conf" >"$work/$tag.out" 2>&1 &
-        pid=$!
-        ;;
-    esac
-    pids+=("$pid")
-    if ! wait_listening "$port" "$pid"; then
-        say "$name did not start:"
-        cat "$work/$tag.out" "$work/$tag.log" >&2 2>/dev/null || true
-        exit 1
-    fi
-}
-stop_broker() {
-    local p="$1" rest=() q
-    if ! kill -0 "$p" 2>/dev/null; then
-        say "   warning: the broker (pid $p) had died"
-    fi
-    kill "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for q in "${pids[@]}"; do [ "$q" = "$p" ] || rest+=("$q"); done
-    pids=("${rest[@]}")
-}
 
 # Runs midge-bench once; appends its JSON line (tagged) to $out.
 run_one() {
@@ -258,14 +209,17 @@ field() {
 }
 
 say "== $mode mode: $rounds rounds, $pinning, results in $out"
-say "   midge $("$midge" --version 2>/dev/null | awk '{print $2}'), $("$mosquitto" -h 2>/dev/null | head -n 1)"
+for i in "${!broker_names[@]}"; do
+    say "   ${broker_names[$i]}: $(broker_version "${broker_names[$i]}" "${broker_templates[$i]}")"
+done
 started=$SECONDS
 while IFS='|' read -r id args; do
     [ -n "$id" ] || continue
     say "== $id: $args"
     for r in $(seq 1 "$rounds"); do
-        for b in midge mosquitto; do
-            start_broker "$b" "$b-$id-$r"
+        for i in "${!broker_names[@]}"; do
+            b="${broker_names[$i]}"
+            start_broker "$i" "$b-$id-$r" ${broker_pin[@]+"${broker_pin[@]}"} || exit 1
             run_one "$id" "$b" "$port" "$pid" "$r" "$args"
             stop_broker "$pid"
         done
@@ -311,36 +265,48 @@ efficiency() {
         if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-row() { # id metric midge mosquitto
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$2" "$(fmt "$3")" "$(fmt "$4")" "$(ratio "$3" "$4")" \
-        "$(runs_ok "$1" midge)" "$(runs_ok "$1" mosquitto)"
+# row ID METRIC KEY-OR-FUNCTION: one table row, a median per broker, then
+# the ratios of the first broker to each other one and the runs that passed.
+row() {
+    local id="$1" metric="$2" how="$3" vals=() i line
+    for b in "${broker_names[@]}"; do
+        if [ "$how" = efficiency ]; then vals+=("$(efficiency "$id" "$b")"); else vals+=("$(median "$id" "$b" "$how")"); fi
+    done
+    line="| $id | $metric |"
+    for i in "${!vals[@]}"; do line+=" $(fmt "${vals[$i]}") |"; done
+    for i in "${!vals[@]}"; do [ "$i" -eq 0 ] || line+=" $(ratio "${vals[0]}" "${vals[$i]}") |"; done
+    for b in "${broker_names[@]}"; do line+=" $(runs_ok "$id" "$b") |"; done
+    echo "$line"
 }
 
+first="${broker_names[0]}"
+header="| scenario | metric |"
+rule="|---|---|"
+for b in "${broker_names[@]}"; do header+=" $b |"; rule+="---:|"; done
+for b in "${broker_names[@]:1}"; do header+=" $first/$b |"; rule+="---:|"; done
+for b in "${broker_names[@]}"; do header+=" $b runs ok |"; rule+="---|"; done
 echo
-echo "### midge vs mosquitto ($mode, median of $rounds rounds; $pinning)"
+echo "### ${broker_names[*]} ($mode, median of $rounds interleaved rounds; $pinning)"
 echo
-echo "| scenario | metric | midge | mosquitto | midge/mosquitto | midge runs ok | mosquitto runs ok |"
-echo "|---|---|---:|---:|---:|---|---|"
+echo "$header"
+echo "$rule"
 while IFS='|' read -r id args; do
     [ -n "$id" ] || continue
     case "$id" in
     latency*)
         for k in lat_p50_us lat_p99_us lat_p999_us lat_max_us; do
-            row "$id" "${k#lat_} (lower is better)" "$(median "$id" midge "$k")" "$(median "$id" mosquitto "$k")"
+            row "$id" "${k#lat_} (lower is better)" "$k"
         done
         ;;
     connections*)
-        row "$id" "connections/s (higher is better)" "$(median "$id" midge connect_rate)" "$(median "$id" mosquitto connect_rate)"
-        row "$id" "broker RSS bytes per connection (lower is better)" \
-            "$(median "$id" midge rss_per_client_b)" "$(median "$id" mosquitto rss_per_client_b)"
-        row "$id" "broker RSS KiB with all connected (lower is better)" \
-            "$(median "$id" midge rss_connected_kb)" "$(median "$id" mosquitto rss_connected_kb)"
+        row "$id" "connections/s (higher is better)" connect_rate
+        row "$id" "broker RSS bytes per connection (lower is better)" rss_per_client_b
+        row "$id" "broker RSS KiB with all connected (lower is better)" rss_connected_kb
         ;;
     *)
-        row "$id" "deliveries/s (higher is better)" "$(median "$id" midge delivery_rate)" "$(median "$id" mosquitto delivery_rate)"
-        row "$id" "deliveries per broker CPU-second (higher is better)" "$(efficiency "$id" midge)" "$(efficiency "$id" mosquitto)"
-        row "$id" "p99 latency us at full load (lower is better)" \
-            "$(median "$id" midge lat_p99_us)" "$(median "$id" mosquitto lat_p99_us)"
+        row "$id" "deliveries/s (higher is better)" delivery_rate
+        row "$id" "deliveries per broker CPU-second (higher is better)" efficiency
+        row "$id" "p99 latency us at full load (lower is better)" lat_p99_us
         ;;
     esac
 done <<<"$scenarios"
