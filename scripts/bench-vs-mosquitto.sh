@@ -143,7 +143,6 @@ fi
 say() { printf '%s\n' "$*" >&2; }
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-mosquitto.XXXXXX")"
-chmod 0777 "$work"
 # shellcheck source=scripts/lib/brokers.sh
 . "$root/scripts/lib/brokers.sh"
 trap 'stop_all_brokers; rm -rf "$work"' EXIT

@@ -19,8 +19,10 @@ builtin_template() {
     mosquitto)
         bin="$(find_mosquitto)" || return 1
         # The same queue limit as midge's default (1000), no persistence,
-        # TCP_NODELAY like midge.
-        printf '%s' "printf 'listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000\npersistence false\nlog_dest file {dir}/mosquitto.log\nset_tcp_nodelay true\n' >{dir}/mosquitto.conf && exec $(printf '%q' "$bin") -c {dir}/mosquitto.conf"
+        # TCP_NODELAY like midge; it stays the user who started it (as root
+        # it would switch users, and then valgrind could not write its
+        # profile).
+        printf '%s' "printf 'user $(id -un)\nlistener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000\npersistence false\nlog_dest file {dir}/mosquitto.log\nset_tcp_nodelay true\n' >{dir}/mosquitto.conf && exec $(printf '%q' "$bin") -c {dir}/mosquitto.conf"
         ;;
     rumqttd)
         bin="$(find_rumqttd)" || return 1
@@ -112,8 +114,6 @@ start_broker() {
     port="$(free_port)"
     run_dir="$work/$tag"
     mkdir -p "$run_dir"
-    # mosquitto started as root drops to its own user: let it write its log.
-    chmod 0777 "$run_dir"
     cmd="${broker_templates[$i]//\{port\}/$port}"
     cmd="${cmd//\{dir\}/$run_dir}"
     case "$cmd" in
