@@ -1069,6 +1069,7 @@ impl Broker {
         conn.will = c.will.map(Box::new);
         conn.keep_alive = c.keep_alive;
         sess.set_conn(Some(key));
+        sess.start_window(self.config.max_inflight);
         sess.offline_since = None;
         sess.clean = c.clean_session;
         sess.username = c.username.map(String::into_boxed_str);

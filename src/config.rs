@@ -24,8 +24,10 @@ pub struct Config {
     /// Largest accepted Remaining Length (the standard allows 256 MiB - 1).
     /// A larger packet closes its connection.
     pub max_packet_size: usize,
-    /// Outbound QoS 1/2 messages in flight per client (mosquitto:
-    /// `max_inflight_messages`).
+    /// Most outbound QoS 1/2 messages in flight per client (mosquitto:
+    /// `max_inflight_messages`). A connection's window starts at
+    /// [`crate::session::START_WINDOW`] (or this, if lower) and grows
+    /// while the client keeps up, up to this.
     pub max_inflight: usize,
     /// Messages queued per session behind the in-flight window, online or
     /// offline (mosquitto: `max_queued_messages`).
@@ -98,7 +100,7 @@ impl Default for Config {
         Config {
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
             max_packet_size: MAX_REMAINING_LENGTH,
-            max_inflight: 20,
+            max_inflight: 1000,
             max_queued: 1000,
             queue_overflow: Overflow::DropNewest,
             queue_full: QueueFull::Block,

@@ -26,7 +26,7 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     (
         "max-inflight",
         "max_inflight_messages",
-        "QoS 1/2 messages in flight per client (default 20)",
+        "most QoS 1/2 messages in flight per client; the window starts at 20 and grows while the client keeps up (default 1000)",
     ),
     (
         "max-queued",

@@ -14,6 +14,17 @@ use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
+/// The in-flight window of a new connection: mosquitto's default
+/// `max_inflight_messages`, so a client that never keeps up sees what it
+/// would see there.
+pub const START_WINDOW: usize = 20;
+
+/// A window of `n` messages within 1 ..= `cap` (and 65,535, the number of
+/// packet ids).
+fn clamp_window(n: usize, cap: usize) -> u16 {
+    u16::try_from(n.min(cap)).unwrap_or(u16::MAX).max(1)
+}
+
 /// An application message as it travels through the broker: stored once and
 /// shared by every subscriber it is delivered to.
 #[derive(Debug, PartialEq, Eq)]
@@ -80,6 +91,10 @@ pub struct Flow {
     /// only the id is kept) [MQTT-4.3.3-2]. An `Option` so that
     /// [`NO_FLOW`] can be a constant.
     incoming_qos2: Option<HashSet<u16>>,
+    /// The packet ids, first and last, of the messages that were in flight
+    /// when packet ids last wrapped around to 1 (see
+    /// [`Session::alloc_pkid`]); empty (0, 0) when there were none.
+    old_pkids: (u16, u16),
 }
 
 impl Flow {
@@ -98,6 +113,7 @@ static NO_FLOW: Flow = Flow {
     queued_bytes: 0,
     waiters: Vec::new(),
     incoming_qos2: None,
+    old_pkids: (0, 0),
 };
 
 #[derive(Debug)]
@@ -110,6 +126,13 @@ pub struct Session {
     /// burst of drops is logged once.
     pub drop_logged: bool,
     next_pkid: u16,
+    /// Outbound QoS 1/2 messages that may be unacknowledged at once (the
+    /// in-flight window): [`START_WINDOW`] at each connect, then growing
+    /// while the client keeps up.
+    window: u16,
+    /// An acknowledgement arrived while the window was full and messages
+    /// waited behind it (see [`Session::grow_window`]).
+    ack_while_full: bool,
     /// The connection (slab key) this session is attached to, if online.
     conn: Option<u32>,
     /// Messages dropped because the queue was full.
@@ -135,6 +158,8 @@ impl Session {
             clean,
             drop_logged: false,
             next_pkid: 0,
+            window: 1,
+            ack_while_full: false,
             conn: None,
             dropped: 0,
             offline_since: None,
@@ -220,8 +245,46 @@ impl Session {
         self.subscriptions.len() != before
     }
 
+    /// How many QoS 1/2 messages may be unacknowledged at once.
+    pub fn window(&self) -> usize {
+        usize::from(self.window)
+    }
+
+    /// Starts the in-flight window of a new connection: [`START_WINDOW`],
+    /// or `cap` (`max_inflight_messages`; later also an MQTT 5 client's
+    /// Receive Maximum) if that is lower.
+    pub fn start_window(&mut self, cap: usize) {
+        self.window = clamp_window(START_WINDOW, cap);
+        self.ack_while_full = false;
+    }
+
+    /// Grows the window by one, up to `cap`, if an acknowledgement arrived
+    /// while it was full and messages waited behind it: the client keeps
+    /// up, and the window is what holds it back. One more per such
+    /// acknowledgement doubles the window every round trip, like TCP's slow
+    /// start, so a fast subscriber soon has enough in flight to cover the
+    /// time an acknowledgement takes to come back. There is no shrinking:
+    /// over TCP nothing is lost to signal congestion, and a client that
+    /// reads slowly is already held back by `max_outgoing_bytes` (its
+    /// window only bounds what is resent if it reconnects).
+    pub fn grow_window(&mut self, cap: usize) {
+        if std::mem::take(&mut self.ack_while_full) {
+            self.window = clamp_window(self.window() + 1, cap);
+        }
+    }
+
+    /// True if the in-flight window has room for one more message.
+    pub fn window_open(&self) -> bool {
+        self.flow().inflight.len() < self.window()
+    }
+
     /// A packet identifier not in flight in this session [MQTT-2.3.1-4].
-    /// The in-flight window is far smaller than 65,535, so a free id exists.
+    /// Ids are given in increasing order and wrap around to 1: an id given
+    /// since the last wrap is below every id still to come in this lap, so
+    /// only the messages in flight at the wrap (usually none or the last
+    /// few of the previous lap: a narrow range) can hold a coming id, and
+    /// only ids in their range need the scan of the window. At most 65,535
+    /// are in flight ([`Session::set_window`]), so a free id exists.
     pub fn alloc_pkid(&mut self) -> u16 {
         loop {
             self.next_pkid = self.next_pkid.wrapping_add(1);
@@ -229,10 +292,26 @@ impl Session {
                 continue;
             }
             let id = self.next_pkid;
-            if !self.flow().inflight.iter().any(|f| f.pkid == id) {
+            if id == 1 {
+                self.note_old_pkids();
+            }
+            let (first, last) = self.flow().old_pkids;
+            if !(first..=last).contains(&id) || !self.flow().inflight.iter().any(|f| f.pkid == id) {
                 return id;
             }
         }
+    }
+
+    /// At a wrap of the packet ids: the range of those in flight now.
+    fn note_old_pkids(&mut self) {
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        let ids = flow.inflight.iter().map(|f| f.pkid);
+        flow.old_pkids = match (ids.clone().min(), ids.max()) {
+            (Some(first), Some(last)) => (first, last),
+            _ => (0, 0),
+        };
     }
 
     fn find(&self, pkid: u16, qos: QoS, stage: Stage) -> Option<usize> {
@@ -250,6 +329,10 @@ impl Session {
     }
 
     fn complete(&mut self, i: usize) -> Option<Inflight> {
+        let flow = self.flow();
+        if flow.inflight.len() >= self.window() && !flow.queue.is_empty() {
+            self.ack_while_full = true;
+        }
         self.flow_mut().inflight.remove(i)
     }
 
@@ -517,6 +600,30 @@ mod tests {
         assert_eq!(a, u16::MAX);
         s.send(1, delivery(QoS::AtLeastOnce));
         assert_eq!(s.alloc_pkid(), 2, "0 and the in-flight 1 are skipped");
+    }
+
+    #[test]
+    fn after_a_wrap_only_the_ids_then_in_flight_are_skipped() {
+        let mut s = Session::new("c".into(), false);
+        s.next_pkid = u16::MAX - 2;
+        let last = s.alloc_pkid();
+        s.send(last, delivery(QoS::AtLeastOnce));
+        s.send(3, delivery(QoS::ExactlyOnce));
+        // Wrap: 65534 and 3 are in flight; ids given in this lap are not.
+        let mut given = Vec::new();
+        for _ in 0..65_534 {
+            let id = s.alloc_pkid();
+            given.push(id);
+            if id == 2 {
+                s.send(id, delivery(QoS::AtLeastOnce));
+            }
+        }
+        assert_eq!(&given[..3], &[u16::MAX, 1, 2][..]);
+        assert_eq!(given[3], 4, "3 is still in flight");
+        assert!(!given.contains(&last) && !given.contains(&3));
+        assert_eq!(*given.last().unwrap(), u16::MAX);
+        // Next lap: 2, 3 and 65534 are in flight.
+        assert_eq!((s.alloc_pkid(), s.alloc_pkid()), (1, 4));
     }
 
     #[test]

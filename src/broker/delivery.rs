@@ -57,10 +57,7 @@ impl Broker {
                     );
                 }
             }
-        } else if room
-            && sess.flow().queue.is_empty()
-            && sess.flow().inflight.len() < self.config.max_inflight
-        {
+        } else if room && sess.flow().queue.is_empty() && sess.window_open() {
             let delivery = delivery();
             let record = stored.then(|| {
                 let client = sess.client_id.to_string();
@@ -245,6 +242,7 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
+        sess.grow_window(self.config.max_inflight);
         let mut wrote = false;
         let mut sent = Vec::new();
         while conn.out_len() < self.config.max_outgoing_bytes {
@@ -252,7 +250,7 @@ impl Broker {
             let Some(front) = flow.queue.front() else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce && flow.inflight.len() >= self.config.max_inflight {
+            if front.qos != QoS::AtMostOnce && !sess.window_open() {
                 break;
             }
             let Some(d) = sess.pop() else {
