@@ -51,7 +51,7 @@ while [ $# -gt 0 ]; do
         --out) out="${2:-}"; shift ;;
         --broker) specs+=("${2:-}"); shift ;;
         --only) only="${2:-}"; shift ;;
-        -h|--help) sed -n '2,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # CPU cost per message, counted rather than timed: user-space instructions
-# per QoS 0 fan-in message (P publishers -> 1 subscriber, 64-byte payloads)
+# per fan-in message (P publishers -> 1 subscriber, 64-byte payloads, QoS 0
+# unless --qos says otherwise)
 # of each broker, run under valgrind's callgrind. Instruction counts do not
 # depend on what else the machine is doing, so the numbers can be compared
 # between runs and machines of the same architecture.
 #
 #   scripts/instructions-per-message.sh [--broker SPEC]... [--messages N]
-#                                       [--publishers P] [--top K]
+#                                       [--publishers P] [--qos Q] [--top K]
 #
 #   --broker SPEC  as in bench-vs-mosquitto.sh: midge, mosquitto, rumqttd
 #                  or NAME='COMMAND with {port}' (default: midge, mosquitto)
 #   --messages N   the smaller of the two runs (default 20000; the larger
 #                  is 6N)
 #   --publishers P publishers (default 10)
+#   --qos Q        QoS of the publishes and the subscription (default 0)
 #   --top K        the K functions with the most instructions (self cost)
 #                  in the first broker's larger run (default 15; 0: none)
 #
@@ -29,6 +31,7 @@ set -euo pipefail
 
 messages=20000
 publishers=10
+qos=0
 top=15
 specs=()
 while [ $# -gt 0 ]; do
@@ -36,17 +39,19 @@ while [ $# -gt 0 ]; do
         --broker) specs+=("${2:-}"); shift ;;
         --messages) messages="${2:-}"; shift ;;
         --publishers) publishers="${2:-}"; shift ;;
+        --qos) qos="${2:-}"; shift ;;
         --top) top="${2:-}"; shift ;;
-        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
-for v in messages publishers top; do
+for v in messages publishers qos top; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]]; then echo "--$v: a number" >&2; exit 2; fi
 done
 [ "$messages" -ge 1000 ] || { echo "--messages: at least 1000" >&2; exit 2; }
 [ "$publishers" -ge 1 ] || { echo "--publishers: at least 1" >&2; exit 2; }
+[ "$qos" -le 2 ] || { echo "--qos: 0, 1 or 2" >&2; exit 2; }
 [ ${#specs[@]} -gt 0 ] || specs=(midge mosquitto)
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -85,7 +90,7 @@ measure() {
     start_broker "$i" "$tag" valgrind --tool=callgrind \
         --callgrind-out-file="$work/$tag/callgrind.out" || return 1
     set +e
-    line="$(timeout 900 "$bench" --host 127.0.0.1 --port "$port" --scenario fan-in --qos 0 \
+    line="$(timeout 900 "$bench" --host 127.0.0.1 --port "$port" --scenario fan-in --qos "$qos" \
         --publishers "$publishers" --count "$count" --duration 86400 --warmup 0 \
         --setup-timeout 120 --json --quiet 2>"$work/bench.err" | grep '^{' | tail -n 1)"
     set -e
@@ -103,7 +108,7 @@ measure() {
 
 small="$messages"
 large=$((messages * 6))
-say "== QoS 0 fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads; $small then $large messages"
+say "== QoS $qos fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads; $small then $large messages"
 results=()
 for i in "${!broker_names[@]}"; do
     b="${broker_names[$i]}"
@@ -122,7 +127,7 @@ for i in "${!broker_names[@]}"; do
 done
 
 echo
-echo "### User-space instructions per message (QoS 0 fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads)"
+echo "### User-space instructions per message (QoS $qos fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads)"
 echo
 echo "| broker | instructions per message | messages delivered (two runs) |"
 echo "|---|---:|---:|"
