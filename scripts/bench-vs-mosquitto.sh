@@ -19,6 +19,8 @@
 #              {dir} an empty directory of the run, e.g.
 #              --broker midge --broker mine='/opt/mine -p {port} -d {dir}'
 #   --only IDS only these scenarios (ids as printed, comma-separated)
+#   --bench-args ARGS  more midge-bench options for every run, e.g.
+#              '--inflight 100' (each publisher's window; default 20)
 #
 # Builds midge and midge-bench in release mode, then runs every scenario
 # against every broker, interleaved (midge, mosquitto, midge, mosquitto, ...)
@@ -42,6 +44,7 @@ mode=standard
 rounds=""
 out=""
 only=""
+extra=""
 specs=()
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,7 +54,8 @@ while [ $# -gt 0 ]; do
         --out) out="${2:-}"; shift ;;
         --broker) specs+=("${2:-}"); shift ;;
         --only) only="${2:-}"; shift ;;
-        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --bench-args) extra="${2:-}"; shift ;;
+        -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -187,7 +191,7 @@ run_one() {
     set +e
     # shellcheck disable=SC2086
     line="$(timeout 300 "${gen_pin[@]}" "$bench" --host 127.0.0.1 --port "$port" --broker-pid "$pid" \
-        --label "$broker" --json --quiet $phases $args 2>"$work/bench.err" | grep '^{' | tail -n 1)"
+        --label "$broker" --json --quiet $phases $args $extra 2>"$work/bench.err" | grep '^{' | tail -n 1)"
     set -e
     if [ -z "$line" ]; then
         say "   $broker: no result (midge-bench failed):"
@@ -207,7 +211,7 @@ field() {
     printf '%s\n' "$1" | sed -nE "s/.*\"$2\":(\"([^\"]*)\"|([^,}]*)).*/\2\3/p"
 }
 
-say "== $mode mode: $rounds rounds, $pinning, results in $out"
+say "== $mode mode: $rounds rounds, $pinning, results in $out${extra:+; midge-bench $extra}"
 for i in "${!broker_names[@]}"; do
     say "   ${broker_names[$i]}: $(broker_version "${broker_names[$i]}" "${broker_templates[$i]}")"
 done
@@ -285,7 +289,7 @@ for b in "${broker_names[@]}"; do header+=" $b |"; rule+="---:|"; done
 for b in "${broker_names[@]:1}"; do header+=" $first/$b |"; rule+="---:|"; done
 for b in "${broker_names[@]}"; do header+=" $b runs ok |"; rule+="---|"; done
 echo
-echo "### ${broker_names[*]} ($mode, median of $rounds interleaved rounds; $pinning)"
+echo "### ${broker_names[*]} ($mode, median of $rounds interleaved rounds; $pinning${extra:+; midge-bench $extra})"
 echo
 echo "$header"
 echo "$rule"

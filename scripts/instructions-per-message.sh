@@ -59,9 +59,9 @@ cd "$root"
 target="${CARGO_TARGET_DIR:-$root/target}"
 
 say() { printf '%s\n' "$*" >&2; }
-command -v valgrind >/dev/null && command -v callgrind_annotate >/dev/null || {
+if ! command -v valgrind >/dev/null || ! command -v callgrind_annotate >/dev/null; then
     say "valgrind is needed: scripts/install-test-deps.sh installs it"; exit 1
-}
+fi
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/instructions-per-message.XXXXXX")"
 # shellcheck source=scripts/lib/brokers.sh

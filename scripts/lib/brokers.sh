@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Starting MQTT brokers for the benchmark scripts (sourced, not run).
 #
 # A broker is given as NAME (a built-in: midge, mosquitto, rumqttd) or as
@@ -7,6 +8,7 @@
 #
 # Expects: $root (the repository), $target (cargo's target directory),
 # $work (a scratch directory), and a function say.
+# shellcheck disable=SC2154 # target and work are the caller's.
 
 # The built-ins: a command template for NAME, with the config file it
 # needs written into {dir} by a small shell prelude.
@@ -52,7 +54,10 @@ find_mosquitto() {
 find_rumqttd() {
     local r="${RUMQTTD:-$(command -v rumqttd || true)}"
     [ -n "$r" ] || { [ -x "$HOME/.cargo/bin/rumqttd" ] && r="$HOME/.cargo/bin/rumqttd"; } || true
-    [ -n "$r" ] && [ -x "$r" ] || { say "rumqttd not found: install it with 'cargo install rumqttd' (or set RUMQTTD)"; return 1; }
+    if [ -z "$r" ] || [ ! -x "$r" ]; then
+        say "rumqttd not found: install it with 'cargo install rumqttd' (or set RUMQTTD)"
+        return 1
+    fi
     echo "$r"
 }
 
