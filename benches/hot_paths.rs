@@ -6,34 +6,30 @@
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use midge::codec::{self, Packet, ProtocolLevel, QoS};
 use midge::keys::{Destination, SessionKey};
+use midge::protocol::{self, Limits, Packet, Properties, ProtocolLevel, PublishFlags, QoS, Role};
 use midge::router::Router;
 use std::hint::black_box;
 
 fn publish_codec(c: &mut Criterion) {
     let payload = [0x5au8; 64];
+    let level = ProtocolLevel::V311;
+    let flags = PublishFlags {
+        qos: QoS::AtLeastOnce,
+        pkid: 7,
+        dup: false,
+        retain: false,
+    };
+    let none = &Properties::NONE;
     let mut wire = BytesMut::new();
-    codec::encode_publish(
-        &mut wire,
-        "sensors/42/temp",
-        &payload,
-        QoS::AtLeastOnce,
-        7,
-        false,
-        false,
-    );
+    protocol::encode_publish(&mut wire, level, "sensors/42/temp", &payload, none, flags);
     let mut g = c.benchmark_group("publish");
     g.throughput(Throughput::Elements(1));
     g.bench_function("decode_64B", |b| {
         let mut buf = BytesMut::with_capacity(wire.len());
         b.iter(|| {
             buf.extend_from_slice(&wire);
-            let p = codec::decode(
-                &mut buf,
-                codec::MAX_REMAINING_LENGTH,
-                Some(ProtocolLevel::V311),
-            );
+            let p = protocol::decode(&mut buf, Some(level), Role::Server, &Limits::default());
             assert!(matches!(p, Ok(Some(Packet::Publish(_)))));
             black_box(p)
         })
@@ -42,15 +38,8 @@ fn publish_codec(c: &mut Criterion) {
         let mut out = BytesMut::with_capacity(4096);
         b.iter(|| {
             out.clear();
-            codec::encode_publish(
-                &mut out,
-                "sensors/42/temp",
-                black_box(&payload),
-                QoS::AtLeastOnce,
-                7,
-                false,
-                false,
-            );
+            let payload = black_box(&payload);
+            protocol::encode_publish(&mut out, level, "sensors/42/temp", payload, none, flags);
             black_box(out.len())
         })
     });

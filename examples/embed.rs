@@ -4,7 +4,7 @@
 //! `mosquitto_sub -t 'greetings/#' -v` and `mosquitto_pub -t commands/x -m hi`.
 //! Stops after 60 seconds or on Ctrl-C.
 
-use midge::codec::QoS;
+use midge::protocol::QoS;
 use midge::{AuthDecision, Broker, Config, Event};
 use std::time::{Duration, Instant};
 

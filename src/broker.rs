@@ -13,7 +13,6 @@ mod persist; // records for the store, restore, compaction
 mod sys; // $SYS topics
 
 use crate::auth::{Acl, PasswordFile, Verdict};
-use crate::codec::{self, LastWill, Packet, ProtocolLevel, Publish, QoS};
 use crate::config::{Config, QueueFull};
 use crate::conn::{Conn, ReadOutcome};
 use crate::host::{
@@ -21,6 +20,10 @@ use crate::host::{
     HostMessage, HostSub,
 };
 use crate::keys::{Destination, HostKey, SessionKey};
+use crate::protocol::{
+    self, Ack, AckKind, DecodeError, LastWill, Limits, Packet, Properties, ProtocolLevel, Publish,
+    PublishFlags, QoS, ReasonCode, Role, SubscriptionOptions, Violation,
+};
 use crate::retained::Retained;
 use crate::router::{Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
@@ -104,26 +107,35 @@ pub struct HostSubscription(HostKey);
 enum Reason {
     Eof,
     Io(io::Error),
-    Protocol(String),
+    /// The bytes were not a valid packet.
+    Decode(DecodeError),
+    /// A valid packet the connection's state or the topic rules forbid.
+    ProtocolError(Violation),
+    /// The broker's own state is inconsistent (a bug, not the client's).
+    Internal(&'static str),
     KeepAlive,
     ConnectTimeout,
     TakenOver,
     Disconnect,
-    Refused(u8),
+    Refused(ReasonCode),
     Shutdown,
 }
 
 impl std::fmt::Display for Reason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Reason::Protocol(msg) => write!(f, "protocol violation: {msg}"),
+            Reason::Decode(e) => write!(f, "protocol violation: {e}"),
+            Reason::ProtocolError(v) => write!(f, "protocol violation: {v}"),
+            Reason::Internal(what) => write!(f, "internal error: {what}"),
             Reason::Io(e) => write!(f, "{e}"),
             Reason::Eof => write!(f, "closed by the client without DISCONNECT"),
             Reason::KeepAlive => write!(f, "keep-alive timeout"),
             Reason::ConnectTimeout => write!(f, "no CONNECT in time"),
             Reason::TakenOver => write!(f, "client id taken over by a new connection"),
             Reason::Disconnect => write!(f, "client sent DISCONNECT"),
-            Reason::Refused(code) => write!(f, "refused with CONNACK code {code}"),
+            Reason::Refused(code) => {
+                write!(f, "refused with CONNACK code {}", code.v3_connack_code())
+            }
             Reason::Shutdown => write!(f, "broker shutting down"),
         }
     }
@@ -131,10 +143,6 @@ impl std::fmt::Display for Reason {
 
 fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
-}
-
-fn protocol(msg: impl Into<String>) -> Reason {
-    Reason::Protocol(msg.into())
 }
 
 /// Session `sid` as a router destination.
@@ -708,14 +716,20 @@ impl Broker {
 
     /// `password_file` and `allow_anonymous`: None to accept, or the
     /// CONNACK code.
-    fn check_credentials(&self, username: Option<&str>, password: Option<&[u8]>) -> Option<u8> {
+    fn check_credentials(
+        &self,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Option<ReasonCode> {
         let anonymous_ok = self
             .config
             .allow_anonymous
             .unwrap_or(self.passwords.is_none());
         match (username, &self.passwords) {
-            (None, _) if !anonymous_ok => Some(0x05), // not authorized
-            (Some(user), Some(file)) if !file.check(user, password.unwrap_or(b"")) => Some(0x04),
+            (None, _) if !anonymous_ok => Some(ReasonCode::NotAuthorized),
+            (Some(user), Some(file)) if !file.check(user, password.unwrap_or(b"")) => {
+                Some(ReasonCode::BadUserNameOrPassword)
+            }
             _ => None,
         }
     }
@@ -820,7 +834,7 @@ impl Broker {
                 }
                 return;
             }
-            let wanted = codec::bytes_wanted(conn.input());
+            let wanted = protocol::bytes_wanted(conn.input());
             match conn.read(wanted) {
                 Ok(ReadOutcome::Data { n, drained }) => {
                     budget = budget.saturating_sub(n);
@@ -859,7 +873,12 @@ impl Broker {
                 return true;
             }
             let level = conn.level;
-            match codec::decode(conn.rbuf(), self.config.max_packet_size, level) {
+            let limits = Limits {
+                max_remaining_length: self.config.max_packet_size,
+                // MQTT 5 clients are refused with CONNACK 0x01 for now.
+                mqtt5: false,
+            };
+            match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
                 Ok(None) => return true,
                 Ok(Some(Packet::Publish(p))) if conn.blocked => {
                     conn.last_rx = self.now_ms;
@@ -873,7 +892,7 @@ impl Broker {
                     }
                 }
                 Err(e) => {
-                    self.close(key, protocol(e.to_string()));
+                    self.close(key, Reason::Decode(e));
                     return false;
                 }
             }
@@ -888,16 +907,18 @@ impl Broker {
         };
         let sid = match (conn.session(), packet) {
             (None, Packet::Connect(c)) => return self.on_connect(key, *c),
-            (Some(_), Packet::Connect(_)) => return Err(protocol("second CONNECT")), // [MQTT-3.1.0-2]
-            (None, _) => return Err(protocol("first packet is not CONNECT")), // [MQTT-3.1.0-1]
+            (Some(_), Packet::Connect(_)) => {
+                return Err(Reason::ProtocolError(Violation::SecondConnect)); // [MQTT-3.1.0-2]
+            }
+            (None, _) => return Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
             (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p),
-            (Some(sid), Packet::Subscribe { pkid, filters }) => {
-                return self.on_subscribe(key, sid, pkid, filters)
+            (Some(sid), Packet::Subscribe(s)) => {
+                return self.on_subscribe(key, sid, s.pkid, s.filters)
             }
-            (Some(sid), Packet::Unsubscribe { pkid, filters }) => {
-                return self.on_unsubscribe(key, sid, pkid, filters)
+            (Some(sid), Packet::Unsubscribe(u)) => {
+                return self.on_unsubscribe(key, sid, u.pkid, u.filters)
             }
-            (Some(sid), Packet::PubAck(pkid)) => {
+            (Some(sid), Packet::PubAck(Ack { pkid, .. })) => {
                 let done = self.session(sid)?.puback(pkid);
                 self.persist_done(sid, done.as_ref());
                 if done.is_none() {
@@ -908,7 +929,7 @@ impl Broker {
                 }
                 sid
             }
-            (Some(sid), Packet::PubRec(pkid)) => {
+            (Some(sid), Packet::PubRec(Ack { pkid, .. })) => {
                 let (known, released) = self.session(sid)?.pubrec(pkid);
                 if let (Some(seq), Some(client)) = (released, self.durable(sid)) {
                     self.persist(Record::Released { client, seq });
@@ -919,10 +940,12 @@ impl Broker {
                         self.session(sid)?.client_id
                     );
                 }
-                self.reply(key, |out| codec::encode_ack(out, codec::PUBREL, pkid));
+                self.reply(key, |out, level| {
+                    protocol::encode_ack(out, level, AckKind::PubRel, pkid, ReasonCode::Success)
+                });
                 sid
             }
-            (Some(sid), Packet::PubComp(pkid)) => {
+            (Some(sid), Packet::PubComp(Ack { pkid, .. })) => {
                 let done = self.session(sid)?.pubcomp(pkid);
                 self.persist_done(sid, done.as_ref());
                 if done.is_none() {
@@ -933,25 +956,37 @@ impl Broker {
                 }
                 sid
             }
-            (Some(sid), Packet::PubRel(pkid)) => {
+            (Some(sid), Packet::PubRel(Ack { pkid, .. })) => {
                 // Unknown ids are answered too: normal after a reconnect.
                 let was_pending = self.session(sid)?.qos2_remove(pkid);
                 if let (true, Some(client)) = (was_pending, self.durable(sid)) {
                     self.persist(Record::Qos2Rel { client, pkid });
                 }
-                self.reply(key, |out| codec::encode_ack(out, codec::PUBCOMP, pkid)); // [MQTT-4.3.3-2]
+                // [MQTT-4.3.3-2]
+                self.reply(key, |out, level| {
+                    protocol::encode_ack(out, level, AckKind::PubComp, pkid, ReasonCode::Success)
+                });
                 return Ok(());
             }
             (Some(_), Packet::PingReq) => {
-                self.reply(key, codec::encode_pingresp); // [MQTT-3.12.4-1]
+                self.reply(key, |out, _| protocol::encode_pingresp(out)); // [MQTT-3.12.4-1]
                 return Ok(());
             }
-            (Some(_), Packet::Disconnect) => {
+            (Some(_), Packet::Disconnect(_)) => {
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.will = None; // [MQTT-3.14.4-3]
                 }
                 return Err(Reason::Disconnect);
             }
+            // Server-to-client packets never decode here; AUTH needs MQTT 5.
+            (
+                Some(_),
+                p @ (Packet::ConnAck(_)
+                | Packet::SubAck(_)
+                | Packet::UnsubAck(_)
+                | Packet::PingResp
+                | Packet::Auth(_)),
+            ) => return Err(Reason::ProtocolError(Violation::UnexpectedPacket(p.name()))),
         };
         // An ack freed a slot in the in-flight window.
         self.pump(sid);
@@ -976,30 +1011,36 @@ impl Broker {
     fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {
         self.sessions
             .get_mut(sid)
-            .ok_or_else(|| protocol("internal: connection without session"))
+            .ok_or(Reason::Internal("connection without session"))
     }
 
-    /// Appends a reply to a connection's output.
-    fn reply(&mut self, key: usize, write: impl FnOnce(&mut bytes::BytesMut)) {
+    /// Appends a reply to a connection's output, at its protocol level.
+    fn reply(&mut self, key: usize, write: impl FnOnce(&mut bytes::BytesMut, ProtocolLevel)) {
         if let Some(conn) = self.conns.get_mut(key) {
-            write(conn.wbuf());
+            let level = conn.level.unwrap_or(ProtocolLevel::V311);
+            write(conn.wbuf(), level);
             mark_dirty(conn, key, &mut self.dirty);
         }
     }
 
-    fn on_connect(&mut self, key: usize, c: codec::Connect) -> Result<(), Reason> {
-        let Some(level) = c.level else {
-            return self.refuse(key, 0x01, &c.client_id); // [MQTT-3.1.2-2]
+    fn on_connect(&mut self, key: usize, c: protocol::Connect) -> Result<(), Reason> {
+        let level = match c.level {
+            Some(level @ (ProtocolLevel::V31 | ProtocolLevel::V311)) => level,
+            // [MQTT-3.1.2-2]; MQTT 5 is not served yet.
+            _ => {
+                let unsupported = ReasonCode::UnsupportedProtocolVersion;
+                return self.refuse(key, unsupported, &c.client_id);
+            }
         };
         if let Some(will) = &c.will {
             if !topic::valid_name(&will.topic) {
-                return Err(protocol("invalid Will topic")); // [MQTT-3.1.4-1]
+                return Err(Reason::ProtocolError(Violation::InvalidWillTopic)); // [MQTT-3.1.4-1]
             }
         }
         let max_ka = self.config.max_keepalive;
         if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
             // MQTT 3.x cannot tell the client a keep-alive; mosquitto refuses.
-            return self.refuse(key, 0x02, &c.client_id);
+            return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &c.client_id);
         }
         let mut client_id = c.client_id;
         if client_id.is_empty() {
@@ -1008,13 +1049,14 @@ impl Broker {
                 || !c.clean_session
                 || !self.config.allow_zero_length_client_id
             {
-                return self.refuse(key, 0x02, ""); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
+                let invalid = ReasonCode::ClientIdentifierNotValid;
+                return self.refuse(key, invalid, ""); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
         if let Some(prefix) = &self.config.client_id_prefix {
             if !client_id.starts_with(prefix.as_str()) {
-                return self.refuse(key, 0x02, &client_id);
+                return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &client_id);
             }
         }
         if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
@@ -1032,14 +1074,18 @@ impl Broker {
             });
             match decision {
                 AuthDecision::Accept => {}
-                AuthDecision::BadCredentials => return self.refuse(key, 0x04, &client_id),
-                AuthDecision::NotAuthorized => return self.refuse(key, 0x05, &client_id),
+                AuthDecision::BadCredentials => {
+                    return self.refuse(key, ReasonCode::BadUserNameOrPassword, &client_id)
+                }
+                AuthDecision::NotAuthorized => {
+                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id)
+                }
             }
         }
         if self.config.use_username_as_client_id {
             match c.username.as_deref() {
                 Some(user) if !user.is_empty() => client_id = user.to_string(),
-                _ => return self.refuse(key, 0x05, &client_id),
+                _ => return self.refuse(key, ReasonCode::NotAuthorized, &client_id),
             }
         }
         // Only now that the CONNECT passed every check: take over
@@ -1097,7 +1143,9 @@ impl Broker {
         );
         // MQTT 3.1 has no Session Present flag.
         let sp = present && level == ProtocolLevel::V311;
-        codec::encode_connack(conn.wbuf(), sp, 0); // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
+        let accepted = ReasonCode::Success;
+        // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
+        protocol::encode_connack(conn.wbuf(), level, sp, accepted, &Properties::NONE);
         mark_dirty(conn, key, &mut self.dirty);
         self.stats.clients_connected += 1;
         self.stats.connects_total += 1;
@@ -1115,18 +1163,21 @@ impl Broker {
             match f.stage {
                 Stage::Sent => {
                     let d = &f.delivery;
-                    codec::encode_publish(
-                        conn.wbuf(),
-                        &d.msg.topic,
-                        &d.msg.payload,
-                        d.qos,
-                        f.pkid,
-                        true,
-                        d.retain,
-                    );
+                    let flags = PublishFlags {
+                        qos: d.qos,
+                        pkid: f.pkid,
+                        dup: true,
+                        retain: d.retain,
+                    };
+                    let (topic, payload) = (&d.msg.topic, &d.msg.payload);
+                    let none = &Properties::NONE;
+                    protocol::encode_publish(conn.wbuf(), level, topic, payload, none, flags);
                     self.stats.messages_sent += 1;
                 }
-                Stage::Released => codec::encode_ack(conn.wbuf(), codec::PUBREL, f.pkid),
+                Stage::Released => {
+                    let (rel, ok) = (AckKind::PubRel, ReasonCode::Success);
+                    protocol::encode_ack(conn.wbuf(), level, rel, f.pkid, ok);
+                }
             }
         }
         // Stored at every connect, so a restart can check the session's
@@ -1182,14 +1233,20 @@ impl Broker {
     /// Answers a CONNECT with a non-zero return code; the connection then
     /// closes [MQTT-3.2.2-5] and nothing else it sent is processed
     /// [MQTT-3.1.4-5].
-    fn refuse(&mut self, key: usize, code: u8, client_id: &str) -> Result<(), Reason> {
+    /// The CONNACK is in 3.x form whatever the CONNECT's level: until MQTT 5
+    /// is served, a version 5 client is refused as mosquitto does.
+    fn refuse(&mut self, key: usize, code: ReasonCode, client_id: &str) -> Result<(), Reason> {
         if let Some(conn) = self.conns.get(key) {
             info!(
-                "{} ({client_id}): refused with CONNACK code {code}",
-                conn.addr
+                "{} ({client_id}): refused with CONNACK code {}",
+                conn.addr,
+                code.v3_connack_code()
             );
         }
-        self.reply(key, |out| codec::encode_connack(out, false, code)); // [MQTT-3.2.2-4]
+        self.reply(key, |out, _| {
+            let v3 = ProtocolLevel::V311;
+            protocol::encode_connack(out, v3, false, code, &Properties::NONE) // [MQTT-3.2.2-4]
+        });
         Err(Reason::Refused(code))
     }
 
@@ -1229,7 +1286,7 @@ impl Broker {
 
     fn on_publish(&mut self, key: usize, sid: usize, p: Publish) -> Result<(), Reason> {
         if !topic::valid_name(&p.topic) {
-            return Err(protocol("invalid topic name in PUBLISH")); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
+            return Err(Reason::ProtocolError(Violation::InvalidTopicName)); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
         }
         self.stats.messages_received += 1;
         let (qos, pkid) = (p.qos, p.pkid);
@@ -1261,8 +1318,12 @@ impl Broker {
         }
         match qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.reply(key, |o| codec::encode_ack(o, codec::PUBACK, pkid)),
-            QoS::ExactlyOnce => self.reply(key, |o| codec::encode_ack(o, codec::PUBREC, pkid)),
+            QoS::AtLeastOnce => self.reply(key, |o, level| {
+                protocol::encode_ack(o, level, AckKind::PubAck, pkid, ReasonCode::Success)
+            }),
+            QoS::ExactlyOnce => self.reply(key, |o, level| {
+                protocol::encode_ack(o, level, AckKind::PubRec, pkid, ReasonCode::Success)
+            }),
         }
         Ok(())
     }
@@ -1329,21 +1390,22 @@ impl Broker {
         key: usize,
         sid: usize,
         pkid: u16,
-        filters: Vec<(String, QoS)>,
+        filters: Vec<(String, SubscriptionOptions)>,
     ) -> Result<(), Reason> {
         // The whole packet is refused if any filter is invalid (mosquitto
         // closes too; 3.1.1 gives no other answer for a malformed filter).
         if let Some((f, _)) = filters.iter().find(|(f, _)| !topic::valid_filter(f)) {
-            return Err(protocol(format!("invalid topic filter {f:?}")));
+            let invalid = Violation::InvalidTopicFilter(f.clone());
+            return Err(Reason::ProtocolError(invalid));
         }
         // Denied filters get 0x80 and are not subscribed [MQTT-3.8.4-5].
         // A filter granted with some topics denied is subscribed `filtered`.
         let filters: Vec<(String, Option<QoS>, bool)> = filters
             .into_iter()
             .map(
-                |(f, q)| match self.conn_verdict(key, Access::Subscribe, &f) {
-                    Verdict::Granted => (f, Some(q), false),
-                    Verdict::Partial => (f, Some(q), true),
+                |(f, o)| match self.conn_verdict(key, Access::Subscribe, &f) {
+                    Verdict::Granted => (f, Some(o.qos), false),
+                    Verdict::Partial => (f, Some(o.qos), true),
                     Verdict::Refused => (f, None, false),
                 },
             )
@@ -1366,13 +1428,16 @@ impl Broker {
                             qos,
                         });
                     }
-                    codes.push(*qos as u8); // [MQTT-3.9.3-1]
+                    codes.push(ReasonCode::granted(*qos)); // [MQTT-3.9.3-1]
                 }
-                None => codes.push(0x80),
+                None => codes.push(ReasonCode::NotAuthorized), // 0x80 in 3.x
             }
         }
-        self.reply(key, |out| codec::encode_suback(out, pkid, &codes)); // [MQTT-3.8.4-1]
-                                                                        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
+        self.reply(key, |out, level| {
+            protocol::encode_suback(out, level, pkid, &codes, &Properties::NONE)
+            // [MQTT-3.8.4-1]
+        });
+        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
         let mut found = Vec::new();
         for (filter, qos, filtered) in &filters {
             let Some(qos) = qos else { continue };
@@ -1394,7 +1459,8 @@ impl Broker {
         filters: Vec<String>,
     ) -> Result<(), Reason> {
         if let Some(f) = filters.iter().find(|f| !topic::valid_filter(f)) {
-            return Err(protocol(format!("invalid topic filter {f:?}")));
+            let invalid = Violation::InvalidTopicFilter(f.clone());
+            return Err(Reason::ProtocolError(invalid));
         }
         for filter in &filters {
             if self.session(sid)?.unsubscribe(filter) {
@@ -1407,7 +1473,9 @@ impl Broker {
             }
         }
         // Even if nothing matched [MQTT-3.10.4-5].
-        self.reply(key, |out| codec::encode_ack(out, codec::UNSUBACK, pkid));
+        self.reply(key, |out, level| {
+            protocol::encode_unsuback(out, level, pkid, &[], &Properties::NONE)
+        });
         Ok(())
     }
 
@@ -1570,7 +1638,9 @@ impl Broker {
             None => conn.addr.to_string(),
         };
         match &reason {
-            Reason::Protocol(_) => warn!("{who}: closed: {reason}"),
+            Reason::Decode(_) | Reason::ProtocolError(_) | Reason::Internal(_) => {
+                warn!("{who}: closed: {reason}")
+            }
             // A refusal was logged, with the client id, by `refuse`.
             Reason::Shutdown | Reason::Refused(_) => debug!("{who}: closed: {reason}"),
             _ => info!("{who}: closed: {reason}"),

@@ -7,8 +7,8 @@
 //! `midge_publish`; calling back into the same broker from a callback is
 //! refused with an error rather than allowed to corrupt it.
 
-use crate::codec::QoS;
 use crate::host::HostMessage;
+use crate::protocol::QoS;
 use crate::{Broker, Config};
 use std::cell::{RefCell, UnsafeCell};
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! Broker settings with the defaults a small embedded machine wants.
 
-use crate::codec::MAX_REMAINING_LENGTH;
+use crate::protocol::MAX_REMAINING_LENGTH;
 use crate::session::Overflow;
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! One client connection: its socket and its input and output buffers.
 //!
-//! Reads append to the input buffer, from which the codec takes whole
+//! Reads append to the input buffer, from which the decoder takes whole
 //! packets; replies and deliveries append to the output buffer, which the
 //! loop writes once per iteration. Both buffers, and the box that holds
 //! them, are released when empty, so an idle connection holds none.
 
-use crate::codec::{LastWill, ProtocolLevel, Publish};
+use crate::protocol::{LastWill, ProtocolLevel, Publish};
 use bytes::BytesMut;
 use mio::net::TcpStream;
 use std::collections::VecDeque;
@@ -113,7 +113,7 @@ impl Conn {
         &mut self.io.get_or_insert_with(Box::default).wbuf
     }
 
-    /// The input buffer, for the codec to take packets from.
+    /// The input buffer, for the decoder to take packets from.
     pub fn rbuf(&mut self) -> &mut BytesMut {
         &mut self.io.get_or_insert_with(Box::default).rbuf
     }

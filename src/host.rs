@@ -4,7 +4,7 @@
 //! thread that drives it; they must not block. They are `Send` so that a
 //! broker can be moved to the thread that runs it.
 
-use crate::codec::QoS;
+use crate::protocol::QoS;
 use std::net::SocketAddr;
 
 /// A message delivered to a host subscription.

@@ -12,19 +12,20 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
-//! Modules, one concern each: [`codec`] (wire format), [`topic`] (names,
-//! filters, matching), [`router`] (subscription table), [`session`]
-//! (per-client state), [`retained`], [`config`], and [`broker`] (the loop).
+//! Modules, one concern each: [`protocol`] (wire format: 3.1, 3.1.1 and 5,
+//! both directions), [`topic`] (names, filters, matching), [`router`]
+//! (subscription table), [`session`] (per-client state), [`retained`],
+//! [`config`], and [`broker`] (the loop).
 
 pub mod auth;
 pub mod broker;
 pub mod capi;
-pub mod codec;
 pub mod conffile;
 pub mod config;
 mod conn;
 pub mod host;
 pub mod keys;
+pub mod protocol;
 pub mod retained;
 pub mod router;
 pub mod session;

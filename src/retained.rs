@@ -1,7 +1,7 @@
 //! Retained messages: the last retained message of each topic (§3.3.1.3).
 //! They outlive every session [MQTT-3.1.2-7].
 
-use crate::codec::QoS;
+use crate::protocol::QoS;
 use crate::session::Message;
 use crate::topic;
 use std::collections::HashMap;

@@ -12,8 +12,8 @@
 //! A publish matching several filters of one destination is delivered
 //! once, at the highest granted QoS [MQTT-3.3.5-1].
 
-use crate::codec::QoS;
 use crate::keys::Destination;
+use crate::protocol::QoS;
 use crate::topic;
 use std::collections::HashMap;
 use std::sync::Arc;

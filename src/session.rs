@@ -6,7 +6,7 @@
 //! [MQTT-3.1.2-4]. It holds no socket: the broker attaches it to one
 //! connection at a time.
 
-use crate::codec::QoS;
+use crate::protocol::QoS;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;

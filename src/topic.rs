@@ -6,7 +6,7 @@
 
 /// A topic name as a PUBLISH or a Will carries it: at least one character,
 /// no wildcards [MQTT-4.7.1-1], [MQTT-4.7.3-1], [MQTT-3.3.2-2]. (UTF-8 and
-/// U+0000 are checked by the codec.)
+/// U+0000 are checked by the protocol decoder.)
 pub fn valid_name(topic: &str) -> bool {
     !topic.is_empty() && !topic.bytes().any(|b| b == b'+' || b == b'#')
 }

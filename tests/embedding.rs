@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use midge::codec::QoS;
+use midge::protocol::QoS;
 use midge::{AuthDecision, Broker, Config, Event};
 use mio::net::UnixStream;
 use mio::unix::SourceFd;

@@ -298,15 +298,15 @@ pub(super) fn write_publish(
     pkid: u16,
     stats: &mut Stats,
 ) {
-    codec::encode_publish(
-        conn.wbuf(),
-        &msg.topic,
-        &msg.payload,
+    let level = conn.level.unwrap_or(ProtocolLevel::V311);
+    let flags = PublishFlags {
         qos,
         pkid,
-        false,
+        dup: false,
         retain,
-    );
+    };
+    let none = &Properties::NONE;
+    protocol::encode_publish(conn.wbuf(), level, &msg.topic, &msg.payload, none, flags);
     stats.messages_sent += 1;
 }
 

@@ -7,7 +7,7 @@
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
 use super::{session_dest, Broker};
-use crate::codec::QoS;
+use crate::protocol::QoS;
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::Record;
 use log::{error, info, warn};

@@ -17,10 +17,11 @@
 use crate::scenario::Plan;
 use crate::stats::{Histogram, IdBuild, Seen, Track};
 use crate::sys;
-use crate::wire::{self, Incoming};
 use bytes::{Buf, BytesMut};
-use midge::codec::client::{encode_connect, encode_subscribe};
-use midge::codec::{encode_ack, encode_publish, QoS, PUBACK, PUBCOMP, PUBREC, PUBREL};
+use midge::protocol::{
+    self, Ack, AckKind, Connect, Limits, Packet, Properties, ProtocolLevel, PublishFlags, QoS,
+    ReasonCode, Subscribe, SubscriptionOptions,
+};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -37,6 +38,10 @@ const READ_BUDGET: usize = 256 * 1024;
 pub const HEADER: usize = 20;
 /// Filters per SUBSCRIBE packet.
 const FILTERS_PER_SUBSCRIBE: usize = 50;
+/// Bytes asked of the kernel per read (more when a packet needs more).
+const READ_CHUNK: usize = 64 * 1024;
+/// The protocol level every client speaks.
+const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 /// Longest wait for in-flight messages after publishing stops.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
@@ -91,8 +96,7 @@ struct Client {
     role: Role,
     state: CState,
     connected: bool,
-    rbuf: Vec<u8>,
-    rlen: usize,
+    rbuf: BytesMut,
     wbuf: BytesMut,
     dirty: bool,
     read_pending: bool,
@@ -192,6 +196,9 @@ pub struct Bench {
     s: Settings,
     poll: Poll,
     clients: Slab<Client>,
+    /// Where every socket is read into, zeroed once; what arrives is
+    /// appended to the client's `rbuf` for the decoder.
+    scratch: Vec<u8>,
     pubs: Vec<Publisher>,
     subs: Vec<Subscriber>,
     streams: Vec<Stream>,
@@ -298,6 +305,7 @@ impl Bench {
         Ok(Bench {
             poll: Poll::new()?,
             clients: Slab::with_capacity(to_start.len()),
+            scratch: vec![0; READ_CHUNK],
             total_clients: to_start.len(),
             to_start,
             pubs,
@@ -450,14 +458,26 @@ impl Bench {
             let mut wbuf = BytesMut::with_capacity(256);
             let id = format!("{}{}", self.client_prefix, index);
             let clean = !(self.s.persistent && matches!(role, Role::Sub(_)));
-            encode_connect(&mut wbuf, &id, clean, self.s.keep_alive);
+            let connect = Packet::Connect(Box::new(Connect {
+                level: Some(LEVEL),
+                clean_session: clean,
+                keep_alive: self.s.keep_alive,
+                client_id: id,
+                will: None,
+                username: None,
+                password: None,
+                properties: Properties::NONE,
+            }));
+            if let Err(e) = protocol::encode(&connect, LEVEL, &mut wbuf) {
+                self.fatal = Some(format!("cannot encode CONNECT: {e}"));
+                return;
+            }
             let key = self.clients.insert(Client {
                 sock,
                 role,
                 state: CState::Connecting,
                 connected: false,
-                rbuf: vec![0; 4096],
-                rlen: 0,
+                rbuf: BytesMut::new(),
                 wbuf,
                 dirty: false,
                 read_pending: false,
@@ -560,15 +580,10 @@ impl Bench {
                 }
                 return;
             }
-            if c.rlen == c.rbuf.len() {
-                let len = c.rbuf.len();
-                c.rbuf.resize((len * 2).max(64 * 1024), 0);
-            }
-            let rlen = c.rlen;
-            match c.sock.read(&mut c.rbuf[rlen..]) {
+            match c.sock.read(&mut self.scratch) {
                 Ok(0) => return self.lost_client(key, "connection closed by the broker"),
                 Ok(n) => {
-                    c.rlen += n;
+                    c.rbuf.extend_from_slice(&self.scratch[..n]);
                     budget = budget.saturating_sub(n);
                     let at = elapsed_ns(self.epoch, Instant::now());
                     if !self.process(key, at) {
@@ -585,36 +600,24 @@ impl Bench {
     /// Handles the complete packets in a client's read buffer; false if the
     /// client is gone. `at`: when the bytes were read, in ns since the epoch.
     fn process(&mut self, key: usize, at: u64) -> bool {
-        let rbuf = std::mem::take(&mut self.clients[key].rbuf);
-        let rlen = self.clients[key].rlen;
-        let mut used = 0;
-        let mut alive = true;
-        while used < rlen {
-            match wire::decode(&rbuf[used..rlen]) {
+        let mut rbuf = std::mem::take(&mut self.clients[key].rbuf);
+        let limits = Limits::default();
+        loop {
+            match protocol::decode(&mut rbuf, Some(LEVEL), protocol::Role::Client, &limits) {
                 Ok(None) => break,
-                Ok(Some((packet, n))) => {
-                    used += n;
+                Ok(Some(packet)) => {
                     if let Err(e) = self.handle(key, packet, at) {
                         self.lost_client(key, &e);
-                        alive = false;
-                        break;
+                        return false;
                     }
                 }
                 Err(e) => {
                     self.lost_client(key, &format!("undecodable packet from the broker: {e}"));
-                    alive = false;
-                    break;
+                    return false;
                 }
             }
         }
-        if !alive {
-            return false;
-        }
-        let mut rbuf = rbuf;
-        rbuf.copy_within(used..rlen, 0);
-        let c = &mut self.clients[key];
-        c.rbuf = rbuf;
-        c.rlen = rlen - used;
+        self.clients[key].rbuf = rbuf;
         true
     }
 
@@ -644,18 +647,22 @@ impl Bench {
 
     // ------------------------------------------------------------- packets
 
-    fn handle(&mut self, key: usize, packet: Incoming<'_>, at: u64) -> Result<(), String> {
+    fn handle(&mut self, key: usize, packet: Packet, at: u64) -> Result<(), String> {
         let (role, state) = {
             let c = &self.clients[key];
             (c.role, c.state)
         };
+        let is_comp = matches!(packet, Packet::PubComp(_));
         match packet {
-            Incoming::ConnAck { code, .. } => {
+            Packet::ConnAck(ack) => {
                 if state != CState::WaitConnack {
                     return Err("unexpected CONNACK".into());
                 }
-                if code != 0 {
-                    return Err(format!("CONNACK refused the connection with code {code}"));
+                if ack.code != ReasonCode::Success {
+                    return Err(format!(
+                        "CONNACK refused the connection with code {}",
+                        ack.code.v3_connack_code()
+                    ));
                 }
                 match role {
                     Role::Pub(_) => {
@@ -668,9 +675,14 @@ impl Bench {
                         let c = &mut self.clients[key];
                         let mut packets = 0;
                         for (i, chunk) in filters.chunks(FILTERS_PER_SUBSCRIBE).enumerate() {
-                            let list: Vec<(&str, QoS)> =
-                                chunk.iter().map(|f| (f.as_str(), qos)).collect();
-                            encode_subscribe(&mut c.wbuf, i as u16 + 1, &list);
+                            let options = SubscriptionOptions::qos(qos);
+                            let subscribe = Packet::Subscribe(Subscribe {
+                                pkid: i as u16 + 1,
+                                filters: chunk.iter().map(|f| (f.clone(), options)).collect(),
+                                properties: Properties::NONE,
+                            });
+                            protocol::encode(&subscribe, LEVEL, &mut c.wbuf)
+                                .map_err(|e| format!("cannot encode SUBSCRIBE: {e}"))?;
                             packets += 1;
                         }
                         c.state = CState::WaitSuback(packets);
@@ -678,17 +690,17 @@ impl Bench {
                     }
                 }
             }
-            Incoming::SubAck { codes, .. } => {
+            Packet::SubAck(ack) => {
                 let CState::WaitSuback(left) = state else {
                     return Err("unexpected SUBACK".into());
                 };
-                if let Some(bad) = codes.iter().find(|&&c| c > 2) {
-                    return Err(format!("SUBACK refused a subscription (code {bad:#04x})"));
+                if let Some(bad) = ack.codes.iter().find(|c| c.is_error()) {
+                    return Err(format!("SUBACK refused a subscription ({bad:?})"));
                 }
-                if codes.iter().any(|&c| c < self.s.qos) {
+                if ack.codes.iter().any(|&c| (c as u8) < self.s.qos) {
                     return Err(format!(
-                        "SUBACK granted QoS {codes:?}, below the requested {}",
-                        self.s.qos
+                        "SUBACK granted {:?}, below the requested QoS {}",
+                        ack.codes, self.s.qos
                     ));
                 }
                 if left <= 1 {
@@ -698,34 +710,37 @@ impl Bench {
                     self.clients[key].state = CState::WaitSuback(left - 1);
                 }
             }
-            Incoming::Publish {
-                qos, pkid, payload, ..
-            } => {
+            Packet::Publish(p) => {
                 let Role::Sub(s) = role else {
                     return Err("a publisher received a PUBLISH".into());
                 };
                 let c = &mut self.clients[key];
-                match qos {
-                    1 => encode_ack(&mut c.wbuf, PUBACK, pkid),
-                    2 => encode_ack(&mut c.wbuf, PUBREC, pkid),
-                    _ => {}
+                let ok = ReasonCode::Success;
+                match p.qos {
+                    QoS::AtLeastOnce => {
+                        protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubAck, p.pkid, ok)
+                    }
+                    QoS::ExactlyOnce => {
+                        protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubRec, p.pkid, ok)
+                    }
+                    QoS::AtMostOnce => {}
                 }
-                if qos > 0 {
+                if p.qos != QoS::AtMostOnce {
                     Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
                 }
-                self.on_delivery(s as usize, payload, at);
+                self.on_delivery(s as usize, &p.payload, at);
             }
-            Incoming::PubRel(pkid) => {
-                encode_ack(&mut self.clients[key].wbuf, PUBCOMP, pkid);
+            Packet::PubRel(Ack { pkid, .. }) => {
+                let (wbuf, comp) = (&mut self.clients[key].wbuf, AckKind::PubComp);
+                protocol::encode_ack(wbuf, LEVEL, comp, pkid, ReasonCode::Success);
                 Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
             }
-            Incoming::PubAck(pkid) | Incoming::PubComp(pkid) => {
+            Packet::PubAck(Ack { pkid, .. }) | Packet::PubComp(Ack { pkid, .. }) => {
                 let Role::Pub(p) = role else {
                     return Err("a subscriber received an ack".into());
                 };
                 let want = if self.s.qos == 2 { 2 } else { 1 };
                 let publ = &mut self.pubs[p as usize];
-                let is_comp = matches!(packet, Incoming::PubComp(_));
                 match publ.pending.get(&pkid) {
                     Some(pd) if pd.stage == want && is_comp == (self.s.qos == 2) => {
                         publ.pending.remove(&pkid);
@@ -737,7 +752,7 @@ impl Bench {
                     _ => return Err(format!("ack for unknown packet id {pkid}")),
                 }
             }
-            Incoming::PubRec(pkid) => {
+            Packet::PubRec(Ack { pkid, .. }) => {
                 let Role::Pub(p) = role else {
                     return Err("a subscriber received PUBREC".into());
                 };
@@ -748,10 +763,12 @@ impl Bench {
                     }
                     _ => return Err(format!("PUBREC for unknown packet id {pkid}")),
                 }
-                encode_ack(&mut self.clients[key].wbuf, PUBREL, pkid);
+                let (wbuf, rel) = (&mut self.clients[key].wbuf, AckKind::PubRel);
+                protocol::encode_ack(wbuf, LEVEL, rel, pkid, ReasonCode::Success);
                 Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
             }
-            Incoming::UnsubAck(_) | Incoming::PingResp => {}
+            Packet::UnsubAck(_) | Packet::PingResp => {}
+            other => return Err(format!("unexpected {} from the broker", other.name())),
         }
         Ok(())
     }
@@ -927,15 +944,14 @@ impl Bench {
                 );
                 *total_pending += 1;
             }
-            encode_publish(
-                &mut client.wbuf,
-                &st.topic,
-                payload,
+            let flags = PublishFlags {
                 qos,
                 pkid,
-                false,
-                false,
-            );
+                dup: false,
+                retain: false,
+            };
+            let none = &Properties::NONE;
+            protocol::encode_publish(&mut client.wbuf, LEVEL, &st.topic, payload, none, flags);
             for &x in &st.subs {
                 subs[x as usize].behind += 1;
             }

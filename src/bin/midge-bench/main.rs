@@ -17,7 +17,6 @@ mod engine;
 mod scenario;
 mod stats;
 mod sys;
-mod wire;
 
 use engine::{Bench, Outcome, Settings, HEADER};
 use getopts::Options;

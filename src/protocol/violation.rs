@@ -1,0 +1,98 @@
+//! Protocol violations the decoder cannot see on its own: they need the
+//! connection's state or the topic rules ([`crate::topic`]). The server
+//! finds them; each has the MQTT 5 reason code it is reported with.
+
+use super::ReasonCode;
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Violation {
+    /// A second CONNECT on a connection [MQTT-3.1.0-2].
+    SecondConnect,
+    /// The first packet is not CONNECT [MQTT-3.1.0-1].
+    FirstPacketNotConnect,
+    /// A packet a server never receives here (an AUTH with no
+    /// authentication exchange going on...), by name.
+    UnexpectedPacket(&'static str),
+    /// A PUBLISH's topic name is empty or has wildcards [MQTT-3.3.2-2],
+    /// [MQTT-4.7.3-1].
+    InvalidTopicName,
+    /// The Will topic is not a valid topic name [MQTT-3.1.4-1].
+    InvalidWillTopic,
+    /// A topic filter breaks the wildcard rules [MQTT-4.7.1-1],
+    /// [MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.7.3-1]; kept for the log.
+    InvalidTopicFilter(String),
+}
+
+impl Violation {
+    /// The MQTT 5 reason code for this violation (in CONNACK for the Will
+    /// topic, in DISCONNECT otherwise).
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            Violation::SecondConnect
+            | Violation::FirstPacketNotConnect
+            | Violation::UnexpectedPacket(_) => ReasonCode::ProtocolError,
+            Violation::InvalidTopicName | Violation::InvalidWillTopic => {
+                ReasonCode::TopicNameInvalid
+            }
+            Violation::InvalidTopicFilter(_) => ReasonCode::TopicFilterInvalid,
+        }
+    }
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Violation::SecondConnect => write!(f, "second CONNECT"),
+            Violation::FirstPacketNotConnect => write!(f, "first packet is not CONNECT"),
+            Violation::UnexpectedPacket(name) => write!(f, "unexpected {name}"),
+            Violation::InvalidTopicName => write!(f, "invalid topic name in PUBLISH"),
+            Violation::InvalidWillTopic => write!(f, "invalid Will topic"),
+            Violation::InvalidTopicFilter(filter) => write!(f, "invalid topic filter {filter:?}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_violation_has_its_reason_code_and_log_text() {
+        for (v, code, text) in [
+            (
+                Violation::SecondConnect,
+                ReasonCode::ProtocolError,
+                "second CONNECT",
+            ),
+            (
+                Violation::FirstPacketNotConnect,
+                ReasonCode::ProtocolError,
+                "first packet is not CONNECT",
+            ),
+            (
+                Violation::UnexpectedPacket("AUTH"),
+                ReasonCode::ProtocolError,
+                "unexpected AUTH",
+            ),
+            (
+                Violation::InvalidTopicName,
+                ReasonCode::TopicNameInvalid,
+                "invalid topic name in PUBLISH",
+            ),
+            (
+                Violation::InvalidWillTopic,
+                ReasonCode::TopicNameInvalid,
+                "invalid Will topic",
+            ),
+            (
+                Violation::InvalidTopicFilter("a/#/b".into()),
+                ReasonCode::TopicFilterInvalid,
+                "invalid topic filter \"a/#/b\"",
+            ),
+        ] {
+            assert_eq!(v.reason_code(), code);
+            assert_eq!(v.to_string(), text);
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! The field types of the wire format, read and written: the cursor the
+//! decoder reads a packet body with, and the sink the encoder writes to
+//! (a buffer, or a counter that sizes a packet before it is written).
+
+use super::decode::DecodeError;
+use bytes::{BufMut, Bytes, BytesMut};
+
+/// The packets (and the Will) that have a property block or a reason code;
+/// what is legal in one depends on which it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Connect,
+    Will,
+    ConnAck,
+    Publish,
+    PubAck,
+    PubRec,
+    PubRel,
+    PubComp,
+    Subscribe,
+    SubAck,
+    Unsubscribe,
+    UnsubAck,
+    Disconnect,
+    Auth,
+}
+
+/// Reads a Remaining Length starting at `buf[1]`. Returns (value, bytes used)
+/// or `None` if the buffer ends first. Errata 01: all four-byte lengths are
+/// valid; only a fifth byte is an error.
+pub(super) fn remaining_length(buf: &[u8]) -> Result<Option<(usize, usize)>, DecodeError> {
+    let mut value = 0usize;
+    for i in 0..4 {
+        let Some(&byte) = buf.get(1 + i) else {
+            return Ok(None);
+        };
+        value |= ((byte & 0x7f) as usize) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Ok(Some((value, i + 1)));
+        }
+    }
+    Err(DecodeError::BadRemainingLength)
+}
+
+/// Bytes a Variable Byte Integer of this value takes.
+pub(super) fn varint_len(v: usize) -> usize {
+    match v {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    }
+}
+
+/// A cursor over one packet's body with the field readers MQTT needs.
+pub(super) struct Reader<'a> {
+    pub body: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub fn u8(&mut self) -> Result<u8, DecodeError> {
+        let (&b, rest) = self
+            .body
+            .split_first()
+            .ok_or(DecodeError::Malformed("packet too short"))?;
+        self.body = rest;
+        Ok(b)
+    }
+
+    pub fn u16(&mut self) -> Result<u16, DecodeError> {
+        let hi = self.u8()?;
+        let lo = self.u8()?;
+        Ok(u16::from_be_bytes([hi, lo]))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, DecodeError> {
+        let hi = self.u16()? as u32;
+        let lo = self.u16()? as u32;
+        Ok((hi << 16) | lo)
+    }
+
+    /// An MQTT 5 Variable Byte Integer, in its shortest encoding
+    /// [MQTT-1.5.5-1].
+    pub fn varint(&mut self) -> Result<usize, DecodeError> {
+        let mut value = 0usize;
+        for i in 0..4 {
+            let byte = self.u8()?;
+            value |= ((byte & 0x7f) as usize) << (7 * i);
+            if byte & 0x80 == 0 {
+                if i > 0 && byte == 0 {
+                    return Err(DecodeError::Malformed("variable byte integer not minimal"));
+                }
+                return Ok(value);
+            }
+        }
+        Err(DecodeError::Malformed(
+            "variable byte integer longer than 4 bytes",
+        ))
+    }
+
+    pub fn pkid(&mut self) -> Result<u16, DecodeError> {
+        match self.u16()? {
+            0 => Err(DecodeError::ZeroPacketId),
+            id => Ok(id),
+        }
+    }
+
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        if self.body.len() < n {
+            return Err(DecodeError::Malformed("field runs past the end"));
+        }
+        let (field, rest) = self.body.split_at(n);
+        self.body = rest;
+        Ok(field)
+    }
+
+    pub fn binary(&mut self) -> Result<&'a [u8], DecodeError> {
+        let len = self.u16()? as usize;
+        self.take(len)
+    }
+
+    pub fn bytes(&mut self) -> Result<Bytes, DecodeError> {
+        Ok(Bytes::copy_from_slice(self.binary()?))
+    }
+
+    pub fn string(&mut self) -> Result<String, DecodeError> {
+        let raw = self.binary()?;
+        let s = std::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?;
+        if s.contains('\0') {
+            return Err(DecodeError::BadUtf8);
+        }
+        Ok(s.to_owned())
+    }
+
+    pub fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.body)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    pub fn finish(&self) -> Result<(), DecodeError> {
+        if self.body.is_empty() {
+            Ok(())
+        } else {
+            Err(DecodeError::Malformed("bytes after the last field"))
+        }
+    }
+}
+
+/// Where the encoder writes: a buffer, or a [`Counter`] that sizes a
+/// packet first (its Remaining Length comes before its body).
+pub(super) trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+
+    /// Marks a field too long for its 2-byte length prefix.
+    fn too_long(&mut self) {}
+
+    fn u8(&mut self, b: u8) {
+        self.put(&[b]);
+    }
+
+    fn u16(&mut self, v: u16) {
+        self.put(&v.to_be_bytes());
+    }
+
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_be_bytes());
+    }
+
+    /// A Variable Byte Integer (the caller keeps it within 4 bytes).
+    fn varint(&mut self, mut v: usize) {
+        let mut out = [0u8; 4];
+        let mut n = 0;
+        while n < 4 {
+            let mut byte = (v % 128) as u8;
+            v /= 128;
+            if v > 0 {
+                byte |= 0x80;
+            }
+            out[n] = byte;
+            n += 1;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(&out[..n]);
+    }
+
+    fn binary(&mut self, b: &[u8]) {
+        let Ok(len) = u16::try_from(b.len()) else {
+            return self.too_long();
+        };
+        self.u16(len);
+        self.put(b);
+    }
+
+    fn string(&mut self, s: &str) {
+        self.binary(s.as_bytes());
+    }
+}
+
+impl Sink for BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.put_slice(bytes);
+    }
+}
+
+/// Counts the bytes a packet will take, and whether a field is too long.
+#[derive(Default)]
+pub(super) struct Counter {
+    pub len: usize,
+    pub too_long: bool,
+}
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+    }
+
+    fn too_long(&mut self) {
+        self.too_long = true;
+    }
+}
+
+/// The fast path's Remaining Length writer.
+pub(super) fn put_remaining_length(out: &mut BytesMut, mut len: usize) {
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        out.put_u8(byte);
+        if len == 0 {
+            break;
+        }
+    }
+}
