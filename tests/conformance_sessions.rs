@@ -249,6 +249,23 @@ fn unsupported_protocol_level_gets_connack_1_then_close() {
     assert!(present, "session of p survives refused CONNECTs");
 }
 
+// [MQTT-3.1.2-2]: MQTT 5 is not served yet. A real version 5 CONNECT
+// (with properties, a Will and its Will Properties) gets the 3.x-form
+// CONNACK 0x01 that every client can read, as from mosquitto.
+#[test]
+fn mqtt5_connect_with_properties_gets_connack_1() {
+    let b = TestBroker::start();
+    let mut body = field(b"MQTT");
+    body.extend_from_slice(&[5, 0x06, 0, 60]); // Clean Start, Will (QoS 0)
+    body.extend_from_slice(&[5, 0x11, 0, 0, 0, 10]); // Session Expiry 10
+    body.extend_from_slice(&field(b"v5"));
+    body.extend_from_slice(&[2, 0x01, 1]); // Will: Payload Format UTF-8
+    body.extend_from_slice(&field(b"will/t"));
+    body.extend_from_slice(&field(b"bye"));
+    assert_refused_with(b.addr, &packet(0x10, &body), 0x01);
+    assert_accepted(b.addr, &connect_packet("a", true, 60));
+}
+
 // [MQTT-3.1.2-3] [MQTT-3.1.4-1]
 #[test]
 fn reserved_connect_flag_closes_without_connack() {

@@ -110,10 +110,13 @@ impl fmt::Display for DecodeError {
 /// Checks the fixed-header byte before any body is buffered, so a bad type
 /// or an oversized packet is refused from its first bytes.
 fn check_header(byte: u8, level: Option<ProtocolLevel>, role: Role) -> Result<(), DecodeError> {
-    let v5 = level == Some(ProtocolLevel::V5);
     let t = byte >> 4;
+    if t == 3 {
+        return Ok(()); // PUBLISH, both ways; its flags are checked with the packet
+    }
+    let v5 = level == Some(ProtocolLevel::V5);
     let expected = match (t, role) {
-        (3..=7, _) | (1 | 8 | 10 | 12 | 14, Role::Server) | (2 | 9 | 11 | 13, Role::Client) => true,
+        (4..=7, _) | (1 | 8 | 10 | 12 | 14, Role::Server) | (2 | 9 | 11 | 13, Role::Client) => true,
         (14, Role::Client) | (15, _) => v5,
         _ => false,
     };
@@ -122,7 +125,6 @@ fn check_header(byte: u8, level: Option<ProtocolLevel>, role: Role) -> Result<()
     }
     let flags = byte & 0x0f;
     let ok = match t {
-        3 => true, // PUBLISH flags are checked with the packet
         6 | 8 | 10 => flags == 0b0010,
         _ => flags == 0,
     };
@@ -180,6 +182,7 @@ struct Ctx {
 }
 
 impl Ctx {
+    #[inline(always)]
     fn properties(&self, r: &mut Reader, kind: Kind) -> Result<Properties, DecodeError> {
         if self.v5 {
             properties::read(r, kind, self.sender)

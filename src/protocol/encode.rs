@@ -353,12 +353,13 @@ fn publish_remaining(
     properties: &Properties,
     qos: QoS,
 ) -> usize {
+    let id = if qos == QoS::AtMostOnce { 0 } else { 2 };
     let props = if level == ProtocolLevel::V5 {
         properties::block_len(properties)
     } else {
         0
     };
-    2 + topic.len() + payload_len + props + if qos == QoS::AtMostOnce { 0 } else { 2 }
+    2 + topic.len() + id + props + payload_len
 }
 
 /// Size on the wire of a PUBLISH with this topic, payload and properties.
@@ -384,6 +385,31 @@ pub fn encode_publish(
     properties: &Properties,
     flags: PublishFlags,
 ) {
+    if level == ProtocolLevel::V5 {
+        return encode_publish_v5(out, topic, payload, properties, flags);
+    }
+    let with_id = flags.qos != QoS::AtMostOnce;
+    let remaining = 2 + topic.len() + payload.len() + if with_id { 2 } else { 0 };
+    out.reserve(1 + varint_len(remaining) + remaining);
+    out.put_u8(publish_first_byte(&flags));
+    put_remaining_length(out, remaining);
+    out.put_u16(topic.len() as u16);
+    out.put_slice(topic.as_bytes());
+    if with_id {
+        out.put_u16(flags.pkid);
+    }
+    out.put_slice(payload);
+}
+
+/// The MQTT 5 layout: a property block after the packet identifier.
+fn encode_publish_v5(
+    out: &mut BytesMut,
+    topic: &str,
+    payload: &[u8],
+    properties: &Properties,
+    flags: PublishFlags,
+) {
+    let level = ProtocolLevel::V5;
     let remaining = publish_remaining(level, topic, payload.len(), properties, flags.qos);
     out.reserve(1 + varint_len(remaining) + remaining);
     out.put_u8(publish_first_byte(&flags));
@@ -393,8 +419,6 @@ pub fn encode_publish(
     if flags.qos != QoS::AtMostOnce {
         out.put_u16(flags.pkid);
     }
-    if level == ProtocolLevel::V5 {
-        properties::write(out, properties);
-    }
+    properties::write(out, properties);
     out.put_slice(payload);
 }

@@ -30,6 +30,8 @@ mod wire;
 mod tests_decode;
 #[cfg(test)]
 mod tests_roundtrip;
+#[cfg(test)]
+mod tests_v5;
 
 pub use decode::{bytes_wanted, decode, DecodeError};
 pub use encode::{
