@@ -135,7 +135,8 @@ fn check_header(byte: u8, level: Option<ProtocolLevel>, role: Role) -> Result<()
     }
 }
 
-/// Decodes one packet from the front of `buf` if it is complete.
+/// Decodes one packet from the front of `buf` if it is complete, and
+/// consumes its bytes.
 ///
 /// `level` is the connection's protocol level once CONNECT has been sent
 /// (client) or accepted (server); `None` decodes the 3.x layouts. `role` is
@@ -147,6 +148,68 @@ pub fn decode(
     role: Role,
     limits: &Limits,
 ) -> Result<Option<Packet>, DecodeError> {
+    let Some((packet, used)) = decode_ref(buf, level, role, limits)? else {
+        return Ok(None);
+    };
+    // Copy the payload out of the read buffer: the buffer stays uniquely
+    // owned (and reusable), and a stored message never pins a large read
+    // buffer in memory.
+    let packet = match packet {
+        PacketRef::Publish(p) => Packet::Publish(p.into_publish()),
+        PacketRef::Other(p) => p,
+    };
+    buf.advance(used);
+    Ok(Some(packet))
+}
+
+/// A packet read in place: a PUBLISH's topic and payload borrowed from the
+/// read buffer (nothing allocated or copied, for a consumer that is done
+/// with them before it reads on), any other packet decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PacketRef<'a> {
+    Publish(PublishRef<'a>),
+    Other(Packet),
+}
+
+/// A PUBLISH whose topic and payload are still in the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRef<'a> {
+    pub dup: bool,
+    pub qos: QoS,
+    pub retain: bool,
+    /// Checked: well-formed UTF-8 without U+0000 (left as bytes, so a
+    /// consumer that does not need it as a `str` pays no conversion).
+    pub topic: &'a [u8],
+    /// 0 for QoS 0.
+    pub pkid: u16,
+    pub payload: &'a [u8],
+    pub properties: Properties,
+}
+
+impl PublishRef<'_> {
+    /// The PUBLISH with its own copies of the topic and payload.
+    pub fn into_publish(self) -> Publish {
+        Publish {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            // Valid UTF-8 (checked when decoded): nothing is replaced.
+            topic: String::from_utf8_lossy(self.topic).into_owned(),
+            pkid: self.pkid,
+            payload: Bytes::copy_from_slice(self.payload),
+            properties: self.properties,
+        }
+    }
+}
+
+/// [`decode`] without consuming or copying: the packet at the front of
+/// `buf`, if complete, and the bytes it takes.
+pub fn decode_ref<'a>(
+    buf: &'a [u8],
+    level: Option<ProtocolLevel>,
+    role: Role,
+    limits: &Limits,
+) -> Result<Option<(PacketRef<'a>, usize)>, DecodeError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
@@ -162,8 +225,7 @@ pub fn decode(
         return Ok(None);
     }
     let packet = parse(first, &buf[header..header + len], level, role, limits)?;
-    buf.advance(header + len);
-    Ok(Some(packet))
+    Ok(Some((packet, header + len)))
 }
 
 /// Bytes still missing for the packet at the front of `buf` (0 if unknown):
@@ -200,13 +262,13 @@ impl Ctx {
     }
 }
 
-fn parse(
+fn parse<'a>(
     first: u8,
-    body: &[u8],
+    body: &'a [u8],
     level: Option<ProtocolLevel>,
     role: Role,
     limits: &Limits,
-) -> Result<Packet, DecodeError> {
+) -> Result<PacketRef<'a>, DecodeError> {
     let ctx = Ctx {
         v5: level == Some(ProtocolLevel::V5),
         sender: match role {
@@ -217,9 +279,10 @@ fn parse(
     let mut r = Reader { body };
     let r = &mut r;
     let packet = match first >> 4 {
+        // The payload is the rest of the packet: nothing left to check.
+        3 => return parse_publish(first, r, &ctx).map(PacketRef::Publish),
         1 => Packet::Connect(Box::new(parse_connect(r, limits)?)),
         2 => Packet::ConnAck(parse_connack(r, &ctx)?),
-        3 => Packet::Publish(parse_publish(first, r, &ctx)?),
         4 => Packet::PubAck(parse_ack(r, &ctx, Kind::PubAck)?),
         5 => Packet::PubRec(parse_ack(r, &ctx, Kind::PubRec)?),
         6 => Packet::PubRel(parse_ack(r, &ctx, Kind::PubRel)?),
@@ -235,7 +298,7 @@ fn parse(
         t => return Err(DecodeError::BadPacketType(t)),
     };
     r.finish()?;
-    Ok(packet)
+    Ok(PacketRef::Other(packet))
 }
 
 fn parse_connect(r: &mut Reader, limits: &Limits) -> Result<Connect, DecodeError> {
@@ -352,21 +415,22 @@ fn parse_connack(r: &mut Reader, ctx: &Ctx) -> Result<ConnAck, DecodeError> {
     })
 }
 
-fn parse_publish(first: u8, r: &mut Reader, ctx: &Ctx) -> Result<Publish, DecodeError> {
+fn parse_publish<'a>(
+    first: u8,
+    r: &mut Reader<'a>,
+    ctx: &Ctx,
+) -> Result<PublishRef<'a>, DecodeError> {
     let dup = first & 0x08 != 0;
     let retain = first & 0x01 != 0;
     let qos = QoS::from_u8((first >> 1) & 0x03).ok_or(DecodeError::BadFlags(first))?; // [MQTT-3.3.1-4]
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::BadFlags(first)); // [MQTT-3.3.1-2]
     }
-    let topic = r.string()?; // [MQTT-3.3.2-1]
+    let topic = r.text()?; // [MQTT-3.3.2-1]
     let pkid = if qos == QoS::AtMostOnce { 0 } else { r.pkid()? };
     let properties = ctx.properties(r, Kind::Publish)?;
-    // Copy the payload out of the read buffer: the buffer stays uniquely
-    // owned (and reusable), and a stored message never pins a large read
-    // buffer in memory.
-    let payload = Bytes::copy_from_slice(r.rest());
-    Ok(Publish {
+    let payload = r.rest();
+    Ok(PublishRef {
         dup,
         qos,
         retain,

@@ -5,7 +5,8 @@
 //!   side doing the decoding ([`Role::Server`] accepts only what a client
 //!   sends, [`Role::Client`] only what a server sends) at the connection's
 //!   [`ProtocolLevel`]. Errors are typed ([`DecodeError`]) and each has the
-//!   MQTT 5 reason code the standard gives it.
+//!   MQTT 5 reason code the standard gives it. [`decode_ref`] is the same
+//!   without copying: a PUBLISH's topic and payload stay in the buffer.
 //! - [`encode`] writes any packet at a level; the functions the broker
 //!   calls per message ([`encode_publish`], [`encode_ack`]...) write
 //!   straight into a connection's output buffer with no intermediate value.
@@ -33,7 +34,7 @@ mod tests_roundtrip;
 #[cfg(test)]
 mod tests_v5;
 
-pub use decode::{bytes_wanted, decode, DecodeError};
+pub use decode::{bytes_wanted, decode, decode_ref, DecodeError, PacketRef, PublishRef};
 pub use encode::{
     encode, encode_ack, encode_connack, encode_pingresp, encode_publish, encode_suback,
     encode_unsuback, publish_len, AckKind, EncodeError, PublishFlags,

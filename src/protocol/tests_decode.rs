@@ -195,6 +195,27 @@ fn rejects_bad_strings() {
 }
 
 #[test]
+fn plain_ascii_is_recognised_at_any_length() {
+    use super::wire::plain_ascii;
+    for len in 0..40 {
+        let mut t = vec![b'a'; len];
+        assert!(plain_ascii(&t), "{len}");
+        for i in 0..len {
+            for bad in [0u8, 0x80, 0xC3, 0xFF] {
+                t[i] = bad;
+                assert!(!plain_ascii(&t), "{len} {i} {bad:#x}");
+            }
+            t[i] = 0x7F;
+            assert!(plain_ascii(&t));
+            t[i] = b'a';
+        }
+    }
+    // Not plain ASCII, yet valid: the full check decides.
+    let p = publish_payload(dec(&[0x30, 6, 0, 4, 0xC3, 0xA9, b'/', b'x']));
+    assert_eq!(p.topic, "\u{e9}/x");
+}
+
+#[test]
 fn connect_variants() {
     let ok = [
         0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'T', 4, 2, 0, 60, 0, 1, b'a',

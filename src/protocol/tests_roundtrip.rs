@@ -1,6 +1,6 @@
 //! Encode -> decode gives the same packet, for every packet type at every
-//! level, decoded by the side that receives it, whole and split at every
-//! byte.
+//! level, decoded by the side that receives it: whole, in place
+//! (`decode_ref`) and split at every byte.
 
 use super::*;
 use bytes::BytesMut;
@@ -277,6 +277,20 @@ fn round_trip(packet: &Packet, level: ProtocolLevel, role: Role) {
         Ok(Some(packet.clone())),
         "{level:?} {role:?} {wire:02x?}"
     );
+    // In place: the same packet; a PUBLISH's payload not copied.
+    let limits = Limits::default();
+    let Ok(Some((in_place, used))) = decode_ref(&wire, Some(level), role, &limits) else {
+        panic!("decode_ref refused {packet:?}");
+    };
+    assert_eq!(used, wire.len());
+    let owned = match in_place {
+        PacketRef::Publish(p) => {
+            assert!(wire.as_ptr_range().contains(&p.payload.as_ptr()));
+            Packet::Publish(p.into_publish())
+        }
+        PacketRef::Other(p) => p,
+    };
+    assert_eq!(&owned, packet);
     for cut in 0..wire.len() {
         let mut buf = BytesMut::from(&wire[..cut]);
         let limits = Limits::default();

@@ -52,6 +52,21 @@ pub(super) fn varint_len(v: usize) -> usize {
     }
 }
 
+/// Whether every byte is in 1..=0x7F: ASCII without NUL, so valid
+/// UTF-8 with no U+0000. Eight bytes at a time.
+pub(super) fn plain_ascii(raw: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = raw.chunks_exact(8);
+    let words_ok = words.by_ref().all(|w| {
+        // Never the default: chunks_exact yields 8 bytes.
+        let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
+        let has_zero = v.wrapping_sub(ONES) & !v & HIGH;
+        (has_zero | v & HIGH) == 0
+    });
+    words_ok && words.remainder().iter().all(|b| b.wrapping_sub(1) < 0x7F)
+}
+
 /// A cursor over one packet's body with the field readers MQTT needs.
 pub(super) struct Reader<'a> {
     pub body: &'a [u8],
@@ -124,13 +139,24 @@ impl<'a> Reader<'a> {
         Ok(Bytes::copy_from_slice(self.binary()?))
     }
 
-    pub fn string(&mut self) -> Result<String, DecodeError> {
+    /// A UTF-8 string's bytes, checked: well-formed, no U+0000
+    /// [MQTT-1.5.3-1], [MQTT-1.5.3-2]. Plain ASCII (nearly every topic) is
+    /// recognised in one word-at-a-time pass, without building a `str`.
+    pub fn text(&mut self) -> Result<&'a [u8], DecodeError> {
         let raw = self.binary()?;
-        let s = std::str::from_utf8(raw).map_err(|_| DecodeError::BadUtf8)?;
-        if s.contains('\0') {
+        if !plain_ascii(raw) && (raw.contains(&0) || std::str::from_utf8(raw).is_err()) {
             return Err(DecodeError::BadUtf8);
         }
-        Ok(s.to_owned())
+        Ok(raw)
+    }
+
+    /// A UTF-8 string, borrowed (checked as [`Reader::text`]).
+    pub fn str(&mut self) -> Result<&'a str, DecodeError> {
+        std::str::from_utf8(self.text()?).map_err(|_| DecodeError::BadUtf8)
+    }
+
+    pub fn string(&mut self) -> Result<String, DecodeError> {
+        Ok(self.str()?.to_owned())
     }
 
     pub fn rest(&mut self) -> &'a [u8] {

@@ -19,8 +19,8 @@ use crate::stats::{Histogram, IdBuild, Seen, Track};
 use crate::sys;
 use bytes::{Buf, BytesMut};
 use midge::protocol::{
-    self, Ack, AckKind, Connect, Limits, Packet, Properties, ProtocolLevel, PublishFlags, QoS,
-    ReasonCode, Subscribe, SubscriptionOptions,
+    self, Ack, AckKind, Connect, Limits, Packet, PacketRef, Properties, ProtocolLevel,
+    PublishFlags, QoS, ReasonCode, Subscribe, SubscriptionOptions,
 };
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -38,8 +38,6 @@ const READ_BUDGET: usize = 256 * 1024;
 pub const HEADER: usize = 20;
 /// Filters per SUBSCRIBE packet.
 const FILTERS_PER_SUBSCRIBE: usize = 50;
-/// Bytes asked of the kernel per read (more when a packet needs more).
-const READ_CHUNK: usize = 64 * 1024;
 /// The protocol level every client speaks.
 const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 /// Longest wait for in-flight messages after publishing stops.
@@ -96,7 +94,8 @@ struct Client {
     role: Role,
     state: CState,
     connected: bool,
-    rbuf: BytesMut,
+    rbuf: Vec<u8>,
+    rlen: usize,
     wbuf: BytesMut,
     dirty: bool,
     read_pending: bool,
@@ -196,9 +195,6 @@ pub struct Bench {
     s: Settings,
     poll: Poll,
     clients: Slab<Client>,
-    /// Where every socket is read into, zeroed once; what arrives is
-    /// appended to the client's `rbuf` for the decoder.
-    scratch: Vec<u8>,
     pubs: Vec<Publisher>,
     subs: Vec<Subscriber>,
     streams: Vec<Stream>,
@@ -305,7 +301,6 @@ impl Bench {
         Ok(Bench {
             poll: Poll::new()?,
             clients: Slab::with_capacity(to_start.len()),
-            scratch: vec![0; READ_CHUNK],
             total_clients: to_start.len(),
             to_start,
             pubs,
@@ -477,7 +472,8 @@ impl Bench {
                 role,
                 state: CState::Connecting,
                 connected: false,
-                rbuf: BytesMut::new(),
+                rbuf: vec![0; 4096],
+                rlen: 0,
                 wbuf,
                 dirty: false,
                 read_pending: false,
@@ -580,10 +576,15 @@ impl Bench {
                 }
                 return;
             }
-            match c.sock.read(&mut self.scratch) {
+            if c.rlen == c.rbuf.len() {
+                let len = c.rbuf.len();
+                c.rbuf.resize((len * 2).max(64 * 1024), 0);
+            }
+            let rlen = c.rlen;
+            match c.sock.read(&mut c.rbuf[rlen..]) {
                 Ok(0) => return self.lost_client(key, "connection closed by the broker"),
                 Ok(n) => {
-                    c.rbuf.extend_from_slice(&self.scratch[..n]);
+                    c.rlen += n;
                     budget = budget.saturating_sub(n);
                     let at = elapsed_ns(self.epoch, Instant::now());
                     if !self.process(key, at) {
@@ -599,13 +600,19 @@ impl Bench {
 
     /// Handles the complete packets in a client's read buffer; false if the
     /// client is gone. `at`: when the bytes were read, in ns since the epoch.
+    /// Packets are decoded in place (`decode_ref`): a PUBLISH's payload is
+    /// read where it arrived, with no allocation per message.
     fn process(&mut self, key: usize, at: u64) -> bool {
-        let mut rbuf = std::mem::take(&mut self.clients[key].rbuf);
+        let rbuf = std::mem::take(&mut self.clients[key].rbuf);
+        let rlen = self.clients[key].rlen;
         let limits = Limits::default();
+        let client = protocol::Role::Client;
+        let mut used = 0;
         loop {
-            match protocol::decode(&mut rbuf, Some(LEVEL), protocol::Role::Client, &limits) {
+            match protocol::decode_ref(&rbuf[used..rlen], Some(LEVEL), client, &limits) {
                 Ok(None) => break,
-                Ok(Some(packet)) => {
+                Ok(Some((packet, n))) => {
+                    used += n;
                     if let Err(e) = self.handle(key, packet, at) {
                         self.lost_client(key, &e);
                         return false;
@@ -617,7 +624,11 @@ impl Bench {
                 }
             }
         }
-        self.clients[key].rbuf = rbuf;
+        let mut rbuf = rbuf;
+        rbuf.copy_within(used..rlen, 0);
+        let c = &mut self.clients[key];
+        c.rbuf = rbuf;
+        c.rlen = rlen - used;
         true
     }
 
@@ -647,7 +658,11 @@ impl Bench {
 
     // ------------------------------------------------------------- packets
 
-    fn handle(&mut self, key: usize, packet: Packet, at: u64) -> Result<(), String> {
+    fn handle(&mut self, key: usize, packet: PacketRef<'_>, at: u64) -> Result<(), String> {
+        let packet = match packet {
+            PacketRef::Publish(p) => return self.on_publish(key, p.qos, p.pkid, p.payload, at),
+            PacketRef::Other(packet) => packet,
+        };
         let (role, state) = {
             let c = &self.clients[key];
             (c.role, c.state)
@@ -710,26 +725,6 @@ impl Bench {
                     self.clients[key].state = CState::WaitSuback(left - 1);
                 }
             }
-            Packet::Publish(p) => {
-                let Role::Sub(s) = role else {
-                    return Err("a publisher received a PUBLISH".into());
-                };
-                let c = &mut self.clients[key];
-                let ok = ReasonCode::Success;
-                match p.qos {
-                    QoS::AtLeastOnce => {
-                        protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubAck, p.pkid, ok)
-                    }
-                    QoS::ExactlyOnce => {
-                        protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubRec, p.pkid, ok)
-                    }
-                    QoS::AtMostOnce => {}
-                }
-                if p.qos != QoS::AtMostOnce {
-                    Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
-                }
-                self.on_delivery(s as usize, &p.payload, at);
-            }
             Packet::PubRel(Ack { pkid, .. }) => {
                 let (wbuf, comp) = (&mut self.clients[key].wbuf, AckKind::PubComp);
                 protocol::encode_ack(wbuf, LEVEL, comp, pkid, ReasonCode::Success);
@@ -770,6 +765,33 @@ impl Bench {
             Packet::UnsubAck(_) | Packet::PingResp => {}
             other => return Err(format!("unexpected {} from the broker", other.name())),
         }
+        Ok(())
+    }
+
+    /// A message for a subscriber: acknowledged as its QoS asks, then
+    /// checked and timed.
+    fn on_publish(
+        &mut self,
+        key: usize,
+        qos: QoS,
+        pkid: u16,
+        payload: &[u8],
+        at: u64,
+    ) -> Result<(), String> {
+        let c = &mut self.clients[key];
+        let Role::Sub(s) = c.role else {
+            return Err("a publisher received a PUBLISH".into());
+        };
+        let ok = ReasonCode::Success;
+        match qos {
+            QoS::AtLeastOnce => protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubAck, pkid, ok),
+            QoS::ExactlyOnce => protocol::encode_ack(&mut c.wbuf, LEVEL, AckKind::PubRec, pkid, ok),
+            QoS::AtMostOnce => {}
+        }
+        if qos != QoS::AtMostOnce {
+            Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
+        }
+        self.on_delivery(s as usize, payload, at);
         Ok(())
     }
 
