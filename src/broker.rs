@@ -1233,6 +1233,7 @@ impl Broker {
     /// Answers a CONNECT with a non-zero return code; the connection then
     /// closes [MQTT-3.2.2-5] and nothing else it sent is processed
     /// [MQTT-3.1.4-5].
+    ///
     /// The CONNACK is in 3.x form whatever the CONNECT's level: until MQTT 5
     /// is served, a version 5 client is refused as mosquitto does.
     fn refuse(&mut self, key: usize, code: ReasonCode, client_id: &str) -> Result<(), Reason> {

@@ -54,7 +54,9 @@ pub fn encode(
     if count.len > MAX_REMAINING_LENGTH {
         return Err(EncodeError::TooLarge(count.len));
     }
-    frame(out, first_byte(packet), &|s| body(packet, level, s));
+    write_frame(out, first_byte(packet), count.len, &|s| {
+        body(packet, level, s)
+    });
     Ok(())
 }
 
@@ -63,9 +65,13 @@ pub fn encode(
 fn frame(out: &mut BytesMut, first: u8, body: &dyn Fn(&mut dyn Sink)) {
     let mut count = Counter::default();
     body(&mut count);
-    out.reserve(1 + varint_len(count.len) + count.len);
+    write_frame(out, first, count.len, body);
+}
+
+fn write_frame(out: &mut BytesMut, first: u8, len: usize, body: &dyn Fn(&mut dyn Sink)) {
+    out.reserve(1 + varint_len(len) + len);
     out.put_u8(first);
-    put_remaining_length(out, count.len);
+    put_remaining_length(out, len);
     body(out);
 }
 
