@@ -1306,7 +1306,7 @@ impl Broker {
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
             } else {
                 let msg = Arc::new(Message {
-                    topic: p.topic.into_boxed_str(),
+                    topic: p.topic,
                     payload: p.payload,
                 });
                 if p.retain {
@@ -1377,7 +1377,7 @@ impl Broker {
 
     fn publish_will(&mut self, will: LastWill) {
         let msg = Arc::new(Message {
-            topic: will.topic.into_boxed_str(),
+            topic: will.topic,
             payload: will.payload,
         });
         if will.retain {

@@ -194,7 +194,7 @@ impl PublishRef<'_> {
             qos: self.qos,
             retain: self.retain,
             // Valid UTF-8 (checked when decoded): nothing is replaced.
-            topic: String::from_utf8_lossy(self.topic).into_owned(),
+            topic: String::from_utf8_lossy(self.topic).into(),
             pkid: self.pkid,
             payload: Bytes::copy_from_slice(self.payload),
             properties: self.properties,
@@ -355,7 +355,7 @@ fn parse_connect(r: &mut Reader, limits: &Limits) -> Result<Connect, DecodeError
     let client_id = r.string()?; // [MQTT-3.1.3-3], [MQTT-3.1.3-4]
     let will = if will_flag {
         let properties = ctx.properties(r, Kind::Will)?;
-        let topic = r.string()?; // [MQTT-3.1.3-10]
+        let topic = r.str()?.into(); // [MQTT-3.1.3-10]
         let payload = r.bytes()?;
         Some(LastWill {
             topic,

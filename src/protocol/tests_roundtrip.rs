@@ -496,8 +496,12 @@ fn encode_refuses_what_cannot_be_written() {
 }
 
 #[test]
-fn empty_properties_cost_a_pointer_and_allocate_nothing() {
+fn packets_stay_small_and_empty_properties_allocate_nothing() {
     assert_eq!(std::mem::size_of::<Properties>(), 8);
+    // The 3.x-era sizes, properties included.
+    assert!(std::mem::size_of::<Publish>() <= 64);
+    assert!(std::mem::size_of::<Packet>() <= 64);
+    assert!(std::mem::size_of::<LastWill>() <= 64);
     let empty: Properties = PropertyValues::default().into();
     assert_eq!(empty, Properties::NONE);
     assert!(empty.is_empty() && empty.get().is_none());
