@@ -13,8 +13,8 @@ mod persist; // records for the store, restore, compaction
 mod sys; // $SYS topics
 
 use crate::auth::{Acl, PasswordFile, Verdict};
-use crate::config::{Config, QueueFull};
-use crate::conn::{Conn, ReadOutcome};
+use crate::config::{Config, ListenerSettings, QueueFull};
+use crate::conn::Conn;
 use crate::host::{
     Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
     HostMessage, HostSub,
@@ -30,13 +30,13 @@ use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::store::{Record, Store};
 use crate::timer::{self, Due, Timers};
 use crate::topic;
+use crate::transport::{Listener, ReadOutcome, Stream};
 use log::{debug, error, info, warn};
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -161,7 +161,7 @@ pub struct Broker {
     config: Config,
     poll: Poll,
     events: Events,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
     conns: Slab<Conn>,
     sessions: Sessions,
     router: Router,
@@ -220,11 +220,11 @@ pub struct Broker {
 }
 
 fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
-    let passwords = match &config.password_file {
+    let passwords = match &config.security.password_file {
         Some(path) => Some(PasswordFile::load(path)?),
         None => None,
     };
-    let acl = match &config.acl_file {
+    let acl = match &config.security.acl_file {
         Some(path) => Some(Acl::load(path)?),
         None => None,
     };
@@ -234,7 +234,7 @@ fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), Str
 impl Broker {
     /// Binds the configured listeners. Nothing is served until the loop runs.
     pub fn new(config: Config) -> io::Result<Broker> {
-        if config.listen.is_empty() || config.listen.len() > MAX_LISTENERS {
+        if config.listeners.is_empty() || config.listeners.len() > MAX_LISTENERS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("between 1 and {MAX_LISTENERS} listen addresses are needed"),
@@ -245,11 +245,9 @@ impl Broker {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
-        for (i, addr) in config.listen.iter().enumerate() {
-            let mut l = TcpListener::bind(*addr)
-                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            poll.registry()
-                .register(&mut l, Token(LISTENER_BASE - i), Interest::READABLE)?;
+        for (i, listener) in config.listeners.iter().enumerate() {
+            let mut l = Listener::bind(listener)?;
+            l.register(poll.registry(), Token(LISTENER_BASE - i))?;
             info!("listening on {}", l.local_addr()?);
             listeners.push(l);
         }
@@ -434,7 +432,7 @@ impl Broker {
             );
         }
         for l in &mut self.listeners {
-            let _ = self.poll.registry().deregister(l);
+            let _ = l.deregister(self.poll.registry());
         }
     }
 
@@ -714,6 +712,13 @@ impl Broker {
         }
     }
 
+    /// The settings of the listener that accepted connection `key`.
+    fn listener_settings(&self, key: usize) -> Option<&ListenerSettings> {
+        let conn = self.conns.get(key)?;
+        let listener = self.listeners.get(usize::from(conn.listener))?;
+        Some(&listener.settings)
+    }
+
     /// `password_file` and `allow_anonymous`: None to accept, or the
     /// CONNACK code.
     fn check_credentials(
@@ -723,6 +728,7 @@ impl Broker {
     ) -> Option<ReasonCode> {
         let anonymous_ok = self
             .config
+            .security
             .allow_anonymous
             .unwrap_or(self.passwords.is_none());
         match (username, &self.passwords) {
@@ -745,7 +751,7 @@ impl Broker {
                 return;
             };
             match listener.accept() {
-                Ok((socket, addr)) => self.add_conn(socket, addr),
+                Ok((stream, addr)) => self.add_conn(stream, addr, index),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -762,27 +768,34 @@ impl Broker {
         }
     }
 
-    fn add_conn(&mut self, mut socket: TcpStream, addr: SocketAddr) {
-        let max = self.config.max_connections;
-        if max > 0 && self.conns.len() >= max {
+    /// Takes a connection from listener `index` (below `MAX_LISTENERS`),
+    /// within the total and the listener's own `max_connections`.
+    fn add_conn(&mut self, mut stream: Stream, addr: SocketAddr, index: usize) {
+        let (Some(listener), Ok(listener_index)) =
+            (self.listeners.get_mut(index), u8::try_from(index))
+        else {
+            return;
+        };
+        let total = self.config.max_connections;
+        let own = listener.settings.max_connections;
+        let full = if total > 0 && self.conns.len() >= total {
+            Some(total)
+        } else {
+            (own > 0 && listener.clients >= own).then_some(own)
+        };
+        if let Some(max) = full {
             warn!("{addr}: refused: max_connections ({max}) reached");
             return;
         }
-        // Acks must not wait for Nagle's algorithm (mosquitto's 40 ms stalls).
-        let _ = socket.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut socket, Token(key), interest)
-        {
+        if let Err(e) = stream.register(self.poll.registry(), Token(key)) {
             warn!("{addr}: cannot register socket: {e}");
             return;
         }
+        listener.clients += 1;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let mut conn = Conn::new(socket, addr, self.next_serial, self.now_ms);
+        let mut conn = Conn::new(stream, addr, listener_index, self.next_serial, self.now_ms);
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             conn.timer_at = Some(at);
             self.timers.schedule(at, Due::Conn(key, conn.serial));
@@ -845,10 +858,16 @@ impl Broker {
                     // A short read emptied the socket: more data will come
                     // with a new readiness edge, so the read that would
                     // only return WouldBlock is skipped (one syscall less
-                    // per message at low rates). Not once a FIN was
-                    // reported: its edge is spent, and EOF must be seen.
-                    let peer_closed = self.conns.get(key).is_some_and(|c| c.peer_closed);
-                    if drained && !peer_closed {
+                    // per message at low rates). Not while the transport
+                    // holds input no edge will announce, nor once a FIN
+                    // was reported: its edge is spent, and EOF must be seen.
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        return;
+                    };
+                    if conn.stream.wants_write() {
+                        mark_dirty(conn, key, &mut self.dirty);
+                    }
+                    if drained && !conn.stream.has_buffered_input() && !conn.peer_closed {
                         return;
                     }
                 }
@@ -1047,7 +1066,7 @@ impl Broker {
             // MQTT 3.1 has no empty ids; 3.1.1 only with CleanSession 1.
             if level == ProtocolLevel::V31
                 || !c.clean_session
-                || !self.config.allow_zero_length_client_id
+                || !self.config.security.allow_zero_length_client_id
             {
                 let invalid = ReasonCode::ClientIdentifierNotValid;
                 return self.refuse(key, invalid, ""); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
@@ -1082,7 +1101,10 @@ impl Broker {
                 }
             }
         }
-        if self.config.use_username_as_client_id {
+        if self
+            .listener_settings(key)
+            .is_some_and(|s| s.use_username_as_client_id)
+        {
             match c.username.as_deref() {
                 Some(user) if !user.is_empty() => client_id = user.to_string(),
                 _ => return self.refuse(key, ReasonCode::NotAuthorized, &client_id),
@@ -1254,7 +1276,7 @@ impl Broker {
     fn assign_client_id(&mut self) -> String {
         loop {
             self.next_client_id += 1;
-            let prefix = &self.config.auto_id_prefix;
+            let prefix = &self.config.security.auto_id_prefix;
             let id = format!("{prefix}{:x}-{}", std::process::id(), self.next_client_id);
             if self.sessions.find(&id).is_none() {
                 return id;
@@ -1627,7 +1649,10 @@ impl Broker {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        let _ = self.poll.registry().deregister(&mut conn.socket);
+        let _ = conn.stream.deregister(self.poll.registry());
+        if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
+            l.clients = l.clients.saturating_sub(1);
+        }
         if conn.timer_at.is_some() {
             self.forget_timer();
         }
@@ -1652,8 +1677,8 @@ impl Broker {
             let before = conn.out_len();
             let _ = conn.flush();
             self.stats.bytes_sent += (before - conn.out_len()) as u64;
-            conn.discard_input();
-            let _ = conn.socket.shutdown(Shutdown::Write);
+            conn.stream.discard_input();
+            conn.stream.shutdown_write();
         }
         let (Some(sid), Some(client_id)) = (conn.session(), client_id) else {
             return;

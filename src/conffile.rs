@@ -2,9 +2,12 @@
 //! `#` comments, several `listener PORT [ADDRESS]` lines.
 //!
 //! Options midge implements are applied with [`Config::set`] (same names as
-//! mosquitto). Options that only tune mosquitto's internals are accepted
-//! with a warning naming the line. Anything else is an error with the line
-//! number: an ignored option could silently change security.
+//! mosquitto); after a `listener` line, the options mosquitto keeps per
+//! listener apply to that listener ([`Config::set_on_listener`]), until the
+//! next `listener` line or the end of the file. Options that only tune
+//! mosquitto's internals are accepted with a warning naming the line.
+//! Anything else is an error with the line number: an ignored option could
+//! silently change security.
 
 use crate::config::Config;
 use std::path::{Path, PathBuf};
@@ -35,6 +38,7 @@ pub struct ProcessSettings {
 /// mosquitto options that tune its own internals or features midge does
 /// differently; accepted with a warning.
 const TUNING_ONLY: &[(&str, &str)] = &[
+    ("per_listener_settings", "midge's settings are global"),
     ("autosave_interval", "midge does not snapshot its state"),
     ("autosave_on_changes", "midge does not snapshot its state"),
     ("persistence_file", "midge does not snapshot its state"),
@@ -52,7 +56,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "connection_messages",
         "midge always logs connections at info level",
     ),
-    ("per_listener_settings", "midge's settings are global"),
     ("check_retain_source", "not applicable to midge"),
     (
         "memory_limit",
@@ -90,6 +93,9 @@ fn apply(
     out: &mut ProcessSettings,
     main: bool,
 ) -> Result<(), String> {
+    // The listener whose section this is (mosquitto: a file starts in the
+    // global section).
+    let mut section: Option<usize> = None;
     for (n, raw) in text.lines().enumerate() {
         let line_no = n + 1;
         let line = raw.trim();
@@ -129,6 +135,10 @@ fn apply(
                 out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
             }
             "pid_file" => out.pid_file = Some(value.into()),
+            "listener" => {
+                config.set(key, value).map_err(at)?;
+                section = config.listeners.len().checked_sub(1);
+            }
             "include_dir" if !main => {
                 return Err(at(
                     "include_dir is only allowed in the main configuration file".into(),
@@ -139,7 +149,10 @@ fn apply(
                     include(&path, config, out)?;
                 }
             }
-            _ => config.set(key, value).map_err(at)?,
+            _ => match section {
+                Some(i) => config.set_on_listener(i, key, value).map_err(at)?,
+                None => config.set(key, value).map_err(at)?,
+            },
         }
     }
     Ok(())
@@ -209,9 +222,9 @@ mod tests {
     fn a_typical_pi_config() {
         let text = "\
 # midge on a Pi
+max_connections 500
 listener 1883 0.0.0.0
 listener 8883
-max_connections 500
 max_inflight_messages 10
 max_queued_messages 200
 message_size_limit 1048576
@@ -223,7 +236,7 @@ sys_interval 30
 ";
         let mut c = Config::default();
         let p = parse(text, &mut c).unwrap();
-        assert_eq!(c.listen.len(), 2);
+        assert_eq!(c.listeners.len(), 2);
         assert_eq!(
             (c.max_connections, c.max_inflight, c.max_queued),
             (500, 10, 200)
@@ -283,6 +296,35 @@ sys_interval 30
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn per_listener_options_belong_to_the_listener_section_they_are_in() {
+        let text = "\
+use_username_as_clientid true
+max_connections 100
+listener 1883
+max_connections 5
+listener 1884 127.0.0.1
+use_username_as_clientid false
+protocol mqtt
+";
+        let mut c = Config::default();
+        parse(text, &mut c).unwrap();
+        assert_eq!(c.max_connections, 100);
+        let own: Vec<(usize, bool)> = c
+            .listeners
+            .iter()
+            .map(|l| {
+                (
+                    l.settings.max_connections,
+                    l.settings.use_username_as_client_id,
+                )
+            })
+            .collect();
+        assert_eq!(own, [(5, true), (0, false)]);
+        let e = parse("listener 1883\nprotocol websockets\n", &mut c).unwrap_err();
+        assert!(e.starts_with("line 2: protocol websockets"), "{e}");
     }
 
     #[test]

@@ -16,11 +16,90 @@ pub enum QueueFull {
     Drop,
 }
 
+/// What a listener's clients speak. Only MQTT over plain TCP today; TLS
+/// and WebSocket listeners will be further kinds, each with its own
+/// [`crate::transport`] stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ListenerKind {
+    #[default]
+    Mqtt,
+}
+
+/// The settings mosquitto keeps per listener even without
+/// `per_listener_settings`, of those midge has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenerSettings {
+    /// Clients this listener serves at once; 0: no limit of its own
+    /// ([`Config::max_connections`], the total, still applies).
+    pub max_connections: usize,
+    /// The user name replaces the client id, so one user cannot take over
+    /// another's session; a client without a user name gets CONNACK 5
+    /// (mosquitto `use_username_as_clientid`).
+    pub use_username_as_client_id: bool,
+}
+
+/// One listener: where, what it speaks, and its own settings.
+/// (`per_listener_settings true` will add an `Option<Security>` here that
+/// replaces [`Config::security`] for this listener's clients.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Port 0 picks a free port (see [`crate::Broker::local_addrs`]).
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
+    pub settings: ListenerSettings,
+}
+
+impl ListenerConfig {
+    /// An MQTT listener on `addr` with default settings.
+    pub fn mqtt(addr: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            addr,
+            kind: ListenerKind::Mqtt,
+            settings: ListenerSettings::default(),
+        }
+    }
+}
+
+/// Who may connect: mosquitto's security options, global while settings
+/// per listener do not exist.
+#[derive(Debug, Clone)]
+pub struct Security {
+    /// Whether clients without a user name may connect. `None`: yes, unless
+    /// a password file is set. A config file that defines a listener
+    /// makes it `Some(false)` unless it says otherwise (mosquitto 2, see
+    /// [`crate::conffile`]).
+    pub allow_anonymous: Option<bool>,
+    /// mosquitto-format password file (`mosquitto_passwd`, `midge-passwd`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// mosquitto-format ACL file.
+    pub acl_file: Option<std::path::PathBuf>,
+    /// Accept an empty client id (CleanSession 1 only) by assigning one.
+    pub allow_zero_length_client_id: bool,
+    /// Start of the client ids the broker assigns to clients that send an
+    /// empty one (mosquitto `auto_id_prefix`); followed by `<pid>-<n>`.
+    pub auto_id_prefix: String,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            allow_anonymous: None,
+            password_file: None,
+            acl_file: None,
+            allow_zero_length_client_id: true,
+            auto_id_prefix: "midge-".into(),
+        }
+    }
+}
+
+/// The broker's settings in sections: listeners, security, and the rest
+/// (global). Bridges (mosquitto's `connection NAME` sections) will be one
+/// more list here.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Addresses to listen on. Port 0 picks a free port (see
-    /// [`crate::Broker::local_addrs`]).
-    pub listen: Vec<SocketAddr>,
+    /// Where clients connect, each listener with its own settings.
+    pub listeners: Vec<ListenerConfig>,
+    pub security: Security,
     /// Largest accepted Remaining Length (the standard allows 256 MiB - 1).
     /// A larger packet closes its connection.
     pub max_packet_size: usize,
@@ -41,13 +120,12 @@ pub struct Config {
     /// messages to it are dropped and QoS 1/2 ones wait in its queue. Also
     /// stops reading from a client whose replies it does not read.
     pub max_outgoing_bytes: usize,
-    /// Simultaneous client connections; 0 means no limit beyond the
-    /// process's file descriptors.
+    /// Simultaneous client connections over all listeners; 0 means no
+    /// limit beyond the process's file descriptors (each listener may have
+    /// its own limit too, [`ListenerSettings::max_connections`]).
     pub max_connections: usize,
     /// How long a new connection may take to send CONNECT.
     pub connect_timeout: Duration,
-    /// Accept an empty client id (CleanSession 1 only) by assigning one.
-    pub allow_zero_length_client_id: bool,
     /// Queue QoS 0 messages for offline persistent sessions.
     pub queue_qos0: bool,
     /// Payload bytes queued per session (0: no limit besides
@@ -57,13 +135,6 @@ pub struct Config {
     /// "never") is refused with CONNACK 2, as mosquitto does for MQTT 3.x.
     /// 0 accepts any.
     pub max_keepalive: u16,
-    /// Whether clients without a user name may connect. `None`: yes, unless
-    /// a password file is set.
-    pub allow_anonymous: Option<bool>,
-    /// mosquitto-format password file (`mosquitto_passwd`, `midge-passwd`).
-    pub password_file: Option<std::path::PathBuf>,
-    /// mosquitto-format ACL file.
-    pub acl_file: Option<std::path::PathBuf>,
     /// How often `$SYS/broker/...` statistics are published (zero: never).
     pub sys_interval: Duration,
     /// Keep sessions and retained messages across restarts
@@ -81,16 +152,12 @@ pub struct Config {
     /// exceeded; if the live state alone exceeds it, messages for offline
     /// sessions are dropped (counted, logged) instead of stored.
     pub persistence_max_bytes: u64,
-    /// Start of the client ids the broker assigns to clients that send an
-    /// empty one (mosquitto `auto_id_prefix`); followed by `<pid>-<n>`.
-    pub auto_id_prefix: String,
     /// Only clients whose id starts with this may connect; others get
     /// CONNACK 2 (mosquitto `clientid_prefixes`).
     pub client_id_prefix: Option<String>,
-    /// The user name replaces the client id, so one user cannot take over
-    /// another's session; a client without a user name gets CONNACK 5
-    /// (mosquitto `use_username_as_clientid`).
-    pub use_username_as_client_id: bool,
+    /// Per-listener settings given outside a listener's section: every
+    /// listener starts from them.
+    listener_defaults: ListenerSettings,
     /// A `listener` option was given: it replaces the default address.
     listener_set: bool,
 }
@@ -98,7 +165,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], 1883))],
+            listeners: vec![ListenerConfig::mqtt(SocketAddr::from((
+                [127, 0, 0, 1],
+                1883,
+            )))],
+            security: Security::default(),
             max_packet_size: MAX_REMAINING_LENGTH,
             max_inflight: 1000,
             max_queued: 1000,
@@ -107,22 +178,17 @@ impl Default for Config {
             max_outgoing_bytes: 1024 * 1024,
             max_connections: 0,
             connect_timeout: Duration::from_secs(10),
-            allow_zero_length_client_id: true,
             queue_qos0: false,
             max_queued_bytes: 0,
             max_keepalive: 0,
-            allow_anonymous: None,
-            password_file: None,
-            acl_file: None,
             sys_interval: Duration::from_secs(10),
             persistence: false,
             persistence_location: None,
             fsync: crate::store::Fsync::Always,
             persistence_max_bytes: 0,
-            auto_id_prefix: "midge-".into(),
             client_id_prefix: None,
-            use_username_as_client_id: false,
             session_expiry: None,
+            listener_defaults: ListenerSettings::default(),
             listener_set: false,
         }
     }
@@ -171,7 +237,23 @@ fn parse_duration(key: &str, value: &str) -> Result<Duration, String> {
     Ok(seconds(n.saturating_mul(secs)))
 }
 
-fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
+/// mosquitto's `max_connections`: -1 (any negative) for unlimited, as 0.
+fn parse_max_connections(key: &str, value: &str) -> Result<usize, String> {
+    let n: i64 = parse(key, value)?;
+    Ok(usize::try_from(n).unwrap_or(0))
+}
+
+/// A listener's `protocol`: plain MQTT is all midge speaks.
+fn parse_kind(key: &str, value: &str) -> Result<ListenerKind, String> {
+    match value {
+        "mqtt" => Ok(ListenerKind::Mqtt),
+        _ => Err(format!(
+            "{key} {value}: midge has only MQTT listeners (no WebSocket)"
+        )),
+    }
+}
+
+pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     match value.trim() {
         "true" | "1" | "yes" | "on" => Ok(true),
         "false" | "0" | "no" | "off" => Ok(false),
@@ -192,6 +274,10 @@ impl Config {
     ///
     /// `port` and `bind_address` change the first listen address;
     /// `listener` adds one (the first `listener` replaces the default).
+    /// Options mosquitto keeps per listener apply here to every listener
+    /// (`use_username_as_clientid`, `protocol`) or to all of them together
+    /// (`max_connections`, a total); [`Config::set_on_listener`] gives
+    /// one listener its own.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let v = value.trim();
         match key {
@@ -211,16 +297,13 @@ impl Config {
                     None => std::net::IpAddr::from([0, 0, 0, 0]),
                 };
                 if !self.listener_set {
-                    self.listen.clear();
+                    self.listeners.clear();
                     self.listener_set = true;
                 }
-                self.listen.push(SocketAddr::new(ip, port));
+                self.listeners
+                    .push(self.new_listener(SocketAddr::new(ip, port)));
             }
-            "max_connections" => {
-                // mosquitto uses -1 for unlimited.
-                let n: i64 = parse(key, v)?;
-                self.max_connections = usize::try_from(n).unwrap_or(0);
-            }
+            "max_connections" => self.max_connections = parse_max_connections(key, v)?,
             "max_inflight_messages" => {
                 let n: usize = parse(key, v)?;
                 if n == 0 || n > 65_535 {
@@ -259,9 +342,9 @@ impl Config {
             "queue_qos0_messages" => self.queue_qos0 = parse_bool(key, v)?,
             "max_queued_bytes" => self.max_queued_bytes = parse(key, v)?,
             "max_keepalive" => self.max_keepalive = parse(key, v)?,
-            "allow_anonymous" => self.allow_anonymous = Some(parse_bool(key, v)?),
-            "password_file" => self.password_file = Some(v.into()),
-            "acl_file" => self.acl_file = Some(v.into()),
+            "allow_anonymous" => self.security.allow_anonymous = Some(parse_bool(key, v)?),
+            "password_file" => self.security.password_file = Some(v.into()),
+            "acl_file" => self.security.acl_file = Some(v.into()),
             "sys_interval" => self.sys_interval = seconds(parse(key, v)?),
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),
@@ -270,16 +353,21 @@ impl Config {
                 if v.len() > 50 || v.contains(['+', '#', '/']) {
                     return Err(format!("{key}: at most 50 characters, no '+', '#' or '/'"));
                 }
-                self.auto_id_prefix = v.into();
+                self.security.auto_id_prefix = v.into();
             }
             "clientid_prefixes" => self.client_id_prefix = Some(v.into()),
-            "use_username_as_clientid" => self.use_username_as_client_id = parse_bool(key, v)?,
-            // A listener's protocol: plain MQTT is all midge speaks.
-            "protocol" if v == "mqtt" => {}
+            "use_username_as_clientid" => {
+                let on = parse_bool(key, v)?;
+                self.listener_defaults.use_username_as_client_id = on;
+                for l in &mut self.listeners {
+                    l.settings.use_username_as_client_id = on;
+                }
+            }
             "protocol" => {
-                return Err(format!(
-                    "{key} {v}: midge has only MQTT listeners (no WebSocket)"
-                ))
+                let kind = parse_kind(key, v)?;
+                for l in &mut self.listeners {
+                    l.kind = kind;
+                }
             }
             "persistent_client_expiration" => self.session_expiry = Some(parse_duration(key, v)?),
             "fsync" => {
@@ -299,7 +387,9 @@ impl Config {
                 let n: usize = parse(key, v)?;
                 self.max_packet_size = n.clamp(2, MAX_REMAINING_LENGTH + 5) - 2;
             }
-            "allow_zero_length_clientid" => self.allow_zero_length_client_id = parse_bool(key, v)?,
+            "allow_zero_length_clientid" => {
+                self.security.allow_zero_length_client_id = parse_bool(key, v)?
+            }
             _ => return Err(format!("unknown option '{key}'")),
         }
         Ok(())
@@ -314,11 +404,50 @@ impl Config {
         })
     }
 
-    fn first_listener(&mut self) -> &mut SocketAddr {
-        if self.listen.is_empty() {
-            self.listen.push(SocketAddr::from(([127, 0, 0, 1], 1883)));
+    /// Sets an option inside listener `index`'s section of a config file:
+    /// the options mosquitto keeps per listener (`max_connections`,
+    /// `use_username_as_clientid`, `protocol`) apply to that listener
+    /// only, any other as [`Config::set`] does.
+    pub fn set_on_listener(&mut self, index: usize, key: &str, value: &str) -> Result<(), String> {
+        let Some(listener) = self.listeners.get_mut(index) else {
+            return self.set(key, value);
+        };
+        let v = value.trim();
+        match key {
+            "max_connections" => listener.settings.max_connections = parse_max_connections(key, v)?,
+            "use_username_as_clientid" => {
+                listener.settings.use_username_as_client_id = parse_bool(key, v)?
+            }
+            "protocol" => listener.kind = parse_kind(key, v)?,
+            _ => return self.set(key, value),
         }
-        &mut self.listen[0]
+        Ok(())
+    }
+
+    /// Replaces the listeners with MQTT listeners on `addrs` (what `-p`
+    /// and `-b` do), with the settings given outside any listener section.
+    pub fn listen_on(&mut self, addrs: impl IntoIterator<Item = SocketAddr>) {
+        self.listeners = addrs.into_iter().map(|a| self.new_listener(a)).collect();
+    }
+
+    /// The listeners' addresses, in order.
+    pub fn listen_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().map(|l| l.addr).collect()
+    }
+
+    fn new_listener(&self, addr: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            settings: self.listener_defaults.clone(),
+            ..ListenerConfig::mqtt(addr)
+        }
+    }
+
+    fn first_listener(&mut self) -> &mut SocketAddr {
+        if self.listeners.is_empty() {
+            let addr = SocketAddr::from(([127, 0, 0, 1], 1883));
+            self.listeners.push(self.new_listener(addr));
+        }
+        &mut self.listeners[0].addr
     }
 }
 
@@ -332,9 +461,9 @@ mod tests {
         c.set("auto_id_prefix", "auto-").unwrap();
         c.set("clientid_prefixes", "sensor-").unwrap();
         c.set("use_username_as_clientid", "true").unwrap();
-        assert_eq!(c.auto_id_prefix, "auto-");
+        assert_eq!(c.security.auto_id_prefix, "auto-");
         assert_eq!(c.client_id_prefix.as_deref(), Some("sensor-"));
-        assert!(c.use_username_as_client_id);
+        assert!(c.listeners[0].settings.use_username_as_client_id);
         assert!(c.set("auto_id_prefix", "a/b").is_err());
         c.set("protocol", "mqtt").unwrap();
         let e = c.set("protocol", "websockets").unwrap_err();
@@ -346,7 +475,7 @@ mod tests {
         let mut c = Config::default();
         c.set("port", "1884").unwrap();
         c.set("bind_address", "0.0.0.0").unwrap();
-        assert_eq!(c.listen, vec!["0.0.0.0:1884".parse().unwrap()]);
+        assert_eq!(c.listen_addrs(), vec!["0.0.0.0:1884".parse().unwrap()]);
         c.set("max_connections", "-1").unwrap();
         assert_eq!(c.max_connections, 0);
         c.set("max_inflight_messages", "5").unwrap();
@@ -357,7 +486,7 @@ mod tests {
         c.set("listener", "1900 127.0.0.1").unwrap();
         c.set("listener", "1901").unwrap();
         assert_eq!(
-            c.listen,
+            c.listen_addrs(),
             vec![
                 "127.0.0.1:1900".parse().unwrap(),
                 "0.0.0.0:1901".parse().unwrap()

@@ -1,4 +1,5 @@
-//! One client connection: its socket and its input and output buffers.
+//! One client connection: its transport stream and its input and output
+//! buffers.
 //!
 //! Reads append to the input buffer, from which the decoder takes whole
 //! packets; replies and deliveries append to the output buffer, which the
@@ -6,32 +7,19 @@
 //! them, are released when empty, so an idle connection holds none.
 
 use crate::protocol::{LastWill, ProtocolLevel, Publish};
+use crate::transport::{ReadOutcome, Stream};
 use bytes::BytesMut;
-use mio::net::TcpStream;
 use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Smallest read the connection asks the kernel for.
-const READ_CHUNK: usize = 4 * 1024;
-/// Largest single read reservation, whatever the packet size claims.
-const MAX_READ_CHUNK: usize = 64 * 1024;
-
-pub enum ReadOutcome {
-    /// Bytes were appended to the input buffer; `drained` when the read
-    /// was short, i.e. the socket had nothing more at that moment.
-    Data { n: usize, drained: bool },
-    /// The socket has nothing more right now.
-    WouldBlock,
-    /// The peer closed its side.
-    Eof,
-}
-
 #[derive(Debug)]
 pub struct Conn {
-    pub socket: TcpStream,
+    pub stream: Stream,
     pub addr: SocketAddr,
+    /// Index of the listener that accepted it (at most 64 listeners).
+    pub listener: u8,
     /// Distinguishes this connection from a later one that reuses its slab
     /// key, so a stale timer entry is recognised (wraps after 4 billion
     /// connections; a stale entry would still need the same key).
@@ -87,10 +75,11 @@ struct Parked {
 }
 
 impl Conn {
-    pub fn new(socket: TcpStream, addr: SocketAddr, serial: u32, now: u64) -> Conn {
+    pub fn new(stream: Stream, addr: SocketAddr, listener: u8, serial: u32, now: u64) -> Conn {
         Conn {
-            socket,
+            stream,
             addr,
+            listener,
             serial,
             io: None,
             level: None,
@@ -203,59 +192,23 @@ impl Conn {
 
     /// One read into `rbuf`, sized for the packet being assembled.
     pub fn read(&mut self, wanted: usize) -> io::Result<ReadOutcome> {
-        let chunk = wanted.clamp(READ_CHUNK, MAX_READ_CHUNK);
-        // Zero the region handed to read() instead of reading into
-        // uninitialised memory: no unsafe, and a few KiB of memset is cheap
-        // next to the syscall.
-        let Conn { socket, io, .. } = self;
+        let Conn { stream, io, .. } = self;
         let rbuf = &mut io.get_or_insert_with(Box::default).rbuf;
-        let start = rbuf.len();
-        rbuf.resize(start + chunk, 0);
-        loop {
-            match socket.read(&mut rbuf[start..]) {
-                Ok(0) => {
-                    rbuf.truncate(start);
-                    return Ok(ReadOutcome::Eof);
-                }
-                Ok(n) => {
-                    rbuf.truncate(start + n);
-                    return Ok(ReadOutcome::Data {
-                        n,
-                        drained: n < chunk,
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    rbuf.truncate(start);
-                    return Ok(ReadOutcome::WouldBlock);
-                }
-                Err(e) => {
-                    rbuf.truncate(start);
-                    return Err(e);
-                }
-            }
-        }
+        stream.read_into(rbuf, wanted)
     }
 
-    /// Writes as much of `wbuf` as the socket takes. Ok(true) when empty.
+    /// Writes as much of `wbuf` as the transport takes. Ok(true) when
+    /// everything is out.
     pub fn flush(&mut self) -> io::Result<bool> {
-        let Conn { socket, io, .. } = self;
-        let Some(io) = io.as_mut() else {
-            return Ok(true);
+        let Conn { stream, io, .. } = self;
+        let done = match io.as_mut() {
+            Some(io) => stream.write_from(&mut io.wbuf)?,
+            None => return Ok(!stream.wants_write()),
         };
-        while !io.wbuf.is_empty() {
-            match socket.write(&io.wbuf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    let _ = io.wbuf.split_to(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
+        if done {
+            self.shrink();
         }
-        self.shrink();
-        Ok(true)
+        Ok(done)
     }
 
     /// Gives back buffers once they are empty: an idle connection holds
@@ -269,19 +222,6 @@ impl Conn {
             .is_some_and(|io| io.rbuf.is_empty() && io.wbuf.is_empty())
         {
             self.io = None;
-        }
-    }
-
-    /// Reads and discards what the peer already sent, so closing does not
-    /// turn into a reset that could destroy our last reply (a CONNACK with
-    /// an error code) before the peer reads it. Bounded.
-    pub fn discard_input(&mut self) {
-        let mut scratch = [0u8; 4096];
-        for _ in 0..16 {
-            match self.socket.read(&mut scratch) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
         }
     }
 }

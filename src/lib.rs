@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! let mut config = midge::Config::default();
-//! config.listen = vec!["127.0.0.1:1883".parse().unwrap()];
+//! config.listen_on(["127.0.0.1:1883".parse().unwrap()]);
 //! let mut broker = midge::Broker::new(config)?;
 //! broker.run()?;
 //! # Ok::<(), std::io::Error>(())
@@ -15,7 +15,8 @@
 //! Modules, one concern each: [`protocol`] (wire format: 3.1, 3.1.1 and 5,
 //! both directions), [`topic`] (names, filters, matching), [`router`]
 //! (subscription table), [`session`] (per-client state), [`retained`],
-//! [`config`], and [`broker`] (the loop).
+//! [`config`], and [`broker`] (the loop) over the transport (sockets and
+//! listeners).
 
 pub mod auth;
 pub mod broker;
@@ -33,6 +34,7 @@ pub mod store;
 pub mod syslog;
 mod timer;
 pub mod topic;
+mod transport;
 
 pub use broker::{Broker, ShutdownHandle, Stats};
 pub use config::Config;

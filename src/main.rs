@@ -166,10 +166,7 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
                 })
                 .collect::<Result<_, _>>()?
         };
-        c.listen = ips
-            .into_iter()
-            .map(|ip| SocketAddr::new(ip, port))
-            .collect();
+        c.listen_on(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
     }
     for (long, key, _) in VALUE_OPTIONS {
         if let Some(v) = m.opt_str(long) {

@@ -55,7 +55,7 @@ fn password_file(tag: &str) -> PathBuf {
 #[test]
 fn password_file_decides_connack_4_and_5() {
     let file = password_file("pw");
-    let b = TestBroker::start_with(|c| c.password_file = Some(file.clone()));
+    let b = TestBroker::start_with(|c| c.security.password_file = Some(file.clone()));
     assert_eq!(
         connect_as(b.addr, "a", Some("alice"), Some(b"wonderland")).1,
         0
@@ -77,8 +77,8 @@ fn password_file_decides_connack_4_and_5() {
 fn allow_anonymous_can_be_kept_on_with_a_password_file() {
     let file = password_file("anon");
     let b = TestBroker::start_with(|c| {
-        c.password_file = Some(file.clone());
-        c.allow_anonymous = Some(true);
+        c.security.password_file = Some(file.clone());
+        c.security.allow_anonymous = Some(true);
     });
     assert_eq!(connect_as(b.addr, "anon", None, None).1, 0);
     assert_eq!(connect_as(b.addr, "x", Some("bob"), Some(b"nope")).1, 4);
@@ -86,7 +86,7 @@ fn allow_anonymous_can_be_kept_on_with_a_password_file() {
 
 #[test]
 fn allow_anonymous_false_without_password_file_refuses_anonymous() {
-    let b = TestBroker::start_with(|c| c.allow_anonymous = Some(false));
+    let b = TestBroker::start_with(|c| c.security.allow_anonymous = Some(false));
     assert_eq!(connect_as(b.addr, "anon", None, None).1, 5);
 }
 
@@ -101,7 +101,7 @@ fn acl_denies_subscriptions_with_0x80_and_drops_denied_publishes() {
          topic write public/#\n\
          pattern readwrite devices/%c/#\n",
     );
-    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let b = TestBroker::start_with(|c| c.security.acl_file = Some(acl.clone()));
     let (mut alice, code) = connect_as(b.addr, "alice-phone", Some("alice"), None);
     assert_eq!(code, 0);
     // [MQTT-3.8.4-5]: one code per filter, 0x80 for the denied one.
@@ -153,7 +153,7 @@ fn acl_denies_subscriptions_with_0x80_and_drops_denied_publishes() {
 #[test]
 fn denied_will_is_not_published() {
     let acl = write("will.acl", "topic read #\ntopic write status/ok\n");
-    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let b = TestBroker::start_with(|c| c.security.acl_file = Some(acl.clone()));
     let (mut observer, _) = Raw::mqtt(b.addr, "observer", true);
     observer.subscribe(1, &[("status/#", 0)]);
     for (id, topic) in [("denied", "status/secret"), ("allowed", "status/ok")] {
@@ -180,7 +180,7 @@ fn denied_will_is_not_published() {
 /// sends, and a client without a user name is refused (CONNACK 5).
 #[test]
 fn username_as_client_id() {
-    let b = TestBroker::start_with(|c| c.use_username_as_client_id = true);
+    let b = TestBroker::start_with(|c| c.listeners[0].settings.use_username_as_client_id = true);
     let (mut first, code) = connect_as(b.addr, "phone", Some("carol"), None);
     assert_eq!(code, 0);
     first.subscribe(1, &[("t", 0)]);
@@ -200,7 +200,7 @@ fn username_as_client_id() {
 fn client_id_prefixes_and_assigned_ids() {
     let b = TestBroker::start_with(|c| {
         c.client_id_prefix = Some("sensor-".into());
-        c.auto_id_prefix = "sensor-auto-".into();
+        c.security.auto_id_prefix = "sensor-auto-".into();
     });
     let (mut ok, code) = connect_as(b.addr, "sensor-12", None, None);
     assert_eq!(code, 0);
@@ -223,7 +223,7 @@ fn a_partly_denied_subscription_is_granted_and_filtered_per_message() {
         "partial.acl",
         "user dash\ntopic read #\ntopic deny secret/#\nuser pub\ntopic write #\n",
     );
-    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let b = TestBroker::start_with(|c| c.security.acl_file = Some(acl.clone()));
     let (mut publisher, code) = connect_as(b.addr, "pub", Some("pub"), None);
     assert_eq!(code, 0);
     publisher.send(&publish_packet("secret/key", b"s", 1, 1, true, false));
@@ -266,7 +266,7 @@ fn a_session_resumed_by_another_user_is_checked_again() {
         "resume.acl",
         "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
     );
-    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let b = TestBroker::start_with(|c| c.security.acl_file = Some(acl.clone()));
     let connect = |user: &str| {
         let mut c = Raw::connect(b.addr);
         c.send(&connect_user_packet("dev", user, false));

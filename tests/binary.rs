@@ -118,7 +118,7 @@ fn bad_options_and_config_lines_are_errors_naming_the_line() {
 fn config_file_is_applied_and_the_command_line_overrides_it() {
     let conf = temp_file(
         "good.conf",
-        "listener 1 127.0.0.1\nmax_connections 1\nautosave_interval 60\nsys_interval 0\n",
+        "max_connections 1\nlistener 1 127.0.0.1\nautosave_interval 60\nsys_interval 0\n",
     );
     // The file's listener port is replaced by -p 0 (a free port).
     let mut p = Process::start(&["-c", conf.to_str().unwrap(), "-p", "0"]);
@@ -239,4 +239,23 @@ fn cargo_run_starts_the_broker() {
             .any(|l| l.trim() == r#"default-run = "midge""#),
         "Cargo.toml must set default-run = \"midge\""
     );
+}
+
+/// After a `listener` line, `max_connections` is that listener's own limit
+/// (as in mosquitto); the other listener is not limited by it.
+#[test]
+fn max_connections_in_a_listener_section_limits_that_listener() {
+    let conf = temp_file(
+        "two-listeners.conf",
+        "listener 0 127.0.0.1\nmax_connections 1\nlistener 0 127.0.0.1\nallow_anonymous true\n",
+    );
+    let mut p = Process::start(&["-c", conf.to_str().unwrap()]);
+    let line = p.wait_for("listening on ");
+    let other: SocketAddr = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let (_first, _) = Raw::mqtt(p.addr, "one", true);
+    let mut refused = Raw::connect(p.addr);
+    refused.expect_closed();
+    p.wait_for("max_connections (1) reached");
+    let (_two, _) = Raw::mqtt(other, "two", true);
+    let (_three, _) = Raw::mqtt(other, "three", true);
 }

@@ -136,7 +136,7 @@ struct AuthBroker {
 impl AuthBroker {
     fn start() -> AuthBroker {
         let mut config = Config::default();
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.listen_on(["127.0.0.1:0".parse().unwrap()]);
         let mut broker = Broker::new(config).expect("broker starts");
         let seen: Seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();
@@ -467,7 +467,7 @@ fn empty_client_id_with_clean_session_0_is_refused() {
 // [MQTT-3.1.3-9]
 #[test]
 fn empty_client_id_refused_when_not_allowed() {
-    let b = TestBroker::start_with(|c| c.allow_zero_length_client_id = false);
+    let b = TestBroker::start_with(|c| c.security.allow_zero_length_client_id = false);
     assert_refused_with(b.addr, &connect_packet("", true, 60), 0x02);
     assert_refused_with(b.addr, &connect_packet("", false, 60), 0x02);
     assert_accepted(b.addr, &connect_packet("x", true, 60));

@@ -95,7 +95,7 @@ fn host_loop(mut broker: Broker, mut commands: UnixStream, seen: mpsc::Sender<St
 #[test]
 fn host_loop_drives_the_broker_both_ways() {
     let mut config = Config::default();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen_on(["127.0.0.1:0".parse().unwrap()]);
     let broker = Broker::new(config).unwrap();
     let addr = broker.local_addr().unwrap();
     let (mut cmd, host_end) = UnixStream::pair().unwrap();
@@ -176,7 +176,7 @@ fn host_loop_drives_the_broker_both_ways() {
 #[test]
 fn keep_alive_is_enforced_when_the_host_honours_next_deadline() {
     let mut config = Config::default();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen_on(["127.0.0.1:0".parse().unwrap()]);
     let broker = Broker::new(config).unwrap();
     let addr = broker.local_addr().unwrap();
     let (cmd, host_end) = UnixStream::pair().unwrap();
@@ -211,7 +211,7 @@ fn keep_alive_is_enforced_when_the_host_honours_next_deadline() {
 fn host_subscriptions_are_destinations_not_sessions() {
     use std::sync::{Arc, Mutex};
     let mut config = Config::default();
-    config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+    config.listen_on(["127.0.0.1:0".parse().unwrap()]);
     let mut broker = Broker::new(config).unwrap();
     broker
         .publish("h/retained", b"r", QoS::AtMostOnce, true)

@@ -1155,7 +1155,7 @@ fn a_filtered_subscription_stays_filtered_after_a_restart() {
     std::fs::create_dir_all(&dir).unwrap();
     let rules = "user dash\ntopic read #\ntopic deny secret/#\nuser pub\ntopic write #\n";
     std::fs::write(&acl, rules).unwrap();
-    let config = |c: &mut midge::Config| c.acl_file = Some(acl.clone());
+    let config = |c: &mut midge::Config| c.security.acl_file = Some(acl.clone());
     let connect = || connect_user_packet("dash", "dash", false);
     let b = start_cfg(&dir, config);
     let mut dash = Raw::connect(b.addr);
@@ -1229,7 +1229,7 @@ fn subscriptions_from_a_store_without_user_names_survive_an_acl() {
     drop(store);
     let acl = dir.with_extension("acl");
     std::fs::write(&acl, "user alice\ntopic readwrite alice/#\n").unwrap();
-    let b = start_cfg(&dir, |c| c.acl_file = Some(acl.clone()));
+    let b = start_cfg(&dir, |c| c.security.acl_file = Some(acl.clone()));
     let mut dev = Raw::connect(b.addr);
     dev.send(&connect_user_packet("dev", "alice", false));
     dev.expect(&[0x20, 2, 1, 0]);

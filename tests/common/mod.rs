@@ -26,7 +26,7 @@ impl TestBroker {
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
         let mut config = Config::default();
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.listen_on(["127.0.0.1:0".parse().unwrap()]);
         adjust(&mut config);
         let mut broker = Broker::new(config).expect("broker starts");
         let addr = broker.local_addr().expect("bound address");
