@@ -8,8 +8,13 @@
 //! mosquitto's internals are accepted with a warning naming the line.
 //! Anything else is an error with the line number: an ignored option could
 //! silently change security.
+//!
+//! Anonymous clients, as in mosquitto 2: a file that defines a listener
+//! (`listener`, `port` or `bind_address`) refuses them unless it says
+//! `allow_anonymous true`; without one the broker stays on 127.0.0.1
+//! ("local only") and the default of [`crate::config::Security`] holds.
 
-use crate::config::Config;
+use crate::config::{parse_bool, Config};
 use std::path::{Path, PathBuf};
 
 /// Where the binary sends its log.
@@ -33,12 +38,13 @@ pub struct ProcessSettings {
     pub pid_file: Option<PathBuf>,
     /// Warnings to log once logging is set up.
     pub warnings: Vec<String>,
+    /// The file defines a listener (`listener`, `port` or `bind_address`).
+    pub defines_listener: bool,
 }
 
 /// mosquitto options that tune its own internals or features midge does
 /// differently; accepted with a warning.
 const TUNING_ONLY: &[(&str, &str)] = &[
-    ("per_listener_settings", "midge's settings are global"),
     ("autosave_interval", "midge does not snapshot its state"),
     ("autosave_on_changes", "midge does not snapshot its state"),
     ("persistence_file", "midge does not snapshot its state"),
@@ -82,6 +88,11 @@ fn level_of(log_type: &str) -> Option<log::LevelFilter> {
 pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String> {
     let mut out = ProcessSettings::default();
     apply(text, config, &mut out, true)?;
+    if out.defines_listener && config.security.allow_anonymous.is_none() {
+        // mosquitto 2: a listener from a config file requires
+        // authentication unless allow_anonymous says otherwise.
+        config.security.allow_anonymous = Some(false);
+    }
     Ok(out)
 }
 
@@ -135,9 +146,24 @@ fn apply(
                 out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
             }
             "pid_file" => out.pid_file = Some(value.into()),
+            "per_listener_settings" => {
+                if parse_bool(key, value).map_err(at)? {
+                    return Err(at(
+                        "not supported yet: per_listener_settings true: midge's security \
+                         settings are global, so one listener's password_file or \
+                         allow_anonymous would apply to every listener"
+                            .into(),
+                    ));
+                }
+            }
             "listener" => {
                 config.set(key, value).map_err(at)?;
+                out.defines_listener = true;
                 section = config.listeners.len().checked_sub(1);
+            }
+            "port" | "bind_address" => {
+                config.set(key, value).map_err(at)?;
+                out.defines_listener = true;
             }
             "include_dir" if !main => {
                 return Err(at(
@@ -310,7 +336,8 @@ use_username_as_clientid false
 protocol mqtt
 ";
         let mut c = Config::default();
-        parse(text, &mut c).unwrap();
+        let p = parse(text, &mut c).unwrap();
+        assert!(p.defines_listener);
         assert_eq!(c.max_connections, 100);
         let own: Vec<(usize, bool)> = c
             .listeners
@@ -323,6 +350,11 @@ protocol mqtt
             })
             .collect();
         assert_eq!(own, [(5, true), (0, false)]);
+        // A listener in the file: anonymous clients need allow_anonymous.
+        assert_eq!(c.security.allow_anonymous, Some(false));
+        let mut c = Config::default();
+        parse("sys_interval 5\n", &mut c).unwrap();
+        assert_eq!(c.security.allow_anonymous, None);
         let e = parse("listener 1883\nprotocol websockets\n", &mut c).unwrap_err();
         assert!(e.starts_with("line 2: protocol websockets"), "{e}");
     }

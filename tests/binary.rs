@@ -118,7 +118,7 @@ fn bad_options_and_config_lines_are_errors_naming_the_line() {
 fn config_file_is_applied_and_the_command_line_overrides_it() {
     let conf = temp_file(
         "good.conf",
-        "max_connections 1\nlistener 1 127.0.0.1\nautosave_interval 60\nsys_interval 0\n",
+        "max_connections 1\nlistener 1 127.0.0.1\nallow_anonymous true\nautosave_interval 60\nsys_interval 0\n",
     );
     // The file's listener port is replaced by -p 0 (a free port).
     let mut p = Process::start(&["-c", conf.to_str().unwrap(), "-p", "0"]);
@@ -239,6 +239,89 @@ fn cargo_run_starts_the_broker() {
             .any(|l| l.trim() == r#"default-run = "midge""#),
         "Cargo.toml must set default-run = \"midge\""
     );
+}
+
+/// Runs `cmd` to its exit (killed after `limit`, so a broker that starts
+/// instead of refusing fails the test rather than hanging it): the exit
+/// code and stderr.
+fn exit_within(cmd: &mut Command, limit: Duration) -> (Option<i32>, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    (status.and_then(|s| s.code()), err)
+}
+
+/// The CONNACK return code an anonymous MQTT 3.1.1 client gets.
+fn anonymous_connack(addr: SocketAddr) -> u8 {
+    let mut c = Raw::connect(addr);
+    c.send(&connect_packet("anonymous", true, 60));
+    let (first, body) = c.read_packet().expect("CONNACK");
+    assert_eq!((first, body.len()), (0x20, 2), "CONNACK");
+    body[1]
+}
+
+/// mosquitto 2: a config file that defines a listener (`listener`, or
+/// `port`) refuses anonymous clients unless it says `allow_anonymous true`;
+/// a file without one keeps the local-only default (anonymous allowed).
+#[test]
+fn a_config_file_listener_refuses_anonymous_clients_unless_allowed() {
+    for (name, text, code) in [
+        (
+            "anon-listener.conf",
+            "listener 0 127.0.0.1\nsys_interval 0\n",
+            5,
+        ),
+        ("anon-port.conf", "port 0\nsys_interval 0\n", 5),
+        (
+            "anon-allowed.conf",
+            "listener 0 127.0.0.1\nallow_anonymous true\n",
+            0,
+        ),
+    ] {
+        let conf = temp_file(name, text);
+        let p = Process::start(&["-c", conf.to_str().unwrap()]);
+        assert_eq!(anonymous_connack(p.addr), code, "{text}");
+    }
+    // No listener in the file: local only, anonymous allowed.
+    let conf = temp_file("anon-local.conf", "sys_interval 0\n");
+    let p = Process::start(&["-c", conf.to_str().unwrap(), "-p", "0"]);
+    assert_eq!(anonymous_connack(p.addr), 0);
+}
+
+/// Settings per listener do not exist yet: `per_listener_settings true`
+/// would make one listener's security settings everyone's, so it is an
+/// error naming the file and line; `false` (the default) is accepted.
+#[test]
+fn per_listener_settings_true_is_refused_naming_the_file_and_line() {
+    let conf = temp_file(
+        "per-listener.conf",
+        "listener 0 127.0.0.1\nper_listener_settings true\nallow_anonymous true\n",
+    );
+    let (code, err) = exit_within(midge().arg("-c").arg(&conf), Duration::from_secs(10));
+    assert_eq!(code, Some(2), "{err}");
+    let want = format!(
+        "{}: line 2: not supported yet: per_listener_settings true",
+        conf.display()
+    );
+    assert!(err.contains(&want), "{err}");
+    let conf = temp_file(
+        "global.conf",
+        "per_listener_settings false\nlistener 0 127.0.0.1\nallow_anonymous true\n",
+    );
+    let p = Process::start(&["-c", conf.to_str().unwrap()]);
+    assert_eq!(anonymous_connack(p.addr), 0);
 }
 
 /// After a `listener` line, `max_connections` is that listener's own limit
