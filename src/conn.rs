@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -28,9 +29,10 @@ pub struct Conn {
     io: Option<Box<Io>>,
     /// Set once CONNECT is accepted.
     pub level: Option<ProtocolLevel>,
-    /// The session (slab key) once CONNECT is accepted. The client id and
-    /// user name live there, once.
-    session: Option<u32>,
+    /// The session once CONNECT is accepted, as slab key + 1 (so `None`
+    /// costs no bytes: every idle connection pays for each one here). The
+    /// client id and user name live there, once.
+    session: Option<NonZeroU32>,
     /// Boxed: most clients have none, and every byte here is paid by
     /// every idle connection.
     pub will: Option<Box<LastWill>>,
@@ -140,13 +142,16 @@ impl Conn {
 
     /// The session this connection is attached to.
     pub fn session(&self) -> Option<usize> {
-        self.session.map(|s| s as usize)
+        self.session.map(|s| s.get() as usize - 1)
     }
 
     /// Attaches the connection to session `sid` (slab keys stay far below
     /// `u32::MAX`: every session costs memory).
     pub fn set_session(&mut self, sid: usize) {
-        self.session = u32::try_from(sid).ok();
+        self.session = sid
+            .checked_add(1)
+            .and_then(|n| u32::try_from(n).ok())
+            .and_then(NonZeroU32::new);
     }
 
     /// Topic and payload bytes of the parked PUBLISHes.
