@@ -359,6 +359,19 @@ protocol mqtt
         assert!(e.starts_with("line 2: protocol websockets"), "{e}");
     }
 
+    /// The example the README installs as a service keeps serving the LAN
+    /// (its listener, no password file) with anonymous access said aloud.
+    #[test]
+    fn the_shipped_pi_config_still_lets_its_lan_clients_in() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/midge-pi.conf");
+        let mut c = Config::default();
+        let p = load(Path::new(path), &mut c).unwrap();
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        assert_eq!(c.listen_addrs(), ["0.0.0.0:1883".parse().unwrap()]);
+        assert_eq!(c.security.allow_anonymous, Some(true));
+        assert_eq!(c.security.password_file, None);
+    }
+
     #[test]
     fn include_order_is_mosquittos() {
         let mut names = [
