@@ -1,0 +1,330 @@
+//! Connections: accepting them, reading their input into packets, writing
+//! their output once per iteration, and closing them (with their Wills).
+
+use super::*;
+
+impl Broker {
+    pub(super) fn accept(&mut self, index: usize) {
+        if self.accept_paused {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.add_conn(stream, addr, index),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE and the like: retrying at once would spin
+                    // (mosquitto #948). Back off; the timer retries.
+                    error!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF:?}");
+                    self.accept_paused = true;
+                    let at = self.now_ms.saturating_add(millis(ACCEPT_BACKOFF));
+                    self.timers.schedule(at, Due::AcceptResume);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Takes a connection from listener `index` (below `MAX_LISTENERS`),
+    /// within the total and the listener's own `max_connections`.
+    pub(super) fn add_conn(&mut self, mut stream: Stream, addr: SocketAddr, index: usize) {
+        let (Some(listener), Ok(listener_index)) =
+            (self.listeners.get_mut(index), u8::try_from(index))
+        else {
+            return;
+        };
+        let total = self.config.max_connections;
+        let own = listener.settings.max_connections;
+        let full = if total > 0 && self.conns.len() >= total {
+            Some(total)
+        } else {
+            (own > 0 && listener.clients >= own).then_some(own)
+        };
+        if let Some(max) = full {
+            warn!("{addr}: refused: max_connections ({max}) reached");
+            return;
+        }
+        let entry = self.conns.vacant_entry();
+        let key = entry.key();
+        if let Err(e) = stream.register(self.poll.registry(), Token(key)) {
+            warn!("{addr}: cannot register socket: {e}");
+            return;
+        }
+        listener.clients += 1;
+        self.next_serial = self.next_serial.wrapping_add(1);
+        let mut conn = Conn::new(stream, addr, listener_index, self.next_serial, self.now_ms);
+        if let Some(at) = conn.deadline(self.config.connect_timeout) {
+            conn.timer_at = Some(at);
+            self.timers.schedule(at, Due::Conn(key, conn.serial));
+        }
+        entry.insert(conn);
+        debug!("{addr}: connection accepted");
+    }
+
+    /// Reads from a connection into the broker's one shared read buffer,
+    /// which the connection keeps only while a packet is incomplete: an
+    /// idle connection holds no input buffer at all.
+    pub(super) fn read_conn(&mut self, key: usize) {
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.borrow_input(&mut self.scratch);
+        }
+        self.read_conn_into_buffer(key);
+        if let Some(conn) = self.conns.get_mut(key) {
+            conn.return_input(&mut self.scratch);
+            let sid = conn.session();
+            self.tidy_session(sid);
+        }
+    }
+
+    pub(super) fn read_conn_into_buffer(&mut self, key: usize) {
+        let mut budget = READ_BUDGET;
+        // Packets left in the buffer by flow control go first.
+        if !self.process_input(key) {
+            return;
+        }
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
+            if conn.read_paused || conn.parked_bytes() >= self.config.max_outgoing_bytes {
+                return;
+            }
+            if conn.out_len() > self.config.max_outgoing_bytes {
+                // The client is not reading what we send: stop reading what
+                // it sends until its output drains (see flush_dirty).
+                conn.read_paused = true;
+                return;
+            }
+            if budget == 0 {
+                if !conn.read_pending {
+                    conn.read_pending = true;
+                    self.pending_reads.push(key);
+                }
+                return;
+            }
+            let wanted = protocol::bytes_wanted(conn.input());
+            match conn.read(wanted) {
+                Ok(ReadOutcome::Data { n, drained }) => {
+                    budget = budget.saturating_sub(n);
+                    self.stats.bytes_received += n as u64;
+                    if !self.process_input(key) {
+                        return;
+                    }
+                    // A short read emptied the socket: more data will come
+                    // with a new readiness edge, so the read that would
+                    // only return WouldBlock is skipped (one syscall less
+                    // per message at low rates). Not while the transport
+                    // holds input no edge will announce, nor once a FIN
+                    // was reported: its edge is spent, and EOF must be seen.
+                    let Some(conn) = self.conns.get_mut(key) else {
+                        return;
+                    };
+                    if conn.stream.wants_write() {
+                        mark_dirty(conn, key, &mut self.dirty);
+                    }
+                    if drained && !conn.stream.has_buffered_input() && !conn.peer_closed {
+                        return;
+                    }
+                }
+                Ok(ReadOutcome::WouldBlock) => return,
+                Ok(ReadOutcome::Eof) => return self.close(key, Reason::Eof),
+                Err(e) => return self.close(key, Reason::Io(e)),
+            }
+        }
+    }
+
+    /// Handles every complete packet in the read buffer. False if the
+    /// connection was closed.
+    pub(super) fn process_input(&mut self, key: usize) -> bool {
+        loop {
+            let Some(conn) = self.conns.get_mut(key) else {
+                return false;
+            };
+            if conn.parked_bytes() >= self.config.max_outgoing_bytes {
+                return true; // flow control: the rest waits in rbuf
+            }
+            if conn.input().is_empty() {
+                return true;
+            }
+            let level = conn.level;
+            let limits = Limits {
+                max_remaining_length: self.config.max_packet_size,
+                // MQTT 5 clients are refused with CONNACK 0x01 for now.
+                mqtt5: false,
+            };
+            match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
+                Ok(None) => return true,
+                Ok(Some(Packet::Publish(p))) if conn.blocked => {
+                    conn.last_rx = self.now_ms;
+                    conn.park(p);
+                }
+                Ok(Some(packet)) => {
+                    conn.last_rx = self.now_ms;
+                    if let Err(reason) = self.handle(key, packet) {
+                        self.close(key, reason);
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    self.close(key, Reason::Decode(e));
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes every connection with pending output, once each; refills
+    /// from session queues as output drains.
+    pub(super) fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            // Changes reach the store before any acknowledgement leaves,
+            // also those made by the previous pass (refills from queues,
+            // publishers unblocked by them).
+            self.commit_store();
+            let batch = std::mem::take(&mut self.dirty);
+            for &key in &batch {
+                let Some(conn) = self.conns.get_mut(key) else {
+                    continue;
+                };
+                if !conn.dirty {
+                    continue;
+                }
+                conn.dirty = false;
+                let before = conn.out_len();
+                let result = conn.flush();
+                self.stats.bytes_sent += (before - conn.out_len()) as u64;
+                match result {
+                    Err(e) => self.close(key, Reason::Io(e)),
+                    Ok(_) if conn.out_len() < self.config.max_outgoing_bytes => {
+                        if conn.read_paused {
+                            conn.read_paused = false;
+                            if !conn.read_pending {
+                                conn.read_pending = true;
+                                self.pending_reads.push(key);
+                            }
+                        }
+                        if let Some(sid) = conn.session() {
+                            self.pump(sid);
+                            self.tidy_session(Some(sid));
+                        }
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        // Changes that produced no output wait for nobody.
+        self.commit_store();
+    }
+
+    pub(super) fn close(&mut self, key: usize, reason: Reason) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = conn.stream.deregister(self.poll.registry());
+        if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
+            l.clients = l.clients.saturating_sub(1);
+        }
+        if conn.timer_at.is_some() {
+            self.forget_timer();
+        }
+        // The client's id and user name live in its session, which a clean
+        // session's close removes below.
+        let (client_id, username) = self.identity(&conn);
+        let who = match &client_id {
+            Some(id) => format!("{} ({id})", conn.addr),
+            None => conn.addr.to_string(),
+        };
+        match &reason {
+            Reason::Decode(_) | Reason::ProtocolError(_) | Reason::Internal(_) => {
+                warn!("{who}: closed: {reason}")
+            }
+            // A refusal was logged, with the client id, by `refuse`.
+            Reason::Shutdown | Reason::Refused(_) => debug!("{who}: closed: {reason}"),
+            _ => info!("{who}: closed: {reason}"),
+        }
+        // Last chance for what is queued (a refusing CONNACK, say).
+        if !matches!(reason, Reason::Io(_)) {
+            self.commit_store();
+            let before = conn.out_len();
+            let _ = conn.flush();
+            self.stats.bytes_sent += (before - conn.out_len()) as u64;
+            conn.stream.discard_input();
+            conn.stream.shutdown_write();
+        }
+        let (Some(sid), Some(client_id)) = (conn.session(), client_id) else {
+            return;
+        };
+        self.stats.clients_connected = self.stats.clients_connected.saturating_sub(1);
+        let clean = match self.sessions.get_mut(sid) {
+            Some(sess) => {
+                sess.set_conn(None);
+                sess.offline_since = Some(self.now_ms);
+                sess.clean
+            }
+            None => true,
+        };
+        self.wake_waiters(sid);
+        self.tidy_session(Some(sid));
+        // [MQTT-3.1.2-8]: published when the connection ends without
+        // DISCONNECT, then gone [MQTT-3.1.2-10].
+        if let Some(will) = conn.will.take().map(|w| *w) {
+            let user = username.as_deref();
+            if self.allowed(&client_id, user, Access::Publish, &will.topic) {
+                self.publish_will(will);
+            }
+        }
+        if self.on_event.is_some() {
+            let text = reason.to_string();
+            self.emit(Event::Disconnected {
+                client_id: &client_id,
+                addr: conn.addr,
+                reason: &text,
+            });
+        }
+        if clean {
+            self.drop_session(sid);
+        }
+    }
+
+    /// The client id and user name of a connection's session (none before
+    /// CONNECT is accepted).
+    pub(super) fn identity(&self, conn: &Conn) -> (Option<Box<str>>, Option<Box<str>>) {
+        match conn.session().and_then(|sid| self.sessions.get(sid)) {
+            Some(s) => (Some(s.client_id.clone()), s.username.clone()),
+            None => (None, None),
+        }
+    }
+
+    /// Shutdown: publish the Wills of connected clients (the server closes
+    /// their connections without DISCONNECT), let the output go, close all.
+    pub(super) fn close_all(&mut self) {
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for &key in &keys {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let Some(will) = conn.will.take().map(|w| *w) else {
+                continue;
+            };
+            let Some(conn) = self.conns.get(key) else {
+                continue;
+            };
+            let (Some(id), user) = self.identity(conn) else {
+                continue;
+            };
+            if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
+                self.publish_will(will);
+            }
+        }
+        self.flush_dirty();
+        for key in keys {
+            self.close(key, Reason::Shutdown);
+        }
+        info!("broker stopped");
+    }
+}
