@@ -1,8 +1,10 @@
-//! Microbenchmarks of the broker's hot paths: PUBLISH decode/encode and
-//! topic routing with 100 / 10k / 100k subscriptions.
+//! Microbenchmarks of the broker's hot paths: PUBLISH decode/encode, topic
+//! routing with 100 / 10k / 100k subscriptions, with 20,000 filters that
+//! start with a wildcard, and of a topic 200 levels deep.
 //!
 //! Run: `cargo bench --bench hot_paths`. Routing should stay flat as the
-//! table grows: a publish only looks at filters sharing its topic's prefix.
+//! table grows: a publish only looks at filters whose literal levels line
+//! up with its topic.
 
 use bytes::BytesMut;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -87,5 +89,49 @@ fn routing(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, publish_codec, routing);
+/// 20,000 filters `+/tN` (and their `#` twins) and a publish to an
+/// unrelated topic: all of them used to be compared with it.
+fn leading_wildcards(c: &mut Criterion) {
+    let mut g = c.benchmark_group("route_leading_wildcards");
+    g.throughput(Throughput::Elements(1));
+    for n in [20usize, 20_000] {
+        let mut r = Router::new();
+        for i in 0..n {
+            r.subscribe(session(i), &format!("+/t{i}"), QoS::AtMostOnce, false);
+            r.subscribe(session(i), &format!("+/t{i}/#"), QoS::AtMostOnce, false);
+        }
+        let mut out = Vec::new();
+        g.bench_with_input(BenchmarkId::new("filters", n), &n, |b, _| {
+            b.iter(|| {
+                r.route(black_box("sensors/42/temp"), &mut out);
+                black_box(out.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+/// A topic of 200 levels (the default `max_topic_levels`) while `a/+` and
+/// `a/a/#` are subscribed: each prefix used to be hashed from scratch.
+fn deep_topic(c: &mut Criterion) {
+    let mut r = Router::new();
+    r.subscribe(session(1), "a/+", QoS::AtMostOnce, false);
+    r.subscribe(session(2), "a/a/#", QoS::AtMostOnce, false);
+    let topic = vec!["a"; 200].join("/");
+    let mut out = Vec::new();
+    c.bench_function("route_200_levels", |b| {
+        b.iter(|| {
+            r.route(black_box(&topic), &mut out);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    publish_codec,
+    routing,
+    leading_wildcards,
+    deep_topic
+);
 criterion_main!(benches);

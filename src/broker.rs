@@ -729,6 +729,10 @@ impl Broker {
             if !topic::valid_name(&will.topic) {
                 return Err(Reason::ProtocolError(Violation::InvalidWillTopic)); // [MQTT-3.1.4-1]
             }
+            self.check_depth(&will.topic, |max| Violation::TopicTooDeep {
+                max,
+                will: true,
+            })?;
         }
         let max_ka = self.config.max_keepalive;
         if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
@@ -937,7 +941,7 @@ impl Broker {
         let Some(sess) = self.sessions.remove(sid) else {
             return;
         };
-        for (filter, _) in &sess.subscriptions {
+        for (filter, _) in sess.subscriptions() {
             self.router.unsubscribe(session_dest(sid), filter);
         }
     }
@@ -946,6 +950,7 @@ impl Broker {
         if !topic::valid_name(&p.topic) {
             return Err(Reason::ProtocolError(Violation::InvalidTopicName)); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
         }
+        self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
         let (qos, pkid) = (p.qos, p.pkid);
         // QoS 2, method B: deliver now, remember the id until PUBREL so a
@@ -1056,6 +1061,9 @@ impl Broker {
             let invalid = Violation::InvalidTopicFilter(f.clone());
             return Err(Reason::ProtocolError(invalid));
         }
+        for (f, _) in &filters {
+            self.check_depth(f, Violation::FilterTooDeep)?;
+        }
         // Denied filters get 0x80 and are not subscribed [MQTT-3.8.4-5].
         // A filter granted with some topics denied is subscribed `filtered`.
         let filters: Vec<(String, Option<QoS>, bool)> = filters
@@ -1107,6 +1115,21 @@ impl Broker {
             }
         }
         Ok(())
+    }
+
+    /// `max_topic_levels`: a deeper topic is refused before it costs
+    /// anything (see [`topic::within_levels`]); `too_deep` names the
+    /// violation.
+    fn check_depth(
+        &self,
+        t: &str,
+        too_deep: impl FnOnce(usize) -> Violation,
+    ) -> Result<(), Reason> {
+        let max = self.config.max_topic_levels;
+        if topic::within_levels(t, max) {
+            return Ok(());
+        }
+        Err(Reason::ProtocolError(too_deep(max)))
     }
 
     fn on_unsubscribe(

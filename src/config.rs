@@ -135,6 +135,9 @@ pub struct Config {
     /// "never") is refused with CONNACK 2, as mosquitto does for MQTT 3.x.
     /// 0 accepts any.
     pub max_keepalive: u16,
+    /// Most levels in a topic name (PUBLISH, Will) or a SUBSCRIBE filter;
+    /// a deeper one is a protocol violation that closes the connection.
+    pub max_topic_levels: usize,
     /// How often `$SYS/broker/...` statistics are published (zero: never).
     pub sys_interval: Duration,
     /// Keep sessions and retained messages across restarts
@@ -181,6 +184,7 @@ impl Default for Config {
             queue_qos0: false,
             max_queued_bytes: 0,
             max_keepalive: 0,
+            max_topic_levels: 200,
             sys_interval: Duration::from_secs(10),
             persistence: false,
             persistence_location: None,
@@ -268,7 +272,7 @@ impl Config {
     /// `max_queued_messages`, `message_size_limit`, `queue_qos0_messages`,
     /// `allow_zero_length_clientid`) and midge's own names for the rest
     /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
-    /// `queue_overflow`); also `max_queued_bytes`, `max_keepalive`,
+    /// `queue_overflow`, `max_topic_levels`); also `max_queued_bytes`, `max_keepalive`,
     /// `max_packet_size`, `allow_anonymous`, `password_file`, `acl_file`,
     /// `sys_interval`. The C API and config files use this.
     ///
@@ -342,6 +346,13 @@ impl Config {
             "queue_qos0_messages" => self.queue_qos0 = parse_bool(key, v)?,
             "max_queued_bytes" => self.max_queued_bytes = parse(key, v)?,
             "max_keepalive" => self.max_keepalive = parse(key, v)?,
+            "max_topic_levels" => {
+                let n: usize = parse(key, v)?;
+                if n == 0 {
+                    return Err(format!("{key}: at least 1"));
+                }
+                self.max_topic_levels = n;
+            }
             "allow_anonymous" => self.security.allow_anonymous = Some(parse_bool(key, v)?),
             "password_file" => self.security.password_file = Some(v.into()),
             "acl_file" => self.security.acl_file = Some(v.into()),

@@ -25,6 +25,7 @@ pub mod conffile;
 pub mod config;
 mod conn;
 pub mod host;
+mod keyed_list;
 pub mod keys;
 pub mod protocol;
 pub mod retained;

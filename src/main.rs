@@ -64,6 +64,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "refuse clients asking a longer (or no) keep-alive, 0 = any (default 0)",
     ),
     (
+        "max-topic-levels",
+        "max_topic_levels",
+        "most levels in a topic name or SUBSCRIBE filter; deeper closes the connection (default 200)",
+    ),
+    (
         "sys-interval",
         "sys_interval",
         "seconds between $SYS updates, 0 = off (default 10)",

@@ -30,6 +30,14 @@ pub fn valid_filter(filter: &str) -> bool {
     true
 }
 
+/// True if `topic` (a name or a filter) has at most `max` levels. Routing
+/// and matching cost grows with a topic's depth, and no topic tree needs
+/// hundreds of levels: deeper ones are refused (mosquitto refuses more than
+/// 200 too, fixed when it is built).
+pub fn within_levels(topic: &str, max: usize) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() < max
+}
+
 /// True if the filter holds a wildcard (so it cannot be an exact-match key).
 pub fn has_wildcard(filter: &str) -> bool {
     filter.bytes().any(|b| b == b'+' || b == b'#')
@@ -102,6 +110,14 @@ mod tests {
         for bad in ["", "a#", "a/#/b", "a/b+", "+a", "#/a", "a/+b/c", "##"] {
             assert!(!valid_filter(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn level_cap() {
+        assert!(within_levels("a", 1) && !within_levels("a/b", 1));
+        assert!(within_levels("/", 2) && !within_levels("//", 2));
+        let deep = vec!["+"; 200].join("/");
+        assert!(within_levels(&deep, 200) && !within_levels(&format!("{deep}/#"), 200));
     }
 
     #[test]

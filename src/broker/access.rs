@@ -63,7 +63,7 @@ impl Broker {
         let sids: Vec<usize> = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.subscriptions.is_empty())
+            .filter(|(_, s)| !s.subscriptions().is_empty())
             .map(|(sid, _)| sid)
             .collect();
         for sid in sids {
@@ -80,7 +80,7 @@ impl Broker {
             return;
         };
         let (id, user) = (sess.client_id.clone(), sess.username.clone());
-        let subs: Vec<(Arc<str>, QoS)> = sess.subscriptions.clone();
+        let subs: Vec<(Arc<str>, QoS)> = sess.subscriptions().to_vec();
         for (filter, qos) in subs {
             let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, &filter) {
                 Verdict::Granted => false,

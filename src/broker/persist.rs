@@ -103,7 +103,7 @@ fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mu
             username: Some(user.to_string()),
         });
     }
-    for (filter, qos) in &sess.subscriptions {
+    for (filter, qos) in sess.subscriptions() {
         out.push(Record::Sub {
             client: client(),
             filter: filter.to_string(),

@@ -22,6 +22,11 @@ pub enum Violation {
     /// A topic filter breaks the wildcard rules [MQTT-4.7.1-1],
     /// [MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.7.3-1]; kept for the log.
     InvalidTopicFilter(String),
+    /// A topic name (a PUBLISH's, or the Will's when `will`) with more
+    /// levels than `max_topic_levels`.
+    TopicTooDeep { max: usize, will: bool },
+    /// A SUBSCRIBE filter with more levels than `max_topic_levels`.
+    FilterTooDeep(usize),
 }
 
 impl Violation {
@@ -32,10 +37,12 @@ impl Violation {
             Violation::SecondConnect
             | Violation::FirstPacketNotConnect
             | Violation::UnexpectedPacket(_) => ReasonCode::ProtocolError,
-            Violation::InvalidTopicName | Violation::InvalidWillTopic => {
-                ReasonCode::TopicNameInvalid
+            Violation::InvalidTopicName
+            | Violation::InvalidWillTopic
+            | Violation::TopicTooDeep { .. } => ReasonCode::TopicNameInvalid,
+            Violation::InvalidTopicFilter(_) | Violation::FilterTooDeep(_) => {
+                ReasonCode::TopicFilterInvalid
             }
-            Violation::InvalidTopicFilter(_) => ReasonCode::TopicFilterInvalid,
         }
     }
 }
@@ -49,6 +56,17 @@ impl fmt::Display for Violation {
             Violation::InvalidTopicName => write!(f, "invalid topic name in PUBLISH"),
             Violation::InvalidWillTopic => write!(f, "invalid Will topic"),
             Violation::InvalidTopicFilter(filter) => write!(f, "invalid topic filter {filter:?}"),
+            Violation::TopicTooDeep { max, will } => {
+                let what = if *will {
+                    "Will topic"
+                } else {
+                    "topic name in PUBLISH"
+                };
+                write!(f, "{what} of more than {max} levels")
+            }
+            Violation::FilterTooDeep(max) => {
+                write!(f, "topic filter in SUBSCRIBE of more than {max} levels")
+            }
         }
     }
 }
@@ -89,6 +107,19 @@ mod tests {
                 Violation::InvalidTopicFilter("a/#/b".into()),
                 ReasonCode::TopicFilterInvalid,
                 "invalid topic filter \"a/#/b\"",
+            ),
+            (
+                Violation::TopicTooDeep {
+                    max: 200,
+                    will: true,
+                },
+                ReasonCode::TopicNameInvalid,
+                "Will topic of more than 200 levels",
+            ),
+            (
+                Violation::FilterTooDeep(200),
+                ReasonCode::TopicFilterInvalid,
+                "topic filter in SUBSCRIBE of more than 200 levels",
             ),
         ] {
             assert_eq!(v.reason_code(), code);
