@@ -2,11 +2,11 @@
 //! topic.
 //!
 //! It is flat rather than a tree: exact filters live in one hash map keyed by
-//! the topic itself, and wildcard filters in hash maps keyed by their
-//! literal levels ([`wild`]: by their literal prefix, then by the first
-//! literal level after the first run of `+`, which also files the filters
-//! that begin with a wildcard). Routing a topic of L levels costs one exact
-//! lookup plus a few lookups per level, whatever the number and shape of the
+//! the topic itself, and wildcard filters in one hash map keyed by their
+//! *anchor*: their literal prefix, the run of `+` after it and the next
+//! level ([`wild`]; this files the filters that begin with a wildcard too).
+//! Routing a topic costs one exact lookup plus one lookup per filter shape
+//! (prefix length, run length) present, whatever the number of
 //! subscriptions; only filters whose literal levels line up with the topic
 //! are ever compared. Subscribing and unsubscribing cost the same at any
 //! number of subscriptions, per client or in all.

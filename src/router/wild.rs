@@ -6,23 +6,27 @@
 //! `#`, or nothing. The filter is filed under its *anchor*, the filter text
 //! up to and including that level (`a/+/t7/#` under `a/+/t7`, `+/+/x`
 //! under itself, `a/#` under itself, `#` under itself), in a hash map keyed
-//! by the anchor's levels. A second map says, per literal prefix, which run
-//! lengths have anchors (filters starting with a wildcard have the empty
-//! prefix).
+//! by the anchor. A short table says, per prefix length, which run lengths
+//! have anchors, and whether those end with `#` or not.
 //!
-//! Routing a topic of L levels then looks up its L prefixes; for each
-//! prefix that has filters, and each run length filed there, the anchors
-//! the topic could be under: the topic's level after the run, `#` after the
-//! run, or the run alone if the topic ends there. Only filters under those
-//! anchors are compared with the topic. So 20,000 filters `+/tN`, `a/+/tN`
-//! or `a/tN/#` cost a publish to an unrelated topic nothing, and neither
-//! does one client's 100,000th subscription. (Filters that share their
-//! anchor, `a/+/b/+/tN` for instance, are still compared one by one.)
+//! Routing a topic of L levels then looks up, for each prefix length and
+//! run length in that table, the anchors the topic could be under: its
+//! level after the run, `#` after the run, or the run alone if the topic
+//! ends there. Only filters under those anchors are compared with the
+//! topic. So 20,000 filters `+/tN`, `a/+/tN` or `a/tN/#` cost a publish to
+//! an unrelated topic nothing, and neither does one client's 100,000th
+//! subscription. (Filters that share their anchor, `a/+/b/+/tN` for
+//! instance, are still compared one by one.) The table holds one entry per
+//! filter *shape*, not per filter, so an idle client's wildcard filter
+//! costs no more memory than its anchor.
 //!
-//! A topic is hashed as one stream of bytes, level after level, and each
-//! prefix's hash is read off the stream on the way (`finish` does not end
-//! a SipHash stream), so hashing a topic costs its length once, not once
-//! per prefix; an anchor's hash continues the stream of its prefix.
+//! Each probe costs one hash, and a topic is hashed as one stream of bytes,
+//! level after level: the probes after its first k levels continue the
+//! stream of those levels instead of hashing them again (`finish` does not
+//! end a SipHash stream), so routing cost grows with the topic's length
+//! once, not once per prefix. The probes are bounded by the shapes in the
+//! table with k + run at most the topic's levels, and those by
+//! `max_topic_levels`.
 
 use super::Sub;
 use crate::keyed_list::{Keyed, KeyedList};
@@ -54,15 +58,8 @@ struct Anchor {
     entries: KeyedList<WildEntry>,
 }
 
-/// A literal prefix and the `+` run lengths filed after it, sorted by
-/// length.
-#[derive(Debug)]
-struct Prefix {
-    text: Box<str>,
-    runs: Runs,
-}
-
-/// The anchors after one prefix and one run of `+`: how many end with `#`
+/// The anchors after prefixes of one length and one run of `+`: how many
+/// end with `#`
 /// and how many with a literal level or the run itself, so routing only
 /// looks up the kinds that exist.
 #[derive(Debug, Clone, Copy)]
@@ -76,8 +73,8 @@ type Runs = Vec<Run>;
 
 /// How a filter is filed (see the module documentation).
 struct Shape<'a> {
-    /// Literal levels before the first wildcard; `None` if there are none.
-    prefix: Option<&'a str>,
+    /// Number of literal levels before the first wildcard.
+    depth: usize,
     /// `+` levels right after the prefix.
     run: u16,
     anchor: &'a str,
@@ -91,27 +88,23 @@ impl Shape<'_> {
 }
 
 fn shape(filter: &str) -> Shape<'_> {
-    let (mut prefix, mut run, mut start) = (None, 0u16, 0);
+    let (mut depth, mut run, mut start) = (0, 0u16, 0);
     for level in filter.split('/') {
         let end = start + level.len();
         match level {
             "+" => run = run.saturating_add(1),
-            _ if run == 0 && level != "#" => prefix = Some(&filter[..end]),
+            _ if run == 0 && level != "#" => depth += 1,
             // `#`, or the literal after the run: the anchor ends here.
             _ => {
                 let anchor = &filter[..end];
-                return Shape {
-                    prefix,
-                    run,
-                    anchor,
-                };
+                return Shape { depth, run, anchor };
             }
         }
         start = end + 1;
     }
     // The filter ends with its run.
     Shape {
-        prefix,
+        depth,
         run,
         anchor: filter,
     }
@@ -138,9 +131,9 @@ impl StreamHash {
 #[derive(Debug, Default)]
 pub struct WildTable {
     anchors: HashTable<Anchor>,
-    prefixes: HashTable<Prefix>,
-    /// Run lengths of the filters that start with a wildcard.
-    root: Runs,
+    /// Per prefix length (0: filters starting with a wildcard), the runs
+    /// of `+` that have anchors.
+    depths: Vec<Runs>,
     hash: StreamHash,
     /// Where each level of the topic being routed starts and ends (kept to
     /// reuse its memory).
@@ -231,30 +224,19 @@ impl WildTable {
         Some(result)
     }
 
-    /// Counts an anchor in or out of its prefix's runs.
+    /// Counts an anchor in or out of the table of shapes.
     fn count_run(&mut self, s: &Shape<'_>, delta: i32) {
-        let hash_kind = s.ends_with_hash();
-        let Some(p) = s.prefix else {
-            count(&mut self.root, s.run, hash_kind, delta);
-            return;
-        };
-        let h = self.hash.of(p);
-        let hash = &self.hash;
-        match self.prefixes.find_entry(h, |e| &*e.text == p) {
-            Ok(mut slot) => {
-                count(&mut slot.get_mut().runs, s.run, hash_kind, delta);
-                if slot.get().runs.is_empty() {
-                    slot.remove();
-                }
+        if self.depths.len() <= s.depth {
+            if delta < 0 {
+                return;
             }
-            Err(_) if delta > 0 => {
-                let mut runs = Runs::new();
-                count(&mut runs, s.run, hash_kind, delta);
-                let text = p.into();
-                self.prefixes
-                    .insert_unique(h, Prefix { text, runs }, |e| hash.of(&e.text));
-            }
-            Err(_) => {}
+            self.depths.resize_with(s.depth + 1, Runs::new);
+        }
+        if let Some(runs) = self.depths.get_mut(s.depth) {
+            count(runs, s.run, s.ends_with_hash(), delta);
+        }
+        while self.depths.last().is_some_and(Vec::is_empty) {
+            self.depths.pop();
         }
     }
 
@@ -278,21 +260,22 @@ impl WildTable {
         };
         // Filters starting with a wildcard never match `$` topics
         // [MQTT-4.7.2-1].
-        if !self.root.is_empty() && !topic_name.starts_with('$') {
-            probe.runs(0, self.hash.start(), &self.root, &mut found);
-        }
-        if self.prefixes.is_empty() {
-            return;
-        }
+        let dollar = topic_name.starts_with('$');
         let (mut stream, mut hashed) = (self.hash.start(), 0);
-        for (k, &(_, end)) in self.levels.iter().enumerate() {
-            stream.write(topic_name.as_bytes().get(hashed..end).unwrap_or_default());
-            hashed = end;
-            let text = &topic_name[..end];
-            let prefix = self.prefixes.find(stream.finish(), |p| &*p.text == text);
-            if let Some(p) = prefix {
-                probe.runs(k + 1, stream.clone(), &p.runs, &mut found);
+        for (k, runs) in self.depths.iter().enumerate() {
+            // The topic's first k levels, hashed.
+            if let Some(i) = k.checked_sub(1) {
+                let Some(&(_, end)) = self.levels.get(i) else {
+                    break; // no longer prefixes than the topic
+                };
+                stream.write(topic_name.as_bytes().get(hashed..end).unwrap_or_default());
+                hashed = end;
             }
+            let wildcard_first = k == 0;
+            if runs.is_empty() || (wildcard_first && dollar) {
+                continue;
+            }
+            probe.runs(k, stream.clone(), runs, &mut found);
         }
     }
 }
@@ -407,25 +390,21 @@ mod tests {
     #[test]
     fn shapes() {
         let cases = [
-            ("#", None, 0, "#"),
-            ("+", None, 1, "+"),
-            ("+/tN", None, 1, "+/tN"),
-            ("+/+/x/#", None, 2, "+/+/x"),
-            ("+/#", None, 1, "+/#"),
-            ("a/#", Some("a"), 0, "a/#"),
-            ("a/b/+", Some("a/b"), 1, "a/b/+"),
-            ("a/+/t7/#", Some("a"), 1, "a/+/t7"),
-            ("a/+/+", Some("a"), 2, "a/+/+"),
-            ("/+", Some(""), 1, "/+"),
-            ("a/b/+/d/+/f", Some("a/b"), 1, "a/b/+/d"),
+            ("#", 0, 0, "#"),
+            ("+", 0, 1, "+"),
+            ("+/tN", 0, 1, "+/tN"),
+            ("+/+/x/#", 0, 2, "+/+/x"),
+            ("+/#", 0, 1, "+/#"),
+            ("a/#", 1, 0, "a/#"),
+            ("a/b/+", 2, 1, "a/b/+"),
+            ("a/+/t7/#", 1, 1, "a/+/t7"),
+            ("a/+/+", 1, 2, "a/+/+"),
+            ("/+", 1, 1, "/+"),
+            ("a/b/+/d/+/f", 2, 1, "a/b/+/d"),
         ];
-        for (filter, prefix, run, anchor) in cases {
+        for (filter, depth, run, anchor) in cases {
             let s = shape(filter);
-            assert_eq!(
-                (s.prefix, s.run, s.anchor),
-                (prefix, run, anchor),
-                "{filter}"
-            );
+            assert_eq!((s.depth, s.run, s.anchor), (depth, run, anchor), "{filter}");
         }
     }
 }
