@@ -59,9 +59,8 @@ struct Anchor {
 }
 
 /// The anchors after prefixes of one length and one run of `+`: how many
-/// end with `#`
-/// and how many with a literal level or the run itself, so routing only
-/// looks up the kinds that exist.
+/// end with `#` and how many with a literal level or the run itself, so
+/// routing only looks up the kinds that exist.
 #[derive(Debug, Clone, Copy)]
 struct Run {
     len: u16,
