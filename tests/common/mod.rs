@@ -2,9 +2,10 @@
 //! background thread, and a raw TCP client with bounded waits.
 #![allow(dead_code)]
 
-use midge::{Broker, Config, ShutdownHandle};
+use midge::{Broker, Config, ShutdownHandle, Stats};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -12,11 +13,34 @@ use std::time::{Duration, Instant};
 /// microseconds, so this only bounds a failing test.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// How long a reply the broker writes as soon as it has read the request
+/// (CONNACK, SUBACK, UNSUBACK) may take. Shorter than WAIT, so a missing
+/// reply fails its test fast and names the packet, instead of every test
+/// that connects or subscribes waiting out WAIT; still far above the
+/// milliseconds a loaded machine and an fsync take.
+pub const REPLY_WAIT: Duration = Duration::from_secs(2);
+
+/// The name of a reply the broker writes at once, by its first byte.
+fn reply_name(first: u8) -> Option<&'static str> {
+    match first {
+        0x20 => Some("CONNACK"),
+        0x90 => Some("SUBACK"),
+        0xB0 => Some("UNSUBACK"),
+        _ => None,
+    }
+}
+
+/// How often a broker started with [`TestBroker::start_polled`] looks for
+/// requests of the test thread.
+const POLL_TICK: Duration = Duration::from_millis(2);
+
 /// A running broker; stopped and joined when dropped.
 pub struct TestBroker {
     pub addr: SocketAddr,
     handle: ShutdownHandle,
     thread: Option<JoinHandle<()>>,
+    /// Requests for [`Broker::stats`] (brokers from `start_polled` only).
+    stats: Option<mpsc::Sender<mpsc::Sender<Stats>>>,
 }
 
 impl TestBroker {
@@ -36,7 +60,45 @@ impl TestBroker {
             addr,
             handle,
             thread: Some(thread),
+            stats: None,
         }
+    }
+
+    /// Like `start_with`, but the broker thread drives the embedding API's
+    /// `poll_once` itself (as a host program does) and answers
+    /// [`TestBroker::stats`] between iterations.
+    pub fn start_polled(adjust: impl FnOnce(&mut Config)) -> TestBroker {
+        let mut config = Config::default();
+        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        adjust(&mut config);
+        let mut broker = Broker::new(config).expect("broker starts");
+        let addr = broker.local_addr().expect("bound address");
+        let handle = broker.shutdown_handle();
+        let (tx, requests) = mpsc::channel::<mpsc::Sender<Stats>>();
+        let thread = std::thread::spawn(move || {
+            while !broker.is_shutting_down() {
+                broker.poll_once(Some(POLL_TICK)).expect("broker loop");
+                while let Ok(reply) = requests.try_recv() {
+                    let _ = reply.send(broker.stats());
+                }
+            }
+            broker.shutdown();
+        });
+        TestBroker {
+            addr,
+            handle,
+            thread: Some(thread),
+            stats: Some(tx),
+        }
+    }
+
+    /// The broker's counters (`Broker::stats`), as of after everything it
+    /// has read so far was handled. Only for `start_polled` brokers.
+    pub fn stats(&self) -> Stats {
+        let requests = self.stats.as_ref().expect("stats need start_polled");
+        let (reply, answer) = mpsc::channel();
+        requests.send(reply).expect("broker thread is gone");
+        answer.recv_timeout(WAIT).expect("stats within WAIT")
     }
 
     /// Stops the broker and waits for its thread (wills are published).
@@ -75,7 +137,7 @@ impl Raw {
     pub fn mqtt(addr: SocketAddr, client_id: &str, clean: bool) -> (Raw, bool) {
         let mut c = Raw::connect(addr);
         c.send(&connect_packet(client_id, clean, 60));
-        let ack = c.read_packet().expect("CONNACK");
+        let ack = c.read_reply("CONNACK").expect("CONNACK, got EOF");
         assert_eq!(ack.0, 0x20, "first packet is CONNACK");
         assert_eq!(ack.1.len(), 2);
         assert_eq!(ack.1[1], 0, "CONNACK return code");
@@ -88,12 +150,39 @@ impl Raw {
 
     /// Reads one packet: (first byte, body). None on EOF.
     pub fn read_packet(&mut self) -> Option<(u8, Vec<u8>)> {
+        self.read_within("packet", WAIT)
+    }
+
+    /// Reads one packet that the broker sends as soon as it has read the
+    /// request (`what`: "CONNACK", "SUBACK", "UNSUBACK"), within
+    /// REPLY_WAIT. None on EOF.
+    pub fn read_reply(&mut self, what: &str) -> Option<(u8, Vec<u8>)> {
+        self.stream.set_read_timeout(Some(REPLY_WAIT)).unwrap();
+        let packet = self.read_within(what, REPLY_WAIT);
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        packet
+    }
+
+    /// Reads one packet by `deadline`, failing the test naming `what` was
+    /// awaited if none comes. None on EOF.
+    pub fn read_packet_by(&mut self, deadline: Instant, what: &str) -> Option<(u8, Vec<u8>)> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = left.max(Duration::from_millis(1));
+        self.stream.set_read_timeout(Some(left)).unwrap();
+        let packet = self.read_within(what, left);
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        packet
+    }
+
+    /// Reads one packet; the socket's read timeout is `wait`, and running
+    /// out of it fails the test naming `what` was expected.
+    fn read_within(&mut self, what: &str, wait: Duration) -> Option<(u8, Vec<u8>)> {
         let mut first = [0u8; 1];
         match self.stream.read(&mut first) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
-                panic!("no packet within {WAIT:?}")
+                panic!("no {what} within {wait:?}")
             }
             Err(_) => return None,
         }
@@ -111,10 +200,19 @@ impl Raw {
         Some((first[0], body))
     }
 
-    /// Expects exactly these bytes next.
+    /// Expects exactly these bytes next: within REPLY_WAIT if they start
+    /// a CONNACK, SUBACK or UNSUBACK, within WAIT otherwise.
     pub fn expect(&mut self, bytes: &[u8]) {
+        let reply = bytes.first().and_then(|&b| reply_name(b));
+        let wait = if reply.is_some() { REPLY_WAIT } else { WAIT };
+        self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut got = vec![0u8; bytes.len()];
-        self.stream.read_exact(&mut got).expect("expected bytes");
+        let read = self.stream.read_exact(&mut got);
+        self.stream.set_read_timeout(Some(WAIT)).unwrap();
+        if let Err(e) = read {
+            let what = reply.unwrap_or("bytes");
+            panic!("no {what} {bytes:02x?} within {wait:?}: {e}");
+        }
         assert_eq!(got, bytes);
     }
 
@@ -304,10 +402,79 @@ impl Raw {
     /// Subscribes and checks the SUBACK codes.
     pub fn subscribe(&mut self, pkid: u16, filters: &[(&str, u8)]) {
         self.send(&subscribe_packet(pkid, filters));
-        let (first, body) = self.read_packet().expect("SUBACK");
-        assert_eq!(first, 0x90);
+        let (first, body) = self.read_reply("SUBACK").expect("SUBACK, got EOF");
+        assert_eq!(first, 0x90, "expected SUBACK");
         let mut want = pkid.to_be_bytes().to_vec();
         want.extend(filters.iter().map(|(_, q)| *q));
         assert_eq!(body, want);
+    }
+}
+
+/// An acknowledgement packet (PUBACK, PUBREC, PUBREL, PUBCOMP) for `pkid`.
+fn ack_packet(kind: u8, pkid: u16) -> Vec<u8> {
+    let [hi, lo] = pkid.to_be_bytes();
+    vec![kind, 2, hi, lo]
+}
+
+impl Raw {
+    /// DISCONNECT, then waits until the broker has closed the connection,
+    /// so the session is offline before the test goes on.
+    pub fn disconnect(mut self) {
+        self.send(&[0xE0, 0x00]);
+        self.expect_closed();
+    }
+
+    /// Publishes and completes the exchange of its QoS: PUBACK; PUBREC,
+    /// PUBREL, PUBCOMP; for QoS 0 a PINGREQ round trip, so the message has
+    /// been routed when this returns.
+    pub fn publish_done(&mut self, topic: &str, payload: &[u8], qos: u8, pkid: u16) {
+        self.send(&publish_packet(topic, payload, qos, pkid, false, false));
+        match qos {
+            0 => self.ping(),
+            1 => self.expect(&ack_packet(0x40, pkid)),
+            _ => {
+                self.expect(&ack_packet(0x50, pkid));
+                self.send(&ack_packet(0x62, pkid));
+                self.expect(&ack_packet(0x70, pkid));
+            }
+        }
+    }
+
+    /// Reads every PUBLISH the broker has for this client, acknowledging
+    /// each (PUBACK, or PUBREC and then PUBCOMP for its PUBREL), until a
+    /// PINGREQ round trip brings nothing new. Returns them in arrival
+    /// order.
+    pub fn drain(&mut self) -> Vec<Pub> {
+        let mut got = Vec::new();
+        for _ in 0..10_000 {
+            self.send(&[0xC0, 0x00]);
+            let mut quiet = true;
+            loop {
+                let (first, body) = self.read_packet().expect("a packet, got EOF");
+                match first {
+                    0xD0 => break,
+                    0x62 => {
+                        quiet = false;
+                        let pkid = u16::from_be_bytes([body[0], body[1]]);
+                        self.send(&ack_packet(0x70, pkid));
+                    }
+                    f if f >> 4 == 3 => {
+                        quiet = false;
+                        let p = parse_publish(first, &body);
+                        match p.qos {
+                            1 => self.send(&ack_packet(0x40, p.pkid)),
+                            2 => self.send(&ack_packet(0x50, p.pkid)),
+                            _ => {}
+                        }
+                        got.push(p);
+                    }
+                    f => panic!("unexpected packet {f:#04x} {body:02x?}"),
+                }
+            }
+            if quiet {
+                return got;
+            }
+        }
+        panic!("the broker never ran out of messages");
     }
 }

@@ -1,0 +1,192 @@
+//! A session's queue bounds: `max_queued_bytes` (payload bytes queued per
+//! client, README "Options") at its exact boundary, the byte count after
+//! messages leave the queue and after a restart, and `queue_overflow
+//! oldest` evicting as many messages as a larger one needs.
+//!
+//! The queue is the one behind the in-flight window of a persistent session
+//! (CleanSession 0) [MQTT-3.1.2-4]; messages queued while it is offline are
+//! delivered when it comes back [MQTT-3.1.2-5].
+
+mod common;
+use common::*;
+use midge::session::Overflow;
+use midge::store::Fsync;
+use midge::Config;
+use std::path::{Path, PathBuf};
+
+/// Payloads as text, in order.
+fn payloads(got: &[Pub]) -> Vec<String> {
+    got.iter()
+        .map(|p| String::from_utf8_lossy(&p.payload).into_owned())
+        .collect()
+}
+
+/// A fresh, empty store directory for one test.
+fn store_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("queue-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn persistence(c: &mut Config, dir: &Path) {
+    c.persistence = true;
+    c.persistence_location = Some(dir.to_path_buf());
+    c.fsync = Fsync::Always;
+}
+
+/// A persistent session subscribed to `filter` at QoS 1, left offline.
+fn offline_subscriber(b: &TestBroker, id: &str, filter: &str) {
+    let (mut sub, _) = Raw::mqtt(b.addr, id, false);
+    sub.subscribe(1, &[(filter, 1)]);
+    sub.disconnect();
+}
+
+/// Reconnects the persistent session `id` and takes everything it has.
+fn reconnect_and_drain(b: &TestBroker, id: &str) -> Vec<Pub> {
+    let (mut sub, present) = Raw::mqtt(b.addr, id, false);
+    assert!(present, "{id}: Session Present [MQTT-3.2.2-2]");
+    let got = sub.drain();
+    sub.disconnect();
+    got
+}
+
+// A queue may hold exactly `max_queued_bytes` payload bytes: the message
+// that brings it to the limit is queued, one byte more is dropped (and
+// counted). Bytes are given back as messages leave the queue for the
+// in-flight window (here one message wide), so the limit keeps meaning
+// the bytes really queued.
+#[test]
+fn a_queue_holds_exactly_max_queued_bytes_and_frees_them_on_delivery() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_queued_bytes = 10;
+        c.max_inflight = 1;
+    });
+    offline_subscriber(&b, "bytes-sub", "q/#");
+    let (mut p, _) = Raw::mqtt(b.addr, "bytes-pub", true);
+    p.publish_done("q/a", b"aaaa", 1, 1);
+    p.publish_done("q/b", b"bbbbbb", 1, 2); // 10 of 10 bytes: queued
+    p.publish_done("q/c", b"c", 1, 3); // 11 of 10: dropped
+    assert_eq!(b.stats().dropped_queue_full, 1);
+
+    // Back online: "aaaa" moves into the window (left unacknowledged),
+    // "bbbbbb" waits behind it; offline again.
+    let (mut sub, present) = Raw::mqtt(b.addr, "bytes-sub", false);
+    assert!(present);
+    let in_flight = sub.read_publish();
+    assert_eq!(in_flight.payload, b"aaaa");
+    sub.disconnect();
+    p.publish_done("q/d", b"dddd", 1, 4); // 6 + 4 = 10 bytes: queued
+    p.publish_done("q/e", b"e", 1, 5); // dropped
+    assert_eq!(b.stats().dropped_queue_full, 2);
+    assert_eq!(
+        payloads(&reconnect_and_drain(&b, "bytes-sub")),
+        ["aaaa", "bbbbbb", "dddd"]
+    );
+
+    // All delivered: the whole limit is free again.
+    p.publish_done("q/f", b"ffffffffff", 1, 6);
+    p.publish_done("q/g", b"g", 1, 7);
+    assert_eq!(b.stats().dropped_queue_full, 3);
+    assert_eq!(
+        payloads(&reconnect_and_drain(&b, "bytes-sub")),
+        ["ffffffffff"]
+    );
+}
+
+// Replaying the store puts each stored message into the queue and takes
+// it out again when it was sent or acknowledged: after a restart the
+// session's queue holds only what is really queued, so the byte limit
+// still admits exactly 10 bytes. In-flight messages are resent first
+// [MQTT-4.4.0-1] with DUP=1 [MQTT-3.3.1-1].
+#[test]
+fn queued_bytes_are_counted_right_after_a_restart() {
+    let dir = store_dir("bytes-restart");
+    let config = |c: &mut Config| {
+        c.max_queued_bytes = 10;
+        persistence(c, &dir);
+    };
+    let mut b = TestBroker::start_polled(config);
+    let (mut sub, _) = Raw::mqtt(b.addr, "restart-sub", false);
+    sub.subscribe(1, &[("r/#", 1)]);
+    let (mut p, _) = Raw::mqtt(b.addr, "restart-pub", true);
+    // Sent at once to the online subscriber: one left unacknowledged (in
+    // flight), one acknowledged. Both were stored, then marked sent.
+    p.publish_done("r/1", b"0123456789", 1, 1);
+    let in_flight = sub.read_publish();
+    p.publish_done("r/2", b"abcdefghij", 1, 2);
+    let acked = sub.read_publish();
+    let [hi, lo] = acked.pkid.to_be_bytes();
+    sub.send(&[0x40, 2, hi, lo]);
+    sub.ping();
+    sub.disconnect();
+    p.disconnect();
+    b.stop();
+
+    let b = TestBroker::start_polled(config);
+    let (mut p, _) = Raw::mqtt(b.addr, "restart-pub", true);
+    p.publish_done("r/3", b"ABCDEFGHIJ", 1, 1); // 10 of 10 bytes: queued
+    p.publish_done("r/4", b"!", 1, 2); // 11 of 10: dropped
+    assert_eq!(b.stats().dropped_queue_full, 1);
+    let got = reconnect_and_drain(&b, "restart-sub");
+    let resent = Pub {
+        dup: true,
+        ..in_flight
+    };
+    assert_eq!(got.first(), Some(&resent), "the in-flight message, resent");
+    assert_eq!(payloads(&got), ["0123456789", "ABCDEFGHIJ"]);
+}
+
+// queue_overflow oldest with a byte limit: a message that needs the room
+// of two older ones evicts both, and only as many as it needs; the drop
+// counter counts each evicted message once.
+#[test]
+fn drop_oldest_evicts_as_many_messages_as_a_larger_one_needs() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_queued_bytes = 10;
+        c.queue_overflow = Overflow::DropOldest;
+    });
+    offline_subscriber(&b, "oldest-sub", "o/#");
+    let (mut p, _) = Raw::mqtt(b.addr, "oldest-pub", true);
+    p.publish_done("o/1", b"111", 1, 1);
+    p.publish_done("o/2", b"222", 1, 2);
+    p.publish_done("o/3", b"33", 1, 3); // 8 bytes queued
+    p.publish_done("o/4", b"44444444", 1, 4); // needs 6 more: o/1 and o/2 go
+    assert_eq!(b.stats().dropped_queue_full, 2);
+    assert_eq!(
+        payloads(&reconnect_and_drain(&b, "oldest-sub")),
+        ["33", "44444444"]
+    );
+}
+
+// Evictions are stored (as "done" records) and replayed on start: after a
+// restart the queue holds the survivors and their bytes only, and evicts
+// by the same rule.
+#[test]
+fn drop_oldest_queue_accounting_survives_a_restart() {
+    let dir = store_dir("oldest-restart");
+    let config = |c: &mut Config| {
+        c.max_queued_bytes = 10;
+        c.queue_overflow = Overflow::DropOldest;
+        persistence(c, &dir);
+    };
+    let mut b = TestBroker::start_polled(config);
+    offline_subscriber(&b, "evict-sub", "e/#");
+    let (mut p, _) = Raw::mqtt(b.addr, "evict-pub", true);
+    p.publish_done("e/1", b"111", 1, 1);
+    p.publish_done("e/2", b"222", 1, 2);
+    p.publish_done("e/3", b"33", 1, 3);
+    p.publish_done("e/4", b"44444444", 1, 4); // evicts e/1 and e/2
+    assert_eq!(b.stats().dropped_queue_full, 2);
+    p.disconnect();
+    b.stop();
+
+    let b = TestBroker::start_polled(config);
+    let (mut p, _) = Raw::mqtt(b.addr, "evict-pub", true);
+    p.publish_done("e/5", b"5", 1, 1); // 10 + 1 bytes: e/3 goes
+    assert_eq!(b.stats().dropped_queue_full, 1);
+    assert_eq!(
+        payloads(&reconnect_and_drain(&b, "evict-sub")),
+        ["44444444", "5"]
+    );
+}
