@@ -492,7 +492,10 @@ impl Session {
             self.push(d);
             return true;
         }
-        if overflow == Overflow::DropOldest {
+        // A message too large for even an empty queue is dropped alone:
+        // evicting older messages for it would lose them for nothing.
+        let fits_empty = max > 0 && (max_bytes == 0 || len <= max_bytes);
+        if overflow == Overflow::DropOldest && fits_empty {
             while !self.flow().queue.is_empty() && self.queue_full(len, max, max_bytes) {
                 evicted.extend(self.pop().map(|old| old.seq));
             }

@@ -159,6 +159,27 @@ fn drop_oldest_evicts_as_many_messages_as_a_larger_one_needs() {
     );
 }
 
+// A message larger than the whole byte limit can never be queued: it is
+// dropped alone, and the older messages stay (evicting them would lose
+// them for nothing).
+#[test]
+fn drop_oldest_keeps_the_queue_for_a_message_larger_than_the_limit() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_queued_bytes = 10;
+        c.queue_overflow = Overflow::DropOldest;
+    });
+    offline_subscriber(&b, "oversize-sub", "o/#");
+    let (mut p, _) = Raw::mqtt(b.addr, "oversize-pub", true);
+    p.publish_done("o/1", b"111", 1, 1);
+    p.publish_done("o/2", b"222", 1, 2);
+    p.publish_done("o/huge", b"hhhhhhhhhhh", 1, 3); // 11 bytes > 10
+    assert_eq!(b.stats().dropped_queue_full, 1);
+    assert_eq!(
+        payloads(&reconnect_and_drain(&b, "oversize-sub")),
+        ["111", "222"]
+    );
+}
+
 // Evictions are stored (as "done" records) and replayed on start: after a
 // restart the queue holds the survivors and their bytes only, and evicts
 // by the same rule.
