@@ -300,3 +300,91 @@ fn a_session_resumed_by_another_user_is_checked_again() {
     w.ping();
     dev.ping(); // `#` was removed: nothing arrives
 }
+
+// ------------------------------------------------------------- MQTT 3.1
+
+/// An MQTT 3.1 CONNECT ("MQIsdp", level 3, Keep Alive 60) with these flags
+/// and payload fields (client id first).
+fn connect_v31(flags: u8, fields: &[&[u8]]) -> Vec<u8> {
+    let mut body = vec![0, 6, b'M', b'Q', b'I', b's', b'd', b'p', 3, flags, 0, 60];
+    for f in fields {
+        body.extend_from_slice(&(f.len() as u16).to_be_bytes());
+        body.extend_from_slice(f);
+    }
+    packet(0x10, &body)
+}
+
+/// Sends `connect` on a new connection; returns it and the CONNACK code.
+fn connack_of(addr: std::net::SocketAddr, connect: &[u8]) -> (Raw, u8) {
+    let mut c = Raw::connect(addr);
+    c.send(connect);
+    let (first, ack) = c.read_reply("CONNACK").expect("CONNACK, got EOF");
+    assert_eq!((first, ack.len(), ack[0]), (0x20, 2, 0), "CONNACK shape");
+    (c, ack[1])
+}
+
+/// MQTT 3.1 clients (level 3) send their user name and password in the
+/// same payload fields as 3.1.1: the password file decides for them too
+/// (CONNACK 4 for a bad password, then close [MQTT-3.2.2-5]).
+#[test]
+fn mqtt_3_1_clients_log_in_with_the_password_file() {
+    let file = password_file("v31");
+    let b = TestBroker::start_with(|c| c.password_file = Some(file.clone()));
+    let good = connect_v31(0xC2, &[b"v31-good", b"alice", b"wonderland"]);
+    let (mut ok, code) = connack_of(b.addr, &good);
+    assert_eq!(code, 0, "alice with her password");
+    ok.ping();
+    let bad = connect_v31(0xC2, &[b"v31-bad", b"alice", b"wrong"]);
+    let (mut refused, code) = connack_of(b.addr, &bad);
+    assert_eq!(code, 4, "bad password: CONNACK 4");
+    refused.expect_closed();
+    let unknown = connect_v31(0xC2, &[b"v31-who", b"mallory", b"wonderland"]);
+    assert_eq!(connack_of(b.addr, &unknown).1, 4, "unknown user");
+    // Anonymous (no user name) is refused when a password file is set.
+    assert_eq!(connack_of(b.addr, &connect_v31(0x02, &[b"v31-anon"])).1, 5);
+}
+
+/// ACL rules by user name apply to an MQTT 3.1 client under its user name
+/// ([MQTT-3.8.4-5]: one return code per filter, 0x80 for a denied one).
+#[test]
+fn acl_rules_by_user_name_apply_to_mqtt_3_1_clients() {
+    let acl = write(
+        "v31.acl",
+        "topic read public/#\nuser alice\ntopic readwrite alice/#\n",
+    );
+    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let (mut alice, code) = connack_of(b.addr, &connect_v31(0x82, &[b"v31-a", b"alice"]));
+    assert_eq!(code, 0);
+    alice.send(&subscribe_packet(1, &[("alice/#", 1), ("public/#", 0)]));
+    assert_eq!(
+        alice.read_reply("SUBACK"),
+        Some((0x90, vec![0, 1, 1, 0x80]))
+    );
+    // alice may write alice/#: her own subscription gets it back (routed
+    // before the PUBACK is written).
+    alice.send(&publish_packet("alice/x", b"mine", 0, 0, false, false));
+    assert_eq!(alice.read_publish().payload, b"mine");
+    let (mut anon, code) = connack_of(b.addr, &connect_v31(0x02, &[b"v31-anon"]));
+    assert_eq!(code, 0);
+    anon.send(&subscribe_packet(1, &[("alice/#", 1), ("public/#", 0)]));
+    assert_eq!(anon.read_reply("SUBACK"), Some((0x90, vec![0, 1, 0x80, 0])));
+}
+
+/// MQTT 3.1 clients sometimes set the user name (and password) flag
+/// without the field; mosquitto accepts that as no user name, and so does
+/// midge (3.1.1 requires the field: [MQTT-3.1.2-19], [MQTT-3.1.2-21]).
+#[test]
+fn an_mqtt_3_1_user_name_flag_without_the_field_is_tolerated() {
+    let b = TestBroker::start();
+    for flags in [0x82, 0xC2] {
+        let (mut c, code) = connack_of(b.addr, &connect_v31(flags, &[b"v31-flagged"]));
+        assert_eq!(code, 0, "flags {flags:#04x}");
+        c.ping();
+        c.disconnect();
+    }
+    // Anonymous access off: such a client is anonymous, so refused.
+    let b = TestBroker::start_with(|c| c.allow_anonymous = Some(false));
+    let (mut c, code) = connack_of(b.addr, &connect_v31(0x82, &[b"v31-flagged"]));
+    assert_eq!(code, 5);
+    c.expect_closed();
+}
