@@ -38,7 +38,7 @@ fn connect_as(
     body.extend_from_slice(&payload);
     let mut c = Raw::connect(addr);
     c.send(&packet(0x10, &body));
-    let (first, ack) = c.read_packet().expect("CONNACK");
+    let (first, ack) = c.read_reply("CONNACK").expect("CONNACK, got EOF");
     assert_eq!((first, ack.len(), ack[0]), (0x20, 2, 0), "CONNACK shape");
     (c, ack[1])
 }
@@ -109,10 +109,13 @@ fn acl_denies_subscriptions_with_0x80_and_drops_denied_publishes() {
         1,
         &[("alice/#", 1), ("bob/#", 1), ("devices/alice-phone/#", 0)],
     ));
-    assert_eq!(alice.read_packet(), Some((0x90, vec![0, 1, 1, 0x80, 0])));
+    assert_eq!(
+        alice.read_reply("SUBACK"),
+        Some((0x90, vec![0, 1, 1, 0x80, 0]))
+    );
     let (mut anon, _) = Raw::mqtt(b.addr, "anon", true);
     anon.send(&subscribe_packet(1, &[("public/#", 0), ("alice/#", 0)]));
-    assert_eq!(anon.read_packet(), Some((0x90, vec![0, 1, 0, 0x80])));
+    assert_eq!(anon.read_reply("SUBACK"), Some((0x90, vec![0, 1, 0, 0x80])));
     // Anonymous may not write public/#: acknowledged and dropped
     // [MQTT-3.3.5-2]; alice may, and anonymous readers get it.
     anon.send(&publish_packet(
@@ -233,7 +236,7 @@ fn a_partly_denied_subscription_is_granted_and_filtered_per_message() {
     let (mut dash, code) = connect_as(b.addr, "dash", Some("dash"), None);
     assert_eq!(code, 0);
     dash.send(&subscribe_packet(1, &[("#", 1), ("secret/#", 1)]));
-    assert_eq!(dash.read_packet(), Some((0x90, vec![0, 1, 1, 0x80])));
+    assert_eq!(dash.read_reply("SUBACK"), Some((0x90, vec![0, 1, 1, 0x80])));
     let retained = dash.read_publish();
     assert_eq!(
         (retained.topic.as_str(), retained.retain),
@@ -275,7 +278,7 @@ fn a_session_resumed_by_another_user_is_checked_again() {
     let mut dev = connect("a");
     dev.expect(&[0x20, 2, 0, 0]);
     dev.send(&subscribe_packet(1, &[("#", 1)]));
-    assert_eq!(dev.read_packet(), Some((0x90, vec![0, 1, 1])));
+    assert_eq!(dev.read_reply("SUBACK"), Some((0x90, vec![0, 1, 1])));
     dev.send(&[0xE0, 0]);
     dev.expect_closed();
     // Queued for the session while it is offline, readable by a.

@@ -218,7 +218,7 @@ fn sighup_reloads_the_acl_and_rechecks_subscriptions_without_disconnecting() {
     assert_eq!(sub.read_publish().payload, b"1");
     assert_eq!(sub.read_publish().payload, b"3");
     sub.send(&subscribe_packet(2, &[("secret/#", 0)]));
-    assert_eq!(sub.read_packet(), Some((0x90, vec![0, 2, 0x80])));
+    assert_eq!(sub.read_reply("SUBACK"), Some((0x90, vec![0, 2, 0x80])));
     // A broken file on reload keeps the previous rules.
     std::fs::write(&acl, "topic sometimes x\n").unwrap();
     p.signal("-HUP");

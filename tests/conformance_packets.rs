@@ -102,7 +102,7 @@ fn assert_closes_undelivered(addr: SocketAddr, bytes: &[u8]) {
 /// Reads a SUBACK for `pkid` and returns its return codes, checking that
 /// only the codes 0x00, 0x01, 0x02 and 0x80 are used [MQTT-3.9.3-2].
 fn read_suback(c: &mut Raw, pkid: u16) -> Vec<u8> {
-    let (first, body) = c.read_packet().expect("SUBACK");
+    let (first, body) = c.read_reply("SUBACK").expect("SUBACK, got EOF");
     assert_eq!(first, 0x90, "expected SUBACK");
     assert!(body.len() >= 3);
     assert_eq!(&body[..2], &pkid.to_be_bytes(), "SUBACK packet id");
@@ -475,12 +475,12 @@ fn server_packets_carry_the_reserved_flag_values() {
     let mut seen: Vec<u8> = Vec::new();
     let mut s = Raw::connect(b.addr);
     s.send(&connect_packet(&cid("flags"), true, 60));
-    let (f, _) = s.read_packet().unwrap();
+    let (f, _) = s.read_reply("CONNACK").unwrap();
     seen.push(f);
     let mut p = client(b.addr, "pub");
     // SUBSCRIBE -> SUBACK.
     s.send(&subscribe_packet(1, &[("t", 2)]));
-    seen.push(s.read_packet().unwrap().0);
+    seen.push(s.read_reply("SUBACK").unwrap().0);
     // Inbound QoS 1 and QoS 2 on `s` itself (it is subscribed, so the
     // packets come back as outbound QoS 1 and QoS 2 PUBLISHes too).
     s.send(&publish_packet("t", b"1", 1, 1, false, false));
@@ -516,7 +516,7 @@ fn server_packets_carry_the_reserved_flag_values() {
         }
     }
     s.send(&unsubscribe_packet(3, &["t"]));
-    seen.push(s.read_packet().unwrap().0);
+    seen.push(s.read_reply("UNSUBACK").unwrap().0);
     s.send(&[0xC0, 0x00]);
     seen.push(s.read_packet().unwrap().0);
     let qos: Vec<u8> = outbound.iter().map(|m| m.qos).collect();
@@ -614,7 +614,7 @@ fn disconnect_with_reserved_bits_closes_and_will_is_published() {
             0,
             false,
         ));
-        assert_eq!(c.read_packet(), Some((0x20, vec![0, 0])));
+        assert_eq!(c.read_reply("CONNACK"), Some((0x20, vec![0, 0])));
         c.send(&[first, 0x00]);
         c.expect_closed();
         // Not a clean DISCONNECT: the Will is published.
@@ -1277,7 +1277,7 @@ fn disconnect_discards_the_will_and_ignores_later_data() {
         1,
         false,
     ));
-    assert_eq!(a.read_packet(), Some((0x20, vec![0, 0])));
+    assert_eq!(a.read_reply("CONNACK"), Some((0x20, vec![0, 0])));
     // DISCONNECT and a PUBLISH in the same write: the PUBLISH is not processed.
     let mut bytes = vec![0xE0, 0x00];
     bytes.extend(publish_packet("after", b"x", 0, 0, false, false));

@@ -50,7 +50,7 @@ fn open_and_send(addr: SocketAddr, bytes: &[u8]) -> Raw {
 /// Reads a CONNACK and returns (session present, return code), checking
 /// the reserved acknowledge-flag bits.
 fn read_connack(c: &mut Raw) -> (bool, u8) {
-    let (first, body) = c.read_packet().expect("CONNACK, got EOF");
+    let (first, body) = c.read_reply("CONNACK").expect("CONNACK, got EOF");
     assert_eq!(first, 0x20, "expected CONNACK, got {first:#04x}");
     assert_eq!(body.len(), 2, "CONNACK remaining length");
     assert_eq!(body[0] & 0xFE, 0, "reserved acknowledge flags");

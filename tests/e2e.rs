@@ -102,7 +102,8 @@ impl Mq {
             thread: Some(thread),
             session_present: false,
         };
-        match mq.next_event("CONNACK", Instant::now() + WAIT) {
+        // CONNACK is written as soon as the CONNECT is read: REPLY_WAIT.
+        match mq.next_event("CONNACK", REPLY_WAIT, Instant::now() + REPLY_WAIT) {
             Event::Incoming(Packet::ConnAck(ack)) => {
                 assert_eq!(ack.code, ConnectReturnCode::Success, "{}: CONNACK", mq.name);
                 mq.session_present = ack.session_present;
@@ -112,7 +113,8 @@ impl Mq {
         mq
     }
 
-    fn next_event(&mut self, what: &str, deadline: Instant) -> Event {
+    /// The next event by `deadline` (`wait` after the wait began).
+    fn next_event(&mut self, what: &str, wait: Duration, deadline: Instant) -> Event {
         let left = deadline.saturating_duration_since(Instant::now());
         match self.events.recv_timeout(left) {
             Ok(Ev::Event(e)) => e,
@@ -121,7 +123,7 @@ impl Mq {
                 self.name
             ),
             Err(RecvTimeoutError::Timeout) => {
-                panic!("{}: no {what} within {WAIT:?}", self.name)
+                panic!("{}: no {what} within {wait:?}", self.name)
             }
             Err(RecvTimeoutError::Disconnected) => {
                 panic!("{}: connection ended while waiting for {what}", self.name)
@@ -131,10 +133,20 @@ impl Mq {
 
     /// Waits (at most WAIT) for an event `f` accepts; PUBLISHes it does not
     /// accept are kept for `next_publish`.
-    fn wait_for<T>(&mut self, what: &str, mut f: impl FnMut(&Event) -> Option<T>) -> T {
-        let deadline = Instant::now() + WAIT;
+    fn wait_for<T>(&mut self, what: &str, f: impl FnMut(&Event) -> Option<T>) -> T {
+        self.wait_within(what, WAIT, f)
+    }
+
+    /// Like `wait_for`, at most `wait`.
+    fn wait_within<T>(
+        &mut self,
+        what: &str,
+        wait: Duration,
+        mut f: impl FnMut(&Event) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + wait;
         loop {
-            let ev = self.next_event(what, deadline);
+            let ev = self.next_event(what, wait, deadline);
             if let Some(t) = f(&ev) {
                 return t;
             }
@@ -149,7 +161,8 @@ impl Mq {
         self.client
             .subscribe(filter, qos(q))
             .expect("subscribe request");
-        let codes = self.wait_for("SUBACK", |e| match e {
+        // Written as soon as the SUBSCRIBE is read: REPLY_WAIT.
+        let codes = self.wait_within("SUBACK", REPLY_WAIT, |e| match e {
             Event::Incoming(Packet::SubAck(s)) => Some(s.return_codes.clone()),
             _ => None,
         });

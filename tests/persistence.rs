@@ -1162,7 +1162,7 @@ fn a_filtered_subscription_stays_filtered_after_a_restart() {
     dash.send(&connect());
     dash.expect(&[0x20, 2, 0, 0]);
     dash.send(&subscribe_packet(1, &[("#", 1)]));
-    assert_eq!(dash.read_packet(), Some((0x90, vec![0, 1, 1])));
+    assert_eq!(dash.read_reply("SUBACK"), Some((0x90, vec![0, 1, 1])));
     disconnect(dash);
     drop(b);
     let b = start_cfg(&dir, config);
