@@ -157,6 +157,37 @@ fn messages_dropped_because_the_store_is_full_are_counted() {
     assert_eq!((s.messages_received, s.messages_sent), (400, kept));
 }
 
+// queue_full block: a publisher feeding full queues of online subscribers
+// is paused (its next PUBLISH waits unacknowledged) and counted once per
+// pause: not once per full queue, nor per message it sends meanwhile.
+#[test]
+fn a_paused_publisher_is_counted_once_per_pause() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_inflight = 1;
+        c.max_queued = 1;
+    });
+    let (mut one, _) = Raw::mqtt(b.addr, "one", true);
+    one.subscribe(1, &[("f", 1)]);
+    let (mut two, _) = Raw::mqtt(b.addr, "two", true);
+    two.subscribe(1, &[("f", 1)]);
+    let (mut p, _) = Raw::mqtt(b.addr, "p", true);
+    p.publish_done("f", b"1", 1, 1); // in flight (not acknowledged yet)
+    p.publish_done("f", b"2", 1, 2); // queued: both queues are full
+    p.publish_done("f", b"3", 1, 3); // queued past the limits; p is paused
+    p.send(&publish_packet("f", b"4", 1, 4, false, false));
+    p.ping(); // no PUBACK for 4 before the PINGRESP: it waits
+    assert_eq!(b.stats().publishers_paused, 1);
+    // one drains first: that lets 4 go, which finds two's queue still
+    // full and pauses p a second time; two's drain ends that pause.
+    for sub in [&mut one, &mut two] {
+        let got: Vec<Vec<u8>> = sub.drain().into_iter().map(|m| m.payload).collect();
+        assert_eq!(got, [b"1", b"2", b"3", b"4"]);
+    }
+    p.expect(&[0x40, 2, 0, 4]);
+    let s = b.stats();
+    assert_eq!((s.publishers_paused, s.dropped_queue_full), (2, 0));
+}
+
 /// Reads PUBLISHes (within WAIT in all) until `done` accepts one; returns
 /// how many were read. `want` says what is awaited, for the failure.
 fn read_until(watch: &mut Raw, want: &str, mut done: impl FnMut(&Pub) -> bool) -> u64 {
