@@ -211,3 +211,50 @@ fn drop_oldest_queue_accounting_survives_a_restart() {
         ["44444444", "5"]
     );
 }
+
+// A persistent session resumed under a user name that may not read some of
+// its queued messages loses them before anything is sent (README "Users and
+// access control"); their bytes leave the byte count with them.
+#[test]
+fn messages_dropped_by_the_acl_on_resume_free_their_bytes() {
+    let acl = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("queue-bytes.acl");
+    std::fs::write(
+        &acl,
+        "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
+    )
+    .unwrap();
+    let b = TestBroker::start_polled(|c| {
+        c.acl_file = Some(acl.clone());
+        c.max_queued_bytes = 10;
+        c.max_inflight = 1;
+    });
+    let connect_as = |user: &str| {
+        let mut c = Raw::connect(b.addr);
+        c.send(&connect_user_packet("dev", user, false));
+        c
+    };
+    let mut dev = connect_as("a");
+    dev.expect(&[0x20, 2, 0, 0]);
+    dev.subscribe(1, &[("#", 1)]);
+    dev.disconnect();
+    let mut w = Raw::connect(b.addr);
+    w.send(&connect_user_packet("writer", "w", true));
+    w.expect(&[0x20, 2, 0, 0]);
+    w.publish_done("x/secret", b"ssss", 1, 1);
+    w.publish_done("public/1", b"111", 1, 2);
+    w.publish_done("public/2", b"222", 1, 3); // 10 of 10 bytes queued
+
+    // Back as b: x/secret is dropped (4 bytes freed), public/1 goes into
+    // the window, public/2 (3 bytes) stays queued.
+    let mut dev = connect_as("b");
+    dev.expect(&[0x20, 2, 1, 0]);
+    assert_eq!(dev.read_publish().payload, b"111");
+    dev.subscribe(2, &[("public/#", 1)]);
+    dev.disconnect();
+    w.publish_done("public/3", b"3333333", 1, 4); // 3 + 7 = 10: queued
+    w.publish_done("public/4", b"4", 1, 5); // dropped
+    assert_eq!(b.stats().dropped_queue_full, 1);
+    let mut dev = connect_as("b");
+    dev.expect(&[0x20, 2, 1, 0]);
+    assert_eq!(payloads(&dev.drain()), ["111", "222", "3333333"]);
+}
