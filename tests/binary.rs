@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 fn midge() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_midge"));
@@ -42,16 +42,30 @@ impl Process {
         p
     }
 
-    /// The first log line containing `text` (bounded wait).
+    /// The first log line containing `text`, within 10 s.
     fn wait_for(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
             let line = self
                 .log
-                .recv_timeout(Duration::from_secs(10))
+                .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no log line with {text:?}"));
             if line.contains(text) {
                 return line;
             }
+        }
+    }
+
+    /// The exit status, once the process has exited (within WAIT).
+    fn exit_status(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "midge did not exit");
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -190,7 +204,7 @@ fn sigterm_stops_cleanly_and_publishes_wills() {
     assert_eq!(will.payload, b"gone");
     observer.expect_closed();
     p.wait_for("broker stopped");
-    let status = p.child.wait().unwrap();
+    let status = p.exit_status();
     assert!(status.success(), "{status:?}");
 }
 

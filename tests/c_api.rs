@@ -8,7 +8,11 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long the gateway may take to exit once it said "bye" (valgrind's
+/// leak check included).
+const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -97,6 +101,8 @@ fn build_gateway(name: &str) -> Option<PathBuf> {
 struct Gateway {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// All of standard error, once the process has closed it.
+    stderr: mpsc::Receiver<String>,
 }
 
 impl Gateway {
@@ -115,7 +121,19 @@ impl Gateway {
                 let _ = tx.send(line);
             }
         });
-        let mut g = Gateway { child, lines };
+        // Read all along, so a chatty process never blocks on a full pipe.
+        let mut stderr = child.stderr.take().unwrap();
+        let (tx, errors) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            let _ = tx.send(text);
+        });
+        let mut g = Gateway {
+            child,
+            lines,
+            stderr: errors,
+        };
         let first = g.line();
         let port = first
             .strip_prefix("listening on port ")
@@ -136,15 +154,23 @@ impl Gateway {
         stdin.flush().unwrap();
     }
 
-    /// Closes stdin: the gateway shuts the broker down and exits.
+    /// Closes stdin: the gateway shuts the broker down and exits (within
+    /// EXIT_LIMIT).
     fn finish(mut self) -> (bool, String) {
         drop(self.child.stdin.take());
         let bye = self.line();
-        let mut stderr = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
-        }
-        let status = self.child.wait().unwrap();
+        let deadline = Instant::now() + EXIT_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway still running {EXIT_LIMIT:?} after \"bye\""
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stderr = self.stderr.recv_timeout(WAIT).unwrap_or_default();
         (status.success() && bye == "bye", stderr)
     }
 }
