@@ -258,3 +258,29 @@ fn messages_dropped_by_the_acl_on_resume_free_their_bytes() {
     dev.expect(&[0x20, 2, 1, 0]);
     assert_eq!(payloads(&dev.drain()), ["111", "222", "3333333"]);
 }
+
+// Retained copies sent for a new subscription [MQTT-3.3.1-6] are bounded
+// by the retained store, not by the queue: none is dropped, however small
+// the window and the queue.
+#[test]
+fn retained_copies_for_a_new_subscription_pass_a_full_queue() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_inflight = 1;
+        c.max_queued = 1;
+        c.max_queued_bytes = 1;
+    });
+    let (mut p, _) = Raw::mqtt(b.addr, "retainer", true);
+    for i in 1..=5u16 {
+        let topic = format!("r/{i}");
+        p.send(&publish_packet(&topic, b"kept", 1, i, true, false));
+        p.expect(&[0x40, 2, 0, i as u8]);
+    }
+    let (mut sub, _) = Raw::mqtt(b.addr, "late", true);
+    sub.subscribe(1, &[("r/#", 1)]);
+    let got = sub.drain();
+    let mut topics: Vec<&str> = got.iter().map(|m| m.topic.as_str()).collect();
+    topics.sort();
+    assert_eq!(topics, ["r/1", "r/2", "r/3", "r/4", "r/5"]);
+    assert!(got.iter().all(|m| m.retain), "RETAIN 1 [MQTT-3.3.1-8]");
+    assert_eq!(b.stats().dropped_queue_full, 0);
+}
