@@ -1241,6 +1241,69 @@ fn subscriptions_from_a_store_without_user_names_survive_an_acl() {
     assert_eq!(got, [b"kept".to_vec()]);
 }
 
+// A session resumed under a user who may not read some of its in-flight
+// messages: the unacknowledged PUBLISHes it may not read are dropped, and
+// stay dropped across a restart; those it may read are resent
+// [MQTT-4.4.0-1], and a QoS 2 message past PUBREC (already delivered)
+// keeps its PUBREL whatever its topic.
+#[test]
+fn in_flight_messages_a_resuming_user_may_not_read_are_dropped_for_good() {
+    let dir = store_dir("acl-inflight");
+    let acl = dir.with_extension("acl");
+    std::fs::write(
+        &acl,
+        "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
+    )
+    .unwrap();
+    let config = |c: &mut midge::Config| c.acl_file = Some(acl.clone());
+    let connect_as = |addr, user: &str| {
+        let mut c = Raw::connect(addr);
+        c.send(&connect_user_packet("dev", user, false));
+        c
+    };
+    let mut b = start_cfg(&dir, config);
+    let mut dev = connect_as(b.addr, "a");
+    dev.expect(&[0x20, 2, 0, 0]);
+    dev.subscribe(1, &[("#", 2)]);
+    let mut w = Raw::connect(b.addr);
+    w.send(&connect_user_packet("writer", "w", true));
+    w.expect(&[0x20, 2, 0, 0]);
+    publish(&mut w, "x/secret", b"for a", 1, 1, false);
+    publish(&mut w, "public/one", b"for all", 1, 2, false);
+    publish(&mut w, "x/released", b"delivered", 2, 3, false);
+    let secret = dev.read_publish(); // (no PUBACK)
+    let public = dev.read_publish(); // (no PUBACK)
+    let released = dev.read_publish();
+    assert_eq!(
+        (secret.topic.as_str(), public.topic.as_str(), released.qos),
+        ("x/secret", "public/one", 2)
+    );
+    dev.send(&ack(PUBREC, released.pkid));
+    dev.expect(&ack(PUBREL, released.pkid)); // (no PUBCOMP)
+    disconnect(dev);
+
+    let resent = Pub {
+        dup: true,
+        ..public.clone()
+    };
+    let mut dev = connect_as(b.addr, "b");
+    dev.expect(&[0x20, 2, 1, 0]);
+    assert_eq!(dev.read_publish(), resent, "only what b may read");
+    dev.expect(&ack(PUBREL, released.pkid));
+    dev.ping();
+    disconnect(dev);
+    b.stop();
+
+    let b = start_cfg(&dir, config);
+    let mut dev = connect_as(b.addr, "b");
+    dev.expect(&[0x20, 2, 1, 0]);
+    assert_eq!(dev.read_publish(), resent, "x/secret did not come back");
+    dev.expect(&ack(PUBREL, released.pkid));
+    dev.send(&ack(PUBACK, public.pkid));
+    dev.send(&ack(PUBCOMP, released.pkid));
+    dev.ping();
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]
