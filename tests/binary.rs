@@ -183,6 +183,39 @@ fn sys_topics_report_values_that_move_with_traffic() {
     assert!(received.windows(2).all(|w| w[0] < w[1]), "{received:?}");
 }
 
+/// Drops are logged once per burst, with the session's count (README
+/// "Overload without silent loss"): a full offline queue, and QoS 0
+/// messages to a client that does not read.
+#[test]
+fn drops_are_logged_with_their_count() {
+    let mut p = Process::start(&[
+        "-p",
+        "0",
+        "--max-queued",
+        "1",
+        "--max-outgoing-bytes",
+        "4096",
+    ]);
+    let (mut off, _) = Raw::mqtt(p.addr, "offline", false);
+    off.subscribe(1, &[("q", 1)]);
+    off.disconnect();
+    let (mut publ, _) = Raw::mqtt(p.addr, "publisher", true);
+    for i in 1..=3 {
+        publ.publish_done("q", b"m", 1, i); // 1 queued, 2 dropped
+    }
+    p.wait_for("offline: queue full (1 messages): dropping messages (1 so far)");
+    let (mut slow, _) = Raw::mqtt(p.addr, "slow", true);
+    slow.subscribe(1, &[("z", 0)]);
+    // 32 MiB: far more than the socket buffers hold for a reader that
+    // does not read.
+    let message = publish_packet("z", &[b'z'; 32 * 1024], 0, 0, false, false);
+    for _ in 0..1024 {
+        publ.send(&message);
+    }
+    publ.ping();
+    p.wait_for("slow: not reading fast enough: dropping QoS 0 messages");
+}
+
 #[test]
 fn sigterm_stops_cleanly_and_publishes_wills() {
     let mut p = Process::start(&["-p", "0"]);
