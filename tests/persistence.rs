@@ -1304,6 +1304,56 @@ fn in_flight_messages_a_resuming_user_may_not_read_are_dropped_for_good() {
     dev.ping();
 }
 
+// Only durable state is written: no message queued for a clean session
+// (behind its in-flight window), no QoS 0 message queued for an offline
+// persistent session (queue_qos0), and no "done" marker for one of those
+// when it is evicted (queue_overflow oldest). The records themselves are
+// checked, then a restart restores none of it.
+#[test]
+fn messages_that_are_not_durable_never_reach_the_store() {
+    use midge::store::{Record, Store};
+    let dir = store_dir("not-durable");
+    let config = |c: &mut midge::Config| {
+        c.max_inflight = 1;
+        c.max_queued = 2;
+        c.queue_qos0 = true;
+        c.queue_overflow = midge::session::Overflow::DropOldest;
+    };
+    let mut b = start_cfg(&dir, config);
+    let (mut fleeting, _) = Raw::mqtt(b.addr, "fleeting-queue", true);
+    fleeting.subscribe(1, &[("n/#", 1)]);
+    let (mut durable, _) = Raw::mqtt(b.addr, "durable-queue", false);
+    durable.subscribe(1, &[("n/#", 1)]);
+    disconnect(durable);
+    let (mut p, _) = Raw::mqtt(b.addr, "not-durable-pub", true);
+    publish(&mut p, "n/1", b"stored-1", 1, 1, false);
+    publish(&mut p, "n/2", b"stored-2", 1, 2, false); // queued for fleeting
+    for (i, payload) in [&b"qos0-a"[..], b"qos0-b", b"qos0-c"].iter().enumerate() {
+        // Each evicts the oldest of durable's queue: n/1, n/2, then qos0-a.
+        publish(&mut p, &format!("n/0/{i}"), payload, 0, 0, false);
+    }
+    b.stop();
+
+    let (_, records, _) = Store::open(&dir, Fsync::Always).unwrap();
+    for rec in &records {
+        let text = format!("{rec:?}");
+        assert!(
+            !text.contains("fleeting-queue"),
+            "clean session stored: {rec:?}"
+        );
+        if let Record::MsgBody { payload, .. } | Record::Msg { payload, .. } = rec {
+            assert!(!contains(payload, b"qos0"), "QoS 0 stored: {rec:?}");
+        }
+        if let Record::Done { seq, .. } = rec {
+            assert!(*seq > 0, "a done marker for an unstored message: {rec:?}");
+        }
+    }
+    let b = start_cfg(&dir, config);
+    let (mut durable, present) = Raw::mqtt(b.addr, "durable-queue", false);
+    assert!(present);
+    assert_eq!(drain(&mut durable), [], "only QoS 0 was left, not kept");
+}
+
 // `--fsync SECS` (interval mode) keeps everything over a clean stop
 // (SIGTERM) and restart of the binary.
 #[test]
