@@ -148,3 +148,29 @@ fn drop_policy_keeps_mosquittos_behaviour_and_counts() {
     assert_eq!(got.len(), 15);
     sub.expect_silence(Duration::from_millis(300));
 }
+
+/// A paused publisher whose unread PUBLISHes pass max_outgoing_bytes stops
+/// being read; when the subscriber catches up, reading resumes by itself:
+/// every PUBLISH is acknowledged without the publisher sending anything
+/// more (an edge-triggered socket reports those bytes only once).
+#[test]
+fn a_paused_publisher_is_read_again_without_new_input() {
+    let b = TestBroker::start_with(|c| {
+        small_limits(c);
+        c.max_outgoing_bytes = 2048;
+    });
+    let (mut sub, _) = Raw::mqtt(b.addr, "slow", true);
+    sub.subscribe(1, &[("t", 1)]);
+    let (mut p, _) = Raw::mqtt(b.addr, "burst", true);
+    let mut burst = Vec::new();
+    for seq in 1..=PER_PUBLISHER {
+        burst.extend(publish_packet("t", &[b'x'; 100], 1, seq, false, false));
+    }
+    p.send(&burst); // 200 PUBLISHes of ~110 bytes in one write
+    let got = drain(&mut sub, PER_PUBLISHER as usize);
+    assert_eq!(got.len(), PER_PUBLISHER as usize);
+    for seq in 1..=PER_PUBLISHER {
+        let [hi, lo] = seq.to_be_bytes();
+        p.expect(&[0x40, 2, hi, lo]);
+    }
+}

@@ -1311,7 +1311,6 @@ fn in_flight_messages_a_resuming_user_may_not_read_are_dropped_for_good() {
 // checked, then a restart restores none of it.
 #[test]
 fn messages_that_are_not_durable_never_reach_the_store() {
-    use midge::store::{Record, Store};
     let dir = store_dir("not-durable");
     let config = |c: &mut midge::Config| {
         c.max_inflight = 1;
@@ -1334,7 +1333,26 @@ fn messages_that_are_not_durable_never_reach_the_store() {
     }
     b.stop();
 
-    let (_, records, _) = Store::open(&dir, Fsync::Always).unwrap();
+    assert_only_durable(&dir);
+    let mut b = start_cfg(&dir, config);
+    let (mut durable, present) = Raw::mqtt(b.addr, "durable-queue", false);
+    assert!(present);
+    assert_eq!(drain(&mut durable), [], "only QoS 0 was left, not kept");
+    // A QoS 0 message sent from the queue is not marked sent either.
+    disconnect(durable);
+    let (mut p, _) = Raw::mqtt(b.addr, "not-durable-pub", true);
+    publish(&mut p, "n/0/late", b"qos0-late", 0, 0, false);
+    let (mut durable, _) = Raw::mqtt(b.addr, "durable-queue", false);
+    assert_eq!(drain(&mut durable).len(), 1);
+    b.stop();
+    assert_only_durable(&dir);
+}
+
+/// The store in `dir` names no clean session, holds no QoS 0 payload and
+/// no marker for an unstored message (sequence 0).
+fn assert_only_durable(dir: &Path) {
+    use midge::store::{Record, Store};
+    let (_, records, _) = Store::open(dir, Fsync::Always).unwrap();
     for rec in &records {
         let text = format!("{rec:?}");
         assert!(
@@ -1344,14 +1362,10 @@ fn messages_that_are_not_durable_never_reach_the_store() {
         if let Record::MsgBody { payload, .. } | Record::Msg { payload, .. } = rec {
             assert!(!contains(payload, b"qos0"), "QoS 0 stored: {rec:?}");
         }
-        if let Record::Done { seq, .. } = rec {
-            assert!(*seq > 0, "a done marker for an unstored message: {rec:?}");
+        if let Record::Done { seq, .. } | Record::Sent { seq, .. } = rec {
+            assert!(*seq > 0, "a marker for an unstored message: {rec:?}");
         }
     }
-    let b = start_cfg(&dir, config);
-    let (mut durable, present) = Raw::mqtt(b.addr, "durable-queue", false);
-    assert!(present);
-    assert_eq!(drain(&mut durable), [], "only QoS 0 was left, not kept");
 }
 
 // `--fsync SECS` (interval mode) keeps everything over a clean stop

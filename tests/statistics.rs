@@ -188,6 +188,32 @@ fn a_paused_publisher_is_counted_once_per_pause() {
     assert_eq!((s.publishers_paused, s.dropped_queue_full), (2, 0));
 }
 
+// A paused publisher is let go only once the queue it waits on is below
+// its limit again, not at every acknowledgement: with a window and a queue
+// of one, five messages pause it exactly twice (at 3, and at 5 once 4 is
+// queued behind an empty queue).
+#[test]
+fn a_paused_publisher_resumes_only_when_the_queue_has_room() {
+    let b = TestBroker::start_polled(|c| {
+        c.max_inflight = 1;
+        c.max_queued = 1;
+    });
+    let (mut sub, _) = Raw::mqtt(b.addr, "sub", true);
+    sub.subscribe(1, &[("f", 1)]);
+    let (mut p, _) = Raw::mqtt(b.addr, "p", true);
+    for i in 1..=3 {
+        p.publish_done("f", &[b'0' + i as u8], 1, i);
+    }
+    p.send(&publish_packet("f", b"4", 1, 4, false, false));
+    p.send(&publish_packet("f", b"5", 1, 5, false, false));
+    p.ping(); // 4 and 5 wait: no PUBACK before the PINGRESP
+    assert_eq!(b.stats().publishers_paused, 1);
+    let got: Vec<Vec<u8>> = sub.drain().into_iter().map(|m| m.payload).collect();
+    assert_eq!(got, [b"1", b"2", b"3", b"4", b"5"]);
+    p.expect(&[0x40, 2, 0, 4, 0x40, 2, 0, 5]);
+    assert_eq!(b.stats().publishers_paused, 2);
+}
+
 /// Reads PUBLISHes (within WAIT in all) until `done` accepts one; returns
 /// how many were read. `want` says what is awaited, for the failure.
 fn read_until(watch: &mut Raw, want: &str, mut done: impl FnMut(&Pub) -> bool) -> u64 {
