@@ -332,7 +332,7 @@ fn connack_of(addr: std::net::SocketAddr, connect: &[u8]) -> (Raw, u8) {
 #[test]
 fn mqtt_3_1_clients_log_in_with_the_password_file() {
     let file = password_file("v31");
-    let b = TestBroker::start_with(|c| c.password_file = Some(file.clone()));
+    let b = TestBroker::start_with(|c| c.security.password_file = Some(file.clone()));
     let good = connect_v31(0xC2, &[b"v31-good", b"alice", b"wonderland"]);
     let (mut ok, code) = connack_of(b.addr, &good);
     assert_eq!(code, 0, "alice with her password");
@@ -355,7 +355,7 @@ fn acl_rules_by_user_name_apply_to_mqtt_3_1_clients() {
         "v31.acl",
         "topic read public/#\nuser alice\ntopic readwrite alice/#\n",
     );
-    let b = TestBroker::start_with(|c| c.acl_file = Some(acl.clone()));
+    let b = TestBroker::start_with(|c| c.security.acl_file = Some(acl.clone()));
     let (mut alice, code) = connack_of(b.addr, &connect_v31(0x82, &[b"v31-a", b"alice"]));
     assert_eq!(code, 0);
     alice.send(&subscribe_packet(1, &[("alice/#", 1), ("public/#", 0)]));
@@ -386,7 +386,7 @@ fn an_mqtt_3_1_user_name_flag_without_the_field_is_tolerated() {
         c.disconnect();
     }
     // Anonymous access off: such a client is anonymous, so refused.
-    let b = TestBroker::start_with(|c| c.allow_anonymous = Some(false));
+    let b = TestBroker::start_with(|c| c.security.allow_anonymous = Some(false));
     let (mut c, code) = connack_of(b.addr, &connect_v31(0x82, &[b"v31-flagged"]));
     assert_eq!(code, 5);
     c.expect_closed();

@@ -1255,7 +1255,7 @@ fn in_flight_messages_a_resuming_user_may_not_read_are_dropped_for_good() {
         "user a\ntopic read #\nuser b\ntopic read public/#\nuser w\ntopic write #\n",
     )
     .unwrap();
-    let config = |c: &mut midge::Config| c.acl_file = Some(acl.clone());
+    let config = |c: &mut midge::Config| c.security.acl_file = Some(acl.clone());
     let connect_as = |addr, user: &str| {
         let mut c = Raw::connect(addr);
         c.send(&connect_user_packet("dev", user, false));

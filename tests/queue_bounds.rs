@@ -224,7 +224,7 @@ fn messages_dropped_by_the_acl_on_resume_free_their_bytes() {
     )
     .unwrap();
     let b = TestBroker::start_polled(|c| {
-        c.acl_file = Some(acl.clone());
+        c.security.acl_file = Some(acl.clone());
         c.max_queued_bytes = 10;
         c.max_inflight = 1;
     });

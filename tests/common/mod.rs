@@ -69,7 +69,7 @@ impl TestBroker {
     /// [`TestBroker::stats`] between iterations.
     pub fn start_polled(adjust: impl FnOnce(&mut Config)) -> TestBroker {
         let mut config = Config::default();
-        config.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        config.listen_on(["127.0.0.1:0".parse().unwrap()]);
         adjust(&mut config);
         let mut broker = Broker::new(config).expect("broker starts");
         let addr = broker.local_addr().expect("bound address");
