@@ -1005,7 +1005,7 @@ impl Broker {
                     if s.filtered && !self.may_receive(sid, &msg.topic) {
                         continue; // a topic the ACL denies this subscriber
                     }
-                    self.deliver(sid, msg, qos, false);
+                    self.deliver(sid, msg, qos);
                 }
                 Destination::Host(key) => self.deliver_to_host(key, msg, qos, false),
             }
@@ -1108,11 +1108,10 @@ impl Broker {
         for (filter, qos, filtered) in &filters {
             let Some(qos) = qos else { continue };
             self.retained.matching(filter, &mut found);
-            for (msg, stored) in found.drain(..) {
-                if !filtered || self.may_receive(sid, &msg.topic) {
-                    self.deliver(sid, &msg, stored.min(*qos), true);
-                }
+            if *filtered {
+                found.retain(|(msg, _)| self.may_receive(sid, &msg.topic));
             }
+            self.owe_retained(sid, &mut found, *qos);
         }
         Ok(())
     }

@@ -106,10 +106,12 @@ pub struct Config {
     /// Most outbound QoS 1/2 messages in flight per client (mosquitto:
     /// `max_inflight_messages`). A connection's window starts at
     /// [`crate::session::START_WINDOW`] (or this, if lower) and grows
-    /// while the client keeps up, up to this.
+    /// while the client keeps up, up to this. 0: no maximum (as in
+    /// mosquitto) but the 65,535 packet ids.
     pub max_inflight: usize,
     /// Messages queued per session behind the in-flight window, online or
-    /// offline (mosquitto: `max_queued_messages`).
+    /// offline (mosquitto: `max_queued_messages`). 0: no maximum (as in
+    /// mosquitto; `max_queued_bytes` may still bound the queue).
     pub max_queued: usize,
     /// What to drop when an offline session's queue is full (and an online
     /// one's, with [`QueueFull::Drop`]).
@@ -310,8 +312,8 @@ impl Config {
             "max_connections" => self.max_connections = parse_max_connections(key, v)?,
             "max_inflight_messages" => {
                 let n: usize = parse(key, v)?;
-                if n == 0 || n > 65_535 {
-                    return Err(format!("{key}: between 1 and 65535"));
+                if n > 65_535 {
+                    return Err(format!("{key}: at most 65535 (0: no maximum)"));
                 }
                 self.max_inflight = n;
             }
@@ -514,7 +516,7 @@ mod tests {
         c.set("persistent_client_expiration", &format!("{}y", u64::MAX))
             .unwrap();
         let _ = std::time::Instant::now() + c.connect_timeout + c.sys_interval;
-        assert!(c.set("max_inflight_messages", "0").is_err());
+        assert!(c.set("max_inflight_messages", "65536").is_err());
         assert!(c.set("queue_full", "maybe").is_err());
         assert!(c
             .set("no_such_option", "1")

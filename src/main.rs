@@ -26,12 +26,12 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     (
         "max-inflight",
         "max_inflight_messages",
-        "most QoS 1/2 messages in flight per client; the window starts at 20 and grows while the client keeps up (default 1000)",
+        "most QoS 1/2 messages in flight per client, 0 = no maximum; the window starts at 20 and grows while the client keeps up (default 1000)",
     ),
     (
         "max-queued",
         "max_queued_messages",
-        "messages queued per client (default 1000)",
+        "messages queued per client, 0 = no maximum (default 1000)",
     ),
     (
         "max-queued-bytes",

@@ -11,7 +11,7 @@ use crate::protocol::QoS;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -21,8 +21,10 @@ use std::sync::Arc;
 pub const START_WINDOW: usize = 20;
 
 /// A window of `n` messages within 1 ..= `cap` (and 65,535, the number of
-/// packet ids).
+/// packet ids); `cap` 0 is no maximum (mosquitto's `max_inflight_messages
+/// 0`).
 fn clamp_window(n: usize, cap: usize) -> u16 {
+    let cap = if cap == 0 { usize::MAX } else { cap };
     u16::try_from(n.min(cap)).unwrap_or(u16::MAX).max(1)
 }
 
@@ -88,6 +90,11 @@ pub struct Flow {
     /// Outbound QoS 1/2 messages in the order they must be resent
     /// [MQTT-4.6.0-1]; PUBRELs in the order PUBRECs arrived [MQTT-4.6.0-4].
     pub inflight: VecDeque<Inflight>,
+    /// Retained messages owed to new subscriptions [MQTT-3.3.1-6], with
+    /// the QoS to send them at: shares of the retained store's messages,
+    /// sent (before `queue`, which holds what was published since) as the
+    /// client's output drains, so none is dropped and none is copied.
+    pub owed: VecDeque<(Arc<Message>, QoS)>,
     /// Messages not yet sent, oldest first.
     pub queue: VecDeque<Delivery>,
     /// Payload bytes in `queue`.
@@ -108,6 +115,7 @@ pub struct Flow {
 impl Flow {
     fn is_empty(&self) -> bool {
         self.inflight.is_empty()
+            && self.owed.is_empty()
             && self.queue.is_empty()
             && self.waiters.is_empty()
             && self.incoming_qos2.as_ref().is_none_or(HashSet::is_empty)
@@ -117,6 +125,7 @@ impl Flow {
 /// What an idle session's [`Session::flow`] reads as.
 static NO_FLOW: Flow = Flow {
     inflight: VecDeque::new(),
+    owed: VecDeque::new(),
     queue: VecDeque::new(),
     queued_bytes: 0,
     waiters: Vec::new(),
@@ -338,7 +347,8 @@ impl Session {
 
     fn complete(&mut self, i: usize) -> Option<Inflight> {
         let flow = self.flow();
-        if flow.inflight.len() >= self.window() && !flow.queue.is_empty() {
+        let waiting = !flow.queue.is_empty() || !flow.owed.is_empty();
+        if flow.inflight.len() >= self.window() && waiting {
             self.ack_while_full = true;
         }
         self.flow_mut().inflight.remove(i)
@@ -371,10 +381,56 @@ impl Session {
     }
 
     /// True if one more message of `len` payload bytes would exceed the
-    /// queue's bounds (`max_bytes` 0: no byte bound).
+    /// queue's bounds (`max` 0: no bound on messages, `max_bytes` 0: none
+    /// on bytes, as in mosquitto).
     pub fn queue_full(&self, len: usize, max: usize, max_bytes: usize) -> bool {
         let flow = self.flow();
-        flow.queue.len() >= max || (max_bytes > 0 && flow.queued_bytes + len > max_bytes)
+        (max > 0 && flow.queue.len() >= max)
+            || (max_bytes > 0 && flow.queued_bytes + len > max_bytes)
+    }
+
+    /// Owes the retained messages `found` matched for a new subscription,
+    /// at most `qos`. A message owed already (an overlapping filter, or the
+    /// same filter subscribed again before its messages went out) is owed
+    /// once, at the higher QoS [MQTT-3.3.5-1]: so at most every retained
+    /// message is owed, whatever a client subscribes.
+    pub fn owe(&mut self, found: &mut Vec<(Arc<Message>, QoS)>, qos: QoS) {
+        let owed = &mut self.flow_mut().owed;
+        let mut index: HashMap<*const Message, usize> = HashMap::new();
+        if !owed.is_empty() {
+            let ptrs = owed
+                .iter()
+                .enumerate()
+                .map(|(i, (m, _))| (Arc::as_ptr(m), i));
+            index.extend(ptrs);
+        }
+        for (msg, stored) in found.drain(..) {
+            let qos = stored.min(qos);
+            match index.get(&Arc::as_ptr(&msg)).and_then(|&i| owed.get_mut(i)) {
+                Some(entry) => entry.1 = entry.1.max(qos),
+                None => owed.push_back((msg, qos)),
+            }
+        }
+    }
+
+    /// The QoS of the message to send next: an owed retained message
+    /// first, then the queue's oldest.
+    pub fn next_qos(&self) -> Option<QoS> {
+        let flow = self.flow();
+        let owed = flow.owed.front().map(|&(_, qos)| qos);
+        owed.or_else(|| flow.queue.front().map(|d| d.qos))
+    }
+
+    /// True while retained messages are owed: later messages queue behind
+    /// them, so a subscriber never gets a topic's retained message after
+    /// a newer one.
+    pub fn owes(&self) -> bool {
+        !self.flow().owed.is_empty()
+    }
+
+    /// Takes the next owed retained message.
+    pub fn pop_owed(&mut self) -> Option<(Arc<Message>, QoS)> {
+        self.flow.as_mut()?.owed.pop_front()
     }
 
     /// Appends to the queue without checking its bounds.
@@ -655,6 +711,35 @@ mod tests {
         assert!(s.pubcomp(1).is_some() && s.pubcomp(2).is_some());
         s.tidy();
         assert!(s.flow.is_none(), "the traffic state is freed when empty");
+    }
+
+    #[test]
+    fn a_retained_message_is_owed_once_at_the_higher_qos() {
+        let mut s = Session::new("c".into(), true);
+        let (a, b) = (
+            delivery(QoS::ExactlyOnce).msg,
+            delivery(QoS::AtMostOnce).msg,
+        );
+        let mut found = vec![(a.clone(), QoS::ExactlyOnce)];
+        s.owe(&mut found, QoS::AtMostOnce);
+        let mut found = vec![(b, QoS::AtLeastOnce), (a, QoS::ExactlyOnce)];
+        s.owe(&mut found, QoS::AtLeastOnce);
+        let owed: Vec<QoS> = s.flow().owed.iter().map(|&(_, q)| q).collect();
+        assert_eq!(owed, vec![QoS::AtLeastOnce, QoS::AtLeastOnce]);
+        assert!(found.is_empty() && s.owes());
+        assert_eq!(s.next_qos(), Some(QoS::AtLeastOnce));
+    }
+
+    #[test]
+    fn window_cap_0_is_no_maximum_but_the_packet_ids() {
+        let mut s = Session::new("c".into(), true);
+        s.start_window(0);
+        assert_eq!(s.window(), START_WINDOW);
+        for _ in 0..70_000 {
+            s.ack_while_full = true;
+            s.grow_window(0);
+        }
+        assert_eq!(s.window(), 65_535);
     }
 
     #[test]

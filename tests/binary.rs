@@ -116,7 +116,7 @@ fn help_and_version() {
 
 #[test]
 fn bad_options_and_config_lines_are_errors_naming_the_line() {
-    let out = midge().args(["--max-inflight", "0"]).output().unwrap();
+    let out = midge().args(["--max-inflight", "70000"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let conf = temp_file("bad.conf", "# comment\nport 1883\nbridge_cafile /x\n");
     let out = midge().arg("-c").arg(&conf).output().unwrap();

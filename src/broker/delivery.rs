@@ -8,7 +8,7 @@ impl Broker {
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
     /// the limits.
-    pub(super) fn deliver(&mut self, sid: usize, msg: &Arc<Message>, qos: QoS, retain: bool) {
+    pub(super) fn deliver(&mut self, sid: usize, msg: &Arc<Message>, qos: QoS) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -26,7 +26,7 @@ impl Broker {
         let delivery = || Delivery {
             msg: msg.clone(),
             qos,
-            retain,
+            retain: false, // [MQTT-3.3.1-9]
             seq,
         };
         let online = sess
@@ -43,9 +43,11 @@ impl Broker {
             return;
         };
         let room = conn.out_len() < self.config.max_outgoing_bytes;
-        if qos == QoS::AtMostOnce {
+        if sess.owes() {
+            self.enqueue(sid, delivery()); // behind the owed retained messages
+        } else if qos == QoS::AtMostOnce {
             if room {
-                write_publish(conn, msg, qos, retain, 0, &mut self.stats);
+                write_publish(conn, msg, qos, false, 0, &mut self.stats);
                 mark_dirty(conn, key, &mut self.dirty);
             } else {
                 self.stats.dropped_qos0 += 1;
@@ -93,14 +95,13 @@ impl Broker {
         };
         let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
         let full = sess.queue_full(delivery.msg.payload.len(), max, max_bytes);
-        // Retained copies for a new subscription are bounded by the retained
-        // store and never dropped; an online subscriber's full queue pauses
-        // the publisher instead of dropping what it was promised.
+        // An online subscriber's full queue pauses the publisher instead of
+        // dropping what it was promised.
         // Kept (an Arc clone) to be recorded once the delivery is queued:
         // only then, since the record may name a body that later records
         // refer to.
         let stored = (delivery.seq > 0).then(|| delivery.clone());
-        if full && sess.conn().is_some() && (delivery.retain || self.pause_publisher(sid)) {
+        if full && sess.conn().is_some() && self.pause_publisher(sid) {
             if let Some(sess) = self.sessions.get_mut(sid) {
                 sess.push(delivery);
             }
@@ -230,8 +231,27 @@ impl Broker {
         }
     }
 
-    /// Moves queued messages into the in-flight window while the client
-    /// has room.
+    /// Owes session `sid` the retained messages `found` matched for a new
+    /// subscription granted `qos`, and starts sending them.
+    pub(super) fn owe_retained(
+        &mut self,
+        sid: usize,
+        found: &mut Vec<(Arc<Message>, QoS)>,
+        qos: QoS,
+    ) {
+        if found.is_empty() {
+            return;
+        }
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.owe(found, qos);
+        }
+        found.clear();
+        self.pump(sid);
+    }
+
+    /// Moves owed retained messages, then queued ones, into the in-flight
+    /// window while the client has room: at most `max_outgoing_bytes` of
+    /// output per call, refilled as output drains (see `flush_dirty`).
     pub(super) fn pump(&mut self, sid: usize) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
@@ -243,26 +263,52 @@ impl Broker {
             return;
         };
         sess.grow_window(self.config.max_inflight);
+        let durable = self.store.is_some() && !sess.clean;
         let mut wrote = false;
-        let mut sent = Vec::new();
+        // Store records of what was sent, in order: the body of an owed
+        // message stored now, then every `Sent`.
+        let mut records = Vec::new();
         while conn.out_len() < self.config.max_outgoing_bytes {
-            let flow = sess.flow();
-            let Some(front) = flow.queue.front() else {
+            let Some(qos) = sess.next_qos() else {
                 break;
             };
-            if front.qos != QoS::AtMostOnce && !sess.window_open() {
+            if qos != QoS::AtMostOnce && !sess.window_open() {
                 break;
             }
-            let Some(d) = sess.pop() else {
-                break;
+            let d = match sess.pop_owed() {
+                Some((msg, qos)) => {
+                    let stored = durable && qos != QoS::AtMostOnce;
+                    let seq = if stored {
+                        sess.next_seq += 1;
+                        sess.next_seq
+                    } else {
+                        0
+                    };
+                    let d = Delivery {
+                        msg,
+                        qos,
+                        retain: true,
+                        seq,
+                    };
+                    if stored {
+                        let client = sess.client_id.to_string();
+                        records.push(self.bodies.record(&mut self.next_body, client, &d));
+                    }
+                    d
+                }
+                None => match sess.pop() {
+                    Some(d) => d,
+                    None => break,
+                },
             };
             if d.qos == QoS::AtMostOnce {
                 write_publish(conn, &d.msg, d.qos, d.retain, 0, &mut self.stats);
             } else {
                 let seq = d.seq;
                 let pkid = send_inflight(sess, conn, d, &mut self.stats);
-                if seq > 0 {
-                    sent.push((seq, pkid));
+                if seq > 0 && durable {
+                    let client = sess.client_id.to_string();
+                    records.push(Record::Sent { client, seq, pkid });
                 }
             }
             wrote = true;
@@ -275,14 +321,8 @@ impl Broker {
         }
         let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
         let wake = !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
-        if let (false, Some(client)) = (sent.is_empty(), self.durable(sid)) {
-            for (seq, pkid) in sent {
-                self.persist(Record::Sent {
-                    client: client.clone(),
-                    seq,
-                    pkid,
-                });
-            }
+        for record in records {
+            self.persist(record);
         }
         if wake {
             self.wake_waiters(sid);

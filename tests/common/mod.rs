@@ -2,6 +2,8 @@
 //! background thread, and a raw TCP client with bounded waits.
 #![allow(dead_code)]
 
+pub mod process;
+
 use midge::{Broker, Config, ShutdownHandle, Stats};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

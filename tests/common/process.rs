@@ -1,0 +1,76 @@
+//! The `midge` binary run as a user runs it, with a config file: its log
+//! read line by line, its address taken from the "listening on" line.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub fn midge() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_midge"));
+    c.env_remove("RUST_LOG");
+    c
+}
+
+/// A running `midge` process; killed on drop.
+pub struct Process {
+    child: Child,
+    log: mpsc::Receiver<String>,
+    pub addr: SocketAddr,
+}
+
+impl Process {
+    pub fn start(args: &[&str]) -> Process {
+        let mut child = midge().args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let (tx, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut p = Process {
+            child,
+            log,
+            addr: "127.0.0.1:1".parse().unwrap(),
+        };
+        let line = p.wait_for("listening on ");
+        p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+        p
+    }
+
+    /// Starts `midge -c FILE` with a config file of this text, listening
+    /// on an ephemeral loopback port and open to anonymous clients.
+    pub fn with_config(name: &str, text: &str) -> Process {
+        let text = format!("listener 0 127.0.0.1\nallow_anonymous true\nsys_interval 0\n{text}");
+        let conf = temp_file(name, &text);
+        Process::start(&["-c", conf.to_str().unwrap()])
+    }
+
+    /// The first log line containing `text` (bounded wait).
+    pub fn wait_for(&mut self, text: &str) -> String {
+        loop {
+            let line = self
+                .log
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
+            if line.contains(text) {
+                return line;
+            }
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -1,0 +1,80 @@
+//! mosquitto's options mean in midge what they mean in mosquitto: each
+//! tested through the binary with a config file, as a user switching
+//! would write it.
+
+mod common;
+use common::process::Process;
+use common::*;
+
+/// Publishes `n` QoS 1 messages to `topic` at once; returns how many
+/// PUBACKs arrive before the PINGRESP sent after them.
+fn publish_qos1(p: &mut Raw, topic: &str, n: u16) -> usize {
+    let mut burst = Vec::new();
+    for pkid in 1..=n {
+        burst.extend(publish_packet(
+            topic,
+            &pkid.to_be_bytes(),
+            1,
+            pkid,
+            false,
+            false,
+        ));
+    }
+    p.send(&burst);
+    p.send(&[0xC0, 0x00]);
+    let mut acks = 0;
+    loop {
+        match p.read_packet().expect("PUBACK or PINGRESP") {
+            (0x40, _) => acks += 1,
+            (0xD0, _) => return acks,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// Reads `n` PUBLISHes, acknowledging each; returns their payloads.
+fn receive(sub: &mut Raw, n: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| {
+            let m = sub.read_publish();
+            sub.send(&[0x40, 0x02, (m.pkid >> 8) as u8, m.pkid as u8]);
+            m.payload
+        })
+        .collect()
+}
+
+/// `max_queued_messages 0` is "no maximum" in mosquitto. midge made it a
+/// queue of none: an offline session got 0 of 5 messages, and an online
+/// subscriber's publisher was paused.
+#[test]
+fn max_queued_messages_0_means_no_maximum() {
+    let p = Process::with_config("queued-0.conf", "max_queued_messages 0\n");
+    let (mut offline, _) = Raw::mqtt(p.addr, "offline", false);
+    offline.subscribe(1, &[("q", 1)]);
+    offline.send(&[0xE0, 0x00]);
+    let (mut online, _) = Raw::mqtt(p.addr, "online", true);
+    online.subscribe(1, &[("q", 1)]);
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    // The online subscriber acknowledges nothing yet: past its in-flight
+    // window, 180 of these wait in its queue, and the publisher goes on.
+    assert_eq!(publish_qos1(&mut publisher, "q", 200), 200);
+    let want: Vec<Vec<u8>> = (1..=200u16).map(|i| i.to_be_bytes().to_vec()).collect();
+    assert_eq!(receive(&mut online, 200), want);
+    let (mut back, present) = Raw::mqtt(p.addr, "offline", false);
+    assert!(present);
+    assert_eq!(receive(&mut back, 200), want);
+}
+
+/// `max_inflight_messages 0` is "no maximum" in mosquitto (midge refused
+/// it): the broker starts and delivers (that the window then grows past
+/// the default 1,000 is tested in `session`).
+#[test]
+fn max_inflight_messages_0_means_no_maximum() {
+    let p = Process::with_config("inflight-0.conf", "max_inflight_messages 0\n");
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("q", 1)]);
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    assert_eq!(publish_qos1(&mut publisher, "q", 500), 500);
+    let want: Vec<Vec<u8>> = (1..=500u16).map(|i| i.to_be_bytes().to_vec()).collect();
+    assert_eq!(receive(&mut sub, 500), want);
+}
