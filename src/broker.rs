@@ -733,6 +733,10 @@ impl Broker {
                 max,
                 will: true,
             })?;
+            if self.oversize(will.payload.len()) {
+                // As mosquitto (07-will-oversize-payload).
+                return self.refuse(key, ReasonCode::NotAuthorized, &c.client_id);
+            }
         }
         let max_ka = self.config.max_keepalive;
         if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
@@ -953,9 +957,18 @@ impl Broker {
         self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
         let (qos, pkid) = (p.qos, p.pkid);
+        // A payload over `message_size_limit` is acknowledged and dropped,
+        // as in mosquitto (02-subpub-qos1-oversize-payload).
+        let oversize = self.oversize(p.payload.len());
+        if oversize {
+            debug!(
+                "dropping a PUBLISH to {}: payload over message_size_limit",
+                p.topic
+            );
+        }
         // QoS 2, method B: deliver now, remember the id until PUBREL so a
         // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
-        let fresh = qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid);
+        let fresh = !oversize && (qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid));
         if let (true, QoS::ExactlyOnce, Some(client)) = (fresh, qos, self.durable(sid)) {
             self.persist(Record::Qos2In { client, pkid });
         }
@@ -989,6 +1002,12 @@ impl Broker {
             }),
         }
         Ok(())
+    }
+
+    /// True if a payload of `len` bytes is over `message_size_limit`.
+    fn oversize(&self, len: usize) -> bool {
+        let limit = self.config.message_size_limit;
+        limit > 0 && len > limit
     }
 
     /// Puts a message into every matching session [MQTT-4.5.0-1], at

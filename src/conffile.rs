@@ -267,7 +267,7 @@ sys_interval 30
             (c.max_connections, c.max_inflight, c.max_queued),
             (500, 10, 200)
         );
-        assert_eq!(c.max_packet_size, 1_048_576);
+        assert_eq!(c.message_size_limit, 1_048_576);
         assert_eq!(p.log_dest, LogDest::File("/var/log/midge.log".into()));
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
         assert_eq!(p.warnings.len(), 1);

@@ -103,6 +103,11 @@ pub struct Config {
     /// Largest accepted Remaining Length (the standard allows 256 MiB - 1).
     /// A larger packet closes its connection.
     pub max_packet_size: usize,
+    /// Largest PUBLISH payload, and Will payload, accepted (mosquitto:
+    /// `message_size_limit`); 0: none but `max_packet_size`. As in
+    /// mosquitto, a larger PUBLISH is acknowledged and dropped, a CONNECT
+    /// with a larger Will refused with CONNACK 5.
+    pub message_size_limit: usize,
     /// Most outbound QoS 1/2 messages in flight per client (mosquitto:
     /// `max_inflight_messages`). A connection's window starts at
     /// [`crate::session::START_WINDOW`] (or this, if lower) and grows
@@ -176,6 +181,7 @@ impl Default for Config {
             )))],
             security: Security::default(),
             max_packet_size: MAX_REMAINING_LENGTH,
+            message_size_limit: 0,
             max_inflight: 1000,
             max_queued: 1000,
             queue_overflow: Overflow::DropNewest,
@@ -267,7 +273,25 @@ pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     }
 }
 
+/// What a packet holds besides one payload, at most: a CONNECT's fixed
+/// header, client id, Will topic, user name and password (each up to
+/// 65,535 bytes plus its length), or a PUBLISH's topic and packet id.
+const PACKET_BESIDES_PAYLOAD: usize = 16 + 4 * (2 + 65_535);
+
 impl Config {
+    /// The longest packet (Remaining Length) read: `max_packet_size`, or
+    /// less with a `message_size_limit`, so a packet that could only carry
+    /// a payload over the limit is refused from its header before its body
+    /// is buffered.
+    pub fn max_remaining_length(&self) -> usize {
+        match self.message_size_limit {
+            0 => self.max_packet_size,
+            n => self
+                .max_packet_size
+                .min(n.saturating_add(2 + PACKET_BESIDES_PAYLOAD)),
+        }
+    }
+
     /// Sets one option by name from text, with mosquitto's option names
     /// where mosquitto has the option (`port`, `bind_address`,
     /// `listener PORT [ADDRESS]`, `max_connections`, `max_inflight_messages`,
@@ -323,8 +347,7 @@ impl Config {
                 if n > MAX_REMAINING_LENGTH {
                     return Err(format!("{key}: at most {MAX_REMAINING_LENGTH}"));
                 }
-                // mosquitto: 0 means no limit beyond the protocol's.
-                self.max_packet_size = if n == 0 { MAX_REMAINING_LENGTH } else { n };
+                self.message_size_limit = n;
             }
             "max_outgoing_bytes" => self.max_outgoing_bytes = parse(key, v)?,
             "connect_timeout" => {
@@ -481,6 +504,16 @@ mod tests {
         c.set("protocol", "mqtt").unwrap();
         let e = c.set("protocol", "websockets").unwrap_err();
         assert!(e.contains("no WebSocket"), "{e}");
+    }
+
+    #[test]
+    fn message_size_limit_bounds_the_packets_read() {
+        let mut c = Config::default();
+        assert_eq!(c.max_remaining_length(), MAX_REMAINING_LENGTH);
+        c.set("message_size_limit", "1000").unwrap();
+        assert_eq!(c.max_remaining_length(), 1000 + 2 + PACKET_BESIDES_PAYLOAD);
+        c.set("max_packet_size", "502").unwrap();
+        assert_eq!(c.max_remaining_length(), 500);
     }
 
     #[test]

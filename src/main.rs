@@ -20,8 +20,13 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     ),
     (
         "max-packet-size",
+        "max_packet_size",
+        "largest packet, bytes, whole (default 268435460)",
+    ),
+    (
+        "message-size-limit",
         "message_size_limit",
-        "largest packet payload+header after the length, bytes (default 268435455)",
+        "largest PUBLISH and Will payload, bytes, 0 = none (default 0)",
     ),
     (
         "max-inflight",

@@ -78,3 +78,45 @@ fn max_inflight_messages_0_means_no_maximum() {
     let want: Vec<Vec<u8>> = (1..=500u16).map(|i| i.to_be_bytes().to_vec()).collect();
     assert_eq!(receive(&mut sub, 500), want);
 }
+
+/// `message_size_limit` bounds a PUBLISH's payload, as in mosquitto
+/// (its tests 02-subpub-qos0/1-oversize-payload): a larger one is
+/// acknowledged and dropped, the connection goes on. midge applied it to
+/// whole packets, so `message_size_limit 1` refused every CONNECT.
+#[test]
+fn message_size_limit_bounds_publish_payloads() {
+    let p = Process::with_config("size-limit.conf", "message_size_limit 1\n");
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("t", 2)]);
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    publisher.send(&publish_packet("t", b"AB", 0, 0, false, false));
+    publisher.send(&publish_packet("t", b"AB", 1, 1, false, false));
+    assert_eq!(publisher.read_packet(), Some((0x40, vec![0, 1])), "PUBACK");
+    publisher.send(&publish_packet("t", b"AB", 2, 2, false, false));
+    assert_eq!(publisher.read_packet(), Some((0x50, vec![0, 2])), "PUBREC");
+    publisher.send(&[0x62, 0x02, 0, 2]);
+    assert_eq!(publisher.read_packet(), Some((0x70, vec![0, 2])), "PUBCOMP");
+    publisher.send(&publish_packet("t", b"A", 1, 3, false, false));
+    assert_eq!(publisher.read_packet(), Some((0x40, vec![0, 3])), "PUBACK");
+    let m = sub.read_publish();
+    assert_eq!(m.payload, b"A", "only the message within the limit");
+}
+
+/// A Will over `message_size_limit` is refused with CONNACK 5; one within
+/// it is published (mosquitto's 07-will-oversize-payload).
+#[test]
+fn message_size_limit_bounds_will_payloads() {
+    let p = Process::with_config("will-limit.conf", "message_size_limit 1\n");
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("will", 0)]);
+    let mut bad = Raw::connect(p.addr);
+    bad.send(&connect_with_will("w", true, 60, "will", b"AB", 0, false));
+    assert_eq!(bad.read_packet(), Some((0x20, vec![0, 5])));
+    bad.expect_closed();
+    let mut good = Raw::connect(p.addr);
+    good.send(&connect_with_will("w", true, 60, "will", b"A", 0, false));
+    assert_eq!(good.read_packet(), Some((0x20, vec![0, 0])));
+    drop(good);
+    assert_eq!(sub.read_publish().payload, b"A");
+    sub.ping();
+}

@@ -153,7 +153,7 @@ impl Broker {
             }
             let level = conn.level;
             let limits = Limits {
-                max_remaining_length: self.config.max_packet_size,
+                max_remaining_length: self.config.max_remaining_length(),
                 // MQTT 5 clients are refused with CONNACK 0x01 for now.
                 mqtt5: false,
             };
