@@ -482,7 +482,7 @@ impl Broker {
         let mut found = Vec::new();
         self.retained.matching(&filter, &mut found);
         for (msg, stored) in found {
-            self.deliver_to_host(key, &msg, stored.min(qos), true);
+            self.deliver_to_host(key, &msg, self.out_qos(stored, qos), true);
         }
         Ok(HostSubscription(key))
     }
@@ -1004,6 +1004,17 @@ impl Broker {
         Ok(())
     }
 
+    /// The QoS a message published (or retained) at `qos` is delivered at
+    /// to a subscription granted `granted`: the lower [MQTT-3.8.4-6], or
+    /// with `upgrade_outgoing_qos` the subscription's.
+    fn out_qos(&self, qos: QoS, granted: QoS) -> QoS {
+        if self.config.upgrade_outgoing_qos {
+            granted
+        } else {
+            qos.min(granted)
+        }
+    }
+
     /// True if a payload of `len` bytes is over `message_size_limit`.
     fn oversize(&self, len: usize) -> bool {
         let limit = self.config.message_size_limit;
@@ -1017,7 +1028,7 @@ impl Broker {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
         for s in &routes {
-            let qos = qos.min(s.qos);
+            let qos = self.out_qos(qos, s.qos);
             match s.destination() {
                 Destination::Session(sid) => {
                     let sid = sid.index();

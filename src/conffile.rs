@@ -51,7 +51,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
     ("retry_interval", "MQTT 3.1.1 resends only on reconnect"),
     ("store_clean_interval", "no such store in midge"),
     ("set_tcp_nodelay", "midge always sets TCP_NODELAY"),
-    ("upgrade_outgoing_qos", "midge never upgrades QoS"),
     (
         "allow_duplicate_messages",
         "midge delivers one copy per client",

@@ -114,6 +114,14 @@ pub struct Config {
     /// while the client keeps up, up to this. 0: no maximum (as in
     /// mosquitto) but the 65,535 packet ids.
     pub max_inflight: usize,
+    /// Payload bytes of outbound QoS 1/2 messages in flight per client
+    /// (mosquitto: `max_inflight_bytes`; 0: no limit): a message is put in
+    /// flight only while fewer are, so one larger message still goes, alone.
+    pub max_inflight_bytes: usize,
+    /// Deliver at the subscription's QoS even when the message was
+    /// published at a lower one (mosquitto: `upgrade_outgoing_qos`; the
+    /// standard forbids it [MQTT-3.8.4-6]).
+    pub upgrade_outgoing_qos: bool,
     /// Messages queued per session behind the in-flight window, online or
     /// offline (mosquitto: `max_queued_messages`). 0: no maximum (as in
     /// mosquitto; `max_queued_bytes` may still bound the queue).
@@ -183,6 +191,8 @@ impl Default for Config {
             max_packet_size: MAX_REMAINING_LENGTH,
             message_size_limit: 0,
             max_inflight: 1000,
+            max_inflight_bytes: 0,
+            upgrade_outgoing_qos: false,
             max_queued: 1000,
             queue_overflow: Overflow::DropNewest,
             queue_full: QueueFull::Block,
@@ -295,6 +305,7 @@ impl Config {
     /// Sets one option by name from text, with mosquitto's option names
     /// where mosquitto has the option (`port`, `bind_address`,
     /// `listener PORT [ADDRESS]`, `max_connections`, `max_inflight_messages`,
+    /// `max_inflight_bytes`, `upgrade_outgoing_qos`,
     /// `max_queued_messages`, `message_size_limit`, `queue_qos0_messages`,
     /// `allow_zero_length_clientid`) and midge's own names for the rest
     /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
@@ -341,6 +352,8 @@ impl Config {
                 }
                 self.max_inflight = n;
             }
+            "max_inflight_bytes" => self.max_inflight_bytes = parse(key, v)?,
+            "upgrade_outgoing_qos" => self.upgrade_outgoing_qos = parse_bool(key, v)?,
             "max_queued_messages" => self.max_queued = parse(key, v)?,
             "message_size_limit" => {
                 let n: usize = parse(key, v)?;

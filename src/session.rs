@@ -90,6 +90,8 @@ pub struct Flow {
     /// Outbound QoS 1/2 messages in the order they must be resent
     /// [MQTT-4.6.0-1]; PUBRELs in the order PUBRECs arrived [MQTT-4.6.0-4].
     pub inflight: VecDeque<Inflight>,
+    /// Payload bytes in `inflight` (for `max_inflight_bytes`).
+    inflight_bytes: usize,
     /// Retained messages owed to new subscriptions [MQTT-3.3.1-6], with
     /// the QoS to send them at: shares of the retained store's messages,
     /// sent (before `queue`, which holds what was published since) as the
@@ -125,6 +127,7 @@ impl Flow {
 /// What an idle session's [`Session::flow`] reads as.
 static NO_FLOW: Flow = Flow {
     inflight: VecDeque::new(),
+    inflight_bytes: 0,
     owed: VecDeque::new(),
     queue: VecDeque::new(),
     queued_bytes: 0,
@@ -290,9 +293,12 @@ impl Session {
         }
     }
 
-    /// True if the in-flight window has room for one more message.
-    pub fn window_open(&self) -> bool {
-        self.flow().inflight.len() < self.window()
+    /// True if the in-flight window has room for one more message: fewer
+    /// than the window's messages, and fewer than `max_bytes` payload bytes
+    /// (0: no byte limit) in flight.
+    pub fn window_open(&self, max_bytes: usize) -> bool {
+        let flow = self.flow();
+        flow.inflight.len() < self.window() && (max_bytes == 0 || flow.inflight_bytes < max_bytes)
     }
 
     /// A packet identifier not in flight in this session [MQTT-2.3.1-4].
@@ -351,7 +357,10 @@ impl Session {
         if flow.inflight.len() >= self.window() && waiting {
             self.ack_while_full = true;
         }
-        self.flow_mut().inflight.remove(i)
+        let flow = self.flow_mut();
+        let done = flow.inflight.remove(i)?;
+        flow.inflight_bytes -= done.delivery.msg.payload.len();
+        Some(done)
     }
 
     /// PUBREC from the client: the message is now released. It moves to the
@@ -442,7 +451,9 @@ impl Session {
 
     /// Puts a delivery in flight under `pkid`.
     pub fn send(&mut self, pkid: u16, delivery: Delivery) {
-        self.flow_mut().inflight.push_back(Inflight {
+        let flow = self.flow_mut();
+        flow.inflight_bytes += delivery.msg.payload.len();
+        flow.inflight.push_back(Inflight {
             pkid,
             delivery,
             stage: Stage::Sent,
@@ -465,13 +476,16 @@ impl Session {
         let Some(flow) = self.flow.as_mut() else {
             return dropped;
         };
+        let mut freed = 0;
         flow.inflight.retain(|f| {
             let kept = f.stage == Stage::Released || keep(&f.delivery);
             if !kept {
                 dropped.push(f.delivery.seq);
+                freed += f.delivery.msg.payload.len();
             }
             kept
         });
+        flow.inflight_bytes -= freed;
         let mut freed = 0;
         flow.queue.retain(|d| {
             let kept = keep(d);
@@ -528,7 +542,11 @@ impl Session {
     /// The stored message `seq` is done with (acknowledged or dropped).
     pub fn replay_done(&mut self, seq: u64) {
         if let Some(flow) = self.flow.as_mut() {
-            flow.inflight.retain(|f| f.delivery.seq != seq);
+            if let Some(i) = flow.inflight.iter().position(|f| f.delivery.seq == seq) {
+                if let Some(done) = flow.inflight.remove(i) {
+                    flow.inflight_bytes -= done.delivery.msg.payload.len();
+                }
+            }
         }
         self.unqueue(seq);
     }
@@ -740,6 +758,30 @@ mod tests {
             s.grow_window(0);
         }
         assert_eq!(s.window(), 65_535);
+    }
+
+    #[test]
+    fn inflight_bytes_follow_every_way_out_of_the_window() {
+        let mut s = Session::new("c".into(), false);
+        s.start_window(100);
+        let sized = |seq: u64, len: usize| Delivery {
+            msg: Arc::new(Message {
+                topic: "t".into(),
+                payload: Bytes::from(vec![0; len]),
+            }),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            seq,
+        };
+        for (pkid, len) in [(1, 10), (2, 20), (3, 40)] {
+            s.send(pkid, sized(u64::from(pkid), len));
+        }
+        assert!(s.window_open(71) && !s.window_open(70));
+        assert!(s.puback(1).is_some());
+        s.replay_done(2);
+        assert_eq!(s.flow().inflight_bytes, 40);
+        s.retain_deliveries(|_| false);
+        assert_eq!(s.flow().inflight_bytes, 0);
     }
 
     #[test]

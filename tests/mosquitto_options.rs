@@ -120,3 +120,55 @@ fn message_size_limit_bounds_will_payloads() {
     assert_eq!(sub.read_publish().payload, b"A");
     sub.ping();
 }
+
+/// `max_inflight_bytes` (mosquitto): QoS 1/2 messages go in flight while
+/// fewer payload bytes than the limit are; a larger message still goes,
+/// alone. midge refused the option.
+#[test]
+fn max_inflight_bytes_limits_the_payload_in_flight() {
+    let p = Process::with_config("inflight-bytes.conf", "max_inflight_bytes 100\n");
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("t", 1)]);
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    let (small, big) = ([b'a'; 60], [b'b'; 150]);
+    for (pkid, payload) in [
+        (1, &small[..]),
+        (2, &small[..]),
+        (3, &big[..]),
+        (4, &small[..]),
+    ] {
+        publisher.send(&publish_packet("t", payload, 1, pkid, false, false));
+        assert_eq!(publisher.read_packet(), Some((0x40, vec![0, pkid as u8])));
+    }
+    // 0, then 60 bytes in flight: both go; at 120 the rest waits.
+    let (first, second) = (sub.read_publish(), sub.read_publish());
+    assert_eq!((first.payload.len(), second.payload.len()), (60, 60));
+    sub.expect_silence(std::time::Duration::from_millis(200));
+    for m in [first, second] {
+        sub.send(&[0x40, 0x02, (m.pkid >> 8) as u8, m.pkid as u8]);
+    }
+    // The 150-byte message goes alone.
+    let third = sub.read_publish();
+    assert_eq!(third.payload.len(), 150);
+    sub.expect_silence(std::time::Duration::from_millis(200));
+    sub.send(&[0x40, 0x02, (third.pkid >> 8) as u8, third.pkid as u8]);
+    assert_eq!(sub.read_publish().payload.len(), 60);
+}
+
+/// `upgrade_outgoing_qos true` (mosquitto, against the standard): messages
+/// go out at the subscription's QoS, live and retained (mosquitto's
+/// 04-retain-upgrade-outgoing-qos). midge ignored it with a warning.
+#[test]
+fn upgrade_outgoing_qos_delivers_at_the_subscription_qos() {
+    let p = Process::with_config("upgrade.conf", "upgrade_outgoing_qos true\n");
+    let (mut publisher, _) = Raw::mqtt(p.addr, "publisher", true);
+    publisher.send(&publish_packet("r", b"kept", 0, 0, true, false));
+    publisher.ping();
+    let (mut sub, _) = Raw::mqtt(p.addr, "sub", true);
+    sub.subscribe(1, &[("r", 2), ("t", 1)]);
+    let retained = sub.read_publish();
+    assert_eq!((retained.qos, retained.retain), (2, true));
+    publisher.send(&publish_packet("t", b"live", 0, 0, false, false));
+    let live = sub.read_publish();
+    assert_eq!((live.qos, &live.payload[..]), (1, &b"live"[..]));
+}

@@ -59,7 +59,10 @@ impl Broker {
                     );
                 }
             }
-        } else if room && sess.flow().queue.is_empty() && sess.window_open() {
+        } else if room
+            && sess.flow().queue.is_empty()
+            && sess.window_open(self.config.max_inflight_bytes)
+        {
             let delivery = delivery();
             let record = stored.then(|| {
                 let client = sess.client_id.to_string();
@@ -242,6 +245,9 @@ impl Broker {
         if found.is_empty() {
             return;
         }
+        if self.config.upgrade_outgoing_qos {
+            found.iter_mut().for_each(|(_, stored)| *stored = qos);
+        }
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.owe(found, qos);
         }
@@ -272,7 +278,7 @@ impl Broker {
             let Some(qos) = sess.next_qos() else {
                 break;
             };
-            if qos != QoS::AtMostOnce && !sess.window_open() {
+            if qos != QoS::AtMostOnce && !sess.window_open(self.config.max_inflight_bytes) {
                 break;
             }
             let d = match sess.pop_owed() {
