@@ -630,6 +630,7 @@ impl Broker {
                 let done = self.session(sid)?.puback(pkid);
                 self.persist_done(sid, done.as_ref());
                 if done.is_none() {
+                    self.check_ack(sid, pkid, AckKind::PubAck)?;
                     debug!(
                         "{}: PUBACK for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -643,6 +644,7 @@ impl Broker {
                     self.persist(Record::Released { client, seq });
                 }
                 if !known {
+                    self.check_ack(sid, pkid, AckKind::PubRec)?;
                     debug!(
                         "{}: PUBREC for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -657,6 +659,7 @@ impl Broker {
                 let done = self.session(sid)?.pubcomp(pkid);
                 self.persist_done(sid, done.as_ref());
                 if done.is_none() {
+                    self.check_ack(sid, pkid, AckKind::PubComp)?;
                     debug!(
                         "{}: PUBCOMP for unknown id {pkid}",
                         self.session(sid)?.client_id
@@ -699,6 +702,22 @@ impl Broker {
         // An ack freed a slot in the in-flight window.
         self.pump(sid);
         Ok(())
+    }
+
+    /// An ack that completed nothing: a protocol error if a message of
+    /// another kind or stage is in flight under its id (mosquitto closes
+    /// too), else an ack for an unknown id, ignored.
+    fn check_ack(&mut self, sid: usize, pkid: u16, ack: AckKind) -> Result<(), Reason> {
+        if self.session(sid)?.ack_fits(pkid, ack) {
+            return Ok(());
+        }
+        let name = match ack {
+            AckKind::PubAck => "PUBACK",
+            AckKind::PubRec => "PUBREC",
+            AckKind::PubRel => "PUBREL",
+            AckKind::PubComp => "PUBCOMP",
+        };
+        Err(Reason::ProtocolError(Violation::WrongAck(name, pkid)))
     }
 
     fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {

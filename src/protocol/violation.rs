@@ -27,6 +27,11 @@ pub enum Violation {
     TopicTooDeep { max: usize, will: bool },
     /// A SUBSCRIBE filter with more levels than `max_topic_levels`.
     FilterTooDeep(usize),
+    /// An acknowledgement of the wrong type for the message in flight
+    /// under its packet id (PUBCOMP for a QoS 1 message, PUBACK for a QoS
+    /// 2 one, PUBCOMP before PUBREC...): named packet and id. mosquitto
+    /// closes as a protocol error too.
+    WrongAck(&'static str, u16),
 }
 
 impl Violation {
@@ -36,7 +41,8 @@ impl Violation {
         match self {
             Violation::SecondConnect
             | Violation::FirstPacketNotConnect
-            | Violation::UnexpectedPacket(_) => ReasonCode::ProtocolError,
+            | Violation::UnexpectedPacket(_)
+            | Violation::WrongAck(..) => ReasonCode::ProtocolError,
             Violation::InvalidTopicName
             | Violation::InvalidWillTopic
             | Violation::TopicTooDeep { .. } => ReasonCode::TopicNameInvalid,
@@ -66,6 +72,9 @@ impl fmt::Display for Violation {
             }
             Violation::FilterTooDeep(max) => {
                 write!(f, "topic filter in SUBSCRIBE of more than {max} levels")
+            }
+            Violation::WrongAck(ack, pkid) => {
+                write!(f, "{ack} does not fit the message in flight as id {pkid}")
             }
         }
     }
@@ -120,6 +129,11 @@ mod tests {
                 Violation::FilterTooDeep(200),
                 ReasonCode::TopicFilterInvalid,
                 "topic filter in SUBSCRIBE of more than 200 levels",
+            ),
+            (
+                Violation::WrongAck("PUBCOMP", 7),
+                ReasonCode::ProtocolError,
+                "PUBCOMP does not fit the message in flight as id 7",
             ),
         ] {
             assert_eq!(v.reason_code(), code);
