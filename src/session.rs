@@ -484,17 +484,18 @@ impl Session {
         Some(d)
     }
 
-    /// Keeps the queued and sent-but-unacknowledged messages `keep`
-    /// accepts; returns the sequence numbers of the others. Messages past
-    /// PUBREC (only their PUBREL is pending) are delivered already: kept.
-    pub fn retain_deliveries(&mut self, mut keep: impl FnMut(&Delivery) -> bool) -> Vec<u64> {
+    /// Keeps the owed, queued and sent-but-unacknowledged messages `keep`
+    /// accepts; returns the sequence numbers of the others (0 for those
+    /// not stored). Messages past PUBREC (only their PUBREL is pending) are
+    /// delivered already: kept.
+    pub fn retain_deliveries(&mut self, mut keep: impl FnMut(&Message) -> bool) -> Vec<u64> {
         let mut dropped = Vec::new();
         let Some(flow) = self.flow.as_mut() else {
             return dropped;
         };
         let mut freed = 0;
         flow.inflight.retain(|f| {
-            let kept = f.stage == Stage::Released || keep(&f.delivery);
+            let kept = f.stage == Stage::Released || keep(&f.delivery.msg);
             if !kept {
                 dropped.push(f.delivery.seq);
                 freed += f.delivery.msg.payload.len();
@@ -503,8 +504,15 @@ impl Session {
         });
         flow.inflight_bytes -= freed;
         let mut freed = 0;
+        flow.owed.retain(|(msg, _)| {
+            let kept = keep(msg);
+            if !kept {
+                dropped.push(0);
+            }
+            kept
+        });
         flow.queue.retain(|d| {
-            let kept = keep(d);
+            let kept = keep(&d.msg);
             if !kept {
                 dropped.push(d.seq);
                 freed += d.msg.payload.len();

@@ -122,6 +122,15 @@ fn inflight_bytes_follow_every_way_out_of_the_window() {
 }
 
 #[test]
+fn owed_retained_messages_are_checked_like_queued_ones() {
+    let mut s = Session::new("c".into(), false);
+    let mut found = vec![(delivery(QoS::AtMostOnce).msg, QoS::AtMostOnce)];
+    s.owe(&mut found, QoS::AtMostOnce);
+    assert_eq!(s.retain_deliveries(|_| false), vec![0]);
+    assert!(!s.owes());
+}
+
+#[test]
 fn queue_bound_and_overflow_policies() {
     let mut s = Session::new("c".into(), false);
     let mut evicted = Vec::new();

@@ -174,7 +174,7 @@ impl Broker {
         };
         let id = sess.client_id.clone();
         let dropped =
-            sess.retain_deliveries(|d| acl.allowed(&id, username, Access::Subscribe, &d.msg.topic));
+            sess.retain_deliveries(|m| acl.allowed(&id, username, Access::Subscribe, &m.topic));
         if dropped.is_empty() {
             return;
         }
