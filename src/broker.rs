@@ -186,8 +186,13 @@ pub struct Broker {
     dirty: Vec<usize>,
     /// Connections whose read budget ran out: read again next iteration.
     pending_reads: Vec<usize>,
+    /// Sessions whose scan of the retained store for a new subscription
+    /// ran out of budget: pumped again next iteration.
+    pending_scans: Vec<usize>,
     /// Reused scratch space, so routing does not allocate per message.
     routes: Vec<Sub>,
+    /// Reused scratch space for retained messages found by a scan.
+    found: Vec<(Arc<Message>, QoS)>,
     ready: Vec<(Token, bool, bool, bool)>,
     /// The read buffer lent to whichever connection is being read.
     scratch: bytes::BytesMut,
@@ -265,6 +270,8 @@ impl Broker {
             clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
+            pending_scans: Vec::new(),
+            found: Vec::new(),
             routes: Vec::new(),
             ready: Vec::new(),
             scratch: bytes::BytesMut::new(),
@@ -388,7 +395,8 @@ impl Broker {
             .map(|ms| timer::instant(self.started, ms));
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
         let soonest = [timer, sync].into_iter().flatten().min();
-        if self.pending_reads.is_empty() && self.snapshot.is_none() {
+        if self.pending_reads.is_empty() && self.pending_scans.is_empty() && self.snapshot.is_none()
+        {
             soonest
         } else {
             Some(now)
@@ -565,6 +573,12 @@ impl Broker {
                     self.read_conn(key);
                 }
             }
+        }
+        let mut scans = std::mem::take(&mut self.pending_scans);
+        scans.sort_unstable();
+        scans.dedup();
+        for sid in scans {
+            self.pump(sid);
         }
         self.fire_timers();
         self.flush_dirty();
@@ -1126,6 +1140,7 @@ impl Broker {
             )
             .collect();
         let mut codes = Vec::with_capacity(filters.len());
+        let mut scans = Vec::with_capacity(filters.len());
         for (filter, qos, filtered) in &filters {
             match qos {
                 Some(qos) => {
@@ -1134,6 +1149,7 @@ impl Broker {
                         self.router
                             .subscribe(session_dest(sid), filter, *qos, *filtered); // [MQTT-3.8.4-3]
                     let (_, stored) = subscribed;
+                    scans.push((stored.clone(), *qos, *filtered));
                     self.session(sid)?.subscribe(stored, *qos);
                     if let Some(client) = self.durable(sid) {
                         let (filter, qos) = (filter.clone(), *qos as u8);
@@ -1152,16 +1168,13 @@ impl Broker {
             protocol::encode_suback(out, level, pkid, &codes, &Properties::NONE)
             // [MQTT-3.8.4-1]
         });
-        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8].
-        let mut found = Vec::new();
-        for (filter, qos, filtered) in &filters {
-            let Some(qos) = qos else { continue };
-            self.retained.matching(filter, &mut found);
-            if *filtered {
-                found.retain(|(msg, _)| self.may_receive(sid, &msg.topic));
-            }
-            self.owe_retained(sid, &mut found, *qos);
+        // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8],
+        // after the SUBACK and paced by the client's socket.
+        let sess = self.session(sid)?;
+        for (filter, qos, filtered) in scans {
+            sess.start_scan(filter, qos, filtered);
         }
+        self.pump(sid);
         Ok(())
     }
 

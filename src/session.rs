@@ -11,7 +11,7 @@ use crate::protocol::{AckKind, QoS};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
@@ -56,6 +56,19 @@ impl Keyed for (Arc<str>, QoS) {
     }
 }
 
+/// A scan of the retained store for a new subscription (see
+/// [`crate::retained::Retained::scan`]): what it matches and where it is.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub filter: Arc<str>,
+    /// The QoS granted.
+    pub qos: QoS,
+    /// Each topic must be checked against the ACL (a partly denied filter).
+    pub filtered: bool,
+    /// The next slot of the store to look at.
+    pub next: usize,
+}
+
 /// Where an outbound QoS 1/2 message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -96,7 +109,10 @@ pub struct Flow {
     /// the QoS to send them at: shares of the retained store's messages,
     /// sent (before `queue`, which holds what was published since) as the
     /// client's output drains, so none is dropped and none is copied.
+    /// Refilled from `scans` a bounded batch at a time.
     pub owed: VecDeque<(Arc<Message>, QoS)>,
+    /// The retained store's scans for new subscriptions, oldest first.
+    pub scans: VecDeque<Scan>,
     /// Messages not yet sent, oldest first.
     pub queue: VecDeque<Delivery>,
     /// Payload bytes in `queue`.
@@ -118,6 +134,7 @@ impl Flow {
     fn is_empty(&self) -> bool {
         self.inflight.is_empty()
             && self.owed.is_empty()
+            && self.scans.is_empty()
             && self.queue.is_empty()
             && self.waiters.is_empty()
             && self.incoming_qos2.as_ref().is_none_or(HashSet::is_empty)
@@ -129,6 +146,7 @@ static NO_FLOW: Flow = Flow {
     inflight: VecDeque::new(),
     inflight_bytes: 0,
     owed: VecDeque::new(),
+    scans: VecDeque::new(),
     queue: VecDeque::new(),
     queued_bytes: 0,
     waiters: Vec::new(),
@@ -369,7 +387,7 @@ impl Session {
 
     fn complete(&mut self, i: usize) -> Option<Inflight> {
         let flow = self.flow();
-        let waiting = !flow.queue.is_empty() || !flow.owed.is_empty();
+        let waiting = !flow.queue.is_empty() || !flow.owed.is_empty() || !flow.scans.is_empty();
         if flow.inflight.len() >= self.window() && waiting {
             self.ack_while_full = true;
         }
@@ -414,43 +432,40 @@ impl Session {
             || (max_bytes > 0 && flow.queued_bytes + len > max_bytes)
     }
 
-    /// Owes the retained messages `found` matched for a new subscription,
-    /// at most `qos`. A message owed already (an overlapping filter, or the
-    /// same filter subscribed again before its messages went out) is owed
-    /// once, at the higher QoS [MQTT-3.3.5-1]: so at most every retained
-    /// message is owed, whatever a client subscribes.
-    pub fn owe(&mut self, found: &mut Vec<(Arc<Message>, QoS)>, qos: QoS) {
-        let owed = &mut self.flow_mut().owed;
-        let mut index: HashMap<*const Message, usize> = HashMap::new();
-        if !owed.is_empty() {
-            let ptrs = owed
-                .iter()
-                .enumerate()
-                .map(|(i, (m, _))| (Arc::as_ptr(m), i));
-            index.extend(ptrs);
-        }
-        for (msg, stored) in found.drain(..) {
-            let qos = stored.min(qos);
-            match index.get(&Arc::as_ptr(&msg)).and_then(|&i| owed.get_mut(i)) {
-                Some(entry) => entry.1 = entry.1.max(qos),
-                None => owed.push_back((msg, qos)),
-            }
-        }
+    /// Starts owing the retained messages of a new subscription: its scan
+    /// of the store replaces one for the same filter still under way (a
+    /// filter subscribed again starts over [MQTT-3.8.4-3]), so there is at
+    /// most one per subscription, whatever a client subscribes.
+    pub fn start_scan(&mut self, filter: Arc<str>, qos: QoS, filtered: bool) {
+        let scans = &mut self.flow_mut().scans;
+        scans.retain(|s| s.filter != filter);
+        scans.push_back(Scan {
+            filter,
+            qos,
+            filtered,
+            next: 0,
+        });
     }
 
     /// The QoS of the message to send next: an owed retained message
-    /// first, then the queue's oldest.
+    /// first, then the queue's oldest; none while owed messages are still
+    /// to be found.
     pub fn next_qos(&self) -> Option<QoS> {
         let flow = self.flow();
-        let owed = flow.owed.front().map(|&(_, qos)| qos);
-        owed.or_else(|| flow.queue.front().map(|d| d.qos))
+        match flow.owed.front() {
+            Some(&(_, qos)) => Some(qos),
+            // More owed messages are still to be found: they go first.
+            None if !flow.scans.is_empty() => None,
+            None => flow.queue.front().map(|d| d.qos),
+        }
     }
 
     /// True while retained messages are owed: later messages queue behind
     /// them, so a subscriber never gets a topic's retained message after
     /// a newer one.
     pub fn owes(&self) -> bool {
-        !self.flow().owed.is_empty()
+        let flow = self.flow();
+        !flow.owed.is_empty() || !flow.scans.is_empty()
     }
 
     /// Takes the next owed retained message.
@@ -487,7 +502,8 @@ impl Session {
     /// Keeps the owed, queued and sent-but-unacknowledged messages `keep`
     /// accepts; returns the sequence numbers of the others (0 for those
     /// not stored). Messages past PUBREC (only their PUBREL is pending) are
-    /// delivered already: kept.
+    /// delivered already: kept. Scans of the retained store still under
+    /// way check each message they find from now on (`Scan::filtered`).
     pub fn retain_deliveries(&mut self, mut keep: impl FnMut(&Message) -> bool) -> Vec<u64> {
         let mut dropped = Vec::new();
         let Some(flow) = self.flow.as_mut() else {
@@ -504,6 +520,7 @@ impl Session {
         });
         flow.inflight_bytes -= freed;
         let mut freed = 0;
+        flow.scans.iter_mut().for_each(|s| s.filtered = true);
         flow.owed.retain(|(msg, _)| {
             let kept = keep(msg);
             if !kept {

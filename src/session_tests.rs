@@ -69,20 +69,25 @@ fn pubrec_moves_to_the_back_in_arrival_order() {
 }
 
 #[test]
-fn a_retained_message_is_owed_once_at_the_higher_qos() {
+fn a_filter_subscribed_again_restarts_its_scan() {
     let mut s = Session::new("c".into(), true);
-    let (a, b) = (
-        delivery(QoS::ExactlyOnce).msg,
-        delivery(QoS::AtMostOnce).msg,
+    let (a, b): (Arc<str>, Arc<str>) = ("a/#".into(), "b/#".into());
+    s.start_scan(a.clone(), QoS::AtMostOnce, false);
+    s.start_scan(b, QoS::AtLeastOnce, false);
+    s.flow_mut().scans[0].next = 5;
+    s.start_scan(a, QoS::ExactlyOnce, false);
+    let scans: Vec<(&str, QoS, usize)> = s
+        .flow()
+        .scans
+        .iter()
+        .map(|x| (&*x.filter, x.qos, x.next))
+        .collect();
+    assert_eq!(
+        scans,
+        vec![("b/#", QoS::AtLeastOnce, 0), ("a/#", QoS::ExactlyOnce, 0)]
     );
-    let mut found = vec![(a.clone(), QoS::ExactlyOnce)];
-    s.owe(&mut found, QoS::AtMostOnce);
-    let mut found = vec![(b, QoS::AtLeastOnce), (a, QoS::ExactlyOnce)];
-    s.owe(&mut found, QoS::AtLeastOnce);
-    let owed: Vec<QoS> = s.flow().owed.iter().map(|&(_, q)| q).collect();
-    assert_eq!(owed, vec![QoS::AtLeastOnce, QoS::AtLeastOnce]);
-    assert!(found.is_empty() && s.owes());
-    assert_eq!(s.next_qos(), Some(QoS::AtLeastOnce));
+    assert!(s.owes());
+    assert_eq!(s.next_qos(), None, "owed messages are still to be found");
 }
 
 #[test]
@@ -124,10 +129,12 @@ fn inflight_bytes_follow_every_way_out_of_the_window() {
 #[test]
 fn owed_retained_messages_are_checked_like_queued_ones() {
     let mut s = Session::new("c".into(), false);
-    let mut found = vec![(delivery(QoS::AtMostOnce).msg, QoS::AtMostOnce)];
-    s.owe(&mut found, QoS::AtMostOnce);
+    let owed = (delivery(QoS::AtMostOnce).msg, QoS::AtMostOnce);
+    s.flow_mut().owed.push_back(owed);
+    s.start_scan("#".into(), QoS::AtMostOnce, false);
     assert_eq!(s.retain_deliveries(|_| false), vec![0]);
-    assert!(!s.owes());
+    assert!(s.flow().owed.is_empty());
+    assert!(s.flow().scans[0].filtered, "what the scan finds is checked");
 }
 
 #[test]

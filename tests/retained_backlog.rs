@@ -104,3 +104,18 @@ fn other_clients_are_served_while_a_backlog_is_owed() {
         .collect::<HashSet<_>>();
     assert_eq!(topics.len(), 2_000);
 }
+
+/// More retained messages than one pass of the loop scans (the scan goes
+/// on over several iterations): still every one, before the live message.
+#[test]
+fn a_scan_spread_over_loop_iterations_misses_nothing() {
+    let b = TestBroker::start();
+    retain_many(b.addr, 40_000, 1, 0);
+    let (mut sub, _) = Raw::mqtt(b.addr, "ha", true);
+    sub.subscribe(1, &[("r/#", 0)]);
+    let (mut p, _) = Raw::mqtt(b.addr, "live", true);
+    p.send(&publish_packet("r/0", b"new", 0, 0, false, false));
+    p.ping();
+    let topics = read_retained_then_live(&mut sub, 40_000);
+    assert_eq!(topics.len(), 40_000, "each retained message once");
+}

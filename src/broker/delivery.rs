@@ -4,6 +4,13 @@
 
 use super::*;
 
+/// Slots of the retained store one refill of a session's owed messages
+/// looks at (so at most this many messages are owed at once).
+const SCAN_STEP: usize = 1024;
+/// Slots of the retained store one `pump` looks at, at most: the loop's
+/// work for a subscription matching many retained messages stays bounded.
+const SCAN_BUDGET: usize = 16 * SCAN_STEP;
+
 impl Broker {
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
@@ -234,30 +241,57 @@ impl Broker {
         }
     }
 
-    /// Owes session `sid` the retained messages `found` matched for a new
-    /// subscription granted `qos`, and starts sending them.
-    pub(super) fn owe_retained(
-        &mut self,
-        sid: usize,
-        found: &mut Vec<(Arc<Message>, QoS)>,
-        qos: QoS,
-    ) {
-        if found.is_empty() {
-            return;
+    /// Refills session `sid`'s owed retained messages, when none are left,
+    /// from its oldest scan of the retained store, looking at no more than
+    /// `*budget` slots (taken off it). False if the budget ran out before
+    /// anything was found while scans remain.
+    fn refill_owed(&mut self, sid: usize, budget: &mut usize) -> bool {
+        loop {
+            let Some(sess) = self.sessions.get(sid) else {
+                return true;
+            };
+            let flow = sess.flow();
+            let Some(scan) = flow.scans.front().filter(|_| flow.owed.is_empty()) else {
+                return true;
+            };
+            if *budget == 0 {
+                return false;
+            }
+            let mut scan = scan.clone();
+            let step = (*budget).min(SCAN_STEP);
+            *budget -= step;
+            let upgrade = self.config.upgrade_outgoing_qos;
+            let mut found = std::mem::take(&mut self.found);
+            let done = self
+                .retained
+                .scan(&scan.filter, &mut scan.next, step, |m, stored| {
+                    if !scan.filtered || self.may_receive(sid, &m.topic) {
+                        let qos = if upgrade {
+                            scan.qos
+                        } else {
+                            stored.min(scan.qos)
+                        };
+                        found.push((m.clone(), qos));
+                    }
+                });
+            if let Some(sess) = self.sessions.get_mut(sid) {
+                let flow = sess.flow_mut();
+                flow.owed.extend(found.drain(..));
+                if done {
+                    flow.scans.pop_front();
+                } else if let Some(front) = flow.scans.front_mut() {
+                    front.next = scan.next;
+                }
+            }
+            self.found = found;
         }
-        if self.config.upgrade_outgoing_qos {
-            found.iter_mut().for_each(|(_, stored)| *stored = qos);
-        }
-        if let Some(sess) = self.sessions.get_mut(sid) {
-            sess.owe(found, qos);
-        }
-        found.clear();
-        self.pump(sid);
     }
 
     /// Moves owed retained messages, then queued ones, into the in-flight
     /// window while the client has room: at most `max_outgoing_bytes` of
-    /// output per call, refilled as output drains (see `flush_dirty`).
+    /// output and [`SCAN_BUDGET`] slots of the retained store per call;
+    /// more as output drains (see `flush_dirty`), or next iteration if the
+    /// scan budget ran out (`pending_scans`).
     pub(super) fn pump(&mut self, sid: usize) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
@@ -265,15 +299,68 @@ impl Broker {
         let Some(key) = sess.conn() else {
             return;
         };
-        let Some(conn) = self.conns.get_mut(key) else {
-            return;
-        };
         sess.grow_window(self.config.max_inflight);
-        let durable = self.store.is_some() && !sess.clean;
-        let mut wrote = false;
+        let scanning = !sess.flow().scans.is_empty();
         // Store records of what was sent, in order: the body of an owed
         // message stored now, then every `Sent`.
         let mut records = Vec::new();
+        let wrote = if scanning {
+            self.send_while_scanning(sid, key, &mut records)
+        } else {
+            self.send_some(sid, key, &mut records)
+        };
+        for record in records {
+            self.persist(record);
+        }
+        let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
+            return;
+        };
+        if sess.flow().queue.is_empty() {
+            sess.drop_logged = false;
+        }
+        if wrote {
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        if !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes) {
+            self.wake_waiters(sid);
+        }
+    }
+
+    /// `pump`'s writing while scans of the retained store are under way:
+    /// refills and sends until the client has no room or the scan budget
+    /// is spent (then the session goes on next iteration).
+    fn send_while_scanning(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
+        let mut budget = SCAN_BUDGET;
+        let mut wrote = false;
+        loop {
+            if !self.refill_owed(sid, &mut budget) {
+                self.pending_scans.push(sid);
+                return wrote;
+            }
+            wrote |= self.send_some(sid, key, records);
+            let refill = self.sessions.get(sid).is_some_and(|s| {
+                let flow = s.flow();
+                flow.owed.is_empty() && !flow.scans.is_empty()
+            });
+            let room = self
+                .conns
+                .get(key)
+                .is_some_and(|c| c.out_len() < self.config.max_outgoing_bytes);
+            if !(refill && room) {
+                return wrote;
+            }
+        }
+    }
+
+    /// `pump`'s writing: owed messages, then queued ones, while there is
+    /// room and nothing owed is still to be found; true if it wrote.
+    fn send_some(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
+        let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
+            return false;
+        };
+        let durable = self.store.is_some() && !sess.clean;
+        let mut wrote = false;
         while conn.out_len() < self.config.max_outgoing_bytes {
             let Some(qos) = sess.next_qos() else {
                 break;
@@ -319,20 +406,7 @@ impl Broker {
             }
             wrote = true;
         }
-        if sess.flow().queue.is_empty() {
-            sess.drop_logged = false;
-        }
-        if wrote {
-            mark_dirty(conn, key, &mut self.dirty);
-        }
-        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
-        let wake = !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes);
-        for record in records {
-            self.persist(record);
-        }
-        if wake {
-            self.wake_waiters(sid);
-        }
+        wrote
     }
 }
 
