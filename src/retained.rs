@@ -5,7 +5,7 @@ use crate::protocol::QoS;
 use crate::session::Message;
 use crate::topic;
 use slab::Slab;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Kept in a slab so that a scan can stop at a position and resume there
@@ -103,6 +103,105 @@ impl Retained {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+}
+
+/// A scan of the retained store for a new subscription (see
+/// [`Retained::scan`]): what it matches and where it is.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The filter, shared with the router (one allocation per filter).
+    pub filter: Arc<str>,
+    /// The QoS granted.
+    pub qos: QoS,
+    /// Each topic must be checked against the ACL (a partly denied filter).
+    pub filtered: bool,
+    /// The next slot of the store to look at.
+    pub next: usize,
+}
+
+/// A session's scans under way, oldest first, with an index by filter so
+/// that a filter subscribed again restarts its scan in O(1) instead of
+/// adding one: at most one scan per subscription.
+#[derive(Debug, Default)]
+pub struct Scans {
+    list: VecDeque<Scan>,
+    /// Scans taken off the front so far: the index holds positions counted
+    /// from the first scan ever, which stay valid as the front goes.
+    popped: u64,
+    /// The filter's address (the router's shared string, kept alive by the
+    /// scan) -> position. `None` until the first scan (a constant empty).
+    index: Option<HashMap<usize, u64>>,
+}
+
+fn addr(filter: &Arc<str>) -> usize {
+    Arc::as_ptr(filter) as *const u8 as usize
+}
+
+impl Scans {
+    pub const fn new() -> Scans {
+        Scans {
+            list: VecDeque::new(),
+            popped: 0,
+            index: None,
+        }
+    }
+
+    /// Starts the scan of a new subscription, or restarts the one of the
+    /// same filter still under way [MQTT-3.8.4-3].
+    pub fn start(&mut self, filter: Arc<str>, qos: QoS, filtered: bool) {
+        let index = self.index.get_or_insert_with(HashMap::new);
+        let at = index.get(&addr(&filter)).copied();
+        let existing = at.and_then(|at| usize::try_from(at.checked_sub(self.popped)?).ok());
+        if let Some(scan) = existing.and_then(|i| self.list.get_mut(i)) {
+            (scan.qos, scan.filtered, scan.next) = (qos, filtered, 0);
+            return;
+        }
+        index.insert(addr(&filter), self.popped + self.list.len() as u64);
+        self.list.push_back(Scan {
+            filter,
+            qos,
+            filtered,
+            next: 0,
+        });
+    }
+
+    /// Ends the scan of an unsubscribed filter: nothing more is found.
+    pub fn cancel(&mut self, filter: &Arc<str>) {
+        let at = self.index.as_ref().and_then(|i| i.get(&addr(filter)));
+        let i = at.and_then(|&at| usize::try_from(at.checked_sub(self.popped)?).ok());
+        if let Some(scan) = i.and_then(|i| self.list.get_mut(i)) {
+            scan.next = usize::MAX;
+        }
+    }
+
+    pub fn front(&self) -> Option<&Scan> {
+        self.list.front()
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Scan> {
+        self.list.front_mut()
+    }
+
+    pub fn pop_front(&mut self) {
+        if let Some(scan) = self.list.pop_front() {
+            self.popped += 1;
+            if let Some(index) = self.index.as_mut() {
+                index.remove(&addr(&scan.filter));
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Scan> {
+        self.list.iter()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Scan> {
+        self.list.iter_mut()
     }
 }
 

@@ -8,6 +8,7 @@
 
 use crate::keyed_list::{Keyed, KeyedList};
 use crate::protocol::{AckKind, QoS};
+use crate::retained::Scans;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
@@ -56,19 +57,6 @@ impl Keyed for (Arc<str>, QoS) {
     }
 }
 
-/// A scan of the retained store for a new subscription (see
-/// [`crate::retained::Retained::scan`]): what it matches and where it is.
-#[derive(Debug, Clone)]
-pub struct Scan {
-    pub filter: Arc<str>,
-    /// The QoS granted.
-    pub qos: QoS,
-    /// Each topic must be checked against the ACL (a partly denied filter).
-    pub filtered: bool,
-    /// The next slot of the store to look at.
-    pub next: usize,
-}
-
 /// Where an outbound QoS 1/2 message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -112,7 +100,7 @@ pub struct Flow {
     /// Refilled from `scans` a bounded batch at a time.
     pub owed: VecDeque<(Arc<Message>, QoS)>,
     /// The retained store's scans for new subscriptions, oldest first.
-    pub scans: VecDeque<Scan>,
+    pub scans: Scans,
     /// Messages not yet sent, oldest first.
     pub queue: VecDeque<Delivery>,
     /// Payload bytes in `queue`.
@@ -146,7 +134,7 @@ static NO_FLOW: Flow = Flow {
     inflight: VecDeque::new(),
     inflight_bytes: 0,
     owed: VecDeque::new(),
-    scans: VecDeque::new(),
+    scans: Scans::new(),
     queue: VecDeque::new(),
     queued_bytes: 0,
     waiters: Vec::new(),
@@ -280,7 +268,11 @@ impl Session {
 
     /// Removes a subscription; true if there was one.
     pub fn unsubscribe(&mut self, filter: &str) -> bool {
-        self.subscriptions.remove(filter).is_some()
+        let removed = self.subscriptions.remove(filter);
+        if let (Some((filter, _)), Some(flow)) = (&removed, self.flow.as_mut()) {
+            flow.scans.cancel(filter);
+        }
+        removed.is_some()
     }
 
     /// How many QoS 1/2 messages may be unacknowledged at once.
@@ -432,19 +424,10 @@ impl Session {
             || (max_bytes > 0 && flow.queued_bytes + len > max_bytes)
     }
 
-    /// Starts owing the retained messages of a new subscription: its scan
-    /// of the store replaces one for the same filter still under way (a
-    /// filter subscribed again starts over [MQTT-3.8.4-3]), so there is at
-    /// most one per subscription, whatever a client subscribes.
+    /// Starts owing the retained messages of a new subscription (see
+    /// [`Scans::start`]).
     pub fn start_scan(&mut self, filter: Arc<str>, qos: QoS, filtered: bool) {
-        let scans = &mut self.flow_mut().scans;
-        scans.retain(|s| s.filter != filter);
-        scans.push_back(Scan {
-            filter,
-            qos,
-            filtered,
-            next: 0,
-        });
+        self.flow_mut().scans.start(filter, qos, filtered);
     }
 
     /// The QoS of the message to send next: an owed retained message

@@ -74,8 +74,10 @@ fn a_filter_subscribed_again_restarts_its_scan() {
     let (a, b): (Arc<str>, Arc<str>) = ("a/#".into(), "b/#".into());
     s.start_scan(a.clone(), QoS::AtMostOnce, false);
     s.start_scan(b, QoS::AtLeastOnce, false);
-    s.flow_mut().scans[0].next = 5;
-    s.start_scan(a, QoS::ExactlyOnce, false);
+    if let Some(first) = s.flow_mut().scans.front_mut() {
+        first.next = 5;
+    }
+    s.start_scan(a.clone(), QoS::ExactlyOnce, false);
     let scans: Vec<(&str, QoS, usize)> = s
         .flow()
         .scans
@@ -84,7 +86,15 @@ fn a_filter_subscribed_again_restarts_its_scan() {
         .collect();
     assert_eq!(
         scans,
-        vec![("b/#", QoS::AtLeastOnce, 0), ("a/#", QoS::ExactlyOnce, 0)]
+        vec![("a/#", QoS::ExactlyOnce, 0), ("b/#", QoS::AtLeastOnce, 0)],
+        "restarted in place"
+    );
+    s.subscribe(a.clone(), QoS::ExactlyOnce);
+    assert!(s.unsubscribe(&a));
+    assert_eq!(
+        s.flow().scans.front().map(|x| x.next),
+        Some(usize::MAX),
+        "cancelled"
     );
     assert!(s.owes());
     assert_eq!(s.next_qos(), None, "owed messages are still to be found");
@@ -134,7 +144,8 @@ fn owed_retained_messages_are_checked_like_queued_ones() {
     s.start_scan("#".into(), QoS::AtMostOnce, false);
     assert_eq!(s.retain_deliveries(|_| false), vec![0]);
     assert!(s.flow().owed.is_empty());
-    assert!(s.flow().scans[0].filtered, "what the scan finds is checked");
+    let filtered = s.flow().scans.front().map(|x| x.filtered);
+    assert_eq!(filtered, Some(true), "what the scan finds is checked");
 }
 
 #[test]

@@ -259,7 +259,7 @@ impl Broker {
             }
             let mut scan = scan.clone();
             let step = (*budget).min(SCAN_STEP);
-            *budget -= step;
+            let from = scan.next;
             let upgrade = self.config.upgrade_outgoing_qos;
             let mut found = std::mem::take(&mut self.found);
             let done = self
@@ -274,6 +274,9 @@ impl Broker {
                         found.push((m.clone(), qos));
                     }
                 });
+            // What was looked at (at least one step, so a run of scans of
+            // an empty store ends too).
+            *budget -= scan.next.saturating_sub(from).clamp(1, step);
             if let Some(sess) = self.sessions.get_mut(sid) {
                 let flow = sess.flow_mut();
                 flow.owed.extend(found.drain(..));
