@@ -307,7 +307,7 @@ impl Broker {
         // Store records of what was sent, in order: the body of an owed
         // message stored now, then every `Sent`.
         let mut records = Vec::new();
-        let wrote = if scanning {
+        let wake = if scanning {
             self.send_while_scanning(sid, key, &mut records)
         } else {
             self.send_some(sid, key, &mut records)
@@ -315,17 +315,7 @@ impl Broker {
         for record in records {
             self.persist(record);
         }
-        let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
-            return;
-        };
-        if sess.flow().queue.is_empty() {
-            sess.drop_logged = false;
-        }
-        if wrote {
-            mark_dirty(conn, key, &mut self.dirty);
-        }
-        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
-        if !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes) {
+        if wake {
             self.wake_waiters(sid);
         }
     }
@@ -335,13 +325,12 @@ impl Broker {
     /// is spent (then the session goes on next iteration).
     fn send_while_scanning(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
         let mut budget = SCAN_BUDGET;
-        let mut wrote = false;
         loop {
             if !self.refill_owed(sid, &mut budget) {
                 self.pending_scans.push(sid);
-                return wrote;
+                return false;
             }
-            wrote |= self.send_some(sid, key, records);
+            let wake = self.send_some(sid, key, records);
             let refill = self.sessions.get(sid).is_some_and(|s| {
                 let flow = s.flow();
                 flow.owed.is_empty() && !flow.scans.is_empty()
@@ -351,13 +340,14 @@ impl Broker {
                 .get(key)
                 .is_some_and(|c| c.out_len() < self.config.max_outgoing_bytes);
             if !(refill && room) {
-                return wrote;
+                return wake;
             }
         }
     }
 
     /// `pump`'s writing: owed messages, then queued ones, while there is
-    /// room and nothing owed is still to be found; true if it wrote.
+    /// room and nothing owed is still to be found. True if publishers
+    /// waiting for the queue may go on.
     fn send_some(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
         let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
             return false;
@@ -409,7 +399,15 @@ impl Broker {
             }
             wrote = true;
         }
-        wrote
+        if wrote {
+            mark_dirty(conn, key, &mut self.dirty);
+        }
+        let flow = sess.flow();
+        if flow.queue.is_empty() {
+            sess.drop_logged = false;
+        }
+        let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
+        !sess.flow().waiters.is_empty() && !sess.queue_full(0, max, max_bytes)
     }
 }
 
