@@ -1,6 +1,7 @@
-//! Delivering messages: to a connection at once, into a session's queue,
-//! or (flow control) by pausing the publishers of a full queue; and moving
-//! queued messages into the in-flight window as room appears.
+//! Routing and delivering messages: the subscribers of a topic, then to a
+//! connection at once, into a session's queue, to a host callback, or (flow
+//! control) by pausing the publishers of a full queue; and moving queued
+//! messages into the in-flight window as room appears.
 
 use super::*;
 
@@ -12,6 +13,39 @@ const SCAN_STEP: usize = 1024;
 const SCAN_BUDGET: usize = 16 * SCAN_STEP;
 
 impl Broker {
+    /// The QoS a message published (or retained) at `qos` is delivered at
+    /// to a subscription granted `granted`: the lower [MQTT-3.8.4-6], or
+    /// with `upgrade_outgoing_qos` the subscription's.
+    pub(super) fn out_qos(&self, qos: QoS, granted: QoS) -> QoS {
+        if self.config.upgrade_outgoing_qos {
+            granted
+        } else {
+            qos.min(granted)
+        }
+    }
+
+    /// Puts a message into every matching session [MQTT-4.5.0-1], at
+    /// min(published, granted) QoS [MQTT-3.8.4-6], RETAIN cleared
+    /// [MQTT-3.3.1-9].
+    pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
+        let mut routes = std::mem::take(&mut self.routes);
+        self.router.route(&msg.topic, &mut routes);
+        for s in &routes {
+            let qos = self.out_qos(qos, s.qos);
+            match s.destination() {
+                Destination::Session(sid) => {
+                    let sid = sid.index();
+                    if s.filtered && !self.may_receive(sid, &msg.topic) {
+                        continue; // a topic the ACL denies this subscriber
+                    }
+                    self.deliver(sid, msg, qos);
+                }
+                Destination::Host(key) => self.deliver_to_host(key, msg, qos, false),
+            }
+        }
+        self.routes = routes;
+    }
+
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
     /// the limits.
