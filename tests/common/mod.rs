@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod process;
+pub mod conformance;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
 use std::io::{ErrorKind, Read, Write};
