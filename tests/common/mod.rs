@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod conformance;
+pub mod sessions;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
 use std::io::{ErrorKind, Read, Write};
