@@ -4,6 +4,7 @@
 
 pub mod process;
 pub mod conformance;
+pub mod persistence;
 pub mod sessions;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
