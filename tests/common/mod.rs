@@ -5,6 +5,7 @@
 pub mod process;
 pub mod conformance;
 pub mod persistence;
+pub mod robustness;
 pub mod sessions;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
