@@ -2,9 +2,9 @@
 //! background thread, and a raw TCP client with bounded waits.
 #![allow(dead_code)]
 
-pub mod process;
 pub mod conformance;
 pub mod persistence;
+pub mod process;
 pub mod robustness;
 pub mod sessions;
 
