@@ -2,95 +2,11 @@
 //! signals.
 
 mod common;
+use common::process::{midge, temp_file, Process};
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-
-fn midge() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_midge"));
-    c.env_remove("RUST_LOG");
-    c
-}
-
-/// A running `midge` process; killed on drop.
-struct Process {
-    child: Child,
-    log: mpsc::Receiver<String>,
-    addr: SocketAddr,
-}
-
-impl Process {
-    fn start(args: &[&str]) -> Process {
-        let mut child = midge().args(args).stderr(Stdio::piped()).spawn().unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut p = Process {
-            child,
-            log,
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        let line = p.wait_for("listening on ");
-        p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
-        p
-    }
-
-    /// The first log line containing `text`, within 10 s.
-    fn wait_for(&mut self, text: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .log
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
-    }
-
-    /// The exit status, once the process has exited (within WAIT).
-    fn exit_status(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "midge did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
-    let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 #[test]
 fn help_and_version() {

@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub fn midge() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_midge"));
@@ -48,17 +48,41 @@ impl Process {
         Process::start(&["-c", conf.to_str().unwrap()])
     }
 
-    /// The first log line containing `text` (bounded wait).
+    /// The first log line containing `text`, within 10 s.
     pub fn wait_for(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
+            let left = deadline.saturating_duration_since(Instant::now());
             let line = self
                 .log
-                .recv_timeout(Duration::from_secs(10))
+                .recv_timeout(left)
                 .unwrap_or_else(|_| panic!("no log line with {text:?}"));
             if line.contains(text) {
                 return line;
             }
         }
+    }
+
+    /// The exit status, once the process has exited (within WAIT).
+    pub fn exit_status(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + super::WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "midge did not exit");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends a signal (`-TERM`, `-HUP`...) with kill(1).
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
     }
 }
 
