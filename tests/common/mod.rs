@@ -452,7 +452,7 @@ impl Raw {
     /// order.
     pub fn drain(&mut self) -> Vec<Pub> {
         let mut got = Vec::new();
-        for _ in 0..10_000 {
+        for _ in 0..100_000 {
             self.send(&[0xC0, 0x00]);
             let mut quiet = true;
             loop {

@@ -54,9 +54,8 @@ pub fn ack(kind: u8, pkid: u16) -> Vec<u8> {
 
 /// DISCONNECT, then waits until the broker has closed the connection (so
 /// the session is offline before anything else happens).
-pub fn disconnect(mut c: Raw) {
-    c.send(&[0xE0, 0x00]);
-    c.expect_closed();
+pub fn disconnect(c: Raw) {
+    c.disconnect();
 }
 
 /// Publishes and completes the acknowledgement flow of its QoS.
@@ -79,36 +78,7 @@ pub fn publish(c: &mut Raw, topic: &str, payload: &[u8], qos: u8, pkid: u16, ret
 /// PINGREQ was processed, so nothing more is queued. Returns the PUBLISHes
 /// in arrival order.
 pub fn drain(c: &mut Raw) -> Vec<Pub> {
-    let mut got = Vec::new();
-    for _ in 0..100_000 {
-        c.send(&[0xC0, 0x00]);
-        let mut quiet = true;
-        loop {
-            let (first, body) = c.read_packet().expect("a packet, got EOF");
-            match first {
-                0xD0 => break,
-                PUBREL => {
-                    quiet = false;
-                    c.send(&ack(PUBCOMP, u16::from_be_bytes([body[0], body[1]])));
-                }
-                f if f >> 4 == 3 => {
-                    quiet = false;
-                    let p = parse_publish(first, &body);
-                    match p.qos {
-                        1 => c.send(&ack(PUBACK, p.pkid)),
-                        2 => c.send(&ack(PUBREC, p.pkid)),
-                        _ => {}
-                    }
-                    got.push(p);
-                }
-                f => panic!("unexpected packet {f:#04x} {body:02x?}"),
-            }
-        }
-        if quiet {
-            return got;
-        }
-    }
-    panic!("the broker never ran out of messages");
+    c.drain()
 }
 
 /// Every retained message (topic -> payload, QoS) as a new subscriber to
