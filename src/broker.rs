@@ -152,11 +152,6 @@ fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
 }
 
-/// Session `sid` as a router destination.
-fn session_dest(sid: usize) -> Destination {
-    Destination::Session(SessionKey::saturating(sid))
-}
-
 fn mark_dirty(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
     if !conn.dirty {
         conn.dirty = true;
@@ -189,7 +184,7 @@ pub struct Broker {
     pending_reads: Vec<usize>,
     /// Sessions whose scan of the retained store for a new subscription
     /// ran out of budget: pumped again next iteration.
-    pending_scans: Vec<usize>,
+    pending_scans: Vec<SessionKey>,
     /// Reused scratch space, so routing does not allocate per message.
     routes: Vec<Sub>,
     /// Reused scratch space for retained messages found by a scan.

@@ -6,6 +6,7 @@
 //! loop writes once per iteration. Both buffers, and the box that holds
 //! them, are released when empty, so an idle connection holds none.
 
+use crate::keys::SessionKey;
 use crate::protocol::{LastWill, ProtocolLevel, Publish};
 use crate::transport::{ReadOutcome, Stream};
 use bytes::BytesMut;
@@ -141,14 +142,16 @@ impl Conn {
     }
 
     /// The session this connection is attached to.
-    pub fn session(&self) -> Option<usize> {
-        self.session.map(|s| s.get() as usize - 1)
+    pub fn session(&self) -> Option<SessionKey> {
+        self.session
+            .and_then(|s| SessionKey::new(s.get() as usize - 1))
     }
 
-    /// Attaches the connection to session `sid` (slab keys stay far below
-    /// `u32::MAX`: every session costs memory).
-    pub fn set_session(&mut self, sid: usize) {
+    /// Attaches the connection to session `sid` (stored plus one, so that
+    /// "none" costs no extra bytes).
+    pub fn set_session(&mut self, sid: SessionKey) {
         self.session = sid
+            .index()
             .checked_add(1)
             .and_then(|n| u32::try_from(n).ok())
             .and_then(NonZeroU32::new);

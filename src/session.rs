@@ -7,6 +7,7 @@
 //! connection at a time.
 
 use crate::keyed_list::{Keyed, KeyedList};
+use crate::keys::SessionKey;
 use crate::protocol::{AckKind, QoS};
 use crate::retained::Scans;
 use bytes::Bytes;
@@ -608,58 +609,60 @@ impl Session {
     }
 }
 
-/// Every session, by slab key and by client id. The id index holds only
-/// slab keys and compares against the id stored in the session, so each
-/// client id is kept once.
+/// Every session, by key and by client id. The id index holds only keys
+/// (4 bytes each) and compares against the id stored in the session, so
+/// each client id is kept once.
 #[derive(Debug, Default)]
 pub struct Sessions {
     slab: Slab<Session>,
-    by_id: HashTable<usize>,
+    by_id: HashTable<SessionKey>,
     hasher: RandomState,
 }
 
 impl Sessions {
-    pub fn get(&self, sid: usize) -> Option<&Session> {
-        self.slab.get(sid)
+    pub fn get(&self, sid: SessionKey) -> Option<&Session> {
+        self.slab.get(sid.index())
     }
 
-    pub fn get_mut(&mut self, sid: usize) -> Option<&mut Session> {
-        self.slab.get_mut(sid)
+    pub fn get_mut(&mut self, sid: SessionKey) -> Option<&mut Session> {
+        self.slab.get_mut(sid.index())
     }
 
     /// The session of `client_id`, if there is one.
-    pub fn find(&self, client_id: &str) -> Option<usize> {
+    pub fn find(&self, client_id: &str) -> Option<SessionKey> {
         let hash = self.hasher.hash_one(client_id);
         let slab = &self.slab;
         let found = self.by_id.find(hash, |&sid| {
-            slab.get(sid).is_some_and(|s| *s.client_id == *client_id)
+            slab.get(sid.index())
+                .is_some_and(|s| *s.client_id == *client_id)
         });
         found.copied()
     }
 
     /// Adds a session; it replaces any other of the same client id in the
     /// index (the caller has dropped that one already).
-    pub fn insert(&mut self, session: Session) -> usize {
+    pub fn insert(&mut self, session: Session) -> SessionKey {
         let hash = self.hasher.hash_one(&*session.client_id);
         if let Some(old) = self.find(&session.client_id) {
             self.unindex(old);
         }
-        let sid = self.slab.insert(session);
+        let sid = SessionKey::saturating(self.slab.insert(session));
         let (slab, hasher) = (&self.slab, &self.hasher);
         self.by_id.insert_unique(hash, sid, |&k| {
-            slab.get(k).map_or(0, |s| hasher.hash_one(&*s.client_id))
+            slab.get(k.index())
+                .map_or(0, |s| hasher.hash_one(&*s.client_id))
         });
         sid
     }
 
     /// Removes a session and its index entry.
-    pub fn remove(&mut self, sid: usize) -> Option<Session> {
+    pub fn remove(&mut self, sid: SessionKey) -> Option<Session> {
         self.unindex(sid);
-        self.slab.try_remove(sid)
+        self.slab.try_remove(sid.index())
     }
 
-    fn unindex(&mut self, sid: usize) {
-        let Some(sess) = self.slab.get(sid) else {
+    fn unindex(&mut self, sid: SessionKey) {
+        let Some(sess) = self.slab.get(sid.index()) else {
             return;
         };
         let hash = self.hasher.hash_one(&*sess.client_id);
@@ -676,12 +679,16 @@ impl Sessions {
         self.slab.is_empty()
     }
 
-    pub fn iter(&self) -> slab::Iter<'_, Session> {
-        self.slab.iter()
+    pub fn iter(&self) -> impl Iterator<Item = (SessionKey, &Session)> {
+        self.slab
+            .iter()
+            .map(|(k, s)| (SessionKey::saturating(k), s))
     }
 
-    pub fn iter_mut(&mut self) -> slab::IterMut<'_, Session> {
-        self.slab.iter_mut()
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (SessionKey, &mut Session)> {
+        self.slab
+            .iter_mut()
+            .map(|(k, s)| (SessionKey::saturating(k), s))
     }
 }
 

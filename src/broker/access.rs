@@ -28,7 +28,7 @@ impl Broker {
 
     /// May session `sid` receive a message on `topic`? Asked only for
     /// subscriptions the ACL grants with some topics denied (`filtered`).
-    pub(super) fn may_receive(&self, sid: usize, topic: &str) -> bool {
+    pub(super) fn may_receive(&self, sid: SessionKey, topic: &str) -> bool {
         let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get(sid)) else {
             return true;
         };
@@ -60,7 +60,7 @@ impl Broker {
     /// those no longer allowed and marks those with denied topics as
     /// filtered.
     pub(super) fn recheck_subscriptions(&mut self) {
-        let sids: Vec<usize> = self
+        let sids: Vec<SessionKey> = self
             .sessions
             .iter()
             .filter(|(_, s)| !s.subscriptions().is_empty())
@@ -75,7 +75,7 @@ impl Broker {
     /// Without `revoke` (while the store is being read, when removals could
     /// not be recorded) a refused subscription is only marked `filtered`:
     /// each message is then checked, and refused.
-    pub(super) fn recheck_session(&mut self, sid: usize, revoke: bool) {
+    pub(super) fn recheck_session(&mut self, sid: SessionKey, revoke: bool) {
         let Some(sess) = self.sessions.get(sid) else {
             return;
         };
@@ -92,13 +92,13 @@ impl Broker {
                 }
             };
             self.router
-                .subscribe(session_dest(sid), &filter, qos, filtered);
+                .subscribe(Destination::Session(sid), &filter, qos, filtered);
         }
     }
 
-    pub(super) fn revoke(&mut self, sid: usize, id: &str, filter: &str) {
+    pub(super) fn revoke(&mut self, sid: SessionKey, id: &str, filter: &str) {
         info!("{id}: subscription {filter:?} removed: no longer allowed");
-        self.router.unsubscribe(session_dest(sid), filter);
+        self.router.unsubscribe(Destination::Session(sid), filter);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.unsubscribe(filter);
         }
@@ -155,7 +155,7 @@ impl Broker {
     /// unacknowledged messages routed, for its earlier connection (maybe
     /// another user name, or another ACL before a restart): both are
     /// checked again for the connecting user before anything is resent.
-    pub(super) fn recheck_resumed(&mut self, sid: usize, username: Option<&str>) {
+    pub(super) fn recheck_resumed(&mut self, sid: SessionKey, username: Option<&str>) {
         if self.acl.is_none() && self.authorizer.is_none() {
             return;
         }
@@ -168,7 +168,7 @@ impl Broker {
 
     /// The part of `recheck_resumed` for messages: those the connecting
     /// user may not read are dropped (and recorded as done).
-    pub(super) fn drop_unreadable(&mut self, sid: usize, username: Option<&str>) {
+    pub(super) fn drop_unreadable(&mut self, sid: SessionKey, username: Option<&str>) {
         let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get_mut(sid)) else {
             return;
         };

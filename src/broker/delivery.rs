@@ -34,7 +34,6 @@ impl Broker {
             let qos = self.out_qos(qos, s.qos);
             match s.destination() {
                 Destination::Session(sid) => {
-                    let sid = sid.index();
                     if s.filtered && !self.may_receive(sid, &msg.topic) {
                         continue; // a topic the ACL denies this subscriber
                     }
@@ -49,7 +48,7 @@ impl Broker {
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
     /// the limits.
-    pub(super) fn deliver(&mut self, sid: usize, msg: &Arc<Message>, qos: QoS) {
+    pub(super) fn deliver(&mut self, sid: SessionKey, msg: &Arc<Message>, qos: QoS) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -133,7 +132,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn enqueue(&mut self, sid: usize, delivery: Delivery) {
+    pub(super) fn enqueue(&mut self, sid: SessionKey, delivery: Delivery) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -193,7 +192,7 @@ impl Broker {
     /// queued, so a queue overshoots its limit by at most one message per
     /// publisher. False (drop instead) when the policy is to drop or there
     /// is no publishing connection (a Will).
-    pub(super) fn pause_publisher(&mut self, sid: usize) -> bool {
+    pub(super) fn pause_publisher(&mut self, sid: SessionKey) -> bool {
         if self.config.queue_full != QueueFull::Block {
             return false;
         }
@@ -216,7 +215,7 @@ impl Broker {
     }
 
     /// Records a delivery that entered `sid`'s queue (`None`: not stored).
-    fn persist_queued(&mut self, sid: usize, stored: Option<Delivery>) {
+    fn persist_queued(&mut self, sid: SessionKey, stored: Option<Delivery>) {
         let (Some(d), Some(sess)) = (stored, self.sessions.get(sid)) else {
             return;
         };
@@ -226,7 +225,7 @@ impl Broker {
     }
 
     /// Lets the publishers waiting on `sid` go on.
-    pub(super) fn wake_waiters(&mut self, sid: usize) {
+    pub(super) fn wake_waiters(&mut self, sid: SessionKey) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -269,7 +268,7 @@ impl Broker {
 
     /// Frees a session's traffic state if it is empty (see
     /// [`Session::tidy`]).
-    pub(super) fn tidy_session(&mut self, sid: Option<usize>) {
+    pub(super) fn tidy_session(&mut self, sid: Option<SessionKey>) {
         if let Some(sess) = sid.and_then(|sid| self.sessions.get_mut(sid)) {
             sess.tidy();
         }
@@ -279,7 +278,7 @@ impl Broker {
     /// from its oldest scan of the retained store, looking at no more than
     /// `*budget` slots (taken off it). False if the budget ran out before
     /// anything was found while scans remain.
-    fn refill_owed(&mut self, sid: usize, budget: &mut usize) -> bool {
+    fn refill_owed(&mut self, sid: SessionKey, budget: &mut usize) -> bool {
         loop {
             let Some(sess) = self.sessions.get(sid) else {
                 return true;
@@ -329,7 +328,7 @@ impl Broker {
     /// output and [`SCAN_BUDGET`] slots of the retained store per call;
     /// more as output drains (see `flush_dirty`), or next iteration if the
     /// scan budget ran out (`pending_scans`).
-    pub(super) fn pump(&mut self, sid: usize) {
+    pub(super) fn pump(&mut self, sid: SessionKey) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -357,7 +356,12 @@ impl Broker {
     /// `pump`'s writing while scans of the retained store are under way:
     /// refills and sends until the client has no room or the scan budget
     /// is spent (then the session goes on next iteration).
-    fn send_while_scanning(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
+    fn send_while_scanning(
+        &mut self,
+        sid: SessionKey,
+        key: usize,
+        records: &mut Vec<Record>,
+    ) -> bool {
         let mut budget = SCAN_BUDGET;
         loop {
             if !self.refill_owed(sid, &mut budget) {
@@ -382,7 +386,7 @@ impl Broker {
     /// `pump`'s writing: owed messages, then queued ones, while there is
     /// room and nothing owed is still to be found. True if publishers
     /// waiting for the queue may go on.
-    fn send_some(&mut self, sid: usize, key: usize, records: &mut Vec<Record>) -> bool {
+    fn send_some(&mut self, sid: SessionKey, key: usize, records: &mut Vec<Record>) -> bool {
         let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
             return false;
         };

@@ -103,7 +103,12 @@ impl Broker {
     /// An ack that completed nothing: a protocol error if a message of
     /// another kind or stage is in flight under its id (mosquitto closes
     /// too), else an ack for an unknown id, ignored.
-    pub(super) fn check_ack(&mut self, sid: usize, pkid: u16, ack: AckKind) -> Result<(), Reason> {
+    pub(super) fn check_ack(
+        &mut self,
+        sid: SessionKey,
+        pkid: u16,
+        ack: AckKind,
+    ) -> Result<(), Reason> {
         if self.session(sid)?.ack_fits(pkid, ack) {
             return Ok(());
         }
@@ -116,7 +121,7 @@ impl Broker {
         Err(Reason::ProtocolError(Violation::WrongAck(name, pkid)))
     }
 
-    pub(super) fn session(&mut self, sid: usize) -> Result<&mut Session, Reason> {
+    pub(super) fn session(&mut self, sid: SessionKey) -> Result<&mut Session, Reason> {
         self.sessions
             .get_mut(sid)
             .ok_or(Reason::Internal("connection without session"))
@@ -351,7 +356,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn new_session(&mut self, client_id: Box<str>, clean: bool) -> usize {
+    pub(super) fn new_session(&mut self, client_id: Box<str>, clean: bool) -> SessionKey {
         let sid = self.sessions.insert(Session::new(client_id, clean));
         if let Some(client) = self.durable(sid) {
             self.persist(Record::Session { client });
@@ -359,7 +364,7 @@ impl Broker {
         sid
     }
 
-    pub(super) fn drop_session(&mut self, sid: usize) {
+    pub(super) fn drop_session(&mut self, sid: SessionKey) {
         if self.sessions.get(sid).is_none() {
             return;
         }
@@ -370,11 +375,16 @@ impl Broker {
             return;
         };
         for (filter, _) in sess.subscriptions() {
-            self.router.unsubscribe(session_dest(sid), filter);
+            self.router.unsubscribe(Destination::Session(sid), filter);
         }
     }
 
-    pub(super) fn on_publish(&mut self, key: usize, sid: usize, p: Publish) -> Result<(), Reason> {
+    pub(super) fn on_publish(
+        &mut self,
+        key: usize,
+        sid: SessionKey,
+        p: Publish,
+    ) -> Result<(), Reason> {
         if !topic::valid_name(&p.topic) {
             return Err(Reason::ProtocolError(Violation::InvalidTopicName)); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
         }
@@ -449,7 +459,7 @@ impl Broker {
 
     /// Records that a stored message left its session (acknowledged or
     /// dropped).
-    pub(super) fn persist_done(&mut self, sid: usize, done: Option<&Inflight>) {
+    pub(super) fn persist_done(&mut self, sid: SessionKey, done: Option<&Inflight>) {
         if let (Some(f), Some(client)) = (done, self.durable(sid)) {
             self.persist(Record::Done {
                 client,
@@ -472,7 +482,7 @@ impl Broker {
     pub(super) fn on_subscribe(
         &mut self,
         key: usize,
-        sid: usize,
+        sid: SessionKey,
         pkid: u16,
         filters: Vec<(String, SubscriptionOptions)>,
     ) -> Result<(), Reason> {
@@ -505,7 +515,7 @@ impl Broker {
                     self.session(sid)?;
                     let subscribed =
                         self.router
-                            .subscribe(session_dest(sid), filter, *qos, *filtered); // [MQTT-3.8.4-3]
+                            .subscribe(Destination::Session(sid), filter, *qos, *filtered); // [MQTT-3.8.4-3]
                     let (_, stored) = subscribed;
                     scans.push((stored.clone(), *qos, *filtered));
                     self.session(sid)?.subscribe(stored, *qos);
@@ -554,7 +564,7 @@ impl Broker {
     pub(super) fn on_unsubscribe(
         &mut self,
         key: usize,
-        sid: usize,
+        sid: SessionKey,
         pkid: u16,
         filters: Vec<String>,
     ) -> Result<(), Reason> {
@@ -569,7 +579,7 @@ impl Broker {
                     let filter = filter.to_string();
                     self.persist(Record::Unsub { client, filter });
                 }
-                self.router.unsubscribe(session_dest(sid), filter); // [MQTT-3.10.4-1]
+                self.router.unsubscribe(Destination::Session(sid), filter); // [MQTT-3.10.4-1]
             }
         }
         // Even if nothing matched [MQTT-3.10.4-5].

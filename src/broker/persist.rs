@@ -6,7 +6,8 @@
 //! QoS 1/2 messages (queued, in flight, released) and inbound QoS 2 ids.
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
-use super::{session_dest, Broker};
+use super::Broker;
+use crate::keys::{Destination, SessionKey};
 use crate::protocol::QoS;
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::Record;
@@ -144,7 +145,7 @@ impl Broker {
     }
 
     /// The client id of `sid` if its state is durable.
-    pub(super) fn durable(&self, sid: usize) -> Option<String> {
+    pub(super) fn durable(&self, sid: SessionKey) -> Option<String> {
         self.store.as_ref()?;
         let sess = self.sessions.get(sid)?;
         (!sess.clean).then(|| sess.client_id.to_string())
@@ -254,9 +255,12 @@ impl Broker {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         // Filtered or not is decided once all is restored
                         // (`recheck_subscriptions`).
-                        let (_, stored) =
-                            self.router
-                                .subscribe(session_dest(sid), &filter, qos_of(qos), false);
+                        let (_, stored) = self.router.subscribe(
+                            Destination::Session(sid),
+                            &filter,
+                            qos_of(qos),
+                            false,
+                        );
                         sess.subscribe(stored, qos_of(qos));
                     }
                 }
@@ -265,7 +269,7 @@ impl Broker {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         sess.unsubscribe(&filter);
-                        self.router.unsubscribe(session_dest(sid), &filter);
+                        self.router.unsubscribe(Destination::Session(sid), &filter);
                     }
                 }
             }

@@ -75,7 +75,7 @@ impl Broker {
     /// (mosquitto's `persistent_client_expiration`).
     pub(super) fn expire_sessions(&mut self, expiry: Duration) {
         let now = self.now_ms;
-        let expired: Vec<usize> = self
+        let expired: Vec<SessionKey> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.conn().is_none())
