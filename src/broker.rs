@@ -21,12 +21,12 @@ use timers::{expiry_step, millis};
 
 use crate::auth::{Acl, PasswordFile, Verdict};
 use crate::config::{Config, ListenerSettings, QueueFull};
-use crate::conn::Conn;
+use crate::conn::{Conn, Conns};
 use crate::host::{
     Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
     HostMessage, HostSub,
 };
-use crate::keys::{Destination, HostKey, SessionKey};
+use crate::keys::{ConnKey, Destination, HostKey, SessionKey};
 use crate::protocol::{
     self, Ack, AckKind, DecodeError, LastWill, Limits, Packet, Properties, ProtocolLevel, Publish,
     PublishFlags, QoS, ReasonCode, Role, SubscriptionOptions, Violation,
@@ -152,7 +152,7 @@ fn invalid(msg: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
 }
 
-fn mark_dirty(conn: &mut Conn, key: usize, dirty: &mut Vec<usize>) {
+fn mark_dirty(conn: &mut Conn, key: ConnKey, dirty: &mut Vec<ConnKey>) {
     if !conn.dirty {
         conn.dirty = true;
         dirty.push(key);
@@ -164,7 +164,7 @@ pub struct Broker {
     poll: Poll,
     events: Events,
     listeners: Vec<Listener>,
-    conns: Slab<Conn>,
+    conns: Conns,
     sessions: Sessions,
     router: Router,
     retained: Retained,
@@ -179,9 +179,9 @@ pub struct Broker {
     sys_last: HashMap<&'static str, String>,
     clients_maximum: usize,
     /// Connections with output to write at the end of this iteration.
-    dirty: Vec<usize>,
+    dirty: Vec<ConnKey>,
     /// Connections whose read budget ran out: read again next iteration.
-    pending_reads: Vec<usize>,
+    pending_reads: Vec<ConnKey>,
     /// Sessions whose scan of the retained store for a new subscription
     /// ran out of budget: pumped again next iteration.
     pending_scans: Vec<SessionKey>,
@@ -202,7 +202,7 @@ pub struct Broker {
     /// [`Due::AcceptResume`]).
     accept_paused: bool,
     /// The connection whose PUBLISH is being routed, for flow control.
-    publisher: Option<usize>,
+    publisher: Option<ConnKey>,
     /// Subscriptions of the host program ([`Destination::Host`]).
     host_subs: Slab<HostSub>,
     on_event: Option<EventCallback>,
@@ -251,7 +251,7 @@ impl Broker {
             poll,
             events: Events::with_capacity(1024),
             listeners,
-            conns: Slab::new(),
+            conns: Conns::default(),
             sessions: Sessions::default(),
             router: Router::new(),
             retained: Retained::default(),
@@ -599,7 +599,10 @@ impl Broker {
                 }
             }
             Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),
-            Token(key) => {
+            Token(index) => {
+                let Some(key) = ConnKey::new(index) else {
+                    return;
+                };
                 if let Some(conn) = self.conns.get_mut(key) {
                     conn.peer_closed |= closed;
                     if writable {

@@ -6,10 +6,11 @@
 //! loop writes once per iteration. Both buffers, and the box that holds
 //! them, are released when empty, so an idle connection holds none.
 
-use crate::keys::SessionKey;
+use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{LastWill, ProtocolLevel, Publish};
 use crate::transport::{ReadOutcome, Stream};
 use bytes::BytesMut;
+use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
@@ -231,5 +232,43 @@ impl Conn {
         {
             self.io = None;
         }
+    }
+}
+
+/// Every open connection, by [`ConnKey`].
+#[derive(Debug, Default)]
+pub struct Conns {
+    slab: Slab<Conn>,
+}
+
+impl Conns {
+    pub fn get(&self, key: ConnKey) -> Option<&Conn> {
+        self.slab.get(key.index())
+    }
+
+    pub fn get_mut(&mut self, key: ConnKey) -> Option<&mut Conn> {
+        self.slab.get_mut(key.index())
+    }
+
+    pub fn try_remove(&mut self, key: ConnKey) -> Option<Conn> {
+        self.slab.try_remove(key.index())
+    }
+
+    /// The key the next [`Conns::insert`] will use (to register the socket
+    /// under it first).
+    pub fn next_key(&self) -> ConnKey {
+        ConnKey::saturating(self.slab.vacant_key())
+    }
+
+    pub fn insert(&mut self, conn: Conn) -> ConnKey {
+        ConnKey::saturating(self.slab.insert(conn))
+    }
+
+    pub fn len(&self) -> usize {
+        self.slab.len()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = ConnKey> + '_ {
+        self.slab.iter().map(|(k, _)| ConnKey::saturating(k))
     }
 }

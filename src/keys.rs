@@ -46,6 +46,11 @@ key!(
     SessionKey
 );
 key!(
+    /// A client connection in the loop's connection table (also its poll
+    /// token).
+    ConnKey
+);
+key!(
     /// A subscription made by the embedding program
     /// ([`crate::Broker::subscribe`]).
     HostKey

@@ -7,7 +7,7 @@
 //! connection at a time.
 
 use crate::keyed_list::{Keyed, KeyedList};
-use crate::keys::SessionKey;
+use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{AckKind, QoS};
 use crate::retained::Scans;
 use bytes::Bytes;
@@ -108,7 +108,7 @@ pub struct Flow {
     pub queued_bytes: usize,
     /// Connections (key, serial) whose PUBLISHes wait for this queue to
     /// drain (flow control, [`crate::config::QueueFull::Block`]).
-    pub waiters: Vec<(usize, u32)>,
+    pub waiters: Vec<(ConnKey, u32)>,
     /// Inbound QoS 2 identifiers delivered but not yet released (method B:
     /// only the id is kept) [MQTT-4.3.3-2]. An `Option` so that
     /// [`NO_FLOW`] can be a constant.
@@ -161,7 +161,7 @@ pub struct Session {
     /// waited behind it (see [`Session::grow_window`]).
     ack_while_full: bool,
     /// The connection (slab key) this session is attached to, if online.
-    conn: Option<u32>,
+    conn: Option<ConnKey>,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
     /// Since when (milliseconds on the broker's clock) a persistent session
@@ -198,14 +198,14 @@ impl Session {
     }
 
     /// The connection this session is attached to, if online.
-    pub fn conn(&self) -> Option<usize> {
-        self.conn.map(|k| k as usize)
+    pub fn conn(&self) -> Option<ConnKey> {
+        self.conn
     }
 
     /// Attaches the session to connection `key` (slab keys are bounded by
     /// the connection limit, far below `u32::MAX`), or detaches it.
-    pub fn set_conn(&mut self, key: Option<usize>) {
-        self.conn = key.and_then(|k| u32::try_from(k).ok());
+    pub fn set_conn(&mut self, key: Option<ConnKey>) {
+        self.conn = key;
     }
 
     /// The in-flight window, queue and waiters (empty while idle).
@@ -525,7 +525,7 @@ impl Session {
     }
 
     /// Takes the connections waiting for this queue to drain.
-    pub fn take_waiters(&mut self) -> Vec<(usize, u32)> {
+    pub fn take_waiters(&mut self) -> Vec<(ConnKey, u32)> {
         match self.flow.as_mut() {
             Some(flow) => std::mem::take(&mut flow.waiters),
             None => Vec::new(),

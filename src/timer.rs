@@ -15,6 +15,7 @@
 //! it started): 8 bytes instead of an `Instant`'s 16, and a heap entry of
 //! 16 bytes instead of 32. Every idle client pays for these.
 
+use crate::keys::ConnKey;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -33,7 +34,7 @@ pub fn instant(epoch: Instant, ms: u64) -> Instant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Due {
     /// A connection's keep-alive or connect timeout: (slab key, serial).
-    Conn(usize, u32),
+    Conn(ConnKey, u32),
     /// The next `$SYS` publication.
     Sys,
     /// The next check of offline sessions for expiry.
@@ -50,7 +51,7 @@ const BROKER_KEYS: u32 = u32::MAX - 3;
 impl Due {
     fn pack(self) -> Option<(u32, u32)> {
         match self {
-            Due::Conn(key, serial) => u32::try_from(key)
+            Due::Conn(key, serial) => u32::try_from(key.index())
                 .ok()
                 .filter(|&k| k < BROKER_KEYS)
                 .map(|k| (k, serial)),
@@ -62,7 +63,7 @@ impl Due {
 
     fn unpack((key, serial): (u32, u32)) -> Due {
         match key.checked_sub(BROKER_KEYS) {
-            None => Due::Conn(key as usize, serial),
+            None => Due::Conn(ConnKey::saturating(key as usize), serial),
             Some(0) => Due::Sys,
             Some(1) => Due::SessionExpiry,
             Some(_) => Due::AcceptResume,
@@ -141,15 +142,19 @@ impl Timers {
 mod tests {
     use super::*;
 
+    fn c(index: usize) -> ConnKey {
+        ConnKey::saturating(index)
+    }
+
     #[test]
     fn earliest_first_and_only_when_due() {
         let mut t = Timers::default();
-        t.schedule(5000, Due::Conn(1, 10));
-        t.schedule(1000, Due::Conn(2, 20));
+        t.schedule(5000, Due::Conn(c(1), 10));
+        t.schedule(1000, Due::Conn(c(2), 20));
         t.schedule(3000, Due::Sys);
         assert_eq!(t.next_due(), Some(1000));
         assert_eq!(t.pop_due(999), None);
-        assert_eq!(t.pop_due(4000), Some((1000, Due::Conn(2, 20))));
+        assert_eq!(t.pop_due(4000), Some((1000, Due::Conn(c(2), 20))));
         assert_eq!(t.pop_due(4000), Some((3000, Due::Sys)));
         assert_eq!(t.pop_due(4000), None);
         assert_eq!(t.len(), 1);
@@ -158,18 +163,18 @@ mod tests {
     #[test]
     fn every_kind_of_due_round_trips_and_keys_never_collide() {
         for due in [
-            Due::Conn(0, 0),
-            Due::Conn(BROKER_KEYS as usize - 1, u32::MAX),
+            Due::Conn(c(0), 0),
+            Due::Conn(c(BROKER_KEYS as usize - 1), u32::MAX),
             Due::Sys,
             Due::SessionExpiry,
             Due::AcceptResume,
         ] {
             assert_eq!(due.pack().map(Due::unpack), Some(due));
         }
-        assert_eq!(Due::Conn(BROKER_KEYS as usize, 0).pack(), None);
-        assert_eq!(Due::Conn(usize::MAX, 0).pack(), None);
+        assert_eq!(Due::Conn(c(BROKER_KEYS as usize), 0).pack(), None);
+        assert_eq!(Due::Conn(c(usize::MAX), 0).pack(), None);
         let mut t = Timers::default();
-        t.schedule(1, Due::Conn(usize::MAX, 0));
+        t.schedule(1, Due::Conn(c(usize::MAX), 0));
         assert_eq!(t.len(), 0, "an unpackable key is not filed");
     }
 
@@ -177,7 +182,7 @@ mod tests {
     fn stale_entries_are_purged_in_bulk() {
         let mut t = Timers::default();
         for key in 0..3000 {
-            t.schedule(1000 + key as u64, Due::Conn(key, 1));
+            t.schedule(1000 + key as u64, Due::Conn(c(key), 1));
         }
         for _ in 0..1024 {
             t.forget();
@@ -187,9 +192,9 @@ mod tests {
             t.forget();
         }
         assert!(t.needs_purge());
-        t.purge(|_, due| matches!(due, Due::Conn(key, _) if key % 3 == 0));
+        t.purge(|_, due| matches!(due, Due::Conn(key, _) if key.index() % 3 == 0));
         assert_eq!((t.len(), t.needs_purge()), (1000, false));
-        assert_eq!(t.pop_due(u64::MAX), Some((1000, Due::Conn(0, 1))));
+        assert_eq!(t.pop_due(u64::MAX), Some((1000, Due::Conn(c(0), 1))));
     }
 
     #[test]

@@ -109,7 +109,7 @@ impl Broker {
     }
 
     /// The settings of the listener that accepted connection `key`.
-    pub(super) fn listener_settings(&self, key: usize) -> Option<&ListenerSettings> {
+    pub(super) fn listener_settings(&self, key: ConnKey) -> Option<&ListenerSettings> {
         let conn = self.conns.get(key)?;
         let listener = self.listeners.get(usize::from(conn.listener))?;
         Some(&listener.settings)
@@ -136,7 +136,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn conn_verdict(&mut self, key: usize, access: Access, t: &str) -> Verdict {
+    pub(super) fn conn_verdict(&mut self, key: ConnKey, access: Access, t: &str) -> Verdict {
         if self.authorizer.is_none() && self.acl.is_none() {
             return Verdict::Granted;
         }

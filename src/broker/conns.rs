@@ -49,9 +49,8 @@ impl Broker {
             warn!("{addr}: refused: max_connections ({max}) reached");
             return;
         }
-        let entry = self.conns.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = stream.register(self.poll.registry(), Token(key)) {
+        let key = self.conns.next_key();
+        if let Err(e) = stream.register(self.poll.registry(), Token(key.index())) {
             warn!("{addr}: cannot register socket: {e}");
             return;
         }
@@ -62,14 +61,14 @@ impl Broker {
             conn.timer_at = Some(at);
             self.timers.schedule(at, Due::Conn(key, conn.serial));
         }
-        entry.insert(conn);
+        self.conns.insert(conn);
         debug!("{addr}: connection accepted");
     }
 
     /// Reads from a connection into the broker's one shared read buffer,
     /// which the connection keeps only while a packet is incomplete: an
     /// idle connection holds no input buffer at all.
-    pub(super) fn read_conn(&mut self, key: usize) {
+    pub(super) fn read_conn(&mut self, key: ConnKey) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.borrow_input(&mut self.scratch);
         }
@@ -81,7 +80,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn read_conn_into_buffer(&mut self, key: usize) {
+    pub(super) fn read_conn_into_buffer(&mut self, key: ConnKey) {
         let mut budget = READ_BUDGET;
         // Packets left in the buffer by flow control go first.
         if !self.process_input(key) {
@@ -140,7 +139,7 @@ impl Broker {
 
     /// Handles every complete packet in the read buffer. False if the
     /// connection was closed.
-    pub(super) fn process_input(&mut self, key: usize) -> bool {
+    pub(super) fn process_input(&mut self, key: ConnKey) -> bool {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
@@ -221,7 +220,7 @@ impl Broker {
         self.commit_store();
     }
 
-    pub(super) fn close(&mut self, key: usize, reason: Reason) {
+    pub(super) fn close(&mut self, key: ConnKey, reason: Reason) {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
@@ -303,7 +302,7 @@ impl Broker {
     /// Shutdown: publish the Wills of connected clients (the server closes
     /// their connections without DISCONNECT), let the output go, close all.
     pub(super) fn close_all(&mut self) {
-        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        let keys: Vec<ConnKey> = self.conns.keys().collect();
         for &key in &keys {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;

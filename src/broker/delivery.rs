@@ -234,7 +234,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn unblock(&mut self, key: usize, serial: u32) {
+    pub(super) fn unblock(&mut self, key: ConnKey, serial: u32) {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return;
@@ -359,7 +359,7 @@ impl Broker {
     fn send_while_scanning(
         &mut self,
         sid: SessionKey,
-        key: usize,
+        key: ConnKey,
         records: &mut Vec<Record>,
     ) -> bool {
         let mut budget = SCAN_BUDGET;
@@ -386,7 +386,7 @@ impl Broker {
     /// `pump`'s writing: owed messages, then queued ones, while there is
     /// room and nothing owed is still to be found. True if publishers
     /// waiting for the queue may go on.
-    fn send_some(&mut self, sid: SessionKey, key: usize, records: &mut Vec<Record>) -> bool {
+    fn send_some(&mut self, sid: SessionKey, key: ConnKey, records: &mut Vec<Record>) -> bool {
         let (Some(sess), Some(conn)) = (self.sessions.get_mut(sid), self.conns.get_mut(key)) else {
             return false;
         };

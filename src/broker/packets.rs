@@ -5,7 +5,7 @@
 use super::*;
 
 impl Broker {
-    pub(super) fn handle(&mut self, key: usize, packet: Packet) -> Result<(), Reason> {
+    pub(super) fn handle(&mut self, key: ConnKey, packet: Packet) -> Result<(), Reason> {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
         };
@@ -130,7 +130,7 @@ impl Broker {
     /// Appends a reply to a connection's output, at its protocol level.
     pub(super) fn reply(
         &mut self,
-        key: usize,
+        key: ConnKey,
         write: impl FnOnce(&mut bytes::BytesMut, ProtocolLevel),
     ) {
         if let Some(conn) = self.conns.get_mut(key) {
@@ -140,7 +140,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn on_connect(&mut self, key: usize, c: protocol::Connect) -> Result<(), Reason> {
+    pub(super) fn on_connect(&mut self, key: ConnKey, c: protocol::Connect) -> Result<(), Reason> {
         let level = match c.level {
             Some(level @ (ProtocolLevel::V31 | ProtocolLevel::V311)) => level,
             // [MQTT-3.1.2-2]; MQTT 5 is not served yet.
@@ -327,7 +327,7 @@ impl Broker {
     /// is served, a version 5 client is refused as mosquitto does.
     pub(super) fn refuse(
         &mut self,
-        key: usize,
+        key: ConnKey,
         code: ReasonCode,
         client_id: &str,
     ) -> Result<(), Reason> {
@@ -381,7 +381,7 @@ impl Broker {
 
     pub(super) fn on_publish(
         &mut self,
-        key: usize,
+        key: ConnKey,
         sid: SessionKey,
         p: Publish,
     ) -> Result<(), Reason> {
@@ -481,7 +481,7 @@ impl Broker {
 
     pub(super) fn on_subscribe(
         &mut self,
-        key: usize,
+        key: ConnKey,
         sid: SessionKey,
         pkid: u16,
         filters: Vec<(String, SubscriptionOptions)>,
@@ -563,7 +563,7 @@ impl Broker {
 
     pub(super) fn on_unsubscribe(
         &mut self,
-        key: usize,
+        key: ConnKey,
         sid: SessionKey,
         pkid: u16,
         filters: Vec<String>,

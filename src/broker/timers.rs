@@ -47,7 +47,7 @@ impl Broker {
 
     /// A connection's entry came due: close it if its keep-alive or
     /// connect timeout has passed, or file its real (later) deadline.
-    pub(super) fn conn_timer(&mut self, at: u64, key: usize, serial: u32) {
+    pub(super) fn conn_timer(&mut self, at: u64, key: ConnKey, serial: u32) {
         let conn = self.conns.get_mut(key);
         let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at == Some(at)) else {
             self.timers.stale_popped(); // superseded or another connection
