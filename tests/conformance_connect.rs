@@ -420,3 +420,30 @@ fn mqtt_3_1_clients_are_accepted_without_session_present() {
     c.expect(&[0x20, 0x02, 0x00, 0x00]);
     c.ping();
 }
+
+/// MQTT 3.1 set DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE (their
+/// fixed header carried DUP and QoS 1); 3.1.1 fixed those flags at 0010
+/// [MQTT-3.6.1-1]. A 3.1 client's resend is answered, as mosquitto does; a
+/// 3.1.1 client's is still a protocol violation (conformance_framing).
+#[test]
+fn mqtt_3_1_resends_with_dup_set_are_answered() {
+    let b = TestBroker::start();
+    let mut c = open_and_send(
+        b.addr,
+        &connect_raw(b"MQIsdp", 3, 0x02, 60, &field(b"v31dup")),
+    );
+    c.expect(&[0x20, 0x02, 0x00, 0x00]);
+    c.send(&publish_packet("t", b"x", 2, 7, false, false));
+    c.expect(&[0x50, 0x02, 0x00, 0x07]);
+    c.send(&[0x6A, 0x02, 0x00, 0x07]); // PUBREL, DUP set
+    c.expect(&[0x70, 0x02, 0x00, 0x07]);
+    let mut sub = subscribe_packet(8, &[("t", 1)]);
+    sub[0] |= 0x08; // SUBSCRIBE, DUP set
+    c.send(&sub);
+    c.expect(&[0x90, 0x03, 0x00, 0x08, 0x01]);
+    let mut unsub = unsubscribe_packet(9, &["t"]);
+    unsub[0] |= 0x08; // UNSUBSCRIBE, DUP set
+    c.send(&unsub);
+    c.expect(&[0xB0, 0x02, 0x00, 0x09]);
+    c.ping();
+}

@@ -125,6 +125,9 @@ fn check_header(byte: u8, level: Option<ProtocolLevel>, role: Role) -> Result<()
     }
     let flags = byte & 0x0f;
     let ok = match t {
+        // MQTT 3.1 set DUP on a resent PUBREL, SUBSCRIBE or UNSUBSCRIBE;
+        // 3.1.1 fixed their flags at 0010 [MQTT-3.6.1-1], [MQTT-3.8.1-1].
+        6 | 8 | 10 if level == Some(ProtocolLevel::V31) => flags & !0b1000 == 0b0010,
         6 | 8 | 10 => flags == 0b0010,
         _ => flags == 0,
     };
