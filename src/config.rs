@@ -223,6 +223,28 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
         .map_err(|_| format!("{key}: '{value}' is not a valid value"))
 }
 
+/// An address to listen on: an IP address, or a host name such as
+/// `localhost`, resolved once at start. A name listens on its first IPv4
+/// address, or its first address if it has none (mosquitto listens on every
+/// address of the name).
+fn parse_host(key: &str, value: &str) -> Result<std::net::IpAddr, String> {
+    use std::net::ToSocketAddrs;
+    let value = value.trim();
+    if let Ok(ip) = value.parse() {
+        return Ok(ip);
+    }
+    let addrs: Vec<SocketAddr> = (value, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("{key}: cannot resolve '{value}': {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(SocketAddr::ip)
+        .ok_or_else(|| format!("{key}: '{value}' has no address"))
+}
+
 /// Longest duration an option takes: deadlines are `Instant + duration`,
 /// which must not overflow whatever a config file says.
 const MAX_SECS: u64 = 100 * 365 * 86_400;
@@ -327,14 +349,14 @@ impl Config {
                 self.first_listener().set_port(port);
             }
             "bind_address" => {
-                let ip: std::net::IpAddr = parse(key, v)?;
+                let ip = parse_host(key, v)?;
                 self.first_listener().set_ip(ip);
             }
             "listener" => {
                 let mut parts = v.split_whitespace();
                 let port: u16 = parse(key, parts.next().unwrap_or(""))?;
                 let ip: std::net::IpAddr = match parts.next() {
-                    Some(a) => parse(key, a)?,
+                    Some(a) => parse_host(key, a)?,
                     None => std::net::IpAddr::from([0, 0, 0, 0]),
                 };
                 if !self.listener_set {

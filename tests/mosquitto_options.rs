@@ -172,3 +172,20 @@ fn upgrade_outgoing_qos_delivers_at_the_subscription_qos() {
     let live = sub.read_publish();
     assert_eq!((live.qos, &live.payload[..]), (1, &b"live"[..]));
 }
+
+/// `listener PORT localhost` and `bind_address localhost`, as mosquitto
+/// configs often say, listen on the name's address (127.0.0.1) instead of
+/// being refused as invalid.
+#[test]
+fn listener_and_bind_address_take_a_host_name() {
+    for text in [
+        "listener 0 localhost\nallow_anonymous true\n",
+        "port 0\nbind_address localhost\nallow_anonymous true\n",
+    ] {
+        let conf = common::process::temp_file("host-name.conf", text);
+        let p = Process::start(&["-c", conf.to_str().unwrap()]);
+        assert!(p.addr.ip().is_loopback(), "{text:?}: {}", p.addr);
+        let (mut c, _) = Raw::mqtt(p.addr, "named", true);
+        c.ping();
+    }
+}
