@@ -189,3 +189,20 @@ fn listener_and_bind_address_take_a_host_name() {
         c.ping();
     }
 }
+
+/// A refused CONNECT is logged with its reason, not only its code: a
+/// keep-alive of 0 ("none") or over `max_keepalive` gets CONNACK 2, as
+/// mosquitto's documentation says for MQTT 3.x clients, and the log says
+/// which limit it broke.
+#[test]
+fn a_refused_connect_is_logged_with_its_reason() {
+    let mut p = Process::with_config("max-keepalive.conf", "max_keepalive 60\n");
+    let mut c = Raw::connect(p.addr);
+    c.send(&connect_packet("no-keepalive", true, 0));
+    c.expect(&[0x20, 0x02, 0x00, 0x02]);
+    let line = p.wait_for("refused with CONNACK code 2");
+    assert!(
+        line.contains("no-keepalive") && line.contains("max_keepalive 60s"),
+        "{line}"
+    );
+}

@@ -144,9 +144,13 @@ impl Broker {
         let level = match c.level {
             Some(level @ (ProtocolLevel::V31 | ProtocolLevel::V311)) => level,
             // [MQTT-3.1.2-2]; MQTT 5 is not served yet.
-            _ => {
+            other => {
                 let unsupported = ReasonCode::UnsupportedProtocolVersion;
-                return self.refuse(key, unsupported, &c.client_id);
+                let why = match other {
+                    Some(ProtocolLevel::V5) => "MQTT 5 is not served yet",
+                    _ => "unknown protocol level",
+                };
+                return self.refuse(key, unsupported, &c.client_id, why);
             }
         };
         if let Some(will) = &c.will {
@@ -159,13 +163,23 @@ impl Broker {
             })?;
             if self.oversize(will.payload.len()) {
                 // As mosquitto (07-will-oversize-payload).
-                return self.refuse(key, ReasonCode::NotAuthorized, &c.client_id);
+                let why = "Will payload over message_size_limit";
+                return self.refuse(key, ReasonCode::NotAuthorized, &c.client_id, why);
             }
         }
         let max_ka = self.config.max_keepalive;
         if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
             // MQTT 3.x cannot tell the client a keep-alive; mosquitto refuses.
-            return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &c.client_id);
+            let why = format!(
+                "keep-alive {}s (0: none) not within max_keepalive {max_ka}s",
+                c.keep_alive
+            );
+            return self.refuse(
+                key,
+                ReasonCode::ClientIdentifierNotValid,
+                &c.client_id,
+                &why,
+            );
         }
         let mut client_id = c.client_id;
         if client_id.is_empty() {
@@ -175,17 +189,29 @@ impl Broker {
                 || !self.config.security.allow_zero_length_client_id
             {
                 let invalid = ReasonCode::ClientIdentifierNotValid;
-                return self.refuse(key, invalid, ""); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
+                let why = if level == ProtocolLevel::V31 {
+                    "empty client id from an MQTT 3.1 client"
+                } else if !c.clean_session {
+                    "empty client id with CleanSession 0"
+                } else {
+                    "empty client id (allow_zero_length_clientid false)"
+                };
+                return self.refuse(key, invalid, "", why); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
             }
             client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
         }
         if let Some(prefix) = &self.config.client_id_prefix {
             if !client_id.starts_with(prefix.as_str()) {
-                return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &client_id);
+                let why = "client id not allowed by clientid_prefixes";
+                return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &client_id, why);
             }
         }
         if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
-            return self.refuse(key, code, &client_id);
+            let why = match code {
+                ReasonCode::BadUserNameOrPassword => "bad user name or password",
+                _ => "anonymous clients not allowed",
+            };
+            return self.refuse(key, code, &client_id, why);
         }
         if let Some(check) = self.authenticator.as_mut() {
             let Some(conn) = self.conns.get(key) else {
@@ -200,10 +226,12 @@ impl Broker {
             match decision {
                 AuthDecision::Accept => {}
                 AuthDecision::BadCredentials => {
-                    return self.refuse(key, ReasonCode::BadUserNameOrPassword, &client_id)
+                    let why = "bad credentials (the host's authenticator)";
+                    return self.refuse(key, ReasonCode::BadUserNameOrPassword, &client_id, why);
                 }
                 AuthDecision::NotAuthorized => {
-                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id)
+                    let why = "not authorized (the host's authenticator)";
+                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id, why);
                 }
             }
         }
@@ -213,7 +241,10 @@ impl Broker {
         {
             match c.username.as_deref() {
                 Some(user) if !user.is_empty() => client_id = user.to_string(),
-                _ => return self.refuse(key, ReasonCode::NotAuthorized, &client_id),
+                _ => {
+                    let why = "use_username_as_clientid needs a user name";
+                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id, why);
+                }
             }
         }
         // Only now that the CONNECT passed every check: take over
@@ -330,10 +361,16 @@ impl Broker {
         key: ConnKey,
         code: ReasonCode,
         client_id: &str,
+        why: &str,
     ) -> Result<(), Reason> {
         if let Some(conn) = self.conns.get(key) {
+            let id = if client_id.is_empty() {
+                "no client id"
+            } else {
+                client_id
+            };
             info!(
-                "{} ({client_id}): refused with CONNACK code {}",
+                "{} ({id}): refused with CONNACK code {}: {why}",
                 conn.addr,
                 code.v3_connack_code()
             );
