@@ -49,16 +49,22 @@ pub struct TestBroker {
     stats: Option<mpsc::Sender<mpsc::Sender<Stats>>>,
 }
 
+/// A broker on an ephemeral loopback port, with `adjust` applied to its
+/// default configuration.
+fn loopback_broker(adjust: impl FnOnce(&mut Config)) -> Broker {
+    let mut config = Config::default();
+    config.listen_on(["127.0.0.1:0".parse().unwrap()]);
+    adjust(&mut config);
+    Broker::new(config).expect("broker starts")
+}
+
 impl TestBroker {
     pub fn start() -> TestBroker {
         TestBroker::start_with(|_| {})
     }
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
-        let mut config = Config::default();
-        config.listen_on(["127.0.0.1:0".parse().unwrap()]);
-        adjust(&mut config);
-        let mut broker = Broker::new(config).expect("broker starts");
+        let mut broker = loopback_broker(adjust);
         let addr = broker.local_addr().expect("bound address");
         let handle = broker.shutdown_handle();
         let thread = std::thread::spawn(move || broker.run().expect("broker loop"));
@@ -74,10 +80,7 @@ impl TestBroker {
     /// `poll_once` itself (as a host program does) and answers
     /// [`TestBroker::stats`] between iterations.
     pub fn start_polled(adjust: impl FnOnce(&mut Config)) -> TestBroker {
-        let mut config = Config::default();
-        config.listen_on(["127.0.0.1:0".parse().unwrap()]);
-        adjust(&mut config);
-        let mut broker = Broker::new(config).expect("broker starts");
+        let mut broker = loopback_broker(adjust);
         let addr = broker.local_addr().expect("bound address");
         let handle = broker.shutdown_handle();
         let (tx, requests) = mpsc::channel::<mpsc::Sender<Stats>>();
