@@ -152,15 +152,8 @@ work="$(mktemp -d "${TMPDIR:-/tmp}/bench-vs-mosquitto.XXXXXX")"
 trap 'stop_all_brokers; rm -rf "$work"' EXIT
 trap 'exit 130' INT TERM
 
-echo "== building midge and midge-bench (release)" >&2
-cargo build --release --bins >&2
+build_and_add_brokers "${specs[@]}" || exit 2
 bench="$target/release/midge-bench"
-
-broker_names=()
-broker_templates=()
-for spec in "${specs[@]}"; do
-    add_broker "$spec" || exit 2
-done
 
 # Open files: the connection scenarios need one descriptor per client in the
 # generator and in the broker.

@@ -71,15 +71,8 @@ trap 'exit 130' INT TERM
 # A broker under valgrind takes seconds to start.
 start_tries=600
 
-echo "== building midge and midge-bench (release)" >&2
-cargo build --release --bins >&2
+build_and_add_brokers "${specs[@]}" || exit 2
 bench="$target/release/midge-bench"
-
-broker_names=()
-broker_templates=()
-for spec in "${specs[@]}"; do
-    add_broker "$spec" || exit 2
-done
 
 # measure INDEX COUNT: runs broker INDEX under callgrind while COUNT
 # messages are published; prints "instructions delivered" and leaves the

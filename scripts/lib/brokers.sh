@@ -77,6 +77,19 @@ add_broker() {
     broker_templates+=("$tmpl")
 }
 
+# build_and_add_brokers SPEC...: builds midge and midge-bench in release
+# mode, then fills broker_names and broker_templates from the SPECs.
+build_and_add_brokers() {
+    echo "== building midge and midge-bench (release)" >&2
+    cargo build --release --bins >&2 || return 1
+    broker_names=()
+    broker_templates=()
+    local spec
+    for spec in "$@"; do
+        add_broker "$spec" || return 2
+    done
+}
+
 # A one-line description of a broker (its version when it is a built-in).
 broker_version() {
     case "$1" in
