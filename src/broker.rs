@@ -9,14 +9,18 @@
 
 // The loop's larger concerns, each an `impl Broker` of its own:
 mod access; // credentials, ACL and authorizer checks, re-checks on reload
+mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and dropped
 mod conns; // accepting, reading, writing and closing connections
 mod delivery; // routing; to connections, queues and the in-flight window; flow control
+mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
+mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
 mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
 
 use access::load_auth;
+use delivery::{write_publish, Copy};
 use timers::{expiry_step, millis};
 
 use crate::auth::{Acl, PasswordFile, Verdict};
@@ -28,11 +32,12 @@ use crate::host::{
 };
 use crate::keys::{ConnKey, Destination, HostKey, SessionKey};
 use crate::protocol::{
-    self, Ack, AckKind, DecodeError, LastWill, Limits, Packet, Properties, ProtocolLevel, Publish,
-    PublishFlags, QoS, ReasonCode, Role, SubscriptionOptions, Violation,
+    self, Ack, AckKind, DecodeError, LastWill, Limits, Outbound, Packet, Properties,
+    PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
+    Violation,
 };
 use crate::retained::Retained;
-use crate::router::{Router, Sub};
+use crate::router::{Grant, Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::store::{Record, Store};
 use crate::timer::{self, Due, Timers};
@@ -80,6 +85,9 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// QoS 0 messages dropped because a client's output buffer was full.
     pub dropped_qos0: u64,
+    /// Messages not sent to an MQTT 5 client because they were larger than
+    /// its Maximum Packet Size.
+    pub dropped_too_large: u64,
     /// Messages dropped because a session's queue was full.
     pub dropped_queue_full: u64,
     /// Times a publisher was paused because a subscriber's queue was full.
@@ -188,7 +196,7 @@ pub struct Broker {
     /// Reused scratch space, so routing does not allocate per message.
     routes: Vec<Sub>,
     /// Reused scratch space for retained messages found by a scan.
-    found: Vec<(Arc<Message>, QoS)>,
+    found: Vec<(Arc<Message>, QoS, u32)>,
     ready: Vec<(Token, bool, bool, bool)>,
     /// The read buffer lent to whichever connection is being read.
     scratch: bytes::BytesMut,
@@ -203,6 +211,8 @@ pub struct Broker {
     accept_paused: bool,
     /// The connection whose PUBLISH is being routed, for flow control.
     publisher: Option<ConnKey>,
+    /// Wills waiting for their Will Delay Interval, by session.
+    delayed_wills: HashMap<SessionKey, expiry::DelayedWill>,
     /// Subscriptions of the host program ([`Destination::Host`]).
     host_subs: Slab<HostSub>,
     on_event: Option<EventCallback>,
@@ -278,6 +288,7 @@ impl Broker {
             accept_paused: false,
             publisher: None,
             host_subs: Slab::new(),
+            delayed_wills: HashMap::new(),
             on_event: None,
             authenticator: None,
             authorizer: None,
@@ -449,10 +460,10 @@ impl Broker {
         if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
             return Err(invalid("invalid topic name"));
         }
-        let msg = Arc::new(Message {
-            topic: topic.into(),
-            payload: bytes::Bytes::copy_from_slice(payload),
-        });
+        let msg = Arc::new(Message::new(
+            topic.into(),
+            bytes::Bytes::copy_from_slice(payload),
+        ));
         if retain {
             self.set_retained(&msg, qos);
         }

@@ -1,6 +1,6 @@
 //! Broker settings with the defaults a small embedded machine wants.
 
-use crate::protocol::MAX_REMAINING_LENGTH;
+use crate::protocol::{QoS, MAX_REMAINING_LENGTH};
 use crate::session::Overflow;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -153,6 +153,19 @@ pub struct Config {
     /// Most levels in a topic name (PUBLISH, Will) or a SUBSCRIBE filter;
     /// a deeper one is a protocol violation that closes the connection.
     pub max_topic_levels: usize,
+    /// The highest QoS accepted from and granted to clients (mosquitto
+    /// `max_qos`): MQTT 5 clients are told in CONNACK; a 3.x client's
+    /// subscription is granted at most this, and its PUBLISH above it
+    /// closes the connection, as in mosquitto.
+    pub max_qos: QoS,
+    /// Whether retained messages are kept (mosquitto `retain_available`).
+    /// When false, MQTT 5 clients are told, and a PUBLISH with RETAIN
+    /// closes the connection (MQTT 5: DISCONNECT 0x9A).
+    pub retain_available: bool,
+    /// Topic Aliases an MQTT 5 client may set toward midge, and the most
+    /// midge sets toward a client (mosquitto `max_topic_alias`, 10; 0:
+    /// none).
+    pub max_topic_alias: u16,
     /// How often `$SYS/broker/...` statistics are published (zero: never).
     pub sys_interval: Duration,
     /// Keep sessions and retained messages across restarts
@@ -203,6 +216,9 @@ impl Default for Config {
             max_queued_bytes: 0,
             max_keepalive: 0,
             max_topic_levels: 200,
+            max_qos: QoS::ExactlyOnce,
+            retain_available: true,
+            max_topic_alias: 10,
             sys_interval: Duration::from_secs(10),
             persistence: false,
             persistence_location: None,
@@ -413,6 +429,16 @@ impl Config {
                 }
                 self.max_topic_levels = n;
             }
+            "max_qos" => {
+                self.max_qos = match v {
+                    "0" => QoS::AtMostOnce,
+                    "1" => QoS::AtLeastOnce,
+                    "2" => QoS::ExactlyOnce,
+                    _ => return Err(format!("{key}: 0, 1 or 2, not '{v}'")),
+                }
+            }
+            "retain_available" => self.retain_available = parse_bool(key, v)?,
+            "max_topic_alias" => self.max_topic_alias = parse(key, v)?,
             "allow_anonymous" => self.security.allow_anonymous = Some(parse_bool(key, v)?),
             "password_file" => self.security.password_file = Some(v.into()),
             "acl_file" => self.security.acl_file = Some(v.into()),

@@ -7,14 +7,14 @@
 //! them, are released when empty, so an idle connection holds none.
 
 use crate::keys::{ConnKey, SessionKey};
-use crate::protocol::{LastWill, ProtocolLevel, Publish};
+use crate::protocol::{LastWill, ProtocolLevel, Publish, QoS};
 use crate::transport::{ReadOutcome, Stream};
 use bytes::BytesMut;
 use slab::Slab;
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -44,8 +44,9 @@ pub struct Conn {
     /// connection was accepted), in ms on the broker's clock.
     pub last_rx: u64,
     /// The deadline (ms) this connection's timer entry is filed for; an
-    /// entry for any other time is stale.
-    pub timer_at: Option<u64>,
+    /// entry for any other time is stale. Deadlines are never 0 (see
+    /// [`Conn::deadline`]), so `NonZeroU64` keeps it at 8 bytes.
+    timer_at: Option<NonZeroU64>,
     /// Already listed for a flush this iteration.
     pub dirty: bool,
     /// Reading stopped because the client does not read its replies.
@@ -61,6 +62,54 @@ pub struct Conn {
     pub peer_closed: bool,
     /// Boxed: only a paused publisher has any.
     parked: Option<Box<Parked>>,
+    /// What an MQTT 5 client agreed on at CONNECT (`None` for 3.x).
+    pub v5: Option<Box<V5>>,
+}
+
+/// An MQTT 5 connection's terms and topic aliases. Boxed in [`Conn`]: 3.x
+/// connections pay 8 bytes for it.
+#[derive(Debug, Default)]
+pub struct V5 {
+    /// The client's Receive Maximum: QoS 1/2 messages it takes
+    /// unacknowledged at once [MQTT-3.3.4-9].
+    pub receive_maximum: u16,
+    /// The client's Maximum Packet Size (`u32::MAX`: none): larger
+    /// packets are not sent to it [MQTT-3.1.2-24].
+    pub maximum_packet_size: u32,
+    /// Request Problem Information: reason strings and user properties
+    /// may go on every packet, not only PUBLISH, CONNACK and DISCONNECT
+    /// [MQTT-3.1.2-29].
+    pub problem_information: bool,
+    /// CONNECT's Session Expiry Interval was 0: DISCONNECT cannot raise it
+    /// [MQTT-3.14.2-2].
+    pub expiry_was_zero: bool,
+    /// The topics of the client's Topic Aliases, by alias - 1, up to
+    /// midge's Topic Alias Maximum [MQTT-3.3.2-10].
+    pub aliases_in: Vec<Option<Box<str>>>,
+    /// midge's own aliases toward the client, by topic: at most
+    /// `aliases_out_max` (the client's Topic Alias Maximum, capped by
+    /// `max_topic_alias`), given to the first topics sent and kept for
+    /// the connection.
+    pub aliases_out: std::collections::HashMap<Box<str>, u16>,
+    pub aliases_out_max: u16,
+}
+
+impl V5 {
+    /// The Topic Alias to send `topic` with, and whether the topic itself
+    /// may be left out (the client knows the alias already).
+    pub fn alias_for(&mut self, topic: &str) -> (Option<u16>, bool) {
+        if let Some(&alias) = self.aliases_out.get(topic) {
+            return (Some(alias), true);
+        }
+        let next = self.aliases_out.len() + 1;
+        match u16::try_from(next) {
+            Ok(alias) if alias <= self.aliases_out_max => {
+                self.aliases_out.insert(topic.into(), alias);
+                (Some(alias), false)
+            }
+            _ => (None, false),
+        }
+    }
 }
 
 /// A connection's input and output buffers. Boxed: most connections are
@@ -98,6 +147,7 @@ impl Conn {
             blocked: false,
             peer_closed: false,
             parked: None,
+            v5: None,
         }
     }
 
@@ -120,6 +170,17 @@ impl Conn {
     /// held back by flow control).
     pub fn input(&self) -> &[u8] {
         self.io.as_ref().map_or(&[], |io| &io.rbuf[..])
+    }
+
+    /// The deadline this connection's timer entry is filed for.
+    pub fn timer_at(&self) -> Option<u64> {
+        self.timer_at.map(NonZeroU64::get)
+    }
+
+    /// Notes the deadline of the connection's timer entry (`None`: no
+    /// entry, or a deadline of 0, which [`Conn::deadline`] never gives).
+    pub fn set_timer_at(&mut self, at: Option<u64>) {
+        self.timer_at = at.and_then(NonZeroU64::new);
     }
 
     /// Lends the broker's shared read buffer to this connection if it has
@@ -161,6 +222,12 @@ impl Conn {
     /// Topic and payload bytes of the parked PUBLISHes.
     pub fn parked_bytes(&self) -> usize {
         self.parked.as_ref().map_or(0, |p| p.bytes)
+    }
+
+    /// Parked PUBLISHes that wait for an acknowledgement (QoS 1 and 2).
+    pub fn parked_unacked(&self) -> usize {
+        let parked = self.parked.as_ref().map(|p| p.queue.iter());
+        parked.map_or(0, |q| q.filter(|p| p.qos != QoS::AtMostOnce).count())
     }
 
     /// Keeps a PUBLISH until the queue it feeds drains.

@@ -116,6 +116,8 @@ pub struct Scan {
     pub qos: QoS,
     /// Each topic must be checked against the ACL (a partly denied filter).
     pub filtered: bool,
+    /// The subscription's identifier (MQTT 5; 0: none).
+    pub sub_id: u32,
     /// The next slot of the store to look at.
     pub next: usize,
 }
@@ -149,12 +151,13 @@ impl Scans {
 
     /// Starts the scan of a new subscription, or restarts the one of the
     /// same filter still under way [MQTT-3.8.4-3].
-    pub fn start(&mut self, filter: Arc<str>, qos: QoS, filtered: bool) {
+    pub fn start(&mut self, filter: Arc<str>, qos: QoS, filtered: bool, sub_id: u32) {
         let index = self.index.get_or_insert_with(HashMap::new);
         let at = index.get(&addr(&filter)).copied();
         let existing = at.and_then(|at| usize::try_from(at.checked_sub(self.popped)?).ok());
         if let Some(scan) = existing.and_then(|i| self.list.get_mut(i)) {
             (scan.qos, scan.filtered, scan.next) = (qos, filtered, 0);
+            scan.sub_id = sub_id;
             return;
         }
         index.insert(addr(&filter), self.popped + self.list.len() as u64);
@@ -162,6 +165,7 @@ impl Scans {
             filter,
             qos,
             filtered,
+            sub_id,
             next: 0,
         });
     }
@@ -211,10 +215,7 @@ mod tests {
     use bytes::Bytes;
 
     fn msg(topic: &str, payload: &'static [u8]) -> Arc<Message> {
-        Arc::new(Message {
-            topic: topic.into(),
-            payload: Bytes::from_static(payload),
-        })
+        Arc::new(Message::new(topic.into(), Bytes::from_static(payload)))
     }
 
     #[test]

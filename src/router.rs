@@ -24,16 +24,58 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use wild::WildTable;
 
-/// One destination's interest in a filter. 8 bytes: the destination is
+/// What a subscription was granted: its maximum QoS and, from MQTT 5
+/// clients, its options and identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub qos: QoS,
+    /// Not delivered to the session that published it [MQTT-3.8.3-3].
+    pub no_local: bool,
+    /// RETAIN as published instead of cleared [MQTT-3.3.1-12],
+    /// [MQTT-3.3.1-13].
+    pub retain_as_published: bool,
+    /// The Subscription Identifier, 0 for none: sent with
+    /// every message the subscription delivers [MQTT-3.3.4-3].
+    pub id: u32,
+}
+
+impl Grant {
+    /// A 3.x subscription: only a maximum QoS.
+    pub fn qos(qos: QoS) -> Grant {
+        Grant {
+            qos,
+            no_local: false,
+            retain_as_published: false,
+            id: 0,
+        }
+    }
+}
+
+impl From<QoS> for Grant {
+    fn from(qos: QoS) -> Grant {
+        Grant::qos(qos)
+    }
+}
+
+/// [`Sub::id`] of a destination that several subscriptions with different
+/// identifiers matched: the session looks them up (rare; identifiers are
+/// at most 268,435,455).
+pub const SEVERAL_IDS: u32 = u32::MAX;
+
+/// One destination's interest in a filter. 12 bytes: the destination is
 /// packed into 32 bits ([`Destination::pack`]), and there is one of these
 /// per subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sub {
     target: u32,
+    /// Subscription Identifier (0: none; [`SEVERAL_IDS`] after a merge).
+    pub id: u32,
     pub qos: QoS,
     /// The ACL denies some of this filter's topics: each message is
     /// checked before delivery (see [`crate::auth::Verdict::Partial`]).
     pub filtered: bool,
+    pub no_local: bool,
+    pub retain_as_published: bool,
 }
 
 impl Keyed for Sub {
@@ -47,6 +89,21 @@ impl Sub {
     /// Who subscribed.
     pub fn destination(&self) -> Destination {
         Destination::unpack(self.target)
+    }
+
+    /// Folds another matching subscription of the same destination into
+    /// this one: the message goes once [MQTT-3.3.5-1], at the highest QoS,
+    /// unless every match is No Local, with every identifier.
+    fn merge(&mut self, other: &Sub) {
+        self.qos = self.qos.max(other.qos);
+        // One matching subscription without denied topics is enough to
+        // deliver unchecked.
+        self.filtered &= other.filtered;
+        self.no_local &= other.no_local;
+        self.retain_as_published |= other.retain_as_published;
+        if self.id != other.id && other.id != 0 {
+            self.id = if self.id == 0 { other.id } else { SEVERAL_IDS };
+        }
     }
 }
 
@@ -173,10 +230,7 @@ fn collect(subs: &[Sub], seen: &mut Seen, out: &mut Vec<Sub>) {
         let mark = seen.mark(s.target);
         if mark.0 == epoch {
             if let Some(prev) = out.get_mut(mark.1 as usize) {
-                prev.qos = prev.qos.max(s.qos);
-                // One matching subscription without denied topics is
-                // enough to deliver unchecked.
-                prev.filtered &= s.filtered;
+                prev.merge(s);
             }
         } else {
             *mark = (epoch, out.len() as u32);
@@ -206,16 +260,20 @@ impl Router {
         &mut self,
         to: Destination,
         filter: &str,
-        qos: QoS,
+        grant: impl Into<Grant>,
         filtered: bool,
     ) -> (bool, Arc<str>) {
+        let grant = grant.into();
         let Some(target) = to.pack() else {
             return (false, filter.into()); // unreachable: see `Sub`
         };
         let sub = Sub {
             target,
-            qos,
+            id: grant.id,
+            qos: grant.qos,
             filtered,
+            no_local: grant.no_local,
+            retain_as_published: grant.retain_as_published,
         };
         let (added, stored) = if topic::has_wildcard(filter) {
             let Some(entry) = self.wild.entry(filter) else {
@@ -552,5 +610,29 @@ mod tests {
             "1,000 levels: {short:?}, 30,000: {long:?}"
         );
         assert_eq!(routed(&mut r, "a/a/a"), vec![(2, QoS::AtMostOnce)]);
+    }
+
+    #[test]
+    fn overlapping_matches_merge_options_and_identifiers() {
+        let mut r = Router::new();
+        let grant = |qos, no_local, id| Grant {
+            qos,
+            no_local,
+            retain_as_published: false,
+            id,
+        };
+        r.subscribe(sess(1), "a/+", grant(QoS::AtMostOnce, true, 7), false);
+        r.subscribe(sess(1), "a/b", grant(QoS::AtLeastOnce, false, 0), false);
+        r.subscribe(sess(2), "a/#", grant(QoS::AtMostOnce, true, 3), false);
+        r.subscribe(sess(2), "+/b", grant(QoS::AtMostOnce, true, 4), false);
+        let mut out = Vec::new();
+        r.route("a/b", &mut out);
+        out.sort_by_key(|s| s.target);
+        assert_eq!(out.len(), 2);
+        assert_eq!(
+            (out[0].qos, out[0].no_local, out[0].id),
+            (QoS::AtLeastOnce, false, 7)
+        );
+        assert_eq!((out[1].no_local, out[1].id), (true, SEVERAL_IDS));
     }
 }

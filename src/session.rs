@@ -8,8 +8,10 @@
 
 use crate::keyed_list::{Keyed, KeyedList};
 use crate::keys::{ConnKey, SessionKey};
-use crate::protocol::{AckKind, QoS};
+use crate::protocol::{AckKind, Properties, QoS};
 use crate::retained::Scans;
+use crate::router::{Grant, SEVERAL_IDS};
+use crate::topic;
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
@@ -36,6 +38,43 @@ fn clamp_window(n: usize, cap: usize) -> u16 {
 pub struct Message {
     pub topic: Box<str>,
     pub payload: Bytes,
+    /// MQTT 5 properties, forwarded to MQTT 5 subscribers as received
+    /// (less the Topic Alias): none from 3.x publishers.
+    pub properties: Properties,
+    /// When it expires, in ms on the broker's clock (its Message Expiry
+    /// Interval after it arrived); 0: never.
+    pub expires_at: u64,
+    /// The RETAIN flag it was published with, for Retain As Published.
+    pub retain: bool,
+}
+
+impl Message {
+    /// A message without properties or expiry.
+    pub fn new(topic: Box<str>, payload: Bytes) -> Message {
+        Message {
+            topic,
+            payload,
+            properties: Properties::NONE,
+            expires_at: 0,
+            retain: false,
+        }
+    }
+
+    /// True once its Message Expiry Interval has passed: it is no longer
+    /// delivered [MQTT-3.3.2-5].
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.expires_at != 0 && now_ms >= self.expires_at
+    }
+
+    /// The Message Expiry Interval left, in whole seconds rounded up, for
+    /// a copy sent now [MQTT-3.3.2-6]; `None` if it never expires.
+    pub fn expiry_left(&self, now_ms: u64) -> Option<u32> {
+        if self.expires_at == 0 {
+            return None;
+        }
+        let left = self.expires_at.saturating_sub(now_ms).div_ceil(1000);
+        Some(u32::try_from(left).unwrap_or(u32::MAX))
+    }
 }
 
 /// A message waiting for its turn in a session's queue.
@@ -49,9 +88,12 @@ pub struct Delivery {
     /// Position in a persistent session's stream, naming the message in
     /// the store (0 when not stored).
     pub seq: u64,
+    /// The Subscription Identifier to send it with (0: none,
+    /// [`SEVERAL_IDS`]: those of every matching subscription).
+    pub sub_id: u32,
 }
 
-impl Keyed for (Arc<str>, QoS) {
+impl Keyed for (Arc<str>, Grant) {
     type Key = Arc<str>;
     fn key(&self) -> &Arc<str> {
         &self.0
@@ -99,7 +141,7 @@ pub struct Flow {
     /// sent (before `queue`, which holds what was published since) as the
     /// client's output drains, so none is dropped and none is copied.
     /// Refilled from `scans` a bounded batch at a time.
-    pub owed: VecDeque<(Arc<Message>, QoS)>,
+    pub owed: VecDeque<(Arc<Message>, QoS, u32)>,
     /// The retained store's scans for new subscriptions, oldest first.
     pub scans: Scans,
     /// Messages not yet sent, oldest first.
@@ -148,7 +190,13 @@ pub struct Session {
     pub client_id: Box<str>,
     /// The user name of the last accepted CONNECT (for ACL re-checks).
     pub username: Option<Box<str>>,
+    /// The session ends with its connection (CleanSession 1, or an MQTT 5
+    /// Session Expiry Interval of 0).
     pub clean: bool,
+    /// Session Expiry Interval in seconds once offline (MQTT 5);
+    /// `u32::MAX` never expires ([`crate::config::Config::session_expiry`]
+    /// still applies, as for 3.x persistent sessions).
+    pub expiry: u32,
     /// Whether a drop has been logged since the queue last drained, so a
     /// burst of drops is logged once.
     pub drop_logged: bool,
@@ -161,7 +209,8 @@ pub struct Session {
     /// waited behind it (see [`Session::grow_window`]).
     ack_while_full: bool,
     /// The connection (slab key) this session is attached to, if online.
-    conn: Option<ConnKey>,
+    /// Stored as key + 1, so that "offline" costs no extra bytes.
+    conn: Option<std::num::NonZeroU32>,
     /// Messages dropped because the queue was full.
     pub dropped: u64,
     /// Since when (milliseconds on the broker's clock) a persistent session
@@ -171,7 +220,7 @@ pub struct Session {
     /// hold (far less memory per idle client than a map), indexed once
     /// long, so that subscribing costs the same at any count. The filter
     /// strings are shared with the router.
-    subscriptions: KeyedList<(Arc<str>, QoS)>,
+    subscriptions: KeyedList<(Arc<str>, Grant)>,
     /// Last sequence number given to a stored message.
     pub next_seq: u64,
     /// `None` while idle: see [`Flow`].
@@ -184,6 +233,7 @@ impl Session {
             client_id,
             username: None,
             clean,
+            expiry: if clean { 0 } else { u32::MAX },
             drop_logged: false,
             next_pkid: 0,
             window: 1,
@@ -199,13 +249,16 @@ impl Session {
 
     /// The connection this session is attached to, if online.
     pub fn conn(&self) -> Option<ConnKey> {
-        self.conn
+        self.conn.map(|k| ConnKey::saturating(k.get() as usize - 1))
     }
 
     /// Attaches the session to connection `key` (slab keys are bounded by
     /// the connection limit, far below `u32::MAX`), or detaches it.
     pub fn set_conn(&mut self, key: Option<ConnKey>) {
-        self.conn = key;
+        self.conn = key.and_then(|k| {
+            let k = u32::try_from(k.index()).ok()?.checked_add(1)?;
+            std::num::NonZeroU32::new(k)
+        });
     }
 
     /// The in-flight window, queue and waiters (empty while idle).
@@ -238,6 +291,12 @@ impl Session {
         ids.insert(pkid)
     }
 
+    /// True if an inbound QoS 2 id awaits its PUBREL.
+    pub fn qos2_has(&self, pkid: u16) -> bool {
+        let ids = self.flow().incoming_qos2.as_ref();
+        ids.is_some_and(|ids| ids.contains(&pkid))
+    }
+
     /// Forgets an inbound QoS 2 id (PUBREL); false if it was unknown.
     pub fn qos2_remove(&mut self, pkid: u16) -> bool {
         let flow = self.flow.as_mut();
@@ -254,16 +313,39 @@ impl Session {
         self.flow().incoming_qos2.iter().flatten().copied()
     }
 
-    /// The subscriptions: filter and granted QoS.
-    pub fn subscriptions(&self) -> &[(Arc<str>, QoS)] {
+    /// The subscriptions: filter and what was granted.
+    pub fn subscriptions(&self) -> &[(Arc<str>, Grant)] {
         self.subscriptions.as_slice()
     }
 
     /// Adds or replaces a subscription.
-    pub fn subscribe(&mut self, filter: Arc<str>, qos: QoS) {
+    pub fn subscribe(&mut self, filter: Arc<str>, grant: Grant) {
         match self.subscriptions.get_mut(&*filter) {
-            Some(entry) => entry.1 = qos,
-            None => self.subscriptions.push((filter, qos)),
+            Some(entry) => entry.1 = grant,
+            None => self.subscriptions.push((filter, grant)),
+        }
+    }
+
+    /// Calls `f` with the Subscription Identifiers to send a message on
+    /// `topic` with, for a delivery's `sub_id` (see [`Delivery::sub_id`]):
+    /// no allocation but when several subscriptions matched.
+    pub fn with_subscription_ids<R>(
+        &self,
+        sub_id: u32,
+        topic: &str,
+        f: impl FnOnce(&[u32]) -> R,
+    ) -> R {
+        match sub_id {
+            0 => f(&[]),
+            SEVERAL_IDS => {
+                let matching = self.subscriptions.as_slice().iter();
+                let ids = matching.filter(|(flt, g)| g.id != 0 && topic::matches(flt, topic));
+                let mut ids: Vec<u32> = ids.map(|(_, g)| g.id).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                f(&ids)
+            }
+            id => f(&[id]),
         }
     }
 
@@ -410,6 +492,13 @@ impl Session {
         )
     }
 
+    /// PUBREC with an error code (MQTT 5): the client refused the QoS 2
+    /// message, which is done with; no PUBREL follows.
+    pub fn pubrec_refused(&mut self, pkid: u16) -> Option<Inflight> {
+        let i = self.find(pkid, QoS::ExactlyOnce, Stage::Sent)?;
+        self.complete(i)
+    }
+
     /// PUBCOMP from the client: the completed QoS 2 delivery, if any.
     pub fn pubcomp(&mut self, pkid: u16) -> Option<Inflight> {
         let i = self.find(pkid, QoS::ExactlyOnce, Stage::Released)?;
@@ -427,8 +516,8 @@ impl Session {
 
     /// Starts owing the retained messages of a new subscription (see
     /// [`Scans::start`]).
-    pub fn start_scan(&mut self, filter: Arc<str>, qos: QoS, filtered: bool) {
-        self.flow_mut().scans.start(filter, qos, filtered);
+    pub fn start_scan(&mut self, filter: Arc<str>, qos: QoS, filtered: bool, sub_id: u32) {
+        self.flow_mut().scans.start(filter, qos, filtered, sub_id);
     }
 
     /// The QoS of the message to send next: an owed retained message
@@ -437,7 +526,7 @@ impl Session {
     pub fn next_qos(&self) -> Option<QoS> {
         let flow = self.flow();
         match flow.owed.front() {
-            Some(&(_, qos)) => Some(qos),
+            Some(&(_, qos, _)) => Some(qos),
             // More owed messages are still to be found: they go first.
             None if !flow.scans.is_empty() => None,
             None => flow.queue.front().map(|d| d.qos),
@@ -453,7 +542,7 @@ impl Session {
     }
 
     /// Takes the next owed retained message.
-    pub fn pop_owed(&mut self) -> Option<(Arc<Message>, QoS)> {
+    pub fn pop_owed(&mut self) -> Option<(Arc<Message>, QoS, u32)> {
         self.flow.as_mut()?.owed.pop_front()
     }
 
@@ -505,7 +594,7 @@ impl Session {
         flow.inflight_bytes -= freed;
         let mut freed = 0;
         flow.scans.iter_mut().for_each(|s| s.filtered = true);
-        flow.owed.retain(|(msg, _)| {
+        flow.owed.retain(|(msg, _, _)| {
             let kept = keep(msg);
             if !kept {
                 dropped.push(0);

@@ -4,13 +4,11 @@ use super::*;
 
 fn delivery(qos: QoS) -> Delivery {
     Delivery {
-        msg: Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::new(),
-        }),
+        msg: Arc::new(Message::new("t".into(), Bytes::new())),
         qos,
         retain: false,
         seq: 0,
+        sub_id: 0,
     }
 }
 
@@ -72,12 +70,12 @@ fn pubrec_moves_to_the_back_in_arrival_order() {
 fn a_filter_subscribed_again_restarts_its_scan() {
     let mut s = Session::new("c".into(), true);
     let (a, b): (Arc<str>, Arc<str>) = ("a/#".into(), "b/#".into());
-    s.start_scan(a.clone(), QoS::AtMostOnce, false);
-    s.start_scan(b, QoS::AtLeastOnce, false);
+    s.start_scan(a.clone(), QoS::AtMostOnce, false, 0);
+    s.start_scan(b, QoS::AtLeastOnce, false, 0);
     if let Some(first) = s.flow_mut().scans.front_mut() {
         first.next = 5;
     }
-    s.start_scan(a.clone(), QoS::ExactlyOnce, false);
+    s.start_scan(a.clone(), QoS::ExactlyOnce, false, 0);
     let scans: Vec<(&str, QoS, usize)> = s
         .flow()
         .scans
@@ -89,7 +87,7 @@ fn a_filter_subscribed_again_restarts_its_scan() {
         vec![("a/#", QoS::ExactlyOnce, 0), ("b/#", QoS::AtLeastOnce, 0)],
         "restarted in place"
     );
-    s.subscribe(a.clone(), QoS::ExactlyOnce);
+    s.subscribe(a.clone(), QoS::ExactlyOnce.into());
     assert!(s.unsubscribe(&a));
     assert_eq!(
         s.flow().scans.front().map(|x| x.next),
@@ -117,13 +115,11 @@ fn inflight_bytes_follow_every_way_out_of_the_window() {
     let mut s = Session::new("c".into(), false);
     s.start_window(100);
     let sized = |seq: u64, len: usize| Delivery {
-        msg: Arc::new(Message {
-            topic: "t".into(),
-            payload: Bytes::from(vec![0; len]),
-        }),
+        msg: Arc::new(Message::new("t".into(), Bytes::from(vec![0; len]))),
         qos: QoS::AtLeastOnce,
         retain: false,
         seq,
+        sub_id: 0,
     };
     for (pkid, len) in [(1, 10), (2, 20), (3, 40)] {
         s.send(pkid, sized(u64::from(pkid), len));
@@ -139,9 +135,9 @@ fn inflight_bytes_follow_every_way_out_of_the_window() {
 #[test]
 fn owed_retained_messages_are_checked_like_queued_ones() {
     let mut s = Session::new("c".into(), false);
-    let owed = (delivery(QoS::AtMostOnce).msg, QoS::AtMostOnce);
+    let owed = (delivery(QoS::AtMostOnce).msg, QoS::AtMostOnce, 0);
     s.flow_mut().owed.push_back(owed);
-    s.start_scan("#".into(), QoS::AtMostOnce, false);
+    s.start_scan("#".into(), QoS::AtMostOnce, false, 0);
     assert_eq!(s.retain_deliveries(|_| false), vec![0]);
     assert!(s.flow().owed.is_empty());
     let filtered = s.flow().scans.front().map(|x| x.filtered);
@@ -170,14 +166,14 @@ fn subscribing_costs_the_same_at_any_count() {
     let time_at = |n: usize| {
         let mut s = Session::new("c".into(), false);
         for i in 0..n {
-            s.subscribe(format!("f/{i}").into(), QoS::AtMostOnce);
+            s.subscribe(format!("f/{i}").into(), QoS::AtMostOnce.into());
         }
         let extra: Vec<Arc<str>> = (0..500).map(|i| format!("x/{i}").into()).collect();
         (0..5)
             .map(|_| {
                 let t = std::time::Instant::now();
                 for f in &extra {
-                    s.subscribe(f.clone(), QoS::AtLeastOnce);
+                    s.subscribe(f.clone(), QoS::AtLeastOnce.into());
                 }
                 for f in &extra {
                     assert!(s.unsubscribe(f));

@@ -15,7 +15,7 @@
 //! it started): 8 bytes instead of an `Instant`'s 16, and a heap entry of
 //! 16 bytes instead of 32. Every idle client pays for these.
 
-use crate::keys::ConnKey;
+use crate::keys::{ConnKey, SessionKey};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -41,12 +41,15 @@ pub enum Due {
     SessionExpiry,
     /// Accepting again after running out of descriptors.
     AcceptResume,
+    /// An offline session's delayed Will or Session Expiry Interval
+    /// (MQTT 5) may be due.
+    Session(SessionKey),
 }
 
 /// Entries are packed as (key, serial) pairs of `u32`, so each is 16
 /// bytes: connection keys are bounded by the number of open sockets, and
 /// the broker-wide entries use the keys above `BROKER_KEYS`.
-const BROKER_KEYS: u32 = u32::MAX - 3;
+const BROKER_KEYS: u32 = u32::MAX - 4;
 
 impl Due {
     fn pack(self) -> Option<(u32, u32)> {
@@ -58,6 +61,10 @@ impl Due {
             Due::Sys => Some((BROKER_KEYS, 0)),
             Due::SessionExpiry => Some((BROKER_KEYS + 1, 0)),
             Due::AcceptResume => Some((BROKER_KEYS + 2, 0)),
+            // The session key goes where a connection's serial would.
+            Due::Session(sid) => u32::try_from(sid.index())
+                .ok()
+                .map(|s| (BROKER_KEYS + 3, s)),
         }
     }
 
@@ -66,7 +73,8 @@ impl Due {
             None => Due::Conn(ConnKey::saturating(key as usize), serial),
             Some(0) => Due::Sys,
             Some(1) => Due::SessionExpiry,
-            Some(_) => Due::AcceptResume,
+            Some(2) => Due::AcceptResume,
+            Some(_) => Due::Session(SessionKey::saturating(serial as usize)),
         }
     }
 }
@@ -168,6 +176,8 @@ mod tests {
             Due::Sys,
             Due::SessionExpiry,
             Due::AcceptResume,
+            Due::Session(SessionKey::saturating(0)),
+            Due::Session(SessionKey::saturating(u32::MAX as usize)),
         ] {
             assert_eq!(due.pack().map(Due::unpack), Some(due));
         }

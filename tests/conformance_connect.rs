@@ -62,7 +62,7 @@ fn unsupported_protocol_level_gets_connack_1_then_close() {
     p.send(&[0xE0, 0x00]);
     p.expect_closed();
     let id = field(b"p");
-    for level in [0u8, 3, 5, 0xFF] {
+    for level in [0u8, 3, 6, 0xFF] {
         assert_refused_with(b.addr, &connect_raw(b"MQTT", level, 0x00, 60, &id), 0x01);
     }
     // MQIsdp with a level other than 3 is refused the same way.
@@ -72,11 +72,11 @@ fn unsupported_protocol_level_gets_connack_1_then_close() {
     assert!(present, "session of p survives refused CONNECTs");
 }
 
-// [MQTT-3.1.2-2]: MQTT 5 is not served yet. A real version 5 CONNECT
-// (with properties, a Will and its Will Properties) gets the 3.x-form
-// CONNACK 0x01 that every client can read, as from mosquitto.
+// A real version 5 CONNECT (with properties, a Will and its Will
+// Properties) on the same listener as 3.x clients is accepted with an
+// MQTT 5 CONNACK: reason code 0 and a property block.
 #[test]
-fn mqtt5_connect_with_properties_gets_connack_1() {
+fn mqtt5_connect_with_properties_is_accepted_beside_3x() {
     let b = TestBroker::start();
     let mut body = field(b"MQTT");
     body.extend_from_slice(&[5, 0x06, 0, 60]); // Clean Start, Will (QoS 0)
@@ -85,7 +85,12 @@ fn mqtt5_connect_with_properties_gets_connack_1() {
     body.extend_from_slice(&[2, 0x01, 1]); // Will: Payload Format UTF-8
     body.extend_from_slice(&field(b"will/t"));
     body.extend_from_slice(&field(b"bye"));
-    assert_refused_with(b.addr, &packet(0x10, &body), 0x01);
+    let mut c = Raw::connect(b.addr);
+    c.send(&packet(0x10, &body));
+    let (first, body) = c.read_reply("CONNACK").expect("CONNACK, got EOF");
+    assert_eq!(first, 0x20, "CONNACK");
+    assert_eq!(&body[..2], &[0x00, 0x00], "no session, Success");
+    assert!(body.len() > 2, "an MQTT 5 CONNACK has a property block");
     assert_accepted(b.addr, &connect_packet("a", true, 60));
 }
 

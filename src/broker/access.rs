@@ -80,8 +80,8 @@ impl Broker {
             return;
         };
         let (id, user) = (sess.client_id.clone(), sess.username.clone());
-        let subs: Vec<(Arc<str>, QoS)> = sess.subscriptions().to_vec();
-        for (filter, qos) in subs {
+        let subs: Vec<(Arc<str>, Grant)> = sess.subscriptions().to_vec();
+        for (filter, grant) in subs {
             let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, &filter) {
                 Verdict::Granted => false,
                 Verdict::Partial => true,
@@ -92,7 +92,7 @@ impl Broker {
                 }
             };
             self.router
-                .subscribe(Destination::Session(sid), &filter, qos, filtered);
+                .subscribe(Destination::Session(sid), &filter, grant, filtered);
         }
     }
 

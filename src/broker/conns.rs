@@ -58,7 +58,7 @@ impl Broker {
         self.next_serial = self.next_serial.wrapping_add(1);
         let mut conn = Conn::new(stream, addr, listener_index, self.next_serial, self.now_ms);
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
-            conn.timer_at = Some(at);
+            conn.set_timer_at(Some(at));
             self.timers.schedule(at, Due::Conn(key, conn.serial));
         }
         self.conns.insert(conn);
@@ -153,14 +153,19 @@ impl Broker {
             let level = conn.level;
             let limits = Limits {
                 max_remaining_length: self.config.max_remaining_length(),
-                // MQTT 5 clients are refused with CONNACK 0x01 for now.
-                mqtt5: false,
+                mqtt5: true,
             };
             match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
                 Ok(None) => return true,
                 Ok(Some(Packet::Publish(p))) if conn.blocked => {
                     conn.last_rx = self.now_ms;
                     conn.park(p);
+                    if let Some(sid) = conn.session() {
+                        if let Err(reason) = self.check_receive_maximum(key, sid) {
+                            self.close(key, reason);
+                            return false;
+                        }
+                    }
                 }
                 Ok(Some(packet)) => {
                     conn.last_rx = self.now_ms;
@@ -228,12 +233,12 @@ impl Broker {
         if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
             l.clients = l.clients.saturating_sub(1);
         }
-        if conn.timer_at.is_some() {
+        if conn.timer_at().is_some() {
             self.forget_timer();
         }
         // The client's id and user name live in its session, which a clean
         // session's close removes below.
-        let (client_id, username) = self.identity(&conn);
+        let (client_id, _) = self.identity(&conn);
         let who = match &client_id {
             Some(id) => format!("{} ({id})", conn.addr),
             None => conn.addr.to_string(),
@@ -248,6 +253,7 @@ impl Broker {
         }
         // Last chance for what is queued (a refusing CONNACK, say).
         if !matches!(reason, Reason::Io(_)) {
+            self.send_disconnect(&mut conn, &reason);
             self.commit_store();
             let before = conn.out_len();
             let _ = conn.flush();
@@ -270,13 +276,11 @@ impl Broker {
         self.wake_waiters(sid);
         self.tidy_session(Some(sid));
         // [MQTT-3.1.2-8]: published when the connection ends without
-        // DISCONNECT, then gone [MQTT-3.1.2-10].
+        // DISCONNECT, then gone [MQTT-3.1.2-10]; MQTT 5 may delay it.
         if let Some(will) = conn.will.take().map(|w| *w) {
-            let user = username.as_deref();
-            if self.allowed(&client_id, user, Access::Publish, &will.topic) {
-                self.publish_will(will);
-            }
+            self.will_at_close(sid, will);
         }
+        self.schedule_session_end(sid);
         if self.on_event.is_some() {
             let text = reason.to_string();
             self.emit(Event::Disconnected {

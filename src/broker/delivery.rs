@@ -26,29 +26,47 @@ impl Broker {
 
     /// Puts a message into every matching session [MQTT-4.5.0-1], at
     /// min(published, granted) QoS [MQTT-3.8.4-6], RETAIN cleared
-    /// [MQTT-3.3.1-9].
-    pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) {
+    /// [MQTT-3.3.1-9] unless the subscription asked for it as published
+    /// [MQTT-3.3.1-12]; not back to its publisher's session through a No
+    /// Local subscription [MQTT-3.8.3-3]. Returns how many subscribers it
+    /// matched.
+    pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) -> usize {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
+        let publisher = self.publisher.and_then(|k| self.conns.get(k));
+        let publisher = publisher.and_then(Conn::session);
         for s in &routes {
             let qos = self.out_qos(qos, s.qos);
             match s.destination() {
                 Destination::Session(sid) => {
+                    if s.no_local && publisher == Some(sid) {
+                        continue;
+                    }
                     if s.filtered && !self.may_receive(sid, &msg.topic) {
                         continue; // a topic the ACL denies this subscriber
                     }
-                    self.deliver(sid, msg, qos);
+                    let retain = s.retain_as_published && msg.retain;
+                    self.deliver(sid, msg, qos, retain, s.id);
                 }
                 Destination::Host(key) => self.deliver_to_host(key, msg, qos, false),
             }
         }
+        let matched = routes.len();
         self.routes = routes;
+        matched
     }
 
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
     /// the limits.
-    pub(super) fn deliver(&mut self, sid: SessionKey, msg: &Arc<Message>, qos: QoS) {
+    pub(super) fn deliver(
+        &mut self,
+        sid: SessionKey,
+        msg: &Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        sub_id: u32,
+    ) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
@@ -66,8 +84,9 @@ impl Broker {
         let delivery = || Delivery {
             msg: msg.clone(),
             qos,
-            retain: false, // [MQTT-3.3.1-9]
+            retain,
             seq,
+            sub_id,
         };
         let online = sess
             .conn()
@@ -83,11 +102,22 @@ impl Broker {
             return;
         };
         let room = conn.out_len() < self.config.max_outgoing_bytes;
+        let now = self.now_ms;
+        let copy = Copy {
+            msg,
+            qos,
+            retain,
+            pkid: 0,
+            dup: false,
+            sub_id,
+        };
         if sess.owes() {
             self.enqueue(sid, delivery()); // behind the owed retained messages
+        } else if !fits(conn, sess, &copy, now) {
+            self.stats.dropped_too_large += 1;
         } else if qos == QoS::AtMostOnce {
             if room {
-                write_publish(conn, msg, qos, false, 0, &mut self.stats);
+                write_publish(conn, sess, copy, now, &mut self.stats);
                 mark_dirty(conn, key, &mut self.dirty);
             } else {
                 self.stats.dropped_qos0 += 1;
@@ -108,7 +138,7 @@ impl Broker {
                 let client = sess.client_id.to_string();
                 self.bodies.record(&mut self.next_body, client, &delivery)
             });
-            let pkid = send_inflight(sess, conn, delivery, &mut self.stats);
+            let pkid = send_inflight(sess, conn, delivery, now, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
             if let Some(record) = record {
                 let client = sess.client_id.to_string();
@@ -294,17 +324,21 @@ impl Broker {
             let step = (*budget).min(SCAN_STEP);
             let from = scan.next;
             let upgrade = self.config.upgrade_outgoing_qos;
+            let now = self.now_ms;
             let mut found = std::mem::take(&mut self.found);
             let done = self
                 .retained
                 .scan(&scan.filter, &mut scan.next, step, |m, stored| {
+                    if m.expired(now) {
+                        return; // [MQTT-3.3.2-5]
+                    }
                     if !scan.filtered || self.may_receive(sid, &m.topic) {
                         let qos = if upgrade {
                             scan.qos
                         } else {
                             stored.min(scan.qos)
                         };
-                        found.push((m.clone(), qos));
+                        found.push((m.clone(), qos, scan.sub_id));
                     }
                 });
             // What was looked at (at least one step, so a run of scans of
@@ -335,7 +369,13 @@ impl Broker {
         let Some(key) = sess.conn() else {
             return;
         };
-        sess.grow_window(self.config.max_inflight);
+        let cap = self.window_cap(key);
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.grow_window(cap);
+        }
+        let Some(sess) = self.sessions.get(sid) else {
+            return;
+        };
         let scanning = !sess.flow().scans.is_empty();
         // Store records of what was sent, in order: the body of an owed
         // message stored now, then every `Sent`.
@@ -391,6 +431,7 @@ impl Broker {
             return false;
         };
         let durable = self.store.is_some() && !sess.clean;
+        let now = self.now_ms;
         let mut wrote = false;
         while conn.out_len() < self.config.max_outgoing_bytes {
             let Some(qos) = sess.next_qos() else {
@@ -400,7 +441,18 @@ impl Broker {
                 break;
             }
             let d = match sess.pop_owed() {
-                Some((msg, qos)) => {
+                Some((msg, qos, sub_id)) => {
+                    let copy = Copy {
+                        msg: &msg,
+                        qos,
+                        retain: true,
+                        pkid: 0,
+                        dup: false,
+                        sub_id,
+                    };
+                    if msg.expired(now) || !fits(conn, sess, &copy, now) {
+                        continue;
+                    }
                     let stored = durable && qos != QoS::AtMostOnce;
                     let seq = if stored {
                         sess.next_seq += 1;
@@ -413,6 +465,7 @@ impl Broker {
                         qos,
                         retain: true,
                         seq,
+                        sub_id,
                     };
                     if stored {
                         let client = sess.client_id.to_string();
@@ -425,11 +478,20 @@ impl Broker {
                     None => break,
                 },
             };
+            // [MQTT-3.3.2-5]: an expired message is not sent; nor one
+            // larger than the client takes [MQTT-3.1.2-25].
+            if d.msg.expired(now) || !fits(conn, sess, &Copy::of(&d, 0), now) {
+                if d.seq > 0 && durable {
+                    let client = sess.client_id.to_string();
+                    records.push(Record::Done { client, seq: d.seq });
+                }
+                continue;
+            }
             if d.qos == QoS::AtMostOnce {
-                write_publish(conn, &d.msg, d.qos, d.retain, 0, &mut self.stats);
+                write_publish(conn, sess, Copy::of(&d, 0), now, &mut self.stats);
             } else {
                 let seq = d.seq;
-                let pkid = send_inflight(sess, conn, d, &mut self.stats);
+                let pkid = send_inflight(sess, conn, d, now, &mut self.stats);
                 if seq > 0 && durable {
                     let client = sess.client_id.to_string();
                     records.push(Record::Sent { client, seq, pkid });
@@ -449,24 +511,107 @@ impl Broker {
     }
 }
 
+/// One copy of a message for one subscriber.
+#[derive(Clone, Copy)]
+pub(super) struct Copy<'a> {
+    pub msg: &'a Message,
+    pub qos: QoS,
+    pub retain: bool,
+    /// 0 for QoS 0.
+    pub pkid: u16,
+    /// A resend [MQTT-3.3.1-1].
+    pub dup: bool,
+    /// See [`Delivery::sub_id`].
+    pub sub_id: u32,
+}
+
+impl<'a> Copy<'a> {
+    /// A first send of a delivery under `pkid`.
+    pub fn of(d: &'a Delivery, pkid: u16) -> Copy<'a> {
+        Copy {
+            msg: &d.msg,
+            qos: d.qos,
+            retain: d.retain,
+            pkid,
+            dup: false,
+            sub_id: d.sub_id,
+        }
+    }
+}
+
+/// True if the copy may go to this connection: always below MQTT 5; for
+/// an MQTT 5 client, unless it is larger than the client's Maximum Packet
+/// Size (then it is skipped for that client alone, as if sent
+/// [MQTT-3.1.2-25]).
+pub(super) fn fits(conn: &Conn, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
+    match conn.v5.as_deref() {
+        Some(v5) if v5.maximum_packet_size != u32::MAX => {
+            let m = copy.msg;
+            let len = sess.with_subscription_ids(copy.sub_id, &m.topic, |ids| {
+                let extra = Outbound {
+                    message_expiry: m.expiry_left(now_ms),
+                    subscription_ids: ids,
+                    topic_alias: None,
+                };
+                let payload = m.payload.len();
+                protocol::publish_out_len(&m.topic, payload, &m.properties, &extra, copy.qos)
+            });
+            len <= v5.maximum_packet_size as usize
+        }
+        _ => true,
+    }
+}
+
 pub(super) fn write_publish(
     conn: &mut Conn,
-    msg: &Message,
-    qos: QoS,
-    retain: bool,
-    pkid: u16,
+    sess: &Session,
+    copy: Copy,
+    now_ms: u64,
     stats: &mut Stats,
 ) {
+    stats.messages_sent += 1;
+    if conn.v5.is_some() {
+        return write_publish_v5(conn, sess, copy, now_ms);
+    }
     let level = conn.level.unwrap_or(ProtocolLevel::V311);
     let flags = PublishFlags {
-        qos,
-        pkid,
-        dup: false,
-        retain,
+        qos: copy.qos,
+        pkid: copy.pkid,
+        dup: copy.dup,
+        retain: copy.retain,
     };
     let none = &Properties::NONE;
+    let msg = copy.msg;
     protocol::encode_publish(conn.wbuf(), level, &msg.topic, &msg.payload, none, flags);
-    stats.messages_sent += 1;
+}
+
+/// The MQTT 5 form: the message's properties, the time left before it
+/// expires, the subscription identifiers, and a Topic Alias if the client
+/// takes them.
+#[inline(never)]
+fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
+    let msg = copy.msg;
+    let (topic_alias, known) = match conn.v5.as_deref_mut() {
+        Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(&msg.topic),
+        _ => (None, false),
+    };
+    let flags = PublishFlags {
+        qos: copy.qos,
+        pkid: copy.pkid,
+        dup: copy.dup,
+        retain: copy.retain,
+    };
+    let topic = if known { "" } else { &msg.topic };
+    let out = conn.wbuf();
+    sess.with_subscription_ids(copy.sub_id, &msg.topic, |ids| {
+        let extra = Outbound {
+            message_expiry: msg.expiry_left(now_ms),
+            subscription_ids: ids,
+            topic_alias,
+        };
+        let props = &msg.properties;
+        protocol::encode_publish_out(out, topic, &msg.payload, props, &extra, flags);
+    });
 }
 
 /// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight
@@ -475,11 +620,11 @@ pub(super) fn send_inflight(
     sess: &mut Session,
     conn: &mut Conn,
     delivery: Delivery,
+    now_ms: u64,
     stats: &mut Stats,
 ) -> u16 {
     let pkid = sess.alloc_pkid();
-    let d = &delivery;
-    write_publish(conn, &d.msg, d.qos, d.retain, pkid, stats);
+    write_publish(conn, sess, Copy::of(&delivery, pkid), now_ms, stats);
     sess.send(pkid, delivery);
     pkid
 }

@@ -1,6 +1,6 @@
-//! What each packet from a client does: CONNECT (its checks, the takeover
-//! of an existing session, the resume), PUBLISH, SUBSCRIBE, UNSUBSCRIBE,
-//! the acknowledgements, PINGREQ and DISCONNECT.
+//! What each packet from a connected client does: PUBLISH, SUBSCRIBE,
+//! UNSUBSCRIBE, the acknowledgements, PINGREQ and DISCONNECT (CONNECT is
+//! in `connect`).
 
 use super::*;
 
@@ -16,9 +16,7 @@ impl Broker {
             }
             (None, _) => return Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
             (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p),
-            (Some(sid), Packet::Subscribe(s)) => {
-                return self.on_subscribe(key, sid, s.pkid, s.filters)
-            }
+            (Some(sid), Packet::Subscribe(s)) => return self.on_subscribe(key, sid, s),
             (Some(sid), Packet::Unsubscribe(u)) => {
                 return self.on_unsubscribe(key, sid, u.pkid, u.filters)
             }
@@ -32,6 +30,13 @@ impl Broker {
                         self.session(sid)?.client_id
                     );
                 }
+                sid
+            }
+            (Some(sid), Packet::PubRec(Ack { pkid, reason, .. })) if reason.is_error() => {
+                // The receiver refused the message: it is done with, and
+                // no PUBREL follows (MQTT 5 §4.3.3).
+                let done = self.session(sid)?.pubrec_refused(pkid);
+                self.persist_done(sid, done.as_ref());
                 sid
             }
             (Some(sid), Packet::PubRec(Ack { pkid, .. })) => {
@@ -64,14 +69,20 @@ impl Broker {
                 sid
             }
             (Some(sid), Packet::PubRel(Ack { pkid, .. })) => {
-                // Unknown ids are answered too: normal after a reconnect.
+                // Unknown ids are answered too: normal after a reconnect
+                // (MQTT 5 says so with 0x92).
                 let was_pending = self.session(sid)?.qos2_remove(pkid);
                 if let (true, Some(client)) = (was_pending, self.durable(sid)) {
                     self.persist(Record::Qos2Rel { client, pkid });
                 }
+                let code = if was_pending {
+                    ReasonCode::Success
+                } else {
+                    ReasonCode::PacketIdentifierNotFound
+                };
                 // [MQTT-4.3.3-2]
                 self.reply(key, |out, level| {
-                    protocol::encode_ack(out, level, AckKind::PubComp, pkid, ReasonCode::Success)
+                    protocol::encode_ack(out, level, AckKind::PubComp, pkid, code)
                 });
                 return Ok(());
             }
@@ -79,13 +90,9 @@ impl Broker {
                 self.reply(key, |out, _| protocol::encode_pingresp(out)); // [MQTT-3.12.4-1]
                 return Ok(());
             }
-            (Some(_), Packet::Disconnect(_)) => {
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.will = None; // [MQTT-3.14.4-3]
-                }
-                return Err(Reason::Disconnect);
-            }
-            // Server-to-client packets never decode here; AUTH needs MQTT 5.
+            (Some(sid), Packet::Disconnect(d)) => return self.on_disconnect(key, sid, d),
+            // Server-to-client packets never decode here; AUTH only in an
+            // authentication exchange, which no method here starts.
             (
                 Some(_),
                 p @ (Packet::ConnAck(_)
@@ -140,288 +147,21 @@ impl Broker {
         }
     }
 
-    pub(super) fn on_connect(&mut self, key: ConnKey, c: protocol::Connect) -> Result<(), Reason> {
-        let level = match c.level {
-            Some(level @ (ProtocolLevel::V31 | ProtocolLevel::V311)) => level,
-            // [MQTT-3.1.2-2]; MQTT 5 is not served yet.
-            other => {
-                let unsupported = ReasonCode::UnsupportedProtocolVersion;
-                let why = match other {
-                    Some(ProtocolLevel::V5) => "MQTT 5 is not served yet",
-                    _ => "unknown protocol level",
-                };
-                return self.refuse(key, unsupported, &c.client_id, why);
-            }
-        };
-        if let Some(will) = &c.will {
-            if !topic::valid_name(&will.topic) {
-                return Err(Reason::ProtocolError(Violation::InvalidWillTopic)); // [MQTT-3.1.4-1]
-            }
-            self.check_depth(&will.topic, |max| Violation::TopicTooDeep {
-                max,
-                will: true,
-            })?;
-            if self.oversize(will.payload.len()) {
-                // As mosquitto (07-will-oversize-payload).
-                let why = "Will payload over message_size_limit";
-                return self.refuse(key, ReasonCode::NotAuthorized, &c.client_id, why);
-            }
-        }
-        let max_ka = self.config.max_keepalive;
-        if max_ka > 0 && (c.keep_alive == 0 || c.keep_alive > max_ka) {
-            // MQTT 3.x cannot tell the client a keep-alive; mosquitto refuses.
-            let why = format!(
-                "keep-alive {}s (0: none) not within max_keepalive {max_ka}s",
-                c.keep_alive
-            );
-            return self.refuse(
-                key,
-                ReasonCode::ClientIdentifierNotValid,
-                &c.client_id,
-                &why,
-            );
-        }
-        let mut client_id = c.client_id;
-        if client_id.is_empty() {
-            // MQTT 3.1 has no empty ids; 3.1.1 only with CleanSession 1.
-            if level == ProtocolLevel::V31
-                || !c.clean_session
-                || !self.config.security.allow_zero_length_client_id
-            {
-                let invalid = ReasonCode::ClientIdentifierNotValid;
-                let why = if level == ProtocolLevel::V31 {
-                    "empty client id from an MQTT 3.1 client"
-                } else if !c.clean_session {
-                    "empty client id with CleanSession 0"
-                } else {
-                    "empty client id (allow_zero_length_clientid false)"
-                };
-                return self.refuse(key, invalid, "", why); // [MQTT-3.1.3-8], [MQTT-3.1.3-9]
-            }
-            client_id = self.assign_client_id(); // [MQTT-3.1.3-6]
-        }
-        if let Some(prefix) = &self.config.client_id_prefix {
-            if !client_id.starts_with(prefix.as_str()) {
-                let why = "client id not allowed by clientid_prefixes";
-                return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &client_id, why);
-            }
-        }
-        if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
-            let why = match code {
-                ReasonCode::BadUserNameOrPassword => "bad user name or password",
-                _ => "anonymous clients not allowed",
-            };
-            return self.refuse(key, code, &client_id, why);
-        }
-        if let Some(check) = self.authenticator.as_mut() {
-            let Some(conn) = self.conns.get(key) else {
-                return Ok(());
-            };
-            let decision = check(&Credentials {
-                client_id: &client_id,
-                username: c.username.as_deref(),
-                password: c.password.as_deref(),
-                addr: conn.addr,
-            });
-            match decision {
-                AuthDecision::Accept => {}
-                AuthDecision::BadCredentials => {
-                    let why = "bad credentials (the host's authenticator)";
-                    return self.refuse(key, ReasonCode::BadUserNameOrPassword, &client_id, why);
-                }
-                AuthDecision::NotAuthorized => {
-                    let why = "not authorized (the host's authenticator)";
-                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id, why);
-                }
-            }
-        }
-        if self
-            .listener_settings(key)
-            .is_some_and(|s| s.use_username_as_client_id)
-        {
-            match c.username.as_deref() {
-                Some(user) if !user.is_empty() => client_id = user.to_string(),
-                _ => {
-                    let why = "use_username_as_clientid needs a user name";
-                    return self.refuse(key, ReasonCode::NotAuthorized, &client_id, why);
-                }
-            }
-        }
-        // Only now that the CONNECT passed every check: take over
-        // [MQTT-3.1.4-2]. The old connection's Will is published.
-        if let Some(sid) = self.sessions.find(&client_id) {
-            if let Some(old) = self.sessions.get(sid).and_then(Session::conn) {
-                self.close(old, Reason::TakenOver);
-            }
-        }
-        let existing = self.sessions.find(&client_id);
-        let (sid, present) = match existing {
-            Some(sid) if !c.clean_session => (sid, true), // [MQTT-3.1.2-4]
-            Some(sid) => {
-                self.drop_session(sid); // [MQTT-3.1.2-6]
-                (self.new_session(client_id.into(), true), false)
-            }
-            None => (self.new_session(client_id.into(), c.clean_session), false),
-        };
-        if present {
-            self.recheck_resumed(sid, c.username.as_deref());
-        }
-        let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
-            return Ok(());
-        };
-        conn.level = Some(level);
-        conn.set_session(sid);
-        conn.will = c.will.map(Box::new);
-        conn.keep_alive = c.keep_alive;
-        sess.set_conn(Some(key));
-        sess.start_window(self.config.max_inflight);
-        sess.offline_since = None;
-        sess.clean = c.clean_session;
-        sess.username = c.username.map(String::into_boxed_str);
-        // Keep Alive may be due before the connect timeout entry.
-        if let Some(at) = conn.deadline(self.config.connect_timeout) {
-            if conn.timer_at.is_none_or(|t| at < t) {
-                if conn.timer_at.is_some() {
-                    self.timers.forget();
-                }
-                conn.timer_at = Some(at);
-                self.timers.schedule(at, Due::Conn(key, conn.serial));
-            }
-        }
-        info!(
-            "{}: {} connected (clean session {}, keep alive {}s{}{})",
-            conn.addr,
-            sess.client_id,
-            c.clean_session,
-            c.keep_alive,
-            sess.username
-                .as_deref()
-                .map(|u| format!(", user {u}"))
-                .unwrap_or_default(),
-            if present { ", session resumed" } else { "" }
-        );
-        // MQTT 3.1 has no Session Present flag.
-        let sp = present && level == ProtocolLevel::V311;
-        let accepted = ReasonCode::Success;
-        // [MQTT-3.2.0-1], [MQTT-3.1.4-4]
-        protocol::encode_connack(conn.wbuf(), level, sp, accepted, &Properties::NONE);
-        mark_dirty(conn, key, &mut self.dirty);
-        self.stats.clients_connected += 1;
-        self.stats.connects_total += 1;
-        self.clients_maximum = self.clients_maximum.max(self.stats.clients_connected);
-        if let Some(cb) = self.on_event.as_mut() {
-            cb(&Event::Connected {
-                client_id: &sess.client_id,
-                addr: conn.addr,
-                username: sess.username.as_deref(),
-            });
-        }
-        // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1 [MQTT-3.3.1-1])
-        // and PUBRELs, in their original order.
-        for f in &sess.flow().inflight {
-            match f.stage {
-                Stage::Sent => {
-                    let d = &f.delivery;
-                    let flags = PublishFlags {
-                        qos: d.qos,
-                        pkid: f.pkid,
-                        dup: true,
-                        retain: d.retain,
-                    };
-                    let (topic, payload) = (&d.msg.topic, &d.msg.payload);
-                    let none = &Properties::NONE;
-                    protocol::encode_publish(conn.wbuf(), level, topic, payload, none, flags);
-                    self.stats.messages_sent += 1;
-                }
-                Stage::Released => {
-                    let (rel, ok) = (AckKind::PubRel, ReasonCode::Success);
-                    protocol::encode_ack(conn.wbuf(), level, rel, f.pkid, ok);
-                }
-            }
-        }
-        // Stored at every connect, so a restart can check the session's
-        // subscriptions under the right user name.
-        if let Some(client) = self.durable(sid) {
-            let username = self.sessions.get(sid).and_then(|s| s.username.as_deref());
-            let username = username.map(str::to_string);
-            self.persist(Record::SessionUser { client, username });
-        }
-        self.pump(sid);
-        Ok(())
-    }
-
-    /// Answers a CONNECT with a non-zero return code; the connection then
-    /// closes [MQTT-3.2.2-5] and nothing else it sent is processed
-    /// [MQTT-3.1.4-5].
-    ///
-    /// The CONNACK is in 3.x form whatever the CONNECT's level: until MQTT 5
-    /// is served, a version 5 client is refused as mosquitto does.
-    pub(super) fn refuse(
-        &mut self,
-        key: ConnKey,
-        code: ReasonCode,
-        client_id: &str,
-        why: &str,
-    ) -> Result<(), Reason> {
-        if let Some(conn) = self.conns.get(key) {
-            let id = if client_id.is_empty() {
-                "no client id"
-            } else {
-                client_id
-            };
-            info!(
-                "{} ({id}): refused with CONNACK code {}: {why}",
-                conn.addr,
-                code.v3_connack_code()
-            );
-        }
-        self.reply(key, |out, _| {
-            let v3 = ProtocolLevel::V311;
-            protocol::encode_connack(out, v3, false, code, &Properties::NONE) // [MQTT-3.2.2-4]
-        });
-        Err(Reason::Refused(code))
-    }
-
-    pub(super) fn assign_client_id(&mut self) -> String {
-        loop {
-            self.next_client_id += 1;
-            let prefix = &self.config.security.auto_id_prefix;
-            let id = format!("{prefix}{:x}-{}", std::process::id(), self.next_client_id);
-            if self.sessions.find(&id).is_none() {
-                return id;
-            }
-        }
-    }
-
-    pub(super) fn new_session(&mut self, client_id: Box<str>, clean: bool) -> SessionKey {
-        let sid = self.sessions.insert(Session::new(client_id, clean));
-        if let Some(client) = self.durable(sid) {
-            self.persist(Record::Session { client });
-        }
-        sid
-    }
-
-    pub(super) fn drop_session(&mut self, sid: SessionKey) {
-        if self.sessions.get(sid).is_none() {
-            return;
-        }
-        if let Some(client) = self.durable(sid) {
-            self.persist(Record::SessionGone { client });
-        }
-        let Some(sess) = self.sessions.remove(sid) else {
-            return;
-        };
-        for (filter, _) in sess.subscriptions() {
-            self.router.unsubscribe(Destination::Session(sid), filter);
-        }
-    }
-
     pub(super) fn on_publish(
         &mut self,
         key: ConnKey,
         sid: SessionKey,
-        p: Publish,
+        mut p: Publish,
     ) -> Result<(), Reason> {
+        let v5 = self.conns.get(key).is_some_and(|c| c.v5.is_some());
+        if v5 {
+            self.accept_v5_publish(key, &mut p)?;
+        } else if p.qos > self.config.max_qos {
+            // As mosquitto: 3.x cannot be told the Maximum QoS.
+            return Err(Reason::ProtocolError(Violation::QosNotSupported(
+                p.qos as u8,
+            )));
+        }
         if !topic::valid_name(&p.topic) {
             return Err(Reason::ProtocolError(Violation::InvalidTopicName)); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
         }
@@ -437,42 +177,79 @@ impl Broker {
                 p.topic
             );
         }
+        // Payload Format Indicator 1 promises UTF-8: a payload that is not
+        // is refused with 0x99 (§3.3.2.3.2).
+        let text = p.properties.get().and_then(|v| v.payload_format_indicator);
+        let bad_text = text == Some(true) && std::str::from_utf8(&p.payload).is_err();
+        if qos == QoS::ExactlyOnce && !self.session(sid)?.qos2_has(pkid) {
+            self.check_receive_maximum(key, sid)?;
+        }
         // QoS 2, method B: deliver now, remember the id until PUBREL so a
         // resent PUBLISH is not delivered again [MQTT-4.3.3-2].
-        let fresh = !oversize && (qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid));
+        let fresh = !oversize
+            && !bad_text
+            && (qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid));
         if let (true, QoS::ExactlyOnce, Some(client)) = (fresh, qos, self.durable(sid)) {
             self.persist(Record::Qos2In { client, pkid });
         }
-        if fresh {
+        let mut code = ReasonCode::Success;
+        if bad_text {
+            code = ReasonCode::PayloadFormatInvalid;
+        } else if fresh {
             if p.topic.starts_with("$SYS")
                 || self.conn_verdict(key, Access::Publish, &p.topic) != Verdict::Granted
             {
                 // Not allowed (or the broker's own namespace, as in
-                // mosquitto): acknowledged and dropped [MQTT-3.3.5-2].
+                // mosquitto): acknowledged and dropped [MQTT-3.3.5-2]; MQTT 5
+                // says why.
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
+                code = ReasonCode::NotAuthorized;
             } else {
-                let msg = Arc::new(Message {
-                    topic: p.topic,
-                    payload: p.payload,
-                });
+                let msg = Arc::new(self.message_of(p.topic, p.payload, p.properties, p.retain));
                 if p.retain {
                     self.set_retained(&msg, qos);
                 }
                 self.publisher = Some(key);
-                self.route(&msg, qos);
+                let matched = self.route(&msg, qos);
                 self.publisher = None;
+                if matched == 0 {
+                    code = ReasonCode::NoMatchingSubscribers;
+                }
             }
         }
         match qos {
             QoS::AtMostOnce => {}
             QoS::AtLeastOnce => self.reply(key, |o, level| {
-                protocol::encode_ack(o, level, AckKind::PubAck, pkid, ReasonCode::Success)
+                protocol::encode_ack(o, level, AckKind::PubAck, pkid, code)
             }),
             QoS::ExactlyOnce => self.reply(key, |o, level| {
-                protocol::encode_ack(o, level, AckKind::PubRec, pkid, ReasonCode::Success)
+                protocol::encode_ack(o, level, AckKind::PubRec, pkid, code)
             }),
         }
         Ok(())
+    }
+
+    /// A message as it is kept and forwarded: with an MQTT 5 publisher's
+    /// properties, and its expiry time from its Message Expiry Interval.
+    pub(super) fn message_of(
+        &self,
+        topic: Box<str>,
+        payload: bytes::Bytes,
+        properties: Properties,
+        retain: bool,
+    ) -> Message {
+        let interval = properties.get().and_then(|v| v.message_expiry_interval);
+        let expires_at = interval.map_or(0, |secs| {
+            // Never 0 (that means "never expires").
+            (self.now_ms + u64::from(secs) * 1000).max(1)
+        });
+        Message {
+            topic,
+            payload,
+            properties,
+            expires_at,
+            retain,
+        }
     }
 
     /// True if a payload of `len` bytes is over `message_size_limit`.
@@ -506,23 +283,49 @@ impl Broker {
     }
 
     pub(super) fn publish_will(&mut self, will: LastWill) {
-        let msg = Arc::new(Message {
-            topic: will.topic,
-            payload: will.payload,
-        });
+        let msg = self.message_of(will.topic, will.payload, will.properties, will.retain);
+        let msg = Arc::new(msg);
         if will.retain {
             self.set_retained(&msg, will.qos); // [MQTT-3.1.2-17]
         }
         self.route(&msg, will.qos);
     }
 
+    /// DISCONNECT from the client: its Will is discarded [MQTT-3.14.4-3],
+    /// unless an MQTT 5 client asks for it (0x04); its Session Expiry
+    /// Interval may change, but not from 0 [MQTT-3.14.2-2].
+    pub(super) fn on_disconnect(
+        &mut self,
+        key: ConnKey,
+        sid: SessionKey,
+        d: protocol::ReasonAndProperties,
+    ) -> Result<(), Reason> {
+        let expiry = d.properties.get().and_then(|p| p.session_expiry_interval);
+        let Some(conn) = self.conns.get_mut(key) else {
+            return Ok(());
+        };
+        if let Some(expiry) = expiry {
+            if conn.v5.as_ref().is_some_and(|v5| v5.expiry_was_zero) && expiry != 0 {
+                return Err(Reason::ProtocolError(Violation::SessionExpiryRaised));
+            }
+        }
+        if d.reason != ReasonCode::DisconnectWithWillMessage {
+            conn.will = None;
+        }
+        if let Some(expiry) = expiry {
+            self.set_session_expiry(sid, expiry);
+        }
+        Err(Reason::Disconnect)
+    }
+
     pub(super) fn on_subscribe(
         &mut self,
         key: ConnKey,
         sid: SessionKey,
-        pkid: u16,
-        filters: Vec<(String, SubscriptionOptions)>,
+        sub: protocol::Subscribe,
     ) -> Result<(), Reason> {
+        let pkid = sub.pkid;
+        let filters = sub.filters;
         // The whole packet is refused if any filter is invalid (mosquitto
         // closes too; 3.1.1 gives no other answer for a malformed filter).
         if let Some((f, _)) = filters.iter().find(|(f, _)| !topic::valid_filter(f)) {
@@ -532,42 +335,59 @@ impl Broker {
         for (f, _) in &filters {
             self.check_depth(f, Violation::FilterTooDeep)?;
         }
-        // Denied filters get 0x80 and are not subscribed [MQTT-3.8.4-5].
-        // A filter granted with some topics denied is subscribed `filtered`.
-        let filters: Vec<(String, Option<QoS>, bool)> = filters
-            .into_iter()
-            .map(
-                |(f, o)| match self.conn_verdict(key, Access::Subscribe, &f) {
-                    Verdict::Granted => (f, Some(o.qos), false),
-                    Verdict::Partial => (f, Some(o.qos), true),
-                    Verdict::Refused => (f, None, false),
-                },
-            )
-            .collect();
+        // One identifier for every filter of the packet (§3.8.2.1.2).
+        let id = sub.properties.get();
+        let id = id.and_then(|p| p.subscription_identifiers.first().copied());
         let mut codes = Vec::with_capacity(filters.len());
         let mut scans = Vec::with_capacity(filters.len());
-        for (filter, qos, filtered) in &filters {
-            match qos {
-                Some(qos) => {
-                    self.session(sid)?;
-                    let subscribed =
-                        self.router
-                            .subscribe(Destination::Session(sid), filter, *qos, *filtered); // [MQTT-3.8.4-3]
-                    let (_, stored) = subscribed;
-                    scans.push((stored.clone(), *qos, *filtered));
-                    self.session(sid)?.subscribe(stored, *qos);
-                    if let Some(client) = self.durable(sid) {
-                        let (filter, qos) = (filter.clone(), *qos as u8);
-                        self.persist(Record::Sub {
-                            client,
-                            filter,
-                            qos,
-                        });
-                    }
-                    codes.push(ReasonCode::granted(*qos)); // [MQTT-3.9.3-1]
-                }
-                None => codes.push(ReasonCode::NotAuthorized), // 0x80 in 3.x
+        for (filter, opts) in &filters {
+            if filter.starts_with("$share/") {
+                // Not supported yet (CONNACK says so): 0x9E.
+                codes.push(ReasonCode::SharedSubscriptionsNotSupported);
+                continue;
             }
+            // Denied filters get 0x80/0x87 and are not subscribed
+            // [MQTT-3.8.4-5]. A filter granted with some topics denied is
+            // subscribed `filtered`.
+            let filtered = match self.conn_verdict(key, Access::Subscribe, filter) {
+                Verdict::Granted => false,
+                Verdict::Partial => true,
+                Verdict::Refused => {
+                    codes.push(ReasonCode::NotAuthorized); // 0x80 in 3.x
+                    continue;
+                }
+            };
+            let grant = Grant {
+                qos: opts.qos.min(self.config.max_qos),
+                no_local: opts.no_local,
+                retain_as_published: opts.retain_as_published,
+                id: id.unwrap_or(0),
+            };
+            self.session(sid)?;
+            let dest = Destination::Session(sid);
+            // [MQTT-3.8.4-3]
+            let (added, stored) = self.router.subscribe(dest, filter, grant, filtered);
+            // Retain Handling: retained messages at every subscribe, only
+            // for a new subscription, or never [MQTT-3.3.1-9],
+            // [MQTT-3.3.1-10], [MQTT-3.3.1-11].
+            let send_retained = match opts.retain_handling {
+                RetainHandling::OnSubscribe => true,
+                RetainHandling::OnNewSubscription => added,
+                RetainHandling::Never => false,
+            };
+            if send_retained {
+                scans.push((stored.clone(), grant.qos, filtered, grant.id));
+            }
+            self.session(sid)?.subscribe(stored, grant);
+            if let Some(client) = self.durable(sid) {
+                let (filter, qos) = (filter.clone(), grant.qos as u8);
+                self.persist(Record::Sub {
+                    client,
+                    filter,
+                    qos,
+                });
+            }
+            codes.push(ReasonCode::granted(grant.qos)); // [MQTT-3.9.3-1]
         }
         self.reply(key, |out, level| {
             protocol::encode_suback(out, level, pkid, &codes, &Properties::NONE)
@@ -576,8 +396,8 @@ impl Broker {
         // Retained messages for each filter, RETAIN=1 [MQTT-3.3.1-6/8],
         // after the SUBACK and paced by the client's socket.
         let sess = self.session(sid)?;
-        for (filter, qos, filtered) in scans {
-            sess.start_scan(filter, qos, filtered);
+        for (filter, qos, filtered, id) in scans {
+            sess.start_scan(filter, qos, filtered, id);
         }
         self.pump(sid);
         Ok(())
@@ -609,8 +429,15 @@ impl Broker {
             let invalid = Violation::InvalidTopicFilter(f.clone());
             return Err(Reason::ProtocolError(invalid));
         }
+        let mut codes = Vec::with_capacity(filters.len());
         for filter in &filters {
-            if self.session(sid)?.unsubscribe(filter) {
+            let existed = self.session(sid)?.unsubscribe(filter);
+            codes.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+            if existed {
                 if let Some(client) = self.durable(sid) {
                     let filter = filter.clone();
                     let filter = filter.to_string();
@@ -621,7 +448,7 @@ impl Broker {
         }
         // Even if nothing matched [MQTT-3.10.4-5].
         self.reply(key, |out, level| {
-            protocol::encode_unsuback(out, level, pkid, &[], &Properties::NONE)
+            protocol::encode_unsuback(out, level, pkid, &codes, &Properties::NONE)
         });
         Ok(())
     }

@@ -84,10 +84,7 @@ impl Bodies {
 }
 
 fn message(topic: String, payload: Vec<u8>) -> Arc<Message> {
-    Arc::new(Message {
-        topic: topic.into(),
-        payload: payload.into(),
-    })
+    Arc::new(Message::new(topic.into(), payload.into()))
 }
 
 fn qos_of(q: u8) -> QoS {
@@ -104,11 +101,11 @@ fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mu
             username: Some(user.to_string()),
         });
     }
-    for (filter, qos) in sess.subscriptions() {
+    for (filter, grant) in sess.subscriptions() {
         out.push(Record::Sub {
             client: client(),
             filter: filter.to_string(),
-            qos: *qos as u8,
+            qos: grant.qos as u8,
         });
     }
     for pkid in sess.qos2_ids() {
@@ -209,6 +206,7 @@ impl Broker {
                 qos: qos_of(qos),
                 retain,
                 seq,
+                sub_id: 0,
             });
         }
     }
@@ -233,7 +231,7 @@ impl Broker {
                     self.drop_session(sid);
                 }
                 replay.users_known.remove(&client);
-                self.new_session(client.into(), false);
+                self.new_session(client.into(), u32::MAX);
             }
             Record::SessionUser { client, username } => {
                 if let Some(sess) = self.restored_session(&client) {
@@ -261,7 +259,7 @@ impl Broker {
                             qos_of(qos),
                             false,
                         );
-                        sess.subscribe(stored, qos_of(qos));
+                        sess.subscribe(stored, qos_of(qos).into());
                     }
                 }
             }

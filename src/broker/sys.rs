@@ -69,10 +69,10 @@ impl Broker {
             if self.sys_last.get(topic) == Some(&value) {
                 continue;
             }
-            let msg = Arc::new(Message {
-                topic: topic.into(),
-                payload: bytes::Bytes::copy_from_slice(value.as_bytes()),
-            });
+            let msg = Arc::new(Message::new(
+                topic.into(),
+                bytes::Bytes::copy_from_slice(value.as_bytes()),
+            ));
             self.retained.set(&msg, QoS::AtMostOnce);
             self.route(&msg, QoS::AtMostOnce);
             self.sys_last.insert(topic, value);

@@ -13,7 +13,7 @@ impl Broker {
             self.timers.purge(|at, due| match due {
                 Due::Conn(key, serial) => conns
                     .get(key)
-                    .is_some_and(|c| c.serial == serial && c.timer_at == Some(at)),
+                    .is_some_and(|c| c.serial == serial && c.timer_at() == Some(at)),
                 _ => true,
             });
         }
@@ -35,6 +35,7 @@ impl Broker {
                         self.timers.schedule(next, Due::SessionExpiry);
                     }
                 }
+                Due::Session(sid) => self.session_due(sid),
                 Due::AcceptResume => {
                     self.accept_paused = false;
                     for i in 0..self.listeners.len() {
@@ -49,13 +50,13 @@ impl Broker {
     /// connect timeout has passed, or file its real (later) deadline.
     pub(super) fn conn_timer(&mut self, at: u64, key: ConnKey, serial: u32) {
         let conn = self.conns.get_mut(key);
-        let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at == Some(at)) else {
+        let Some(conn) = conn.filter(|c| c.serial == serial && c.timer_at() == Some(at)) else {
             self.timers.stale_popped(); // superseded or another connection
             return;
         };
         match conn.deadline(self.config.connect_timeout) {
             Some(d) if d <= self.now_ms => {
-                conn.timer_at = None; // its entry just left the heap
+                conn.set_timer_at(None); // its entry just left the heap
                 let reason = if conn.level.is_some() {
                     Reason::KeepAlive // [MQTT-3.1.2-24]
                 } else {
@@ -64,10 +65,10 @@ impl Broker {
                 self.close(key, reason);
             }
             Some(d) => {
-                conn.timer_at = Some(d);
+                conn.set_timer_at(Some(d));
                 self.timers.schedule(d, Due::Conn(key, serial));
             }
-            None => conn.timer_at = None,
+            None => conn.set_timer_at(None),
         }
     }
 

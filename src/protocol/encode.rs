@@ -7,7 +7,7 @@
 //! properties are left out and reason codes become the nearest 3.x code
 //! (what a 3.1.1 subscriber of an MQTT 5 publisher receives).
 
-use super::properties::{self, Properties};
+use super::properties::{self, Outbound, Properties};
 use super::wire::{put_remaining_length, varint_len, Counter, Sink};
 use super::{
     Ack, ConnAck, Connect, Packet, ProtocolLevel, QoS, ReasonCode, Subscribe, SubscriptionOptions,
@@ -408,6 +408,53 @@ pub fn encode_publish(
         out.put_u16(flags.pkid);
     }
     out.put_slice(payload);
+}
+
+/// An MQTT 5 PUBLISH for one subscriber: the message's properties as
+/// received (less the ones `out` replaces) and the subscriber's own
+/// (`out`). With a Topic Alias the topic may be empty (already known).
+pub fn encode_publish_out(
+    out: &mut BytesMut,
+    topic: &str,
+    payload: &[u8],
+    properties: &Properties,
+    extra: &Outbound,
+    flags: PublishFlags,
+) {
+    let remaining = publish_out_remaining(topic, payload.len(), properties, extra, flags.qos);
+    out.reserve(1 + varint_len(remaining) + remaining);
+    out.put_u8(publish_first_byte(&flags));
+    put_remaining_length(out, remaining);
+    out.put_u16(topic.len() as u16);
+    out.put_slice(topic.as_bytes());
+    if flags.qos != QoS::AtMostOnce {
+        out.put_u16(flags.pkid);
+    }
+    properties::write_outbound(out, properties, extra);
+    out.put_slice(payload);
+}
+
+fn publish_out_remaining(
+    topic: &str,
+    payload_len: usize,
+    properties: &Properties,
+    extra: &Outbound,
+    qos: QoS,
+) -> usize {
+    let id = if qos == QoS::AtMostOnce { 0 } else { 2 };
+    2 + topic.len() + id + properties::outbound_len(properties, extra) + payload_len
+}
+
+/// Size on the wire of what [`encode_publish_out`] writes.
+pub fn publish_out_len(
+    topic: &str,
+    payload_len: usize,
+    properties: &Properties,
+    extra: &Outbound,
+    qos: QoS,
+) -> usize {
+    let remaining = publish_out_remaining(topic, payload_len, properties, extra, qos);
+    1 + varint_len(remaining) + remaining
 }
 
 /// The MQTT 5 layout: a property block after the packet identifier.

@@ -36,10 +36,11 @@ mod tests_v5;
 
 pub use decode::{bytes_wanted, decode, decode_ref, DecodeError, PacketRef, PublishRef};
 pub use encode::{
-    encode, encode_ack, encode_connack, encode_pingresp, encode_publish, encode_suback,
-    encode_unsuback, publish_len, AckKind, EncodeError, PublishFlags,
+    encode, encode_ack, encode_connack, encode_pingresp, encode_publish, encode_publish_out,
+    encode_suback, encode_unsuback, publish_len, publish_out_len, AckKind, EncodeError,
+    PublishFlags,
 };
-pub use properties::{Properties, PropertyValues};
+pub use properties::{Outbound, Properties, PropertyValues};
 pub use reason::ReasonCode;
 pub use violation::Violation;
 

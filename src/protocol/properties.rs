@@ -276,6 +276,14 @@ impl PropertyValues {
 
     /// Writes every property that is set, in identifier order.
     fn write_values<S: Sink + ?Sized>(&self, s: &mut S) {
+        self.write_some(s, true)
+    }
+
+    /// Writes the properties that are set, in identifier order: all of
+    /// them, or (`all` false) those a server forwards unchanged in a
+    /// PUBLISH, leaving out Message Expiry Interval, Subscription
+    /// Identifiers and Topic Alias.
+    fn write_some<S: Sink + ?Sized>(&self, s: &mut S, all: bool) {
         fn byte<S: Sink + ?Sized>(s: &mut S, id: u8, v: Option<u8>) {
             if let Some(v) = v {
                 s.u8(id);
@@ -308,11 +316,18 @@ impl PropertyValues {
         }
         let b = |v: Option<bool>| v.map(u8::from);
         byte(s, 0x01, b(self.payload_format_indicator));
-        four(s, 0x02, self.message_expiry_interval);
+        if all {
+            four(s, 0x02, self.message_expiry_interval);
+        }
         text(s, 0x03, &self.content_type);
         text(s, 0x08, &self.response_topic);
         binary(s, 0x09, &self.correlation_data);
-        for &sid in &self.subscription_identifiers {
+        let sids: &[u32] = if all {
+            &self.subscription_identifiers
+        } else {
+            &[]
+        };
+        for &sid in sids {
             s.u8(0x0B);
             s.varint(sid as usize);
         }
@@ -329,7 +344,9 @@ impl PropertyValues {
         text(s, 0x1F, &self.reason_string);
         two(s, 0x21, self.receive_maximum);
         two(s, 0x22, self.topic_alias_maximum);
-        two(s, 0x23, self.topic_alias);
+        if all {
+            two(s, 0x23, self.topic_alias);
+        }
         byte(s, 0x24, self.maximum_qos.map(|q| q as u8));
         byte(s, 0x25, b(self.retain_available));
         for (name, value) in &self.user_properties {
@@ -356,6 +373,64 @@ pub(super) fn write<S: Sink + ?Sized>(s: &mut S, p: &Properties) {
     }
     s.varint(count.len);
     v.write_values(s);
+}
+
+/// What the server adds to a message's own properties in one copy of it
+/// (MQTT 5): they differ between the subscribers of one message, so they
+/// are written beside the message's properties rather than into them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outbound<'a> {
+    /// The Message Expiry Interval left, in place of the one received
+    /// [MQTT-3.3.2-6].
+    pub message_expiry: Option<u32>,
+    /// The identifiers of the subscriptions that matched [MQTT-3.3.4-3].
+    pub subscription_ids: &'a [u32],
+    /// The Topic Alias used for this copy.
+    pub topic_alias: Option<u16>,
+}
+
+impl Outbound<'_> {
+    fn write_values<S: Sink + ?Sized>(&self, s: &mut S) {
+        if let Some(v) = self.message_expiry {
+            s.u8(0x02);
+            s.u32(v);
+        }
+        for &sid in self.subscription_ids {
+            s.u8(0x0B);
+            s.varint(sid as usize);
+        }
+        if let Some(v) = self.topic_alias {
+            s.u8(0x23);
+            s.u16(v);
+        }
+    }
+}
+
+/// A PUBLISH's property block for one subscriber: the message's own
+/// properties as received, less those the server replaces or must not
+/// forward (expiry, alias, subscription identifiers), plus `out`.
+pub(super) fn write_outbound<S: Sink + ?Sized>(s: &mut S, p: &Properties, out: &Outbound) {
+    let own = p.get();
+    let mut count = Counter::default();
+    if let Some(v) = own {
+        v.write_some(&mut count, false);
+    }
+    out.write_values(&mut count);
+    if count.too_long {
+        s.too_long();
+    }
+    s.varint(count.len);
+    if let Some(v) = own {
+        v.write_some(s, false);
+    }
+    out.write_values(s);
+}
+
+/// Bytes [`write_outbound`] produces.
+pub(super) fn outbound_len(p: &Properties, out: &Outbound) -> usize {
+    let mut count = Counter::default();
+    write_outbound(&mut count, p, out);
+    count.len
 }
 
 /// Bytes [`write`] produces for `p`.

@@ -32,6 +32,22 @@ pub enum Violation {
     /// 2 one, PUBCOMP before PUBREC...): named packet and id. mosquitto
     /// closes as a protocol error too.
     WrongAck(&'static str, u16),
+    /// More unacknowledged QoS 1/2 PUBLISHes than midge's Receive Maximum
+    /// (MQTT 5) [MQTT-3.3.4-8].
+    ReceiveMaximumExceeded(u16),
+    /// A Topic Alias above midge's Topic Alias Maximum [MQTT-3.3.2-9].
+    TopicAliasTooLarge(u16),
+    /// An empty topic with a Topic Alias midge has no topic for, or with
+    /// with no Topic Alias at all (0 here).
+    UnknownTopicAlias(u16),
+    /// A QoS above the Maximum QoS midge announced [MQTT-3.2.2-11].
+    QosNotSupported(u8),
+    /// RETAIN set although midge announced Retain Available 0
+    /// [MQTT-3.2.2-14].
+    RetainNotSupported,
+    /// DISCONNECT sets a Session Expiry Interval after CONNECT's was 0
+    /// [MQTT-3.14.2-2].
+    SessionExpiryRaised,
 }
 
 impl Violation {
@@ -49,6 +65,13 @@ impl Violation {
             Violation::InvalidTopicFilter(_) | Violation::FilterTooDeep(_) => {
                 ReasonCode::TopicFilterInvalid
             }
+            Violation::ReceiveMaximumExceeded(_) => ReasonCode::ReceiveMaximumExceeded,
+            Violation::TopicAliasTooLarge(_) => ReasonCode::TopicAliasInvalid,
+            Violation::UnknownTopicAlias(_) | Violation::SessionExpiryRaised => {
+                ReasonCode::ProtocolError
+            }
+            Violation::QosNotSupported(_) => ReasonCode::QoSNotSupported,
+            Violation::RetainNotSupported => ReasonCode::RetainNotSupported,
         }
     }
 }
@@ -75,6 +98,27 @@ impl fmt::Display for Violation {
             }
             Violation::WrongAck(ack, pkid) => {
                 write!(f, "{ack} does not fit the message in flight as id {pkid}")
+            }
+            Violation::ReceiveMaximumExceeded(max) => {
+                write!(
+                    f,
+                    "more than {max} unacknowledged PUBLISHes (Receive Maximum)"
+                )
+            }
+            Violation::TopicAliasTooLarge(alias) => {
+                write!(f, "Topic Alias {alias} above the Topic Alias Maximum")
+            }
+            Violation::UnknownTopicAlias(0) => write!(f, "empty topic without a Topic Alias"),
+            Violation::UnknownTopicAlias(alias) => {
+                write!(f, "empty topic with unknown Topic Alias {alias}")
+            }
+            Violation::QosNotSupported(qos) => write!(f, "QoS {qos} above the Maximum QoS"),
+            Violation::RetainNotSupported => write!(f, "RETAIN while Retain Available is 0"),
+            Violation::SessionExpiryRaised => {
+                write!(
+                    f,
+                    "DISCONNECT sets a Session Expiry Interval after 0 at CONNECT"
+                )
             }
         }
     }
