@@ -14,18 +14,15 @@ impl Broker {
     pub(super) fn v5_terms(&self, props: &Properties) -> Box<V5> {
         let p = props.get();
         let alias_max = p.and_then(|p| p.topic_alias_maximum).unwrap_or(0);
-        let aliases_in = self.config.max_topic_alias;
-        Box::new(V5 {
-            receive_maximum: p
-                .and_then(|p| p.receive_maximum)
-                .unwrap_or(NO_RECEIVE_MAXIMUM),
-            maximum_packet_size: p.and_then(|p| p.maximum_packet_size).unwrap_or(u32::MAX),
-            problem_information: p.and_then(|p| p.request_problem_information) != Some(false),
-            expiry_was_zero: p.and_then(|p| p.session_expiry_interval).unwrap_or(0) == 0,
-            aliases_in: vec![None; usize::from(aliases_in)],
-            aliases_out: HashMap::new(),
-            aliases_out_max: alias_max.min(self.config.max_topic_alias),
-        })
+        let mut v5 = Box::<V5>::default();
+        v5.receive_maximum = p
+            .and_then(|p| p.receive_maximum)
+            .unwrap_or(NO_RECEIVE_MAXIMUM);
+        v5.maximum_packet_size = p.and_then(|p| p.maximum_packet_size).unwrap_or(u32::MAX);
+        v5.problem_information = p.and_then(|p| p.request_problem_information) != Some(false);
+        v5.expiry_was_zero = p.and_then(|p| p.session_expiry_interval).unwrap_or(0) == 0;
+        v5.aliases_out_max = alias_max.min(self.config.max_topic_alias);
+        v5
     }
 
     /// What midge tells an MQTT 5 client in CONNACK: the limits it sets
@@ -99,7 +96,7 @@ impl Broker {
         let alias = p.properties.get().and_then(|v| v.topic_alias);
         if let Some(alias) = alias {
             p.properties.values_mut().topic_alias = None; // not forwarded
-            let Some(slot) = v5.aliases_in.get_mut(usize::from(alias) - 1) else {
+            let Some(slot) = v5.alias_slot(alias, self.config.max_topic_alias) else {
                 return Err(Reason::ProtocolError(Violation::TopicAliasTooLarge(alias)));
             };
             if p.topic.is_empty() {
