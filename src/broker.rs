@@ -211,6 +211,8 @@ pub struct Broker {
     accept_paused: bool,
     /// The connection whose PUBLISH is being routed, for flow control.
     publisher: Option<ConnKey>,
+    /// The time the [`Due::RetainedExpiry`] entry is filed for.
+    retained_expiry_at: Option<u64>,
     /// Wills waiting for their Will Delay Interval, by session.
     delayed_wills: HashMap<SessionKey, expiry::DelayedWill>,
     /// Subscriptions of the host program ([`Destination::Host`]).
@@ -289,6 +291,7 @@ impl Broker {
             publisher: None,
             host_subs: Slab::new(),
             delayed_wills: HashMap::new(),
+            retained_expiry_at: None,
             on_event: None,
             authenticator: None,
             authorizer: None,

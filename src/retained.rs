@@ -5,7 +5,8 @@ use crate::protocol::QoS;
 use crate::session::Message;
 use crate::topic;
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Kept in a slab so that a scan can stop at a position and resume there
@@ -14,6 +15,10 @@ use std::sync::Arc;
 pub struct Retained {
     by_topic: HashMap<Box<str>, usize>,
     slots: Slab<(Arc<Message>, QoS)>,
+    /// (expiry time, slot) of the messages with a Message Expiry Interval,
+    /// soonest first; an entry whose slot now holds another message is
+    /// skipped when it comes up.
+    expiring: BinaryHeap<Reverse<(u64, usize)>>,
 }
 
 impl Retained {
@@ -27,17 +32,49 @@ impl Retained {
             }
             return;
         }
-        match self
-            .by_topic
-            .get(&msg.topic)
-            .and_then(|&s| self.slots.get_mut(s))
-        {
-            Some(entry) => *entry = (msg.clone(), qos),
+        let slot = match self.by_topic.get(&msg.topic).copied() {
+            Some(slot) => {
+                if let Some(entry) = self.slots.get_mut(slot) {
+                    *entry = (msg.clone(), qos);
+                }
+                slot
+            }
             None => {
                 let slot = self.slots.insert((msg.clone(), qos));
                 self.by_topic.insert(msg.topic.clone(), slot);
+                slot
             }
+        };
+        if msg.expires_at != 0 {
+            self.expiring.push(Reverse((msg.expires_at, slot)));
         }
+    }
+
+    /// When the next retained message expires, if one does.
+    pub fn next_expiry(&mut self) -> Option<u64> {
+        while let Some(&Reverse((at, slot))) = self.expiring.peek() {
+            if self
+                .slots
+                .get(slot)
+                .is_some_and(|(m, _)| m.expires_at == at)
+            {
+                return Some(at);
+            }
+            self.expiring.pop(); // replaced or deleted since
+        }
+        None
+    }
+
+    /// Removes one retained message whose Message Expiry Interval has
+    /// passed by `now` and returns its topic [MQTT-3.3.2-5].
+    pub fn pop_expired(&mut self, now: u64) -> Option<Box<str>> {
+        if self.next_expiry().is_none_or(|at| at > now) {
+            return None;
+        }
+        let Reverse((_, slot)) = self.expiring.pop()?;
+        let (msg, _) = self.slots.try_remove(slot)?;
+        self.by_topic.remove(&msg.topic);
+        Some(msg.topic.clone())
     }
 
     /// Every retained message whose topic matches `filter` [MQTT-3.3.1-6].
@@ -263,5 +300,27 @@ mod tests {
         r.matching("a/1", &mut out);
         assert!(out.is_empty());
         assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn expired_messages_leave_the_store_at_their_time() {
+        let mut r = Retained::default();
+        let expiring = |topic: &str, at| {
+            let mut m = Message::new(topic.into(), Bytes::from_static(b"x"));
+            m.expires_at = at;
+            Arc::new(m)
+        };
+        r.set(&expiring("a", 100), QoS::AtMostOnce);
+        r.set(&expiring("b", 50), QoS::AtMostOnce);
+        r.set(&msg("c", b"forever"), QoS::AtMostOnce);
+        r.set(&expiring("b", 300), QoS::AtMostOnce); // replaced: later
+        assert_eq!(r.next_expiry(), Some(100));
+        assert_eq!(r.pop_expired(99), None);
+        assert_eq!(r.pop_expired(100).as_deref(), Some("a"));
+        assert_eq!(r.pop_expired(299), None, "b's first expiry is stale");
+        assert_eq!(r.next_expiry(), Some(300));
+        assert_eq!(r.pop_expired(1000).as_deref(), Some("b"));
+        assert_eq!((r.next_expiry(), r.len()), (None, 1));
+        assert!(r.get("c").is_some());
     }
 }

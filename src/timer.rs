@@ -44,12 +44,14 @@ pub enum Due {
     /// An offline session's delayed Will or Session Expiry Interval
     /// (MQTT 5) may be due.
     Session(SessionKey),
+    /// A retained message's Message Expiry Interval ends.
+    RetainedExpiry,
 }
 
 /// Entries are packed as (key, serial) pairs of `u32`, so each is 16
 /// bytes: connection keys are bounded by the number of open sockets, and
 /// the broker-wide entries use the keys above `BROKER_KEYS`.
-const BROKER_KEYS: u32 = u32::MAX - 4;
+const BROKER_KEYS: u32 = u32::MAX - 5;
 
 impl Due {
     fn pack(self) -> Option<(u32, u32)> {
@@ -61,6 +63,7 @@ impl Due {
             Due::Sys => Some((BROKER_KEYS, 0)),
             Due::SessionExpiry => Some((BROKER_KEYS + 1, 0)),
             Due::AcceptResume => Some((BROKER_KEYS + 2, 0)),
+            Due::RetainedExpiry => Some((BROKER_KEYS + 4, 0)),
             // The session key goes where a connection's serial would.
             Due::Session(sid) => u32::try_from(sid.index())
                 .ok()
@@ -74,7 +77,8 @@ impl Due {
             Some(0) => Due::Sys,
             Some(1) => Due::SessionExpiry,
             Some(2) => Due::AcceptResume,
-            Some(_) => Due::Session(SessionKey::saturating(serial as usize)),
+            Some(3) => Due::Session(SessionKey::saturating(serial as usize)),
+            Some(_) => Due::RetainedExpiry,
         }
     }
 }
@@ -178,6 +182,7 @@ mod tests {
             Due::AcceptResume,
             Due::Session(SessionKey::saturating(0)),
             Due::Session(SessionKey::saturating(u32::MAX as usize)),
+            Due::RetainedExpiry,
         ] {
             assert_eq!(due.pack().map(Due::unpack), Some(due));
         }

@@ -1,8 +1,10 @@
-//! MQTT 5's timed ends: a Will held back by its Will Delay Interval, and a
-//! session that ends its Session Expiry Interval after its connection.
-//! Both are filed in the timer heap as [`Due::Session`] when the
-//! connection closes, and checked again when the entry comes due (a
-//! reconnect in between makes the entry stale).
+//! MQTT 5's timed ends: a Will held back by its Will Delay Interval, a
+//! session that ends its Session Expiry Interval after its connection, and
+//! a retained message at the end of its Message Expiry Interval. The first
+//! two are filed in the timer heap as [`Due::Session`] when the connection
+//! closes, and checked again when the entry comes due (a reconnect in
+//! between makes the entry stale); the retained store keeps its own order
+//! of expiry and one [`Due::RetainedExpiry`] entry for the soonest.
 
 use super::*;
 
@@ -106,5 +108,36 @@ impl Broker {
             );
             self.drop_session(sid);
         }
+    }
+
+    /// A retained message with an expiry was stored: the timer entry for
+    /// the soonest expiry moves earlier if needed.
+    pub(super) fn schedule_retained_expiry(&mut self) {
+        let Some(at) = self.retained.next_expiry() else {
+            return;
+        };
+        if self.retained_expiry_at.is_none_or(|t| at < t) {
+            self.retained_expiry_at = Some(at);
+            self.timers.schedule(at, Due::RetainedExpiry);
+        }
+    }
+
+    /// Removes the retained messages whose time is up [MQTT-3.3.2-5] (from
+    /// the store too), then files the next expiry.
+    pub(super) fn expire_retained(&mut self) {
+        if self.retained_expiry_at.is_some_and(|t| t <= self.now_ms) {
+            self.retained_expiry_at = None;
+        }
+        while let Some(topic) = self.retained.pop_expired(self.now_ms) {
+            debug!("retained message on {topic} expired");
+            if self.store.is_some() {
+                self.persist(Record::Retain {
+                    topic: topic.to_string(),
+                    qos: 0,
+                    payload: Vec::new(),
+                });
+            }
+        }
+        self.schedule_retained_expiry();
     }
 }

@@ -262,6 +262,9 @@ impl Broker {
     /// message, durably when persistence is on.
     pub(super) fn set_retained(&mut self, msg: &Arc<Message>, qos: QoS) {
         self.retained.set(msg, qos);
+        if msg.expires_at != 0 {
+            self.schedule_retained_expiry();
+        }
         if self.store.is_some() {
             self.persist(Record::Retain {
                 topic: msg.topic.to_string(),

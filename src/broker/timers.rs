@@ -36,6 +36,7 @@ impl Broker {
                     }
                 }
                 Due::Session(sid) => self.session_due(sid),
+                Due::RetainedExpiry => self.expire_retained(),
                 Due::AcceptResume => {
                     self.accept_paused = false;
                     for i in 0..self.listeners.len() {
