@@ -299,7 +299,7 @@ impl Broker {
             acl,
             store: None,
             snapshot: None,
-            bodies: persist::Bodies::default(),
+            bodies: persist::Bodies::starting_now(),
             next_body: 0,
             store_failed: false,
             store_full_logged: false,

@@ -7,10 +7,9 @@ mod common;
 use common::clients::*;
 use common::*;
 
-use rumqttc::v5::mqttbytes::v5::{Filter, Packet as P5, Publish as Publish5, PublishProperties};
+use common::rumqtt5::*;
+use rumqttc::v5::mqttbytes::v5::{Filter, PublishProperties};
 use rumqttc::v5::mqttbytes::QoS as Q5;
-use rumqttc::v5::{Client as Client5, Event as Event5, MqttOptions as Options5};
-use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 // Home Assistant (from 2027.1: MQTT 5 only) with a Zigbee2MQTT-like bridge:
@@ -135,70 +134,6 @@ fn wait_for_subscriptions(b: &TestBroker, n: usize) {
     }
 }
 
-/// A rumqttc v5 client whose connection runs in a thread; its PUBLISHes
-/// and SUBACKs come through a channel.
-struct Rumqtt5 {
-    client: Client5,
-    packets: Receiver<P5>,
-}
-
-impl Rumqtt5 {
-    fn connect(b: &TestBroker, id: &str) -> Rumqtt5 {
-        let mut opts = Options5::new(id, b.addr.ip().to_string(), b.addr.port());
-        opts.set_keep_alive(Duration::from_secs(30));
-        let (client, mut connection) = Client5::new(opts, 16);
-        let (tx, packets) = mpsc::channel();
-        std::thread::spawn(move || {
-            for ev in connection.iter() {
-                match ev {
-                    Ok(Event5::Incoming(p)) => {
-                        if tx.send(p).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-        });
-        let mut c = Rumqtt5 { client, packets };
-        c.expect(
-            "CONNACK",
-            |p| matches!(p, P5::ConnAck(a) if a.code as u8 == 0),
-        );
-        c
-    }
-
-    /// Waits (bounded) for a packet `want` accepts, skipping others.
-    fn expect(&mut self, what: &str, want: impl Fn(&P5) -> bool) -> P5 {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.packets.recv_timeout(left) {
-                Ok(p) if want(&p) => return p,
-                Ok(_) => {}
-                Err(e) => panic!("no {what} within {WAIT:?}: {e}"),
-            }
-        }
-    }
-
-    fn publish(&mut self, topic: &str, payload: &str, retain: bool, props: PublishProperties) {
-        let (t, p) = (topic.to_string(), payload.to_string());
-        let q = Q5::AtLeastOnce;
-        self.client
-            .publish_with_properties(t, q, retain, p, props)
-            .expect("publish");
-        self.expect("PUBACK", |p| matches!(p, P5::PubAck(_)));
-    }
-
-    fn next_publish(&mut self) -> Publish5 {
-        match self.expect("PUBLISH", |p| matches!(p, P5::Publish(_))) {
-            P5::Publish(p) => p,
-            _ => unreachable!(),
-        }
-    }
-}
-
 // rumqttc's v5 client: No Local keeps a client's own messages from it,
 // Retain As Published keeps the RETAIN flag on live forwarding, and User
 // Properties arrive in order. [MQTT-3.8.3-3] [MQTT-3.3.1-12]
@@ -206,7 +141,7 @@ impl Rumqtt5 {
 #[test]
 fn rumqttc_v5_no_local_retain_as_published_and_user_properties() {
     let b = TestBroker::start();
-    let mut a = Rumqtt5::connect(&b, "a");
+    let mut a = Rumqtt5::connect(b.addr, "a");
     let mut no_local = Filter::new("n/#", Q5::AtLeastOnce);
     no_local.nolocal = true;
     let mut as_published = Filter::new("r/#", Q5::AtLeastOnce);
@@ -214,8 +149,8 @@ fn rumqttc_v5_no_local_retain_as_published_and_user_properties() {
     a.client
         .subscribe_many([no_local, as_published])
         .expect("subscribe");
-    a.expect("SUBACK", |p| matches!(p, P5::SubAck(_)));
-    let mut other = Rumqtt5::connect(&b, "other");
+    a.suback();
+    let mut other = Rumqtt5::connect(b.addr, "other");
     let props = PublishProperties {
         user_properties: vec![("k".into(), "1".into()), ("k".into(), "2".into())],
         ..Default::default()

@@ -314,7 +314,12 @@ impl Broker {
         session.expiry = expiry;
         let sid = self.sessions.insert(session);
         if let Some(client) = self.durable(sid) {
-            self.persist(Record::Session { client });
+            self.persist(Record::Session {
+                client: client.clone(),
+            });
+            if expiry != u32::MAX {
+                self.persist_expiry(client, expiry);
+            }
         }
         sid
     }

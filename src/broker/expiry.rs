@@ -62,13 +62,24 @@ impl Broker {
     /// store now: at its close it is no longer recorded.
     pub(super) fn set_session_expiry(&mut self, sid: SessionKey, expiry: u32) {
         let was_durable = self.durable(sid);
-        if let Some(sess) = self.sessions.get_mut(sid) {
-            sess.expiry = expiry;
-            sess.clean = expiry == 0;
+        let Some(sess) = self.sessions.get_mut(sid) else {
+            return;
+        };
+        let changed = sess.expiry != expiry;
+        sess.expiry = expiry;
+        sess.clean = expiry == 0;
+        match (was_durable, self.durable(sid)) {
+            (Some(client), None) => self.persist(Record::SessionGone { client }),
+            (_, Some(client)) if changed => self.persist_expiry(client, expiry),
+            _ => {}
         }
-        if let (Some(client), None) = (was_durable, self.durable(sid)) {
-            self.persist(Record::SessionGone { client });
-        }
+    }
+
+    /// Stores a persistent session's Session Expiry Interval ("never",
+    /// the default of a stored session, needs no record after `Session`;
+    /// a later change back to it does).
+    pub(super) fn persist_expiry(&mut self, client: String, expiry: u32) {
+        self.persist(Record::SessionExpiry { client, expiry });
     }
 
     /// A session went offline: file when its Session Expiry Interval ends
@@ -131,11 +142,9 @@ impl Broker {
         while let Some(topic) = self.retained.pop_expired(self.now_ms) {
             debug!("retained message on {topic} expired");
             if self.store.is_some() {
-                self.persist(Record::Retain {
-                    topic: topic.to_string(),
-                    qos: 0,
-                    payload: Vec::new(),
-                });
+                let deleted = Message::new(topic, bytes::Bytes::new());
+                let record = persist::retain_record(&deleted, QoS::AtMostOnce, 0);
+                self.persist(record);
             }
         }
         self.schedule_retained_expiry();

@@ -266,11 +266,8 @@ impl Broker {
             self.schedule_retained_expiry();
         }
         if self.store.is_some() {
-            self.persist(Record::Retain {
-                topic: msg.topic.to_string(),
-                qos: qos as u8,
-                payload: msg.payload.to_vec(),
-            });
+            let record = persist::retain_record(msg, qos, self.bodies.unix_start);
+            self.persist(record);
         }
     }
 
@@ -286,7 +283,12 @@ impl Broker {
     }
 
     pub(super) fn publish_will(&mut self, will: LastWill) {
-        let msg = self.message_of(will.topic, will.payload, will.properties, will.retain);
+        let mut props = will.properties;
+        if props.get().is_some_and(|p| p.will_delay_interval.is_some()) {
+            // A Will Property, not one of the message's.
+            props.values_mut().will_delay_interval = None;
+        }
+        let msg = self.message_of(will.topic, will.payload, props, will.retain);
         let msg = Arc::new(msg);
         if will.retain {
             self.set_retained(&msg, will.qos); // [MQTT-3.1.2-17]
@@ -383,12 +385,7 @@ impl Broker {
             }
             self.session(sid)?.subscribe(stored, grant);
             if let Some(client) = self.durable(sid) {
-                let (filter, qos) = (filter.clone(), grant.qos as u8);
-                self.persist(Record::Sub {
-                    client,
-                    filter,
-                    qos,
-                });
+                self.persist(persist::sub_record(client, filter.clone(), &grant));
             }
             codes.push(ReasonCode::granted(grant.qos)); // [MQTT-3.9.3-1]
         }

@@ -8,9 +8,10 @@
 
 use super::Broker;
 use crate::keys::{Destination, SessionKey};
-use crate::protocol::QoS;
+use crate::protocol::{Properties, QoS};
+use crate::router::{Grant, SEVERAL_IDS};
 use crate::session::{Delivery, Message, Session, Stage};
-use crate::store::Record;
+use crate::store::{Meta, Record};
 use log::{error, info, warn};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,9 +49,20 @@ pub(super) struct Snapshot {
 #[derive(Default)]
 pub(super) struct Bodies {
     written: HashMap<usize, (Arc<Message>, u64)>,
+    /// The Unix time (ms) of the broker clock's 0, to store expiry times
+    /// that hold across a restart.
+    pub unix_start: u64,
 }
 
 impl Bodies {
+    /// No body written yet, on a clock that starts now.
+    pub(super) fn starting_now() -> Bodies {
+        Bodies {
+            written: HashMap::new(),
+            unix_start: unix_now_ms(),
+        }
+    }
+
     /// The record of a message entering a persistent session's stream;
     /// `next` is the last body id given out in this log.
     pub(super) fn record(&mut self, next: &mut u64, client: String, d: &Delivery) -> Record {
@@ -67,14 +79,27 @@ impl Bodies {
         }
         *next += 1;
         self.written.insert(key, (d.msg.clone(), *next));
-        Record::MsgBody {
-            client,
-            seq,
-            qos,
-            retain,
-            body: *next,
-            topic: d.msg.topic.to_string(),
-            payload: d.msg.payload.to_vec(),
+        let (topic, payload) = (d.msg.topic.to_string(), d.msg.payload.to_vec());
+        match meta_of(&d.msg, self.unix_start) {
+            None => Record::MsgBody {
+                client,
+                seq,
+                qos,
+                retain,
+                body: *next,
+                topic,
+                payload,
+            },
+            Some(meta) => Record::MsgBody5 {
+                client,
+                seq,
+                qos,
+                retain,
+                body: *next,
+                topic,
+                payload,
+                meta,
+            },
         }
     }
 
@@ -85,6 +110,84 @@ impl Bodies {
 
 fn message(topic: String, payload: Vec<u8>) -> Arc<Message> {
     Arc::new(Message::new(topic.into(), payload.into()))
+}
+
+/// What an MQTT 5 message needs stored besides topic and payload, if
+/// anything: its properties, and its expiry as Unix time.
+fn meta_of(msg: &Message, unix_start: u64) -> Option<Meta> {
+    if msg.properties.is_empty() && msg.expires_at == 0 {
+        return None;
+    }
+    let expires_unix_ms = match msg.expires_at {
+        0 => 0,
+        at => unix_start.saturating_add(at),
+    };
+    Some(Meta {
+        properties: msg.properties.to_block(),
+        expires_unix_ms,
+    })
+}
+
+/// A stored message with its [`Meta`], its expiry back on this run's
+/// clock (an expired one stays expired: it is never sent).
+fn message5(topic: String, payload: Vec<u8>, meta: &Meta, unix_start: u64) -> Arc<Message> {
+    let mut msg = Message::new(topic.into(), payload.into());
+    match Properties::from_block(&meta.properties) {
+        Some(p) => msg.properties = p,
+        None => warn!(
+            "persistence: properties of a message on {} unreadable; dropped",
+            msg.topic
+        ),
+    }
+    if meta.expires_unix_ms != 0 {
+        msg.expires_at = meta.expires_unix_ms.saturating_sub(unix_start).max(1);
+    }
+    Arc::new(msg)
+}
+
+/// The Unix time now, in ms.
+pub(super) fn unix_now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The record of a retained message (an empty payload deletes).
+pub(super) fn retain_record(msg: &Message, qos: QoS, unix_start: u64) -> Record {
+    let (topic, payload, qos) = (msg.topic.to_string(), msg.payload.to_vec(), qos as u8);
+    match meta_of(msg, unix_start) {
+        None => Record::Retain {
+            topic,
+            qos,
+            payload,
+        },
+        Some(meta) => Record::Retain5 {
+            topic,
+            qos,
+            payload,
+            meta,
+        },
+    }
+}
+
+/// The record of a subscription: `Sub5` only when MQTT 5 options or an
+/// identifier need it.
+pub(super) fn sub_record(client: String, filter: String, grant: &Grant) -> Record {
+    let qos = grant.qos as u8;
+    let options = grant.no_local as u8 | (grant.retain_as_published as u8) << 1;
+    if options == 0 && grant.id == 0 {
+        return Record::Sub {
+            client,
+            filter,
+            qos,
+        };
+    }
+    Record::Sub5 {
+        client,
+        filter,
+        qos,
+        options,
+        id: grant.id,
+    }
 }
 
 fn qos_of(q: u8) -> QoS {
@@ -101,12 +204,14 @@ fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mu
             username: Some(user.to_string()),
         });
     }
-    for (filter, grant) in sess.subscriptions() {
-        out.push(Record::Sub {
+    if sess.expiry != u32::MAX {
+        out.push(Record::SessionExpiry {
             client: client(),
-            filter: filter.to_string(),
-            qos: grant.qos as u8,
+            expiry: sess.expiry,
         });
+    }
+    for (filter, grant) in sess.subscriptions() {
+        out.push(sub_record(client(), filter.to_string(), grant));
     }
     for pkid in sess.qos2_ids() {
         out.push(Record::Qos2In {
@@ -186,6 +291,12 @@ impl Broker {
         // Sequences continue after the highest restored one; restored
         // sessions count as offline from now on (for expiry).
         let now = self.now_ms;
+        let timed: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expiry != u32::MAX)
+            .map(|(sid, _)| sid)
+            .collect();
         for (_, sess) in self.sessions.iter_mut() {
             sess.offline_since = Some(now);
             let flow = sess.flow();
@@ -195,7 +306,19 @@ impl Broker {
                 .max()
                 .unwrap_or(0);
             sess.next_seq = sess.next_seq.max(top);
+            // Which subscription a stored message came through is not
+            // stored: its identifiers are looked up when it is sent.
+            if sess.subscriptions().iter().any(|(_, g)| g.id != 0) {
+                let flow = sess.flow_mut();
+                let inflight = flow.inflight.iter_mut().map(|f| &mut f.delivery);
+                for d in inflight.chain(flow.queue.iter_mut()) {
+                    d.sub_id = SEVERAL_IDS;
+                }
+            }
             sess.tidy();
+        }
+        for sid in timed {
+            self.schedule_session_end(sid);
         }
     }
 
@@ -208,6 +331,19 @@ impl Broker {
                 seq,
                 sub_id: 0,
             });
+        }
+    }
+
+    /// A subscription back in the router and its session. Filtered or not
+    /// is decided once all is restored (`recheck_subscriptions`).
+    fn restore_sub(&mut self, client: &str, filter: &str, grant: Grant) {
+        let Some(sid) = self.sessions.find(client) else {
+            return;
+        };
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            let to = Destination::Session(sid);
+            let (_, stored) = self.router.subscribe(to, filter, grant, false);
+            sess.subscribe(stored, grant);
         }
     }
 
@@ -248,20 +384,52 @@ impl Broker {
                 client,
                 filter,
                 qos,
+            } => self.restore_sub(&client, &filter, Grant::qos(qos_of(qos))),
+            Record::Sub5 {
+                client,
+                filter,
+                qos,
+                options,
+                id,
             } => {
-                if let Some(sid) = self.sessions.find(&client) {
-                    if let Some(sess) = self.sessions.get_mut(sid) {
-                        // Filtered or not is decided once all is restored
-                        // (`recheck_subscriptions`).
-                        let (_, stored) = self.router.subscribe(
-                            Destination::Session(sid),
-                            &filter,
-                            qos_of(qos),
-                            false,
-                        );
-                        sess.subscribe(stored, qos_of(qos).into());
-                    }
+                let grant = Grant {
+                    qos: qos_of(qos),
+                    no_local: options & 1 != 0,
+                    retain_as_published: options & 2 != 0,
+                    id,
+                };
+                self.restore_sub(&client, &filter, grant);
+            }
+            Record::SessionExpiry { client, expiry } => {
+                if let Some(sess) = self.restored_session(&client) {
+                    sess.expiry = expiry;
+                    sess.clean = false; // 0 is never stored
                 }
+            }
+            Record::Retain5 {
+                topic,
+                qos,
+                payload,
+                meta,
+            } => {
+                let msg = message5(topic, payload, &meta, self.bodies.unix_start);
+                if !msg.expired(self.now_ms) {
+                    self.retained.set(&msg, qos_of(qos));
+                }
+            }
+            Record::MsgBody5 {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+                topic,
+                payload,
+                meta,
+            } => {
+                let msg = message5(topic, payload, &meta, self.bodies.unix_start);
+                replay.bodies.insert(body, msg.clone());
+                self.restore_msg(&client, msg, seq, qos, retain);
             }
             Record::Unsub { client, filter } => {
                 if let Some(sid) = self.sessions.find(&client) {
@@ -384,11 +552,7 @@ impl Broker {
                 // The current value, which may be newer than when the list
                 // was taken (or gone: then its delete is already written).
                 if let Some((msg, qos)) = self.retained.get(&snap.retained[snap.at]) {
-                    records.push(Record::Retain {
-                        topic: msg.topic.to_string(),
-                        qos: qos as u8,
-                        payload: msg.payload.to_vec(),
-                    });
+                    records.push(retain_record(&msg, qos, self.bodies.unix_start));
                 }
             } else if snap.at < r + s {
                 let client = &snap.sessions[snap.at - r];

@@ -90,6 +90,21 @@ impl Properties {
             .filter(|v| **v != PropertyValues::default())
     }
 
+    /// A message's properties as a property block, for storing them.
+    pub fn to_block(&self) -> Vec<u8> {
+        let mut out = bytes::BytesMut::new();
+        write(&mut out, self);
+        out.to_vec()
+    }
+
+    /// Reads back what [`Properties::to_block`] wrote for a message's
+    /// properties; `None` if it is not a valid PUBLISH property block.
+    pub fn from_block(block: &[u8]) -> Option<Properties> {
+        let mut r = Reader { body: block };
+        let p = read(&mut r, Kind::Publish, Role::Client).ok()?;
+        r.is_empty().then_some(p)
+    }
+
     /// The values for setting one (allocated on first use).
     pub fn values_mut(&mut self) -> &mut PropertyValues {
         self.0.get_or_insert_with(Box::default)

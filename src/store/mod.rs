@@ -19,8 +19,8 @@
 
 mod record;
 
-pub use record::Record;
 use record::{frame, read_log, UNKNOWN};
+pub use record::{Meta, Record};
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -349,6 +349,39 @@ mod tests {
             Record::Unsub {
                 client: "c".into(),
                 filter: "a/#".into(),
+            },
+            Record::Retain5 {
+                topic: "r".into(),
+                qos: 1,
+                payload: b"v5".to_vec(),
+                meta: Meta {
+                    properties: vec![3, 0x01, 1],
+                    expires_unix_ms: 1_700_000_000_000,
+                },
+            },
+            Record::MsgBody5 {
+                client: "c".into(),
+                seq: 8,
+                qos: 2,
+                retain: false,
+                body: 4,
+                topic: "t".into(),
+                payload: b"p".to_vec(),
+                meta: Meta {
+                    properties: vec![0],
+                    expires_unix_ms: 0,
+                },
+            },
+            Record::Sub5 {
+                client: "c".into(),
+                filter: "s/#".into(),
+                qos: 1,
+                options: 3,
+                id: 268_435_455,
+            },
+            Record::SessionExpiry {
+                client: "c".into(),
+                expiry: 60,
             },
             Record::SessionGone { client: "c".into() },
         ]

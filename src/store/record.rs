@@ -94,6 +94,48 @@ pub enum Record {
         client: String,
         pkid: u16,
     },
+    /// `Retain` of a message with MQTT 5 properties or an expiry.
+    Retain5 {
+        topic: String,
+        qos: u8,
+        payload: Vec<u8>,
+        meta: Meta,
+    },
+    /// `MsgBody` of a message with MQTT 5 properties or an expiry.
+    MsgBody5 {
+        client: String,
+        seq: u64,
+        qos: u8,
+        retain: bool,
+        body: u64,
+        topic: String,
+        payload: Vec<u8>,
+        meta: Meta,
+    },
+    /// `Sub` with MQTT 5 subscription options or a Subscription Identifier.
+    Sub5 {
+        client: String,
+        filter: String,
+        qos: u8,
+        /// Bit 0: No Local; bit 1: Retain As Published.
+        options: u8,
+        id: u32,
+    },
+    /// A persistent session's Session Expiry Interval (MQTT 5), in
+    /// seconds, when it is not "never".
+    SessionExpiry {
+        client: String,
+        expiry: u32,
+    },
+}
+
+/// What an MQTT 5 message carries besides topic and payload: its
+/// properties as a property block, and when it expires, in ms since the
+/// Unix epoch (0: never), so the expiry holds across a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Meta {
+    pub properties: Vec<u8>,
+    pub expires_unix_ms: u64,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
@@ -107,6 +149,11 @@ fn put_msg_head(out: &mut Vec<u8>, client: &str, seq: u64, qos: u8, retain: bool
     put_str(out, client);
     out.extend_from_slice(&seq.to_le_bytes());
     out.push(qos | (retain as u8) << 4);
+}
+
+fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
+    put_bytes(out, &meta.properties);
+    out.extend_from_slice(&meta.expires_unix_ms.to_le_bytes());
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -222,6 +269,54 @@ impl Record {
                 put_str(out, client);
                 out.extend_from_slice(&pkid.to_le_bytes());
             }
+            Record::Retain5 {
+                topic,
+                qos,
+                payload,
+                meta,
+            } => {
+                out.push(16);
+                put_str(out, topic);
+                out.push(*qos);
+                put_bytes(out, payload);
+                put_meta(out, meta);
+            }
+            Record::MsgBody5 {
+                client,
+                seq,
+                qos,
+                retain,
+                body,
+                topic,
+                payload,
+                meta,
+            } => {
+                out.push(17);
+                put_msg_head(out, client, *seq, *qos, *retain);
+                out.extend_from_slice(&body.to_le_bytes());
+                put_str(out, topic);
+                put_bytes(out, payload);
+                put_meta(out, meta);
+            }
+            Record::Sub5 {
+                client,
+                filter,
+                qos,
+                options,
+                id,
+            } => {
+                out.push(18);
+                put_str(out, client);
+                put_str(out, filter);
+                out.push(*qos);
+                out.push(*options);
+                out.extend_from_slice(&id.to_le_bytes());
+            }
+            Record::SessionExpiry { client, expiry } => {
+                out.push(19);
+                put_str(out, client);
+                out.extend_from_slice(&expiry.to_le_bytes());
+            }
         }
     }
 
@@ -302,6 +397,36 @@ impl Record {
                     body: r.u64()?,
                 }
             }
+            16 => Record::Retain5 {
+                topic: r.str()?,
+                qos: r.u8()?,
+                payload: r.bytes()?,
+                meta: r.meta()?,
+            },
+            17 => {
+                let (client, seq, qos, retain) = r.msg_head()?;
+                Record::MsgBody5 {
+                    client,
+                    seq,
+                    qos,
+                    retain,
+                    body: r.u64()?,
+                    topic: r.str()?,
+                    payload: r.bytes()?,
+                    meta: r.meta()?,
+                }
+            }
+            18 => Record::Sub5 {
+                client: r.str()?,
+                filter: r.str()?,
+                qos: r.u8()?,
+                options: r.u8()?,
+                id: r.u32()?,
+            },
+            19 => Record::SessionExpiry {
+                client: r.str()?,
+                expiry: r.u32()?,
+            },
             _ => return None,
         };
         r.b.is_empty().then_some(rec)
@@ -326,6 +451,15 @@ impl Cursor<'_> {
     }
     fn u16(&mut self) -> Option<u16> {
         Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn meta(&mut self) -> Option<Meta> {
+        Some(Meta {
+            properties: self.bytes()?,
+            expires_unix_ms: self.u64()?,
+        })
     }
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
@@ -361,7 +495,7 @@ pub(super) fn frame(rec: &Record, out: &mut Vec<u8>) {
 pub(super) const UNKNOWN: &str = "unknown record type";
 
 /// The highest record type this version writes and reads.
-pub(super) const LAST_KNOWN_TYPE: u8 = 14;
+pub(super) const LAST_KNOWN_TYPE: u8 = 19;
 
 /// Reads every good record; stops at the first damaged one.
 pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {

@@ -7,6 +7,7 @@ pub mod conformance;
 pub mod persistence;
 pub mod process;
 pub mod robustness;
+pub mod rumqtt5;
 pub mod sessions;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
