@@ -133,3 +133,37 @@ fn v5_session_and_message_expiry_hold_across_a_restart() {
         "the expired message is not sent"
     );
 }
+
+// A Will waiting for its Will Delay Interval is not kept past the process:
+// it is published when the broker shuts down (its session outlives the
+// connection, so it would otherwise wait 60 s). A 3.1.1 subscriber on the
+// same listener receives it without the Will Delay Interval, which is not
+// a message property. [MQTT-3.1.3-9]
+#[test]
+fn a_delayed_will_is_published_at_shutdown() {
+    let mut b = common::TestBroker::start_polled(|_| {});
+    let mut watcher = common::conformance::subscriber(b.addr, &[("will/#", 0)]);
+    // MQTT 5 CONNECT: Will flag, Session Expiry Interval 3600, client id
+    // "dies", Will Delay Interval 60, Will topic and payload.
+    let mut body = common::sessions::field(b"MQTT");
+    body.extend_from_slice(&[5, 0x04, 0, 60, 5, 0x11, 0, 0, 0x0E, 0x10]);
+    body.extend_from_slice(&common::sessions::field(b"dies"));
+    body.extend_from_slice(&[5, 0x18, 0, 0, 0, 60]);
+    body.extend_from_slice(&common::sessions::field(b"will/dies"));
+    body.extend_from_slice(&common::sessions::field(b"gone"));
+    let mut dies = common::Raw::connect(b.addr);
+    dies.send(&common::packet(0x10, &body));
+    let (first, _) = dies.read_reply("CONNACK").expect("CONNACK");
+    assert_eq!(first, 0x20);
+    drop(dies); // the socket closes without DISCONNECT
+    let deadline = Instant::now() + common::WAIT;
+    while b.stats().clients_connected > 1 {
+        assert!(Instant::now() < deadline, "the client's close seen in time");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    watcher.expect_silence(Duration::from_millis(200)); // delayed, not sent
+    b.stop();
+    let will = watcher.read_packet().expect("the Will before the close");
+    assert_eq!(will.0, 0x30);
+    assert!(will.1.ends_with(b"will/diesgone"), "{:?}", will.1);
+}

@@ -324,6 +324,12 @@ impl Broker {
                 self.publish_will(will);
             }
         }
+        // Wills still waiting for their delay go too: nothing keeps them
+        // past this process.
+        let delayed: Vec<SessionKey> = self.delayed_wills.keys().copied().collect();
+        for sid in delayed {
+            self.publish_delayed_will(sid);
+        }
         self.flush_dirty();
         for key in keys {
             self.close(key, Reason::Shutdown);
