@@ -33,13 +33,11 @@ impl Broker {
     pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) -> usize {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
-        let publisher = self.publisher.and_then(|k| self.conns.get(k));
-        let publisher = publisher.and_then(Conn::session);
         for s in &routes {
             let qos = self.out_qos(qos, s.qos);
             match s.destination() {
                 Destination::Session(sid) => {
-                    if s.no_local && publisher == Some(sid) {
+                    if s.no_local && self.published_by(sid) {
                         continue;
                     }
                     if s.filtered && !self.may_receive(sid, &msg.topic) {
@@ -54,6 +52,12 @@ impl Broker {
         let matched = routes.len();
         self.routes = routes;
         matched
+    }
+
+    /// True if the message being routed comes from session `sid`.
+    fn published_by(&self, sid: SessionKey) -> bool {
+        let publisher = self.publisher.and_then(|k| self.conns.get(k));
+        publisher.and_then(Conn::session) == Some(sid)
     }
 
     /// Hands one message to one session: written now if the client is
@@ -279,7 +283,8 @@ impl Broker {
             let Some(p) = conn.unpark() else {
                 break;
             };
-            if let Err(reason) = self.on_publish(key, sid, p) {
+            let v5 = self.conns.get(key).is_some_and(|c| c.v5.is_some());
+            if let Err(reason) = self.on_publish(key, sid, p, v5) {
                 return self.close(key, reason);
             }
             if self.conns.get(key).is_some_and(|c| c.blocked) {
@@ -543,23 +548,30 @@ impl<'a> Copy<'a> {
 /// an MQTT 5 client, unless it is larger than the client's Maximum Packet
 /// Size (then it is skipped for that client alone, as if sent
 /// [MQTT-3.1.2-25]).
+#[inline]
 pub(super) fn fits(conn: &Conn, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
     match conn.v5.as_deref() {
         Some(v5) if v5.maximum_packet_size != u32::MAX => {
-            let m = copy.msg;
-            let len = sess.with_subscription_ids(copy.sub_id, &m.topic, |ids| {
-                let extra = Outbound {
-                    message_expiry: m.expiry_left(now_ms),
-                    subscription_ids: ids,
-                    topic_alias: None,
-                };
-                let payload = m.payload.len();
-                protocol::publish_out_len(&m.topic, payload, &m.properties, &extra, copy.qos)
-            });
-            len <= v5.maximum_packet_size as usize
+            fits_within(v5.maximum_packet_size, sess, copy, now_ms)
         }
         _ => true,
     }
+}
+
+/// `fits` for a client with a Maximum Packet Size: the copy's size.
+#[inline(never)]
+fn fits_within(max: u32, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
+    let m = copy.msg;
+    let len = sess.with_subscription_ids(copy.sub_id, &m.topic, |ids| {
+        let extra = Outbound {
+            message_expiry: m.expiry_left(now_ms),
+            subscription_ids: ids,
+            topic_alias: None,
+        };
+        let payload = m.payload.len();
+        protocol::publish_out_len(&m.topic, payload, &m.properties, &extra, copy.qos)
+    });
+    len <= max as usize
 }
 
 pub(super) fn write_publish(

@@ -9,13 +9,14 @@ impl Broker {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
         };
+        let v5 = conn.v5.is_some();
         let sid = match (conn.session(), packet) {
             (None, Packet::Connect(c)) => return self.on_connect(key, *c),
             (Some(_), Packet::Connect(_)) => {
                 return Err(Reason::ProtocolError(Violation::SecondConnect)); // [MQTT-3.1.0-2]
             }
             (None, _) => return Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
-            (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p),
+            (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p, v5),
             (Some(sid), Packet::Subscribe(s)) => return self.on_subscribe(key, sid, s),
             (Some(sid), Packet::Unsubscribe(u)) => {
                 return self.on_unsubscribe(key, sid, u.pkid, u.filters)
@@ -152,8 +153,8 @@ impl Broker {
         key: ConnKey,
         sid: SessionKey,
         mut p: Publish,
+        v5: bool,
     ) -> Result<(), Reason> {
-        let v5 = self.conns.get(key).is_some_and(|c| c.v5.is_some());
         if v5 {
             self.accept_v5_publish(key, &mut p)?;
         } else if p.qos > self.config.max_qos {
@@ -205,7 +206,15 @@ impl Broker {
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
                 code = ReasonCode::NotAuthorized;
             } else {
-                let msg = Arc::new(self.message_of(p.topic, p.payload, p.properties, p.retain));
+                let msg = if p.properties.is_empty() {
+                    // Every 3.x message: no properties, no expiry.
+                    let mut msg = Message::new(p.topic, p.payload);
+                    msg.retain = p.retain;
+                    msg
+                } else {
+                    self.message_of(p.topic, p.payload, p.properties, p.retain)
+                };
+                let msg = Arc::new(msg);
                 if p.retain {
                     self.set_retained(&msg, qos);
                 }

@@ -180,9 +180,8 @@ pub struct PublishRef<'a> {
     pub dup: bool,
     pub qos: QoS,
     pub retain: bool,
-    /// Checked: well-formed UTF-8 without U+0000 (left as bytes, so a
-    /// consumer that does not need it as a `str` pays no conversion).
-    pub topic: &'a [u8],
+    /// Checked: well-formed UTF-8 without U+0000 (one pass does both).
+    pub topic: &'a str,
     /// 0 for QoS 0.
     pub pkid: u16,
     pub payload: &'a [u8],
@@ -196,8 +195,7 @@ impl PublishRef<'_> {
             dup: self.dup,
             qos: self.qos,
             retain: self.retain,
-            // Valid UTF-8 (checked when decoded): nothing is replaced.
-            topic: String::from_utf8_lossy(self.topic).into(),
+            topic: self.topic.into(),
             pkid: self.pkid,
             payload: Bytes::copy_from_slice(self.payload),
             properties: self.properties,
@@ -429,7 +427,7 @@ fn parse_publish<'a>(
     if dup && qos == QoS::AtMostOnce {
         return Err(DecodeError::BadFlags(first)); // [MQTT-3.3.1-2]
     }
-    let topic = r.text()?; // [MQTT-3.3.2-1]
+    let topic = r.str()?; // [MQTT-3.3.2-1]
     let pkid = if qos == QoS::AtMostOnce { 0 } else { r.pkid()? };
     let properties = ctx.properties(r, Kind::Publish)?;
     let payload = r.rest();

@@ -52,19 +52,19 @@ pub(super) fn varint_len(v: usize) -> usize {
     }
 }
 
-/// Whether every byte is in 1..=0x7F: ASCII without NUL, so valid
-/// UTF-8 with no U+0000. Eight bytes at a time.
-pub(super) fn plain_ascii(raw: &[u8]) -> bool {
+/// True if `raw` holds a zero byte (U+0000 [MQTT-1.5.3-2]), eight bytes
+/// at a time: `contains(&0)` goes byte by byte and cost as much as the
+/// UTF-8 check itself on a topic.
+pub(super) fn has_nul(raw: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut words = raw.chunks_exact(8);
-    let words_ok = words.by_ref().all(|w| {
+    let in_words = words.by_ref().any(|w| {
         // Never the default: chunks_exact yields 8 bytes.
-        let v = u64::from_le_bytes(w.try_into().unwrap_or([0; 8]));
-        let has_zero = v.wrapping_sub(ONES) & !v & HIGH;
-        (has_zero | v & HIGH) == 0
+        let v = u64::from_le_bytes(w.try_into().unwrap_or([1; 8]));
+        v.wrapping_sub(ONES) & !v & HIGH != 0
     });
-    words_ok && words.remainder().iter().all(|b| b.wrapping_sub(1) < 0x7F)
+    in_words || words.remainder().contains(&0)
 }
 
 /// A cursor over one packet's body with the field readers MQTT needs.
@@ -139,20 +139,14 @@ impl<'a> Reader<'a> {
         Ok(Bytes::copy_from_slice(self.binary()?))
     }
 
-    /// A UTF-8 string's bytes, checked: well-formed, no U+0000
-    /// [MQTT-1.5.3-1], [MQTT-1.5.3-2]. Plain ASCII (nearly every topic) is
-    /// recognised in one word-at-a-time pass, without building a `str`.
-    pub fn text(&mut self) -> Result<&'a [u8], DecodeError> {
-        let raw = self.binary()?;
-        if !plain_ascii(raw) && (raw.contains(&0) || std::str::from_utf8(raw).is_err()) {
-            return Err(DecodeError::BadUtf8);
-        }
-        Ok(raw)
-    }
-
-    /// A UTF-8 string, borrowed (checked as [`Reader::text`]).
+    /// A UTF-8 string, borrowed, checked: well-formed, no U+0000
+    /// [MQTT-1.5.3-1], [MQTT-1.5.3-2].
     pub fn str(&mut self) -> Result<&'a str, DecodeError> {
-        std::str::from_utf8(self.text()?).map_err(|_| DecodeError::BadUtf8)
+        let raw = self.binary()?;
+        match std::str::from_utf8(raw) {
+            Ok(s) if !has_nul(raw) => Ok(s),
+            _ => Err(DecodeError::BadUtf8),
+        }
     }
 
     pub fn string(&mut self) -> Result<String, DecodeError> {
