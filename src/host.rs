@@ -15,6 +15,10 @@ pub struct HostMessage<'a> {
     pub qos: QoS,
     /// True for a retained message sent because the subscription is new.
     pub retain: bool,
+    /// The client id of the client whose PUBLISH this is; `None` for the
+    /// host's own publishes, Wills and retained copies (whose publisher is
+    /// not kept).
+    pub publisher: Option<&'a str>,
 }
 
 /// Called for each message matching a host subscription.
@@ -40,6 +44,7 @@ pub enum Event<'a> {
     Disconnected {
         client_id: &'a str,
         addr: SocketAddr,
+        username: Option<&'a str>,
         reason: &'a str,
     },
 }
