@@ -444,3 +444,44 @@ fn c_host_using_the_whole_api_under_valgrind_has_no_leaks_or_errors() {
         features(true);
     }
 }
+
+/// CONNECT with a user name and a password, Keep Alive 60.
+fn connect_login(client_id: &str, user: &str, password: &str) -> Vec<u8> {
+    let mut body = vec![0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60];
+    for field in [client_id, user, password] {
+        body.extend_from_slice(&(field.len() as u16).to_be_bytes());
+        body.extend_from_slice(field.as_bytes());
+    }
+    packet(0x10, &body)
+}
+
+/// examples/c/epoll_auth.c: an edge-triggered epoll host whose callbacks
+/// decide logins and topics and report who comes and goes.
+#[test]
+fn c_epoll_auth_example_decides_logins_and_topics() {
+    let Some(program) = build_c("examples/c/epoll_auth.c", "epoll-auth") else {
+        return;
+    };
+    let (mut g, port) = Gateway::start(&mut Command::new(&program));
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut wrong = Raw::connect(addr);
+    wrong.send(&connect_login("w", "sensor", "guess"));
+    assert_eq!(wrong.read_reply("CONNACK"), Some((0x20, vec![0, 4])));
+    let mut c = Raw::connect(addr);
+    c.send(&connect_login("s1", "sensor", "secret"));
+    assert_eq!(c.read_reply("CONNACK"), Some((0x20, vec![0, 0])));
+    let line = g.line();
+    assert!(
+        line.starts_with("connected s1 (sensor) from 127.0.0.1:"),
+        "{line}"
+    );
+    c.publish_done("elsewhere", b"dropped", 1, 1); // acknowledged, dropped
+    c.publish_done("sensors/t", b"21", 1, 2);
+    assert_eq!(g.line(), "message sensors/t from s1: 21");
+    c.send(&subscribe_packet(3, &[("admin/#", 0)]));
+    assert_eq!(c.read_reply("SUBACK"), Some((0x90, vec![0, 3, 0x80])));
+    c.disconnect();
+    assert_eq!(g.line(), "disconnected s1: client sent DISCONNECT");
+    let (ok, stderr) = g.finish();
+    assert!(ok, "epoll_auth did not exit cleanly: {stderr}");
+}
