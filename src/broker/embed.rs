@@ -91,7 +91,7 @@ pub struct Remote {
 
 impl Remote {
     /// Queues a publish for the loop (payload copied). Fails with
-    /// [`io::ErrorKind::WouldBlock`] when [`REMOTE_LIMIT`] publishes are
+    /// [`io::ErrorKind::WouldBlock`] when 4,096 publishes are
     /// already waiting (the loop is behind or the host is paused: try
     /// again later), and with [`io::ErrorKind::NotConnected`] once the
     /// broker has shut down.
