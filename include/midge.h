@@ -74,7 +74,8 @@ const char *midge_last_error(void);
  * README's Options). As in the file, the per-listener options
  * (max_connections, use_username_as_clientid, protocol) set after
  * "listener" apply to that listener. log_dest, log_type and pid_file are
- * accepted and not used (the host owns logging: see the log callbacks). */
+ * accepted and not used (the host owns logging: see the log callbacks);
+ * include_dir only in a file (midge_config_load). */
 midge_config *midge_config_new(void);
 int midge_config_set(midge_config *cfg, const char *key, const char *value);
 /* Reads a mosquitto-format file (include_dir too) into cfg; all or
