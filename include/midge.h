@@ -29,10 +29,11 @@
  * midge_free, each config with midge_config_free, each handle with
  * midge_handle_free.
  *
- * MQTT 5: the broker speaks MQTT 3.1 and 3.1.1 today. Once it speaks
- * MQTT 5, midge_message gains the message's properties (user properties,
- * response topic, correlation data) at its end, and publishing with
- * properties gets its own function; nothing here changes meaning.
+ * MQTT 5: MQTT 5 clients connect and exchange messages with the host, but
+ * the host does not see or set message properties yet. When it does,
+ * midge_message gains them (user properties, response topic, correlation
+ * data) at its end, and publishing with properties gets its own function;
+ * nothing here changes meaning.
  *
  * Link: -lmidge (libmidge.a or libmidge.so) -lpthread -ldl -lm
  * C89/C99/C++ compatible.
@@ -134,7 +135,7 @@ long midge_subscribe_cb(midge_broker *b, const char *filter, int qos,
                         midge_message_cb cb, void *user);
 
 /* A message, for midge_subscribe_ex. Only midge creates these; fields may
- * be added at the end (MQTT 5 properties). */
+ * be added at the end (MQTT 5 properties, see above). */
 typedef struct midge_message {
     const char *topic;
     const void *payload; /* never NULL */

@@ -7,7 +7,9 @@
 use crate::protocol::QoS;
 use std::net::SocketAddr;
 
-/// A message delivered to a host subscription.
+/// A message delivered to a host subscription. (Its MQTT 5 properties,
+/// such as user properties, response topic and correlation data, are not
+/// passed to the host yet.)
 #[derive(Debug, Clone, Copy)]
 pub struct HostMessage<'a> {
     pub topic: &'a str,

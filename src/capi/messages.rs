@@ -16,8 +16,9 @@ pub type MidgeMessageCb = Option<
     ),
 >;
 
-/// `midge_message` in the header. MQTT 5 properties will be added at the
-/// end once the broker speaks MQTT 5 (hosts only ever read it).
+/// `midge_message` in the header. The message's MQTT 5 properties are to
+/// be added at the end (hosts only ever read it); `HostMessage` does not
+/// carry them yet.
 #[repr(C)]
 pub struct MidgeMessage {
     pub topic: *const c_char,
