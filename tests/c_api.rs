@@ -485,3 +485,71 @@ fn c_epoll_auth_example_decides_logins_and_topics() {
     let (ok, stderr) = g.finish();
     assert!(ok, "epoll_auth did not exit cleanly: {stderr}");
 }
+
+/// scripts/install-lib.sh installs header, libraries (the shared one under
+/// its SONAME) and a pkg-config file; the gateway built with
+/// `pkg-config --cflags --libs midge` runs against the shared library.
+#[test]
+fn installed_shared_library_works_through_pkg_config() {
+    let Some(cc) = compiler() else {
+        return;
+    };
+    if Command::new("pkg-config")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "pkg-config missing in CI");
+        eprintln!("skipped: pkg-config not installed");
+        return;
+    }
+    let build = static_lib().parent().unwrap().to_path_buf();
+    let prefix =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("prefix-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&prefix);
+    let status = Command::new(root().join("scripts/install-lib.sh"))
+        .arg(&prefix)
+        .env("BUILD_DIR", &build)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "install-lib.sh failed");
+    let pkg = |args: &[&str]| {
+        let out = Command::new("pkg-config")
+            .args(args)
+            .arg("midge")
+            .env("PKG_CONFIG_PATH", prefix.join("lib/pkgconfig"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pkg-config {args:?} failed");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let flags = pkg(&["--cflags", "--libs"]);
+    let gateway = prefix.join("gateway");
+    let status = Command::new(&cc)
+        .args(["-Wall", "-Werror"])
+        .arg(root().join("examples/c/gateway.c"))
+        .args(flags.split_whitespace())
+        .arg("-o")
+        .arg(&gateway)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gateway.c does not build with pkg-config");
+    let needed = Command::new("readelf")
+        .arg("-d")
+        .arg(&gateway)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    assert!(
+        needed.contains("[libmidge.so.0."),
+        "the gateway does not need libmidge by its SONAME:\n{needed}"
+    );
+    let mut cmd = Command::new(&gateway);
+    cmd.env("LD_LIBRARY_PATH", prefix.join("lib"));
+    let (mut g, port) = Gateway::start(&mut cmd);
+    exchange(&mut g, port);
+    let (ok, stderr) = g.finish();
+    assert!(ok, "gateway did not exit cleanly: {stderr}");
+    let _ = std::fs::remove_dir_all(&prefix);
+}
