@@ -3,11 +3,14 @@
  * a config file, the ports of all listeners, log callbacks (process and
  * broker), authentication, authorization and event callbacks, the
  * publisher's client id, statistics, reloading the ACL, flow control of
- * the host's publishes, disconnecting a client, and the thread-safe handle
+ * the host's publishes, disconnecting a client, a host woken by a timerfd
+ * armed from midge_next_timeout_ms, and the thread-safe handle
  * (another thread publishes and shuts the broker down). Usage: features
  * DIR (an empty directory for its files). Prints "ok NAME" per check.
  */
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/timerfd.h>
 
 #include "harness.h"
 
@@ -46,7 +49,7 @@ static void broker_log(void *user, int level, const char *msg) {
 /* ----------------------------------------------------- auth, acl, events */
 static char cred_id[64], cred_user[64], cred_pass[64], cred_addr[64];
 static int acl_calls;
-static char events[8][160];
+static char events[16][160];
 static int n_events;
 
 static int on_auth(void *user, const midge_credentials *c) {
@@ -70,7 +73,7 @@ static int on_acl(void *user, const char *id, const char *name, int access,
 
 static void on_event(void *user, const midge_event *e) {
     (void)user;
-    CHECK(n_events < 8, "too many events");
+    CHECK(n_events < 16, "too many events");
     snprintf(events[n_events++], sizeof events[0], "%s %s %s %s %s",
              e->type == MIDGE_EVENT_CONNECTED ? "connected" : "disconnected",
              e->client_id, e->username ? e->username : "(null)", e->address,
@@ -237,6 +240,55 @@ static void disconnect(midge_broker *b, struct client *alice) {
     printf("ok disconnect\n");
 }
 
+/* A host whose epoll loop arms a timerfd from midge_next_timeout_ms: a
+ * client that goes silent is closed at its keep-alive deadline (1.5 x 1 s)
+ * although midge_fd stays quiet meanwhile. */
+static void timer_host(midge_broker *b, int port) {
+    struct client carl;
+    struct epoll_event ev;
+    unsigned char body[16];
+    size_t len;
+    int ep = epoll_create1(0), tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+    long start, end;
+    CHECK(ep >= 0 && tfd >= 0, "epoll/timerfd");
+    memset(&ev, 0, sizeof ev);
+    ev.events = EPOLLIN | EPOLLET;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, midge_fd(b), &ev) == 0, "epoll_ctl");
+    ev.events = EPOLLIN;
+    CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, tfd, &ev) == 0, "epoll_ctl");
+    carl.have = 0;
+    start = now_ms(); /* the broker hears from carl after this */
+    carl.fd = tcp_connect(port);
+    CHECK(carl.fd >= 0, "connect");
+    mqtt_connect_ka(&carl, "carl", NULL, NULL, 1);
+    CHECK(read_packet(b, &carl, body, sizeof body, &len) == 0x20, "CONNACK");
+    end = now_ms() + WAIT_MS;
+    while (!strstr(events[n_events - 1], "disconnected carl") && now_ms() < end) {
+        struct itimerspec at;
+        struct epoll_event ready[4];
+        unsigned long long ticks;
+        int t = midge_next_timeout_ms(b);
+        memset(&at, 0, sizeof at);
+        if (t >= 0) { /* 0 (at once) still needs a nonzero timer */
+            at.it_value.tv_sec = t / 1000;
+            at.it_value.tv_nsec = (t % 1000) * 1000000L + 1;
+        }
+        CHECK(timerfd_settime(tfd, 0, &at, NULL) == 0, "timerfd_settime");
+        CHECK(epoll_wait(ep, ready, 4, WAIT_MS) >= 0 || errno == EINTR, "epoll_wait");
+        if (read(tfd, &ticks, sizeof ticks) < 0)
+            CHECK(errno == EAGAIN, "timerfd read");
+        CHECK(midge_poll(b, 0) == 0, "midge_poll");
+    }
+    CHECK(strstr(events[n_events - 1], "disconnected carl") &&
+              strstr(events[n_events - 1], "keep-alive"),
+          "after %ld ms: %s", now_ms() - start, events[n_events - 1]);
+    CHECK(now_ms() - start >= 1000, "closed early");
+    close(carl.fd);
+    close(tfd);
+    close(ep);
+    printf("ok timer host\n");
+}
+
 /* -------------------------------------------------- the thread-safe handle */
 #define THREAD_MESSAGES 2000
 static int thread_messages;
@@ -297,6 +349,7 @@ int main(int argc, char **argv) {
     reload(b, &alice);
     flow_control(b, p[0]);
     disconnect(b, &alice);
+    timer_host(b, p[0]);
     handle(b, p[0]);
     midge_free(b);
     printf("ok all\n");

@@ -129,21 +129,28 @@ HELPER void send_packet(struct client *c, unsigned char type,
     send_all(c, body, len);
 }
 
-/* CONNECT (MQTT 3.1.1, clean session, no keep-alive); user/pass optional. */
-HELPER void mqtt_connect(struct client *c, const char *id, const char *user,
-                         const char *pass) {
+/* CONNECT (MQTT 3.1.1, clean session, keep-alive in seconds); user/pass
+ * optional. */
+HELPER void mqtt_connect_ka(struct client *c, const char *id, const char *user,
+                            const char *pass, int keep_alive) {
     unsigned char b[512];
     size_t n = put_str(b, "MQTT");
     b[n++] = 4;
     b[n++] = (unsigned char)(0x02 | (user ? 0x80 : 0) | (pass ? 0x40 : 0));
-    b[n++] = 0;
-    b[n++] = 0;
+    b[n++] = (unsigned char)(keep_alive >> 8);
+    b[n++] = (unsigned char)keep_alive;
     n += put_str(b + n, id);
     if (user)
         n += put_str(b + n, user);
     if (pass)
         n += put_str(b + n, pass);
     send_packet(c, 0x10, b, n);
+}
+
+/* CONNECT without keep-alive. */
+HELPER void mqtt_connect(struct client *c, const char *id, const char *user,
+                         const char *pass) {
+    mqtt_connect_ka(c, id, user, pass, 0);
 }
 
 HELPER void mqtt_subscribe(struct client *c, int pkid, const char *filter,
