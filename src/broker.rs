@@ -414,7 +414,10 @@ impl Broker {
 
     /// When the loop next has timed work to do (a keep-alive or connect
     /// deadline, `$SYS`, ...), for a host that drives
-    /// [`Broker::poll_once`] itself.
+    /// [`Broker::poll_once`] itself. Now when work is pending: deferred
+    /// reads or scans, a compaction, an owed ready callback, or a last poll
+    /// that filled its event buffer (an edge-triggered host would not hear
+    /// about the rest again).
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
         let timer = self
