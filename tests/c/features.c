@@ -1,7 +1,7 @@
 /*
  * features.c - the C API from a host's side, check by check: options from
  * a config file, the ports of all listeners, log callbacks (process and
- * broker), authentication, authorization and event callbacks, the
+ * per broker, two brokers in one process), authentication, authorization and event callbacks, the
  * publisher's client id, statistics, reloading the ACL, flow control of
  * the host's publishes, disconnecting a client, a host woken by a timerfd
  * armed from midge_next_timeout_ms, and the thread-safe handle
@@ -38,12 +38,22 @@ static void process_log(void *user, int level, const char *msg) {
         listening_logged = 1;
 }
 
+static int zed_logged_first, zed_logged_second;
+
 static void broker_log(void *user, int level, const char *msg) {
     CHECK(user == (void *)&broker_lines, "log user pointer");
     CHECK(level >= 1 && level <= 3, "level %d", level);
     broker_lines++;
     if (strstr(msg, "alice"))
         alice_logged = 1;
+    if (strstr(msg, "zed"))
+        zed_logged_first = 1;
+}
+
+static void second_broker_log(void *user, int level, const char *msg) {
+    (void)user, (void)level;
+    if (strstr(msg, "zed"))
+        zed_logged_second = 1;
 }
 
 /* ----------------------------------------------------- auth, acl, events */
@@ -160,6 +170,24 @@ static void clients(midge_broker *b, struct client *alice, int port) {
     CHECK(client_subscribe(b, alice, "t/x", 0) == 0, "granted SUBACK");
     CHECK(acl_calls >= 2, "acl calls %d", acl_calls);
     printf("ok callbacks\n");
+}
+
+/* Two brokers in one process: each one's lines go to its own callback. */
+static void second_broker(void) {
+    midge_config *cfg = midge_config_new();
+    midge_broker *b2;
+    struct client zed;
+    CHECK(midge_config_set(cfg, "port", "0") == 0, "port");
+    b2 = midge_new(cfg);
+    midge_config_free(cfg);
+    CHECK(b2 != NULL, "second broker");
+    CHECK(midge_set_broker_log_cb(b2, second_broker_log, NULL, 3) == 0, "log");
+    client_open(b2, &zed, midge_local_port(b2), "zed", NULL, NULL, 0);
+    CHECK(zed_logged_second && !zed_logged_first,
+          "zed's line went to the wrong broker's callback");
+    close(zed.fd);
+    midge_free(b2);
+    printf("ok log per broker\n");
 }
 
 static void publisher_id(midge_broker *b, struct client *alice) {
@@ -345,6 +373,7 @@ int main(int argc, char **argv) {
     b = start();
     ports(b, p);
     clients(b, &alice, p[1]);
+    second_broker();
     publisher_id(b, &alice);
     reload(b, &alice);
     flow_control(b, p[0]);
