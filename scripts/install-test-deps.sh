@@ -3,7 +3,7 @@
 #   - mosquitto_pub / mosquitto_sub (Debian/Ubuntu package mosquitto-clients)
 #     for tests/interop.rs
 #   - mosquitto_passwd (package mosquitto) for tests/auth_files.rs
-#   - valgrind for tests/c_api.rs
+#   - valgrind and pkg-config for tests/c_api.rs
 #   - the Python library paho-mqtt 2.x (for tests/interop/paho_qos2.py)
 # Idempotent: installs only what is missing. Uses sudo only when not root.
 set -euo pipefail
@@ -48,6 +48,13 @@ if command -v valgrind >/dev/null 2>&1; then
     echo "valgrind: already installed"
 else
     apt_install valgrind
+fi
+
+# pkg-config: the C example is built from the installed library with it
+if command -v pkg-config >/dev/null 2>&1; then
+    echo "pkg-config: already installed"
+else
+    apt_install pkg-config
 fi
 
 # paho-mqtt 2.x (the test script uses the 2.x CallbackAPIVersion API, so a

@@ -12,6 +12,7 @@ mod access; // credentials, ACL and authorizer checks, re-checks on reload
 mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and dropped
 mod conns; // accepting, reading, writing and closing connections
 mod delivery; // routing; to connections, queues and the in-flight window; flow control
+mod embed; // the host's flow control, the thread-safe Remote, disconnect, reload
 mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
@@ -21,6 +22,7 @@ mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-of
 
 use access::load_auth;
 use delivery::{write_publish, Copy};
+pub use embed::{Published, Remote};
 use timers::{expiry_step, millis};
 
 use crate::auth::{Acl, PasswordFile, Verdict};
@@ -107,6 +109,11 @@ pub struct ShutdownHandle {
 impl ShutdownHandle {
     pub fn shutdown(&self) {
         self.flag.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Makes the loop's descriptor readable, so it runs an iteration.
+    fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             warn!("could not wake the broker loop: {e}");
         }
@@ -131,6 +138,8 @@ enum Reason {
     KeepAlive,
     ConnectTimeout,
     TakenOver,
+    /// The host program asked ([`Broker::disconnect_client`]).
+    Kicked,
     Disconnect,
     Refused(ReasonCode),
     Shutdown,
@@ -147,6 +156,7 @@ impl std::fmt::Display for Reason {
             Reason::KeepAlive => write!(f, "keep-alive timeout"),
             Reason::ConnectTimeout => write!(f, "no CONNECT in time"),
             Reason::TakenOver => write!(f, "client id taken over by a new connection"),
+            Reason::Kicked => write!(f, "disconnected by the host program"),
             Reason::Disconnect => write!(f, "client sent DISCONNECT"),
             Reason::Refused(code) => {
                 write!(f, "refused with CONNACK code {}", code.v3_connack_code())
@@ -236,6 +246,12 @@ pub struct Broker {
     /// The store is over its byte limit (logged once each way).
     store_full_logged: bool,
     stopped: bool,
+    /// The last poll filled the event buffer: more may be ready that an
+    /// edge-triggered host will not hear about again, so the next
+    /// iteration is due at once.
+    full_batch: bool,
+    /// The host program as a publisher: flow control, the Remote queue.
+    host: embed::HostState,
 }
 
 impl Broker {
@@ -304,6 +320,8 @@ impl Broker {
             store_failed: false,
             store_full_logged: false,
             stopped: false,
+            full_batch: false,
+            host: embed::HostState::default(),
         };
         if !broker.config.sys_interval.is_zero() {
             broker.timers.schedule(0, Due::Sys);
@@ -396,7 +414,10 @@ impl Broker {
 
     /// When the loop next has timed work to do (a keep-alive or connect
     /// deadline, `$SYS`, ...), for a host that drives
-    /// [`Broker::poll_once`] itself.
+    /// [`Broker::poll_once`] itself. Now when work is pending: deferred
+    /// reads or scans, a compaction, an owed ready callback, or a last poll
+    /// that filled its event buffer (an edge-triggered host would not hear
+    /// about the rest again).
     pub fn next_deadline(&self) -> Option<Instant> {
         let now = Instant::now();
         let timer = self
@@ -405,7 +426,11 @@ impl Broker {
             .map(|ms| timer::instant(self.started, ms));
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
         let soonest = [timer, sync].into_iter().flatten().min();
-        if self.pending_reads.is_empty() && self.pending_scans.is_empty() && self.snapshot.is_none()
+        if self.pending_reads.is_empty()
+            && self.pending_scans.is_empty()
+            && self.snapshot.is_none()
+            && !self.full_batch
+            && !self.host.ready_pending
         {
             soonest
         } else {
@@ -424,13 +449,18 @@ impl Broker {
 
     /// Stops serving: publishes the Wills of connected clients (their
     /// connections end without DISCONNECT), writes what is pending, closes
-    /// every connection and stops accepting. Idempotent.
+    /// every connection and the listening sockets (new clients are
+    /// refused). Publishes queued by a [`Remote`] are published first
+    /// (except QoS 1/2 ones held back while the host is paused, which are
+    /// dropped), further ones refused. Idempotent.
     pub fn shutdown(&mut self) {
         self.shutdown.store(true, Ordering::SeqCst);
         if self.stopped {
             return;
         }
         self.stopped = true;
+        // What other threads queued before asking to stop goes first.
+        self.drain_remote();
         self.close_all();
         if let Some(store) = &mut self.store {
             if let Err(e) = store.sync() {
@@ -446,6 +476,10 @@ impl Broker {
         for l in &mut self.listeners {
             let _ = l.deregister(self.poll.registry());
         }
+        // Closed, not only unwatched: a listening socket left open would
+        // complete handshakes that nobody answers.
+        self.listeners.clear();
+        self.host.close_remote();
     }
 
     // --------------------------------------------------------- host API
@@ -453,15 +487,28 @@ impl Broker {
     /// Publishes a message from the host program, as if a local client had
     /// sent it: retained if asked, delivered to every matching subscriber,
     /// written out before this returns.
+    ///
+    /// Flow control (with `queue_full block`, the default): a QoS 1/2
+    /// message that fills an online subscriber's queue is still queued,
+    /// but the host is then paused like a client publisher
+    /// ([`Published::Paused`]): further QoS 1/2 publishes fail with
+    /// [`io::ErrorKind::WouldBlock`] until the queue drains, which the
+    /// ready callback ([`Broker::set_ready_callback`]) announces.
     pub fn publish(
         &mut self,
         topic: &str,
         payload: &[u8],
         qos: QoS,
         retain: bool,
-    ) -> io::Result<()> {
+    ) -> io::Result<Published> {
         if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
             return Err(invalid("invalid topic name"));
+        }
+        if self.host.paused && qos != QoS::AtMostOnce {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a subscriber's queue is full: publish again after the ready callback",
+            ));
         }
         let msg = Arc::new(Message::new(
             topic.into(),
@@ -471,9 +518,16 @@ impl Broker {
             self.set_retained(&msg, qos);
         }
         self.stats.messages_received += 1;
+        let was_paused = self.host.paused;
+        self.host.publishing = true;
         self.route(&msg, qos);
+        self.host.publishing = false;
         self.flush_dirty();
-        Ok(())
+        Ok(if self.host.paused && !was_paused {
+            Published::Paused
+        } else {
+            Published::Done
+        })
     }
 
     /// Subscribes the host program to `filter`: `callback` gets every
@@ -571,6 +625,7 @@ impl Broker {
             let readable = e.is_readable() || closed;
             (e.token(), readable, e.is_writable(), closed)
         }));
+        self.full_batch = ready.len() >= self.events.capacity();
         for &(token, readable, writable, closed) in &ready {
             self.dispatch(token, readable, writable, closed);
         }
@@ -594,12 +649,13 @@ impl Broker {
         self.flush_dirty();
         self.compaction_step();
         self.bodies.clear();
+        self.host_turn();
         Ok(())
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool, closed: bool) {
         match token {
-            WAKER => {}
+            WAKER => self.drain_remote(),
             SIGNALS => {
                 if drain(self.signals.as_mut()) {
                     info!("signal received: shutting down");
@@ -609,7 +665,7 @@ impl Broker {
             HANGUP => {
                 if drain(self.hangup.as_mut()) {
                     info!("SIGHUP received: reloading");
-                    self.reload();
+                    let _ = self.reload(); // logged; the old files stay
                 }
             }
             Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),

@@ -117,53 +117,7 @@ fn apply(
             None => (line, ""),
         };
         let at = |msg: String| format!("line {line_no}: {msg}");
-        if let Some((_, why)) = TUNING_ONLY.iter().find(|(k, _)| *k == key) {
-            out.warnings
-                .push(format!("line {line_no}: '{key}' ignored: {why}"));
-            continue;
-        }
         match key {
-            "log_dest" => {
-                let mut parts = value.split_whitespace();
-                out.log_dest = match (parts.next(), parts.next()) {
-                    (Some("stderr"), None) => LogDest::Stderr,
-                    (Some("stdout"), None) => LogDest::Stdout,
-                    (Some("file"), Some(path)) => LogDest::File(path.into()),
-                    (Some("syslog"), None) => LogDest::Syslog,
-                    (Some("topic") | Some("dlt"), _) => {
-                        out.warnings.push(at(format!(
-                            "log_dest {value} is not supported; logging to stderr"
-                        )));
-                        LogDest::Stderr
-                    }
-                    _ => return Err(at(format!("log_dest: cannot use '{value}'"))),
-                };
-            }
-            "log_type" => {
-                let level =
-                    level_of(value).ok_or_else(|| at(format!("unknown log_type '{value}'")))?;
-                out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
-            }
-            "pid_file" => out.pid_file = Some(value.into()),
-            "per_listener_settings" => {
-                if parse_bool(key, value).map_err(at)? {
-                    return Err(at(
-                        "not supported yet: per_listener_settings true: midge's security \
-                         settings are global, so one listener's password_file or \
-                         allow_anonymous would apply to every listener"
-                            .into(),
-                    ));
-                }
-            }
-            "listener" => {
-                config.set(key, value).map_err(at)?;
-                out.defines_listener = true;
-                section = config.listeners.len().checked_sub(1);
-            }
-            "port" | "bind_address" => {
-                config.set(key, value).map_err(at)?;
-                out.defines_listener = true;
-            }
             "include_dir" if !main => {
                 return Err(at(
                     "include_dir is only allowed in the main configuration file".into(),
@@ -174,13 +128,79 @@ fn apply(
                     include(&path, config, out)?;
                 }
             }
-            _ => match section {
-                Some(i) => config.set_on_listener(i, key, value).map_err(at)?,
-                None => config.set(key, value).map_err(at)?,
-            },
+            _ => {
+                if let Some(warning) =
+                    apply_option(config, &mut section, key, value, out).map_err(at)?
+                {
+                    out.warnings.push(at(warning));
+                }
+            }
         }
     }
     Ok(())
+}
+
+/// Applies one option other than `include_dir` (as a line of a file does,
+/// in listener section `section`, which a `listener` line starts). A
+/// warning for an option that is accepted but does nothing comes back as
+/// `Some`; errors and warnings do not name a line.
+pub fn apply_option(
+    config: &mut Config,
+    section: &mut Option<usize>,
+    key: &str,
+    value: &str,
+    out: &mut ProcessSettings,
+) -> Result<Option<String>, String> {
+    if let Some((_, why)) = TUNING_ONLY.iter().find(|(k, _)| *k == key) {
+        return Ok(Some(format!("'{key}' ignored: {why}")));
+    }
+    match key {
+        "log_dest" => {
+            let mut parts = value.split_whitespace();
+            out.log_dest = match (parts.next(), parts.next()) {
+                (Some("stderr"), None) => LogDest::Stderr,
+                (Some("stdout"), None) => LogDest::Stdout,
+                (Some("file"), Some(path)) => LogDest::File(path.into()),
+                (Some("syslog"), None) => LogDest::Syslog,
+                (Some("topic") | Some("dlt"), _) => {
+                    out.log_dest = LogDest::Stderr;
+                    return Ok(Some(format!(
+                        "log_dest {value} is not supported; logging to stderr"
+                    )));
+                }
+                _ => return Err(format!("log_dest: cannot use '{value}'")),
+            };
+        }
+        "log_type" => {
+            let level = level_of(value).ok_or_else(|| format!("unknown log_type '{value}'"))?;
+            out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
+        }
+        "pid_file" => out.pid_file = Some(value.into()),
+        "per_listener_settings" => {
+            if parse_bool(key, value)? {
+                return Err(
+                    "not supported yet: per_listener_settings true: midge's security \
+                     settings are global, so one listener's password_file or \
+                     allow_anonymous would apply to every listener"
+                        .into(),
+                );
+            }
+        }
+        "listener" => {
+            config.set(key, value)?;
+            out.defines_listener = true;
+            *section = config.listeners.len().checked_sub(1);
+        }
+        "port" | "bind_address" => {
+            config.set(key, value)?;
+            out.defines_listener = true;
+        }
+        _ => match *section {
+            Some(i) => config.set_on_listener(i, key, value)?,
+            None => config.set(key, value)?,
+        },
+    }
+    Ok(None)
 }
 
 /// Applies a file found by `include_dir`; its errors and warnings name it.

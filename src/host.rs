@@ -7,7 +7,9 @@
 use crate::protocol::QoS;
 use std::net::SocketAddr;
 
-/// A message delivered to a host subscription.
+/// A message delivered to a host subscription. (Its MQTT 5 properties,
+/// such as user properties, response topic and correlation data, are not
+/// passed to the host yet.)
 #[derive(Debug, Clone, Copy)]
 pub struct HostMessage<'a> {
     pub topic: &'a str,
@@ -15,6 +17,10 @@ pub struct HostMessage<'a> {
     pub qos: QoS,
     /// True for a retained message sent because the subscription is new.
     pub retain: bool,
+    /// The client id of the client whose PUBLISH this is; `None` for the
+    /// host's own publishes, Wills and retained copies (whose publisher is
+    /// not kept).
+    pub publisher: Option<&'a str>,
 }
 
 /// Called for each message matching a host subscription.
@@ -40,6 +46,7 @@ pub enum Event<'a> {
     Disconnected {
         client_id: &'a str,
         addr: SocketAddr,
+        username: Option<&'a str>,
         reason: &'a str,
     },
 }

@@ -37,6 +37,6 @@ mod timer;
 pub mod topic;
 mod transport;
 
-pub use broker::{Broker, ShutdownHandle, Stats};
+pub use broker::{Broker, Published, Remote, ShutdownHandle, Stats};
 pub use config::Config;
 pub use host::{Access, AuthDecision, Credentials, Event, HostMessage};

@@ -72,7 +72,11 @@ int main(int argc, char **argv) {
             char *nl;
             while ((nl = memchr(line, '\n', used)) != NULL) {
                 size_t len = (size_t)(nl - line);
-                if (midge_publish(b, "gateway/in", line, len, 1, 0) != 0)
+                /* MIDGE_PAUSED: published, but a subscriber is behind;
+                 * MIDGE_BUSY: not published (a real gateway would keep
+                 * the line until the ready callback). */
+                int rc = midge_publish(b, "gateway/in", line, len, 1, 0);
+                if (rc < 0)
                     fprintf(stderr, "publish: %s\n", midge_last_error());
                 used -= len + 1;
                 memmove(line, nl + 1, used);

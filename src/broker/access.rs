@@ -40,7 +40,7 @@ impl Broker {
     /// dropping connections, then re-checks every subscription against the
     /// new ACL: those it no longer allows are removed. On an error the old
     /// files stay in force.
-    pub(super) fn reload(&mut self) {
+    pub(super) fn reload(&mut self) -> Result<(), String> {
         match load_auth(&self.config) {
             Ok((passwords, acl)) => {
                 self.passwords = passwords;
@@ -49,10 +49,11 @@ impl Broker {
             }
             Err(e) => {
                 error!("reload failed, keeping the previous files: {e}");
-                return;
+                return Err(e);
             }
         }
         self.recheck_subscriptions();
+        Ok(())
     }
 
     /// Checks every client subscription against the ACL and authorizer in

@@ -238,7 +238,7 @@ impl Broker {
         }
         // The client's id and user name live in its session, which a clean
         // session's close removes below.
-        let (client_id, _) = self.identity(&conn);
+        let (client_id, username) = self.identity(&conn);
         let who = match &client_id {
             Some(id) => format!("{} ({id})", conn.addr),
             None => conn.addr.to_string(),
@@ -286,6 +286,7 @@ impl Broker {
             self.emit(Event::Disconnected {
                 client_id: &client_id,
                 addr: conn.addr,
+                username: username.as_deref(),
                 reason: &text,
             });
         }

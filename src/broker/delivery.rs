@@ -157,11 +157,17 @@ impl Broker {
     /// Hands one message to a subscription of the host program.
     pub(super) fn deliver_to_host(&mut self, key: HostKey, msg: &Message, qos: QoS, retain: bool) {
         if let Some(host) = self.host_subs.get_mut(key.index()) {
+            let publisher = self
+                .publisher
+                .and_then(|k| self.conns.get(k))
+                .and_then(Conn::session)
+                .and_then(|sid| self.sessions.get(sid));
             (host.callback)(&HostMessage {
                 topic: &msg.topic,
                 payload: &msg.payload,
                 qos,
                 retain,
+                publisher: publisher.map(|s| &*s.client_id),
             });
         }
     }
@@ -231,7 +237,8 @@ impl Broker {
             return false;
         }
         let Some(key) = self.publisher else {
-            return false;
+            // The host program, or a Will (which nobody can hold back).
+            return self.host.publishing && self.pause_host(sid);
         };
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return false;
@@ -264,7 +271,11 @@ impl Broker {
             return;
         };
         for (key, serial) in sess.take_waiters() {
-            self.unblock(key, serial);
+            if key == embed::host_publisher() {
+                self.host.resume();
+            } else {
+                self.unblock(key, serial);
+            }
         }
     }
 
