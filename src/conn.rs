@@ -57,6 +57,9 @@ pub struct Conn {
     /// PUBLISHes wait here (unacknowledged) until that queue drains, while
     /// its other packets (acks, pings) are still handled.
     pub blocked: bool,
+    /// The output acknowledges store records that are not durable yet: it
+    /// waits for them (see `flush_dirty`).
+    pub held: bool,
     /// The poller reported the peer's FIN or an error: read until EOF or
     /// the error instead of stopping at a short read.
     pub peer_closed: bool,
@@ -167,6 +170,7 @@ impl Conn {
             read_paused: false,
             read_pending: false,
             blocked: false,
+            held: false,
             peer_closed: false,
             parked: None,
             v5: None,

@@ -140,6 +140,7 @@ impl Broker {
             });
             let pkid = send_inflight(sess, conn, delivery, now, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
+            conn.held |= record.is_some();
             if let Some(record) = record {
                 let client = sess.client_id.to_string();
                 self.persist(record);
@@ -279,9 +280,11 @@ impl Broker {
             let Some(p) = conn.unpark() else {
                 break;
             };
+            let before = self.store_appended();
             if let Err(reason) = self.on_publish(key, sid, p) {
                 return self.close(key, reason);
             }
+            self.hold_output(key, before);
             if self.conns.get(key).is_some_and(|c| c.blocked) {
                 return; // blocked again on another full queue
             }
@@ -495,6 +498,7 @@ impl Broker {
                 if seq > 0 && durable {
                     let client = sess.client_id.to_string();
                     records.push(Record::Sent { client, seq, pkid });
+                    conn.held = true;
                 }
             }
             wrote = true;
