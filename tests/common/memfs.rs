@@ -56,10 +56,28 @@ pub struct Faults {
     pub failing_syncs: usize,
     /// Opening and creating files fail with EMFILE while set.
     pub no_files: bool,
+    /// Files that can still be opened or created (None: no limit); then
+    /// EMFILE.
+    pub files_left: Option<usize>,
     /// The next this many directory fsyncs fail with EIO.
     pub failing_dir_syncs: usize,
     /// How long an fdatasync takes (a slow disk).
     pub sync_delay: std::time::Duration,
+}
+
+impl Faults {
+    /// True if no file may be opened now; counts one off `files_left`.
+    fn take_file(&mut self) -> bool {
+        match &mut self.files_left {
+            _ if self.no_files => true,
+            Some(0) => true,
+            Some(n) => {
+                *n -= 1;
+                false
+            }
+            None => false,
+        }
+    }
 }
 
 /// Files by name, as a power cut left them.
@@ -294,7 +312,7 @@ impl Storage for MemFs {
 
     fn open(&mut self, name: &str) -> io::Result<(Box<dyn LogFile>, Vec<u8>)> {
         let mut s = self.state();
-        if s.faults.no_files {
+        if s.faults.take_file() {
             return Err(io::Error::from_raw_os_error(EMFILE));
         }
         let ino = match s.names.get(name) {
@@ -314,7 +332,7 @@ impl Storage for MemFs {
     fn create(&mut self, name: &str) -> io::Result<Box<dyn LogFile>> {
         let mut s = self.state();
         s.creates += 1;
-        if s.faults.no_files {
+        if s.faults.take_file() {
             return Err(io::Error::from_raw_os_error(EMFILE));
         }
         s.inodes.push(Inode::default());
