@@ -190,9 +190,9 @@ impl Broker {
     /// The one place where the rule "nothing leaves before the records it
     /// depends on are durable" is enforced: output marked `held` (an
     /// acknowledgement, or a persistent session's PUBLISH or PUBREL) is
-    /// written only while the store holds every record durably. Records
-    /// added during a pass (refills from queues, publishers woken by them)
-    /// make later held connections wait for the next pass's commit. While
+    /// written only once the store holds the records it depends on
+    /// durably. Records added during a pass (refills from queues,
+    /// publishers woken by them) wait for the next pass's commit. While
     /// the store fails, held connections wait (and are not read, so they
     /// add no more records) until it recovers; the others go on.
     pub(super) fn flush_dirty(&mut self) {
@@ -207,14 +207,14 @@ impl Broker {
             let failing = self.store.as_ref().is_some_and(Store::is_failing);
             let batch = std::mem::take(&mut self.dirty);
             for &key in &batch {
-                let durable = self.store_durable();
+                let releasable = self.releasable(key);
                 let Some(conn) = self.conns.get_mut(key) else {
                     continue;
                 };
                 if !conn.dirty {
                     continue;
                 }
-                if conn.held && !durable {
+                if !releasable {
                     conn.read_paused |= failing;
                     self.held.push(key);
                     continue;
@@ -276,7 +276,7 @@ impl Broker {
             self.send_disconnect(&mut conn, &reason);
             self.commit_store();
             // Held output (acknowledging what is not stored) is dropped.
-            if !conn.held || self.store_durable() {
+            if !conn.held || self.store.as_ref().is_none_or(|s| s.covers(conn.held_at)) {
                 let before = conn.out_len();
                 let _ = conn.flush();
                 self.stats.bytes_sent += (before - conn.out_len()) as u64;

@@ -140,11 +140,11 @@ impl Broker {
             });
             let pkid = send_inflight(sess, conn, delivery, now, &mut self.stats);
             mark_dirty(conn, key, &mut self.dirty);
-            conn.held |= record.is_some();
             if let Some(record) = record {
                 let client = sess.client_id.to_string();
                 self.persist(record);
                 self.persist(Record::Sent { client, seq, pkid });
+                self.hold(key);
             }
         } else {
             self.enqueue(sid, delivery());
@@ -388,8 +388,11 @@ impl Broker {
         } else {
             self.send_some(sid, key, &mut records)
         };
-        for record in records {
-            self.persist(record);
+        if !records.is_empty() {
+            for record in records {
+                self.persist(record);
+            }
+            self.hold(key); // what was sent to a persistent session
         }
         if wake {
             self.wake_waiters(sid);
@@ -498,7 +501,6 @@ impl Broker {
                 if seq > 0 && durable {
                     let client = sess.client_id.to_string();
                     records.push(Record::Sent { client, seq, pkid });
-                    conn.held = true;
                 }
             }
             wrote = true;

@@ -302,18 +302,31 @@ impl Broker {
             return;
         };
         let (added, durable) = (store.appended() != before, store.is_durable());
-        let Some(conn) = self.conns.get_mut(key) else {
+        let persistent = || {
+            let conn = self.conns.get(key)?;
+            Some(!self.sessions.get(conn.session()?)?.clean)
+        };
+        if added || (!durable && persistent() == Some(true)) {
+            self.hold(key);
+        }
+    }
+
+    /// `key`'s output depends on every record given to the store so far.
+    pub(super) fn hold(&mut self, key: ConnKey) {
+        let (Some(store), Some(conn)) = (&self.store, self.conns.get_mut(key)) else {
             return;
         };
-        if added
-            || (!durable
-                && conn
-                    .session()
-                    .and_then(|sid| self.sessions.get(sid))
-                    .is_some_and(|s| !s.clean))
-        {
-            conn.held = true;
-        }
+        conn.held = true;
+        conn.held_at = store.appended() as u32; // see `Store::covers`
+    }
+
+    /// True if `key`'s output may leave: it depends on no record that is
+    /// not durable yet.
+    pub(super) fn releasable(&self, key: ConnKey) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return true;
+        };
+        !conn.held || self.store.as_ref().is_none_or(|s| s.covers(conn.held_at))
     }
 
     /// Rebuilds sessions, subscriptions, queues and retained messages.

@@ -111,6 +111,8 @@ pub struct Store {
     pending_records: usize,
     /// Records buffered since start (see [`Store::appended`]).
     appended: u64,
+    /// The first this many of them are durable.
+    durable_records: u64,
     fsync: Fsync,
     /// Written but not yet fsynced since (interval mode).
     unsynced_since: Option<Instant>,
@@ -168,6 +170,7 @@ impl Store {
             pending: Vec::new(),
             pending_records: 0,
             appended: 0,
+            durable_records: 0,
             fsync,
             unsynced_since: None,
             compaction: None,
@@ -198,6 +201,21 @@ impl Store {
     /// the records buffered so far may leave once [`Store::is_durable`].
     pub fn appended(&self) -> u64 {
         self.appended
+    }
+
+    /// True if the first `records` records buffered (counted mod 2^32, as
+    /// [`Store::appended`] truncated: output cannot wait on a store that
+    /// fails while two billion records are added) are as durable as the
+    /// policy promises.
+    pub fn covers(&self, records: u32) -> bool {
+        (self.durable_records as u32).wrapping_sub(records) as i32 >= 0
+    }
+
+    /// Notes that everything buffered so far is durable, if it is.
+    fn settle(&mut self) {
+        if self.is_durable() {
+            self.durable_records = self.appended;
+        }
     }
 
     /// True when every record buffered is as durable as the policy
@@ -248,6 +266,7 @@ impl Store {
         if self.pending.is_empty() {
             self.recovered(now);
         }
+        self.settle();
         Ok(())
     }
 
@@ -341,10 +360,6 @@ impl Store {
                 });
             }
         }
-        if rewrite {
-            // Retried by a compaction, under its own back-off.
-            self.compact_after.get_or_insert((now, RETRY_MIN));
-        }
     }
 
     /// Ends a failure episode, with one line.
@@ -391,7 +406,10 @@ impl Store {
         if self.compaction.is_some() {
             return None; // under way, step by step
         }
-        Some(self.compact_after.map_or(t.retry_at, |(at, _)| at))
+        Some(
+            self.compact_after
+                .map_or(t.retry_at, |(at, _)| at.max(t.retry_at)),
+        )
     }
 
     pub fn size(&self) -> u64 {
@@ -403,21 +421,21 @@ impl Store {
     }
 
     /// True when a compaction should start: the store must be rewritten
-    /// after a failed fsync, or the file has grown enough that a snapshot
-    /// would shrink it (past 4 MiB and twice its last compacted size, or
-    /// past `limit` (0: none) with something to gain). Never within the
-    /// back-off after a failed compaction.
+    /// after a failed fsync (once its retry is due), or the file has grown
+    /// enough that a snapshot would shrink it (past 4 MiB and twice its
+    /// last compacted size, or past `limit` (0: none) with something to
+    /// gain). Never within the back-off after a failed compaction.
     pub fn wants_compaction(&self, limit: u64) -> bool {
-        if self.compaction.is_some()
-            || self
-                .compact_after
-                .is_some_and(|(at, _)| Instant::now() < at)
-        {
+        let now = Instant::now();
+        if self.compaction.is_some() || self.compact_after.is_some_and(|(at, _)| now < at) {
             return false;
         }
         let grown = self.size >= COMPACT_MIN && self.size >= 2 * self.size_after_compaction.max(1);
         let over = limit > 0 && self.size > limit && self.size > self.size_after_compaction;
-        let rewrite = self.trouble.as_ref().is_some_and(|t| t.rewrite);
+        let rewrite = self
+            .trouble
+            .as_ref()
+            .is_some_and(|t| t.rewrite && now >= t.retry_at);
         grown || over || rewrite
     }
 
@@ -492,6 +510,7 @@ impl Store {
             info!("persistence: compaction works again");
         }
         self.recovered(now);
+        self.settle();
         info!("store compacted: {before} -> {} bytes", c.size);
         Ok(())
     }
