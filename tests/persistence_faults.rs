@@ -158,8 +158,10 @@ fn a_failed_fsync_holds_acknowledgements_until_the_store_is_rewritten() {
 }
 
 /// Issue 13, case 2: the disk fills while a compaction writes its new
-/// file. The new file is given up (never renamed over the log), the log
-/// goes on, and a later compaction succeeds.
+/// file. The new file is given up (never renamed over the log, where a
+/// retry after the partial write made it corrupt), and the log goes on,
+/// its own commit still fsynced (case 7: the compaction's error skipped
+/// it).
 #[test]
 fn a_compaction_that_runs_out_of_space_is_given_up_and_the_log_goes_on() {
     let fs = MemFs::new();
@@ -177,20 +179,23 @@ fn a_compaction_that_runs_out_of_space_is_given_up_and_the_log_goes_on() {
     for i in 0..20 {
         store.snapshot(&record(i));
     }
+    store.append(&record(20));
     fs.faults(|f| f.space = Some(300));
+    let syncs = fs.syncs();
     assert!(
         store.commit(Instant::now()).is_ok(),
-        "the log itself had nothing to write"
+        "the log's own write fits"
     );
+    assert_eq!(fs.syncs(), syncs + 1, "and is fsynced");
+    assert!(store.is_durable());
     assert!(!store.is_compacting(), "given up at the failed write");
     fs.faults(|f| f.space = None);
     assert!(store.finish_compaction(Instant::now()).is_err());
     assert!(!fs.current().contains_key("midge.log.new"), "removed");
-    store.append(&record(20));
+    store.append(&record(21));
     store.commit(Instant::now()).unwrap();
-    assert!(store.is_durable());
     let (records, damage) = restart_records(&fs.durable());
-    assert_eq!((records.len(), damage), (21, None));
+    assert_eq!((records.len(), damage), (22, None));
 }
 
 /// Publishes `payload(i)` for i in `ids`, retained (so the live state

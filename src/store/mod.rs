@@ -22,7 +22,7 @@ mod record;
 
 pub use io::{DirStorage, LogFile, Storage};
 pub use record::{Meta, Record};
-use record::{frame, read_log, seal_batch, BATCH_HEAD, UNKNOWN};
+use record::{frame, frame_unsealed, read_log, seal_batch, seal_frame, BATCH_HEAD, UNKNOWN};
 
 use log::{error, info};
 use std::io::{Error, ErrorKind, Result};
@@ -189,11 +189,13 @@ impl Store {
             self.pending.extend_from_slice(&[0; BATCH_HEAD]);
         }
         let start = self.pending.len();
-        frame(rec, &mut self.pending);
+        frame_unsealed(rec, &mut self.pending);
         self.pending_records += 1;
         self.appended += 1;
         if let Some(c) = &mut self.compaction {
+            let at = c.pending.len();
             c.pending.extend_from_slice(&self.pending[start..]);
+            seal_frame(&mut c.pending[at..]);
         }
     }
 

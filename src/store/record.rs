@@ -481,28 +481,43 @@ impl Cursor<'_> {
 
 pub(super) fn frame(rec: &Record, out: &mut Vec<u8>) {
     let start = out.len();
+    frame_unsealed(rec, out);
+    seal_frame(&mut out[start..]);
+}
+
+/// A frame whose checksum is left 0: one inside a batch needs none (the
+/// batch's covers it), or gets it from [`seal_frame`] when it goes alone.
+pub(super) fn frame_unsealed(rec: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
     out.extend_from_slice(&[0; 8]);
     rec.encode(out);
-    let body = &out[start + 8..];
-    let len = (body.len() as u32).to_le_bytes();
-    let crc = crc32fast::hash(body).to_le_bytes();
+    let len = ((out.len() - start - 8) as u32).to_le_bytes();
     out[start..start + 4].copy_from_slice(&len);
-    out[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// Puts the checksum into the one frame in `frame`.
+pub(super) fn seal_frame(frame: &mut [u8]) {
+    if let Some((head, body)) = frame.split_at_mut_checked(8) {
+        head[4..].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+    }
 }
 
 /// The type of a batch: the records of one commit in one frame
 /// (`[length][CRC-32][BATCH][frame]...`), so a torn write keeps all of them
-/// or none (a QoS 2 id and its message, say).
+/// or none (a QoS 2 id and its message, say). The frames inside carry no
+/// checksum of their own (0): every byte is checksummed once.
 const BATCH: u8 = 15;
 /// Bytes before a batch's first frame: its own frame header and type.
 pub(super) const BATCH_HEAD: usize = 9;
 
 /// The bytes to write for a commit: `pending` is [`BATCH_HEAD`] spare
-/// bytes and then `records` frames. One record goes as it is; more are
-/// sealed into one batch.
+/// bytes and then `records` unsealed frames. One record goes as it is
+/// (sealed); more are sealed into one batch.
 pub(super) fn seal_batch(pending: &mut [u8], records: usize) -> &[u8] {
     if records <= 1 {
-        return pending.get(BATCH_HEAD..).unwrap_or_default();
+        let frame = pending.get_mut(BATCH_HEAD..).unwrap_or_default();
+        seal_frame(frame);
+        return frame;
     }
     let len = (pending.len() - 8) as u32;
     pending[8] = BATCH;
@@ -527,8 +542,8 @@ pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
     (records, good, damage)
 }
 
-/// `read_log` into `records`; a batch's frames are read in turn (`outer`),
-/// all or none of them.
+/// `read_log` into `records`; a batch's frames are read in turn (not
+/// `outer`: their checksum is the batch's), all or none of them.
 fn read_frames(data: &[u8], records: &mut Vec<Record>, outer: bool) -> (usize, Option<String>) {
     let mut at = 0;
     while at < data.len() {
@@ -543,7 +558,7 @@ fn read_frames(data: &[u8], records: &mut Vec<Record>, outer: bool) -> (usize, O
         let Some(body) = data.get(at + 8..at + 8 + len) else {
             return (at, Some(format!("torn record at byte {at}")));
         };
-        if crc32fast::hash(body) != crc {
+        if outer && crc32fast::hash(body) != crc {
             return (at, Some(format!("checksum mismatch at byte {at}")));
         }
         if let (true, Some((&BATCH, frames))) = (outer, body.split_first()) {
