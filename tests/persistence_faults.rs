@@ -424,3 +424,57 @@ fn power_cuts_at_every_point_lose_nothing_acknowledged() {
         }
     }
 }
+
+/// Issue 13, case 7, on the real binary and a real file: the store reaches
+/// the process's file size limit. SIGXFSZ no longer kills the broker: the
+/// write fails with EFBIG, acknowledgements wait, one error line says so;
+/// when the limit is lifted the store catches up by itself, with one line,
+/// and every message is stored once, in order.
+#[test]
+fn a_file_size_limit_holds_acknowledgements_until_it_is_lifted() {
+    use common::persistence::{store_dir, Midge};
+    let dir = store_dir("fsize");
+    let mut midge = Midge::start_limited(&dir, &[], 32 * 1024);
+    let (mut sub, _) = Raw::mqtt(midge.addr, "sub", false);
+    sub.subscribe(1, &[("t", 1)]);
+    sub.disconnect();
+    let (mut publisher, _) = Raw::mqtt(midge.addr, "pub", true);
+    let big = |i: usize| [payload(i), vec![b'.'; 1000]].concat();
+    const N: usize = 60; // about twice the limit
+    for i in 1..=N {
+        publisher.send(&publish_packet("t", &big(i), 1, i as u16, false, false));
+    }
+    midge.wait_for("writing the store failed");
+    assert!(midge.running(), "not killed by SIGXFSZ");
+    // The acknowledgements of what fitted; then nothing.
+    let mut acked = 0;
+    publisher
+        .stream
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut ack4 = [0u8; 4];
+    while std::io::Read::read_exact(&mut publisher.stream, &mut ack4).is_ok() {
+        assert_eq!(ack4[0], PUBACK);
+        acked += 1;
+    }
+    assert!(acked < N, "{acked} of {N} acknowledged past the limit");
+
+    midge.lift_file_size_limit();
+    let lines = midge.lines_until("works again");
+    assert!(
+        !lines.iter().any(|l| l.contains("ERROR")),
+        "one error line per episode: {lines:?}"
+    );
+    publisher.stream.set_read_timeout(Some(WAIT)).unwrap();
+    for _ in acked..N {
+        let (first, _) = publisher.read_packet().expect("PUBACK");
+        assert_eq!(first, PUBACK);
+    }
+    midge.terminate();
+    let (_, records, recovery) = Store::open(&dir, Fsync::Always).unwrap();
+    assert_eq!(recovery.damage, None);
+    assert_eq!(
+        stored_payloads(&records),
+        (1..=N).map(big).collect::<Vec<_>>()
+    );
+}
