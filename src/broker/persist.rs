@@ -277,7 +277,7 @@ impl Broker {
     pub(super) fn commit_store(&mut self) {
         if let Some(store) = &mut self.store {
             // A failure is logged by the store (once per episode) and kept
-            // there: what depends on it waits (`store_durable`).
+            // there: what depends on it waits (`releasable`).
             let _ = store.commit(self.now.max(Instant::now()));
         }
     }
