@@ -21,8 +21,8 @@ mod io;
 mod record;
 
 pub use io::{DirStorage, LogFile, Storage};
-pub use record::{Meta, Record};
 use record::{frame, frame_unsealed, read_log, seal_batch, seal_frame, BATCH_HEAD, UNKNOWN};
+pub use record::{Meta, Record};
 
 use log::{error, info};
 use std::io::{Error, ErrorKind, Result};
