@@ -41,7 +41,7 @@ use crate::protocol::{
 use crate::retained::Retained;
 use crate::router::{Grant, Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
-use crate::store::{Record, Store};
+use crate::store::{Record, Storage, Store};
 use crate::timer::{self, Due, Timers};
 use crate::topic;
 use crate::transport::{Listener, ReadOutcome, Stream};
@@ -97,6 +97,8 @@ pub struct Stats {
     /// Bytes written to the persistence store, and fsyncs done.
     pub store_bytes_written: u64,
     pub store_fsyncs: u64,
+    /// The store cannot write or sync: acknowledgements that need it wait.
+    pub store_failing: bool,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -241,8 +243,9 @@ pub struct Broker {
     bodies: persist::Bodies,
     /// The last body id given out in the store.
     next_body: u64,
-    /// A store write failed (logged once until one succeeds).
-    store_failed: bool,
+    /// Connections whose output waits for the store to make the records
+    /// it depends on durable (see `flush_dirty`).
+    held: Vec<ConnKey>,
     /// The store is over its byte limit (logged once each way).
     store_full_logged: bool,
     stopped: bool,
@@ -257,6 +260,17 @@ pub struct Broker {
 impl Broker {
     /// Binds the configured listeners. Nothing is served until the loop runs.
     pub fn new(config: Config) -> io::Result<Broker> {
+        Broker::build(config, None)
+    }
+
+    /// Like [`Broker::new`], with persistence on `storage` whatever the
+    /// configuration says about it: a host's own storage, or a test's that
+    /// injects faults.
+    pub fn with_storage(config: Config, storage: Box<dyn Storage>) -> io::Result<Broker> {
+        Broker::build(config, Some(storage))
+    }
+
+    fn build(config: Config, storage: Option<Box<dyn Storage>>) -> io::Result<Broker> {
         if config.listeners.is_empty() || config.listeners.len() > MAX_LISTENERS {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -317,7 +331,7 @@ impl Broker {
             snapshot: None,
             bodies: persist::Bodies::starting_now(),
             next_body: 0,
-            store_failed: false,
+            held: Vec::new(),
             store_full_logged: false,
             stopped: false,
             full_batch: false,
@@ -331,16 +345,7 @@ impl Broker {
                 .timers
                 .schedule(millis(expiry_step(expiry)), Due::SessionExpiry);
         }
-        if let Some(dir) = broker.config.persistence_dir() {
-            let started = Instant::now();
-            let (store, records, recovery) =
-                Store::open(&dir, broker.config.fsync).map_err(|e| {
-                    io::Error::new(e.kind(), format!("persistence in {}: {e}", dir.display()))
-                })?;
-            broker.restore(records);
-            broker.store = Some(store);
-            broker.log_restored(started, recovery.dropped_bytes, recovery.damage);
-        }
+        broker.open_store(storage)?;
         Ok(broker)
     }
 
@@ -384,6 +389,7 @@ impl Broker {
             retained: self.retained.len(),
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
+            store_failing: self.store.as_ref().is_some_and(Store::is_failing),
             ..self.stats.clone()
         }
     }
@@ -425,7 +431,8 @@ impl Broker {
             .next_due()
             .map(|ms| timer::instant(self.started, ms));
         let sync = self.store.as_ref().and_then(Store::sync_deadline);
-        let soonest = [timer, sync].into_iter().flatten().min();
+        let retry = self.store.as_ref().and_then(Store::retry_deadline);
+        let soonest = [timer, sync, retry].into_iter().flatten().min();
         if self.pending_reads.is_empty()
             && self.pending_scans.is_empty()
             && self.snapshot.is_none()
@@ -646,8 +653,10 @@ impl Broker {
             self.pump(sid);
         }
         self.fire_timers();
-        self.flush_dirty();
+        // Before the flush: a compaction that completes a rewrite releases
+        // the output held meanwhile.
         self.compaction_step();
+        self.flush_dirty();
         self.bodies.clear();
         self.host_turn();
         Ok(())

@@ -57,6 +57,11 @@ pub struct Conn {
     /// PUBLISHes wait here (unacknowledged) until that queue drains, while
     /// its other packets (acks, pings) are still handled.
     pub blocked: bool,
+    /// The output depends on store records (the first `held_at`, counted
+    /// mod 2^32, see `Store::covers`): it waits until they are durable (see
+    /// `flush_dirty`).
+    pub held: bool,
+    pub held_at: u32,
     /// The poller reported the peer's FIN or an error: read until EOF or
     /// the error instead of stopping at a short read.
     pub peer_closed: bool,
@@ -167,6 +172,8 @@ impl Conn {
             read_paused: false,
             read_pending: false,
             blocked: false,
+            held: false,
+            held_at: 0,
             peer_closed: false,
             parked: None,
             v5: None,

@@ -169,10 +169,12 @@ impl Broker {
                 }
                 Ok(Some(packet)) => {
                     conn.last_rx = self.now_ms;
+                    let before = self.store_appended();
                     if let Err(reason) = self.handle(key, packet) {
                         self.close(key, reason);
                         return false;
                     }
+                    self.hold_output(key, before);
                 }
                 Err(e) => {
                     self.close(key, Reason::Decode(e));
@@ -184,20 +186,40 @@ impl Broker {
 
     /// Writes every connection with pending output, once each; refills
     /// from session queues as output drains.
+    ///
+    /// The one place where the rule "nothing leaves before the records it
+    /// depends on are durable" is enforced: output marked `held` (an
+    /// acknowledgement, or a persistent session's PUBLISH or PUBREL) is
+    /// written only once the store holds the records it depends on
+    /// durably. Records added during a pass (refills from queues,
+    /// publishers woken by them) wait for the next pass's commit. While
+    /// the store fails, held connections wait (and are not read, so they
+    /// add no more records) until it recovers; the others go on.
     pub(super) fn flush_dirty(&mut self) {
-        while !self.dirty.is_empty() {
-            // Changes reach the store before any acknowledgement leaves,
-            // also those made by the previous pass (refills from queues,
-            // publishers unblocked by them).
+        loop {
             self.commit_store();
+            if self.store_durable() {
+                self.dirty.append(&mut self.held);
+            }
+            if self.dirty.is_empty() {
+                break;
+            }
+            let failing = self.store.as_ref().is_some_and(Store::is_failing);
             let batch = std::mem::take(&mut self.dirty);
             for &key in &batch {
+                let releasable = self.releasable(key);
                 let Some(conn) = self.conns.get_mut(key) else {
                     continue;
                 };
                 if !conn.dirty {
                     continue;
                 }
+                if !releasable {
+                    conn.read_paused |= failing;
+                    self.held.push(key);
+                    continue;
+                }
+                conn.held = false;
                 conn.dirty = false;
                 let before = conn.out_len();
                 let result = conn.flush();
@@ -221,8 +243,6 @@ impl Broker {
                 }
             }
         }
-        // Changes that produced no output wait for nobody.
-        self.commit_store();
     }
 
     pub(super) fn close(&mut self, key: ConnKey, reason: Reason) {
@@ -255,9 +275,12 @@ impl Broker {
         if !matches!(reason, Reason::Io(_)) {
             self.send_disconnect(&mut conn, &reason);
             self.commit_store();
-            let before = conn.out_len();
-            let _ = conn.flush();
-            self.stats.bytes_sent += (before - conn.out_len()) as u64;
+            // Held output (acknowledging what is not stored) is dropped.
+            if !conn.held || self.store.as_ref().is_none_or(|s| s.covers(conn.held_at)) {
+                let before = conn.out_len();
+                let _ = conn.flush();
+                self.stats.bytes_sent += (before - conn.out_len()) as u64;
+            }
             conn.stream.discard_input();
             conn.stream.shutdown_write();
         }

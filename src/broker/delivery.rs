@@ -148,6 +148,7 @@ impl Broker {
                 let client = sess.client_id.to_string();
                 self.persist(record);
                 self.persist(Record::Sent { client, seq, pkid });
+                self.hold(key);
             }
         } else {
             self.enqueue(sid, delivery());
@@ -295,9 +296,11 @@ impl Broker {
                 break;
             };
             let v5 = self.conns.get(key).is_some_and(|c| c.v5.is_some());
+            let before = self.store_appended();
             if let Err(reason) = self.on_publish(key, sid, p, v5) {
                 return self.close(key, reason);
             }
+            self.hold_output(key, before);
             if self.conns.get(key).is_some_and(|c| c.blocked) {
                 return; // blocked again on another full queue
             }
@@ -401,8 +404,11 @@ impl Broker {
         } else {
             self.send_some(sid, key, &mut records)
         };
-        for record in records {
-            self.persist(record);
+        if !records.is_empty() {
+            for record in records {
+                self.persist(record);
+            }
+            self.hold(key); // what was sent to a persistent session
         }
         if wake {
             self.wake_waiters(sid);

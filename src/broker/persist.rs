@@ -7,13 +7,14 @@
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
 use super::Broker;
-use crate::keys::{Destination, SessionKey};
+use crate::keys::{ConnKey, Destination, SessionKey};
 use crate::protocol::{Properties, QoS};
 use crate::router::{Grant, SEVERAL_IDS};
 use crate::session::{Delivery, Message, Session, Stage};
-use crate::store::{Meta, Record};
+use crate::store::{Meta, Record, Storage, Store};
 use log::{error, info, warn};
 use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -253,20 +254,79 @@ impl Broker {
         (!sess.clean).then(|| sess.client_id.to_string())
     }
 
+    /// Opens the store (on `storage`, or in the configured directory, if
+    /// any) and restores what it holds.
+    pub(super) fn open_store(&mut self, storage: Option<Box<dyn Storage>>) -> io::Result<()> {
+        let started = Instant::now();
+        let fsync = self.config.fsync;
+        let (store, records, recovery) = match (storage, self.config.persistence_dir()) {
+            (Some(storage), _) => Store::open_in(storage, fsync)?,
+            (None, Some(dir)) => Store::open(&dir, fsync).map_err(|e| {
+                io::Error::new(e.kind(), format!("persistence in {}: {e}", dir.display()))
+            })?,
+            (None, None) => return Ok(()),
+        };
+        self.restore(records);
+        self.store = Some(store);
+        self.log_restored(started, recovery.dropped_bytes, recovery.damage);
+        Ok(())
+    }
+
     /// Writes (and, per policy, fsyncs) what this iteration changed. Called
-    /// before any acknowledgement is written to a socket.
+    /// before any output that depends on it is written to a socket.
     pub(super) fn commit_store(&mut self) {
-        let Some(store) = &mut self.store else {
+        if let Some(store) = &mut self.store {
+            // A failure is logged by the store (once per episode) and kept
+            // there: what depends on it waits (`releasable`).
+            let _ = store.commit(self.now.max(Instant::now()));
+        }
+    }
+
+    /// True if every record given to the store is as durable as promised
+    /// (or there is no store): held output may leave.
+    pub(super) fn store_durable(&self) -> bool {
+        self.store.as_ref().is_none_or(Store::is_durable)
+    }
+
+    /// Records given to the store so far (see [`Broker::hold_output`]).
+    pub(super) fn store_appended(&self) -> u64 {
+        self.store.as_ref().map_or(0, Store::appended)
+    }
+
+    /// After a packet of `key`'s was handled (with the store at `before`
+    /// records): its output waits for the store if the packet produced
+    /// records, or if it is a persistent session's while records are not
+    /// yet durable (a resent PUBREL or PUBREC may depend on them).
+    pub(super) fn hold_output(&mut self, key: ConnKey, before: u64) {
+        let Some(store) = &self.store else {
             return;
         };
-        if let Err(e) = store.commit(self.now.max(Instant::now())) {
-            if !self.store_failed {
-                error!("persistence: writing the store failed: {e}; acknowledged messages may not survive a restart");
-                self.store_failed = true;
-            }
-        } else {
-            self.store_failed = false;
+        let (added, durable) = (store.appended() != before, store.is_durable());
+        let persistent = || {
+            let conn = self.conns.get(key)?;
+            Some(!self.sessions.get(conn.session()?)?.clean)
+        };
+        if added || (!durable && persistent() == Some(true)) {
+            self.hold(key);
         }
+    }
+
+    /// `key`'s output depends on every record given to the store so far.
+    pub(super) fn hold(&mut self, key: ConnKey) {
+        let (Some(store), Some(conn)) = (&self.store, self.conns.get_mut(key)) else {
+            return;
+        };
+        conn.held = true;
+        conn.held_at = store.appended() as u32; // see `Store::covers`
+    }
+
+    /// True if `key`'s output may leave: it depends on no record that is
+    /// not durable yet.
+    pub(super) fn releasable(&self, key: ConnKey) -> bool {
+        let Some(conn) = self.conns.get(key) else {
+            return true;
+        };
+        !conn.held || self.store.as_ref().is_none_or(|s| s.covers(conn.held_at))
     }
 
     /// Rebuilds sessions, subscriptions, queues and retained messages.
@@ -514,12 +574,15 @@ impl Broker {
         let Some(store) = &mut self.store else {
             return;
         };
+        if !store.is_compacting() {
+            self.snapshot = None; // given up after a write error
+        }
         if self.snapshot.is_none() {
-            if !store.wants_compaction(self.config.persistence_max_bytes) {
-                return;
-            }
-            if let Err(e) = store.begin_compaction() {
-                warn!("persistence: cannot start compaction: {e}");
+            // A failed start is logged by the store and retried after a
+            // back-off.
+            if !store.wants_compaction(self.config.persistence_max_bytes)
+                || store.begin_compaction().is_err()
+            {
                 return;
             }
             let retained = self
@@ -576,10 +639,9 @@ impl Broker {
         }
         if done {
             self.snapshot = None;
-            if let Err(e) = store.finish_compaction(Instant::now()) {
-                error!("persistence: compaction failed, keeping the old file: {e}");
-                store.abandon_compaction();
-            }
+            // A failure is logged by the store, which keeps the old file
+            // (or, after the rename, the new one) and retries later.
+            let _ = store.finish_compaction(Instant::now());
         }
     }
 

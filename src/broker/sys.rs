@@ -9,7 +9,7 @@ impl Broker {
     pub(super) fn publish_sys(&mut self) {
         let s = self.stats();
         let offline = s.sessions.saturating_sub(s.clients_connected);
-        let values: [(&'static str, String); 18] = [
+        let values: [(&'static str, String); 19] = [
             (
                 "$SYS/broker/version",
                 format!("midge version {}", env!("CARGO_PKG_VERSION")),
@@ -64,6 +64,10 @@ impl Broker {
                 s.store_bytes_written.to_string(),
             ),
             ("$SYS/broker/store/fsyncs", s.store_fsyncs.to_string()),
+            (
+                "$SYS/broker/store/failing",
+                u8::from(s.store_failing).to_string(),
+            ),
         ];
         for (topic, value) in values {
             if self.sys_last.get(topic) == Some(&value) {

@@ -17,14 +17,17 @@
 //! rename. A crash in between leaves the old file complete (the unfinished
 //! new one is deleted on start).
 
+mod io;
 mod record;
 
-use record::{frame, read_log, UNKNOWN};
+pub use io::{DirStorage, LogFile, Storage};
+use record::{frame, frame_unsealed, read_log, seal_batch, seal_frame, BATCH_HEAD, UNKNOWN};
 pub use record::{Meta, Record};
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::path::{Path, PathBuf};
+use log::{error, info};
+use std::io::{Error, ErrorKind, Result};
+use std::path::Path;
+use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const LOG: &str = "midge.log";
@@ -32,6 +35,10 @@ const NEW: &str = "midge.log.new";
 /// Compaction starts when the file is this large and twice its size after
 /// the last compaction.
 const COMPACT_MIN: u64 = 4 * 1024 * 1024;
+/// Retries after a failure start this soon and back off to at most
+/// `RETRY_MAX`.
+const RETRY_MIN: Duration = Duration::from_millis(50);
+const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// When written records reach stable storage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,60 +61,102 @@ pub struct Recovery {
 }
 
 struct Compaction {
-    file: File,
+    file: Box<dyn LogFile>,
     pending: Vec<u8>,
     size: u64,
 }
 
+/// Why the store cannot currently keep what it is given (one episode,
+/// from the first failure to the recovery).
+struct Trouble {
+    /// A failed fsync (or a cut that failed) left the log's content since
+    /// its last good sync unknown: only a rewrite of the live state into a
+    /// fresh file (a compaction) restores durability. Otherwise a write
+    /// failed and the log was cut back to its last good record: the
+    /// pending records are written again once `retry_at` has passed.
+    rewrite: bool,
+    since: Instant,
+    retry_at: Instant,
+    backoff: Duration,
+    failures: u64,
+}
+
+/// A retry after `backoff`, doubling it for the next one.
+fn back_off(now: Instant, backoff: &mut Duration) -> Instant {
+    let at = now + *backoff;
+    *backoff = (*backoff * 2).min(RETRY_MAX);
+    at
+}
+
+/// A process writing past its file size limit gets EFBIG from `write`
+/// instead of being killed by SIGXFSZ (a handler, once, is enough).
+fn survive_file_size_limit() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGXFSZ, flag) {
+            log::warn!("persistence: cannot catch SIGXFSZ: {e}");
+        }
+    });
+}
+
 /// The open store.
 pub struct Store {
-    dir: PathBuf,
-    file: File,
+    storage: Box<dyn Storage>,
+    file: Box<dyn LogFile>,
+    /// Bytes of the log, all of them whole records.
     size: u64,
+    /// This iteration's records: a batch header, then their frames.
     pending: Vec<u8>,
+    pending_records: usize,
+    /// Records buffered since start (see [`Store::appended`]).
+    appended: u64,
+    /// The first this many of them are durable.
+    durable_records: u64,
     fsync: Fsync,
     /// Written but not yet fsynced since (interval mode).
     unsynced_since: Option<Instant>,
     compaction: Option<Compaction>,
+    /// No compaction starts before this, after a failed one (and its
+    /// back-off for the next failure).
+    compact_after: Option<(Instant, Duration)>,
+    trouble: Option<Trouble>,
     size_after_compaction: u64,
     pub bytes_written: u64,
     pub fsyncs: u64,
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 impl Store {
     /// Opens (or creates) the store in `dir`: returns it with every good
     /// record, after cutting off a damaged tail.
-    pub fn open(dir: &Path, fsync: Fsync) -> io::Result<(Store, Vec<Record>, Recovery)> {
-        std::fs::create_dir_all(dir)?;
-        let _ = std::fs::remove_file(dir.join(NEW)); // an unfinished compaction
-        let path = dir.join(LOG);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
+    pub fn open(dir: &Path, fsync: Fsync) -> Result<(Store, Vec<Record>, Recovery)> {
+        survive_file_size_limit();
+        Store::open_in(Box::new(DirStorage::new(dir)), fsync)
+    }
+
+    /// [`Store::open`] on any [`Storage`].
+    pub fn open_in(
+        mut storage: Box<dyn Storage>,
+        fsync: Fsync,
+    ) -> Result<(Store, Vec<Record>, Recovery)> {
+        storage.prepare()?;
+        storage.remove(NEW)?; // an unfinished compaction
+        let (mut file, data) = storage.open(LOG)?;
         let (records, good, damage) = read_log(&data);
         if let Some(why) = damage.as_ref().filter(|d| d.starts_with(UNKNOWN)) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
+            return Err(Error::new(
+                ErrorKind::InvalidData,
                 format!(
-                    "{}: {why}: written by a newer midge? Not starting, so as not to cut it",
-                    path.display()
+                    "{LOG}: {why}: written by a newer midge? Not starting, so as not to cut it"
                 ),
             ));
         }
         let dropped = (data.len() - good) as u64;
         if dropped > 0 {
-            file.set_len(good as u64)?;
-            file.sync_all()?;
+            file.truncate(good as u64)?;
+            file.sync_data()?;
         }
-        sync_dir(dir)?;
+        storage.sync_dir()?;
         let recovery = Recovery {
             records: records.len(),
             bytes: good as u64,
@@ -115,13 +164,18 @@ impl Store {
             damage,
         };
         let store = Store {
-            dir: dir.to_path_buf(),
+            storage,
             file,
             size: good as u64,
             pending: Vec::new(),
+            pending_records: 0,
+            appended: 0,
+            durable_records: 0,
             fsync,
             unsynced_since: None,
             compaction: None,
+            compact_after: None,
+            trouble: None,
             size_after_compaction: good as u64,
             bytes_written: 0,
             fsyncs: 0,
@@ -131,11 +185,54 @@ impl Store {
 
     /// Buffers a change (and copies it into a compaction in progress).
     pub fn append(&mut self, rec: &Record) {
-        let start = self.pending.len();
-        frame(rec, &mut self.pending);
-        if let Some(c) = &mut self.compaction {
-            c.pending.extend_from_slice(&self.pending[start..]);
+        if self.pending.is_empty() {
+            self.pending.extend_from_slice(&[0; BATCH_HEAD]);
         }
+        let start = self.pending.len();
+        frame_unsealed(rec, &mut self.pending);
+        self.pending_records += 1;
+        self.appended += 1;
+        if let Some(c) = &mut self.compaction {
+            let at = c.pending.len();
+            c.pending.extend_from_slice(&self.pending[start..]);
+            seal_frame(&mut c.pending[at..]);
+        }
+    }
+
+    /// How many records were buffered since start: output that depends on
+    /// the records buffered so far may leave once [`Store::is_durable`].
+    pub fn appended(&self) -> u64 {
+        self.appended
+    }
+
+    /// True if the first `records` records buffered (counted mod 2^32, as
+    /// [`Store::appended`] truncated: output cannot wait on a store that
+    /// fails while two billion records are added) are as durable as the
+    /// policy promises.
+    pub fn covers(&self, records: u32) -> bool {
+        (self.durable_records as u32).wrapping_sub(records) as i32 >= 0
+    }
+
+    /// Notes that everything buffered so far is durable, if it is.
+    fn settle(&mut self) {
+        if self.is_durable() {
+            self.durable_records = self.appended;
+        }
+    }
+
+    /// True when every record buffered is as durable as the policy
+    /// promises: written and (with [`Fsync::Always`]) fsynced, with no
+    /// failure since that leaves it in doubt.
+    pub fn is_durable(&self) -> bool {
+        self.trouble.is_none()
+            && self.pending.is_empty()
+            && (self.fsync != Fsync::Always || self.unsynced_since.is_none())
+    }
+
+    /// True while writing or syncing fails (from the first failure until a
+    /// write, or a rewrite, succeeds again).
+    pub fn is_failing(&self) -> bool {
+        self.trouble.is_some()
     }
 
     /// True if changes wait to be written.
@@ -147,39 +244,145 @@ impl Store {
                 .is_some_and(|c| !c.pending.is_empty())
     }
 
-    /// Writes what this iteration buffered, and fsyncs as the policy says.
-    pub fn commit(&mut self, now: Instant) -> io::Result<()> {
-        if !self.pending.is_empty() {
-            self.file.write_all(&self.pending)?;
-            self.size += self.pending.len() as u64;
-            self.bytes_written += self.pending.len() as u64;
-            self.pending.clear();
-            self.unsynced_since.get_or_insert(now);
+    /// Writes what this iteration buffered, as one batch (a power cut
+    /// keeps all of it or none), and fsyncs as the policy says. An error
+    /// means the records are not durable yet: they are kept and written
+    /// again later (see [`Store::retry_deadline`]), or, after a failed
+    /// fsync, the store waits for a rewrite (a compaction) instead.
+    pub fn commit(&mut self, now: Instant) -> Result<()> {
+        let result = self.write_log(now);
+        self.write_compaction(now);
+        result?;
+        if self.sync_due(now) {
+            if let Err(e) = self.file.sync_data() {
+                // fsyncgate: the kernel may have dropped the pages it could
+                // not write, and a later fsync would "succeed" without
+                // them. Only a fresh file is to be trusted again.
+                self.unsynced_since = None;
+                self.fail(now, "fsync of the store", &e, true);
+                return Err(e);
+            }
+            self.fsyncs += 1;
+            self.unsynced_since = None;
         }
-        if let Some(c) = &mut self.compaction {
-            if !c.pending.is_empty() {
-                c.file.write_all(&c.pending)?;
+        if self.pending.is_empty() {
+            self.recovered(now);
+        }
+        self.settle();
+        Ok(())
+    }
+
+    /// The main log's part of [`Store::commit`].
+    fn write_log(&mut self, now: Instant) -> Result<()> {
+        if let Some(t) = &self.trouble {
+            if t.rewrite {
+                // The snapshot of the rewrite covers these changes.
+                self.pending.clear();
+                self.pending_records = 0;
+                return Err(Error::other("the store waits for a rewrite"));
+            }
+            if now < t.retry_at {
+                return Err(Error::other("the store waits to retry a write"));
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = seal_batch(&mut self.pending, self.pending_records);
+        let len = batch.len() as u64;
+        if let Err(e) = self.file.append(batch) {
+            // Cut what part of the batch landed, so the next try does not
+            // leave a damaged record in the middle of the log.
+            let cut = self.file.truncate(self.size);
+            let rewrite = cut.is_err();
+            self.fail(now, "writing the store", &e, rewrite);
+            return Err(e);
+        }
+        self.size += len;
+        self.bytes_written += len;
+        self.pending.clear();
+        self.pending_records = 0;
+        self.unsynced_since.get_or_insert(now);
+        Ok(())
+    }
+
+    /// The compaction's part of [`Store::commit`]: a failure gives the
+    /// compaction up; the log goes on as it was.
+    fn write_compaction(&mut self, now: Instant) {
+        let Some(c) = &mut self.compaction else {
+            return;
+        };
+        if c.pending.is_empty() {
+            return;
+        }
+        match c.file.append(&c.pending) {
+            Ok(()) => {
                 c.size += c.pending.len() as u64;
                 self.bytes_written += c.pending.len() as u64;
                 c.pending.clear();
             }
+            Err(e) => self.compaction_failed(now, "writing", &e),
         }
-        let due = match (self.fsync, self.unsynced_since) {
+    }
+
+    fn sync_due(&self, now: Instant) -> bool {
+        match (self.fsync, self.unsynced_since) {
             (_, None) => false,
             (Fsync::Always, Some(_)) => true,
             (Fsync::Every(d), Some(since)) => now.duration_since(since) >= d,
-        };
-        if due {
-            self.file.sync_data()?;
-            self.fsyncs += 1;
-            self.unsynced_since = None;
         }
-        Ok(())
+    }
+
+    /// A write or sync failed: logged once per episode.
+    fn fail(&mut self, now: Instant, what: &str, e: &Error, rewrite: bool) {
+        match &mut self.trouble {
+            Some(t) => {
+                t.rewrite |= rewrite;
+                t.failures += 1;
+                t.retry_at = back_off(now, &mut t.backoff);
+            }
+            None => {
+                error!(
+                    "persistence: {what} failed: {e}; acknowledgements that need the store \
+                     are held until it works again{}",
+                    if rewrite {
+                        " (the store will be rewritten from memory)"
+                    } else {
+                        ""
+                    }
+                );
+                let mut backoff = RETRY_MIN;
+                let retry_at = back_off(now, &mut backoff);
+                self.trouble = Some(Trouble {
+                    rewrite,
+                    since: now,
+                    retry_at,
+                    backoff,
+                    failures: 1,
+                });
+            }
+        }
+    }
+
+    /// Ends a failure episode, with one line.
+    fn recovered(&mut self, now: Instant) {
+        if let Some(t) = self.trouble.take() {
+            info!(
+                "persistence: the store works again after {:.1?} ({} failed attempts); \
+                 acknowledgements resume",
+                now.duration_since(t.since),
+                t.failures
+            );
+        }
     }
 
     /// Writes and fsyncs everything now (shutdown).
-    pub fn sync(&mut self) -> io::Result<()> {
-        self.commit(Instant::now())?;
+    pub fn sync(&mut self) -> Result<()> {
+        let now = Instant::now();
+        if let Some(t) = &mut self.trouble {
+            t.retry_at = now;
+        }
+        self.commit(now)?;
         if self.unsynced_since.take().is_some() {
             self.file.sync_data()?;
             self.fsyncs += 1;
@@ -195,6 +398,22 @@ impl Store {
         }
     }
 
+    /// When the store next retries after a failure: a write, or (after a
+    /// failed fsync) a rewrite.
+    pub fn retry_deadline(&self) -> Option<Instant> {
+        let t = self.trouble.as_ref()?;
+        if !t.rewrite {
+            return Some(t.retry_at);
+        }
+        if self.compaction.is_some() {
+            return None; // under way, step by step
+        }
+        Some(
+            self.compact_after
+                .map_or(t.retry_at, |(at, _)| at.max(t.retry_at)),
+        )
+    }
+
     pub fn size(&self) -> u64 {
         self.size
     }
@@ -203,13 +422,23 @@ impl Store {
         self.compaction.is_some()
     }
 
-    /// True when the file has grown enough that a snapshot would shrink it:
-    /// past 4 MiB and twice its last compacted size, or past `limit`
-    /// (0: none) with something to gain.
+    /// True when a compaction should start: the store must be rewritten
+    /// after a failed fsync (once its retry is due), or the file has grown
+    /// enough that a snapshot would shrink it (past 4 MiB and twice its
+    /// last compacted size, or past `limit` (0: none) with something to
+    /// gain). Never within the back-off after a failed compaction.
     pub fn wants_compaction(&self, limit: u64) -> bool {
+        let now = Instant::now();
+        if self.compaction.is_some() || self.compact_after.is_some_and(|(at, _)| now < at) {
+            return false;
+        }
         let grown = self.size >= COMPACT_MIN && self.size >= 2 * self.size_after_compaction.max(1);
         let over = limit > 0 && self.size > limit && self.size > self.size_after_compaction;
-        self.compaction.is_none() && (grown || over)
+        let rewrite = self
+            .trouble
+            .as_ref()
+            .is_some_and(|t| t.rewrite && now >= t.retry_at);
+        grown || over || rewrite
     }
 
     /// True when even the live state (the last compaction's size) exceeds
@@ -221,18 +450,21 @@ impl Store {
     /// Starts filling a new file; the caller then adds the live state with
     /// [`Store::snapshot`] over several iterations and calls
     /// [`Store::finish_compaction`].
-    pub fn begin_compaction(&mut self) -> io::Result<()> {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(self.dir.join(NEW))?;
-        self.compaction = Some(Compaction {
-            file,
-            pending: Vec::new(),
-            size: 0,
-        });
-        Ok(())
+    pub fn begin_compaction(&mut self) -> Result<()> {
+        match self.storage.create(NEW) {
+            Ok(file) => {
+                self.compaction = Some(Compaction {
+                    file,
+                    pending: Vec::new(),
+                    size: 0,
+                });
+                Ok(())
+            }
+            Err(e) => {
+                self.compaction_failed(Instant::now(), "starting", &e);
+                Err(e)
+            }
+        }
     }
 
     /// Adds a record of the live state to the compaction only.
@@ -242,335 +474,71 @@ impl Store {
         }
     }
 
-    /// Makes the new file durable and swaps it in.
-    pub fn finish_compaction(&mut self, now: Instant) -> io::Result<()> {
-        self.commit(now)?;
-        let Some(c) = self.compaction.take() else {
-            return Ok(());
+    /// Makes the new file durable and swaps it in: written, fsynced,
+    /// renamed over the log, the directory fsynced. Before the rename any
+    /// failure abandons the new file and the log goes on; the new file's
+    /// descriptor becomes the log's, so nothing is ever written to the
+    /// replaced (unlinked) file.
+    pub fn finish_compaction(&mut self, now: Instant) -> Result<()> {
+        let _ = self.commit(now); // its failures are the log's, handled there
+        let Some(mut c) = self.compaction.take() else {
+            return Err(Error::other("the compaction was given up"));
         };
-        c.file.sync_all()?;
-        std::fs::rename(self.dir.join(NEW), self.dir.join(LOG))?;
-        sync_dir(&self.dir)?;
-        self.fsyncs += 2;
+        let swapped = c
+            .file
+            .sync_data()
+            .and_then(|()| self.storage.rename(NEW, LOG));
+        if let Err(e) = swapped {
+            self.compaction = Some(c);
+            self.compaction_failed(now, "finishing", &e);
+            return Err(e);
+        }
+        self.fsyncs += 1;
         let before = self.size;
-        self.file = OpenOptions::new().append(true).open(self.dir.join(LOG))?;
+        self.file = c.file;
         self.size = c.size;
         self.size_after_compaction = c.size;
         self.unsynced_since = None;
-        log::info!("store compacted: {before} -> {} bytes", c.size);
+        // Every buffered change is in the new file.
+        self.pending.clear();
+        self.pending_records = 0;
+        if let Err(e) = self.storage.sync_dir() {
+            // A power cut might bring the old file back: not durable.
+            self.fail(now, "fsync of the store's directory", &e, true);
+            return Err(e);
+        }
+        self.fsyncs += 1;
+        if self.compact_after.take().is_some() && self.trouble.is_none() {
+            info!("persistence: compaction works again");
+        }
+        self.recovered(now);
+        self.settle();
+        info!("store compacted: {before} -> {} bytes", c.size);
         Ok(())
     }
 
-    /// Gives up a compaction (after a write error): the old file stays.
+    /// A compaction step failed: the new file is given up (the log stays
+    /// as it was) and no compaction starts for a while. Logged once per
+    /// episode.
+    fn compaction_failed(&mut self, now: Instant, what: &str, e: &Error) {
+        self.abandon_compaction();
+        match &mut self.compact_after {
+            Some((at, backoff)) => *at = back_off(now, backoff),
+            None => {
+                error!("persistence: {what} a compaction failed: {e}; keeping the old file, retrying with back-off");
+                let mut backoff = RETRY_MIN;
+                self.compact_after = Some((back_off(now, &mut backoff), backoff));
+            }
+        }
+    }
+
+    /// Gives up a compaction: the old file stays.
     pub fn abandon_compaction(&mut self) {
         if self.compaction.take().is_some() {
-            let _ = std::fs::remove_file(self.dir.join(NEW));
+            let _ = self.storage.remove(NEW);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::record::LAST_KNOWN_TYPE;
-    use super::*;
-
-    fn dir(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("midge-store-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        d
-    }
-
-    fn sample() -> Vec<Record> {
-        vec![
-            Record::Retain {
-                topic: "a/b".into(),
-                qos: 1,
-                payload: b"v".to_vec(),
-            },
-            Record::Session { client: "c".into() },
-            Record::SessionUser {
-                client: "c".into(),
-                username: Some("alice".into()),
-            },
-            Record::SessionUser {
-                client: "c".into(),
-                username: None,
-            },
-            Record::Sub {
-                client: "c".into(),
-                filter: "a/#".into(),
-                qos: 2,
-            },
-            Record::Msg {
-                client: "c".into(),
-                seq: 7,
-                qos: 2,
-                retain: true,
-                topic: "a/b".into(),
-                payload: vec![0, 1, 2],
-            },
-            Record::MsgBody {
-                client: "c".into(),
-                seq: 8,
-                qos: 1,
-                retain: false,
-                body: 1 << 40,
-                topic: "a/c".into(),
-                payload: vec![3; 300],
-            },
-            Record::MsgRef {
-                client: "d".into(),
-                seq: 1,
-                qos: 2,
-                retain: true,
-                body: 1 << 40,
-            },
-            Record::Sent {
-                client: "c".into(),
-                seq: 7,
-                pkid: 300,
-            },
-            Record::Released {
-                client: "c".into(),
-                seq: 7,
-            },
-            Record::Done {
-                client: "c".into(),
-                seq: 7,
-            },
-            Record::Qos2In {
-                client: "c".into(),
-                pkid: 9,
-            },
-            Record::Qos2Rel {
-                client: "c".into(),
-                pkid: 9,
-            },
-            Record::Unsub {
-                client: "c".into(),
-                filter: "a/#".into(),
-            },
-            Record::Retain5 {
-                topic: "r".into(),
-                qos: 1,
-                payload: b"v5".to_vec(),
-                meta: Meta {
-                    properties: vec![3, 0x01, 1],
-                    expires_unix_ms: 1_700_000_000_000,
-                },
-            },
-            Record::MsgBody5 {
-                client: "c".into(),
-                seq: 8,
-                qos: 2,
-                retain: false,
-                body: 4,
-                topic: "t".into(),
-                payload: b"p".to_vec(),
-                meta: Meta {
-                    properties: vec![0],
-                    expires_unix_ms: 0,
-                },
-            },
-            Record::Sub5 {
-                client: "c".into(),
-                filter: "s/#".into(),
-                qos: 1,
-                options: 3,
-                id: 268_435_455,
-            },
-            Record::SessionExpiry {
-                client: "c".into(),
-                expiry: 60,
-            },
-            Record::SessionGone { client: "c".into() },
-        ]
-    }
-
-    #[test]
-    fn records_survive_a_reopen() {
-        let d = dir("reopen");
-        let (mut s, recs, _) = Store::open(&d, Fsync::Always).unwrap();
-        assert!(recs.is_empty());
-        for r in sample() {
-            s.append(&r);
-        }
-        s.commit(Instant::now()).unwrap();
-        assert_eq!(s.fsyncs, 1, "one fsync for the whole batch");
-        drop(s);
-        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
-        assert_eq!(recs, sample());
-        assert_eq!((rec.dropped_bytes, rec.damage), (0, None));
-    }
-
-    #[test]
-    fn a_torn_tail_is_cut_at_every_offset_and_good_records_kept() {
-        let d = dir("torn");
-        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
-        for r in sample() {
-            s.append(&r);
-        }
-        s.commit(Instant::now()).unwrap();
-        drop(s);
-        let full = std::fs::read(d.join(LOG)).unwrap();
-        let mut last = Vec::new();
-        frame(sample().last().unwrap(), &mut last);
-        let keep = full.len() - last.len();
-        for cut in keep..full.len() {
-            std::fs::write(d.join(LOG), &full[..cut]).unwrap();
-            let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
-            assert_eq!(recs.len(), sample().len() - 1, "cut at {cut}");
-            assert_eq!(rec.dropped_bytes as usize, cut - keep);
-            assert_eq!(std::fs::metadata(d.join(LOG)).unwrap().len() as usize, keep);
-        }
-        // A flipped byte inside a record: everything before it survives.
-        let mut bad = full.clone();
-        bad[keep + 9] ^= 0xff;
-        std::fs::write(d.join(LOG), &bad).unwrap();
-        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
-        assert_eq!(recs.len(), sample().len() - 1);
-        assert!(rec.damage.unwrap().contains("checksum"));
-    }
-
-    /// A record with a good checksum but a type this version does not
-    /// know (a newer midge's) is not damage: the store is left as it is
-    /// and opening it fails, instead of cutting good data.
-    #[test]
-    fn an_unknown_record_type_is_refused_not_cut() {
-        let d = dir("unknown");
-        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
-        s.append(&Record::Session { client: "c".into() });
-        s.commit(Instant::now()).unwrap();
-        drop(s);
-        let mut data = std::fs::read(d.join(LOG)).unwrap();
-        let body = [200u8, 1, 2, 3];
-        data.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        data.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
-        data.extend_from_slice(&body);
-        std::fs::write(d.join(LOG), &data).unwrap();
-        let e = Store::open(&d, Fsync::Always).err().expect("refused");
-        assert!(e.to_string().contains("unknown record type 200"), "{e}");
-        assert_eq!(std::fs::read(d.join(LOG)).unwrap(), data, "left untouched");
-    }
-
-    #[test]
-    fn last_known_type_is_the_highest_written() {
-        let highest = sample()
-            .iter()
-            .map(|r| {
-                let mut out = Vec::new();
-                r.encode(&mut out);
-                out[0]
-            })
-            .max();
-        assert_eq!(highest, Some(LAST_KNOWN_TYPE), "sample() has every type");
-    }
-
-    /// Zeros appended after a crash (some file systems extend a file
-    /// before its data lands) pass the checksum of an empty record: they
-    /// are damage, cut like a torn tail.
-    #[test]
-    fn a_zero_filled_tail_is_cut() {
-        let d = dir("zeros");
-        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
-        s.append(&Record::Session { client: "c".into() });
-        s.commit(Instant::now()).unwrap();
-        drop(s);
-        let good = std::fs::metadata(d.join(LOG)).unwrap().len();
-        let mut data = std::fs::read(d.join(LOG)).unwrap();
-        data.extend_from_slice(&[0; 4096]);
-        std::fs::write(d.join(LOG), &data).unwrap();
-        let (_, recs, rec) = Store::open(&d, Fsync::Always).unwrap();
-        assert_eq!(recs, [Record::Session { client: "c".into() }]);
-        assert_eq!(rec.dropped_bytes, 4096);
-        assert_eq!(std::fs::metadata(d.join(LOG)).unwrap().len(), good);
-    }
-
-    #[test]
-    fn compaction_replaces_the_file_atomically() {
-        let d = dir("compact");
-        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
-        for _ in 0..100 {
-            s.append(&Record::Retain {
-                topic: "t".into(),
-                qos: 0,
-                payload: vec![1; 100],
-            });
-        }
-        s.commit(Instant::now()).unwrap();
-        s.begin_compaction().unwrap();
-        s.snapshot(&Record::Retain {
-            topic: "t".into(),
-            qos: 0,
-            payload: vec![1; 100],
-        });
-        // A change during compaction lands in both files.
-        s.append(&Record::Retain {
-            topic: "u".into(),
-            qos: 0,
-            payload: vec![2],
-        });
-        s.commit(Instant::now()).unwrap();
-        // A crash now would find the old file complete (the unfinished
-        // new one is deleted by open).
-        let (recs, _, damage) = read_log(&std::fs::read(d.join(LOG)).unwrap());
-        assert_eq!((recs.len(), damage), (101, None));
-        assert!(d.join(NEW).exists());
-        s.finish_compaction(Instant::now()).unwrap();
-        drop(s);
-        let (_, recs, _) = Store::open(&d, Fsync::Always).unwrap();
-        assert_eq!(recs.len(), 2);
-        assert!(!d.join(NEW).exists());
-    }
-
-    #[test]
-    fn limit_triggers_compaction_and_reports_live_overflow() {
-        let d = dir("limit");
-        let (mut s, _, _) = Store::open(&d, Fsync::Always).unwrap();
-        for _ in 0..20 {
-            s.append(&Record::Retain {
-                topic: "t".into(),
-                qos: 0,
-                payload: vec![1; 100],
-            });
-        }
-        s.commit(Instant::now()).unwrap();
-        let size = s.size();
-        assert!(
-            !s.wants_compaction(0),
-            "small files are left alone without a limit"
-        );
-        assert!(
-            s.wants_compaction(size - 1),
-            "over the limit with something to gain"
-        );
-        assert!(!s.live_over(size - 1), "not yet known to be live");
-        s.begin_compaction().unwrap();
-        for _ in 0..20 {
-            s.snapshot(&Record::Retain {
-                topic: "t".into(),
-                qos: 0,
-                payload: vec![1; 100],
-            });
-        }
-        s.finish_compaction(Instant::now()).unwrap();
-        assert!(s.live_over(size - 1), "live state itself exceeds the limit");
-        assert!(
-            !s.wants_compaction(size - 1),
-            "nothing to gain from compacting again"
-        );
-    }
-
-    #[test]
-    fn interval_mode_defers_fsync() {
-        let d = dir("interval");
-        let (mut s, _, _) = Store::open(&d, Fsync::Every(Duration::from_secs(1))).unwrap();
-        let t0 = Instant::now();
-        s.append(&Record::Session { client: "x".into() });
-        s.commit(t0).unwrap();
-        assert_eq!(s.fsyncs, 0);
-        assert_eq!(s.sync_deadline(), Some(t0 + Duration::from_secs(1)));
-        s.commit(t0 + Duration::from_secs(1)).unwrap();
-        assert_eq!((s.fsyncs, s.sync_deadline()), (1, None));
-    }
-}
+mod tests;

@@ -481,48 +481,99 @@ impl Cursor<'_> {
 
 pub(super) fn frame(rec: &Record, out: &mut Vec<u8>) {
     let start = out.len();
+    frame_unsealed(rec, out);
+    seal_frame(&mut out[start..]);
+}
+
+/// A frame whose checksum is left 0: one inside a batch needs none (the
+/// batch's covers it), or gets it from [`seal_frame`] when it goes alone.
+pub(super) fn frame_unsealed(rec: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
     out.extend_from_slice(&[0; 8]);
     rec.encode(out);
-    let body = &out[start + 8..];
-    let len = (body.len() as u32).to_le_bytes();
-    let crc = crc32fast::hash(body).to_le_bytes();
+    let len = ((out.len() - start - 8) as u32).to_le_bytes();
     out[start..start + 4].copy_from_slice(&len);
-    out[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// Puts the checksum into the one frame in `frame`.
+pub(super) fn seal_frame(frame: &mut [u8]) {
+    if let Some((head, body)) = frame.split_at_mut_checked(8) {
+        head[4..].copy_from_slice(&crc32fast::hash(body).to_le_bytes());
+    }
+}
+
+/// The type of a batch: the records of one commit in one frame
+/// (`[length][CRC-32][BATCH][frame]...`), so a torn write keeps all of them
+/// or none (a QoS 2 id and its message, say). The frames inside carry no
+/// checksum of their own (0): every byte is checksummed once.
+const BATCH: u8 = 15;
+/// Bytes before a batch's first frame: its own frame header and type.
+pub(super) const BATCH_HEAD: usize = 9;
+
+/// The bytes to write for a commit: `pending` is [`BATCH_HEAD`] spare
+/// bytes and then `records` unsealed frames. One record goes as it is
+/// (sealed); more are sealed into one batch.
+pub(super) fn seal_batch(pending: &mut [u8], records: usize) -> &[u8] {
+    if records <= 1 {
+        let frame = pending.get_mut(BATCH_HEAD..).unwrap_or_default();
+        seal_frame(frame);
+        return frame;
+    }
+    let len = (pending.len() - 8) as u32;
+    pending[8] = BATCH;
+    let crc = crc32fast::hash(&pending[8..]);
+    pending[..4].copy_from_slice(&len.to_le_bytes());
+    pending[4..8].copy_from_slice(&crc.to_le_bytes());
+    pending
 }
 
 /// How `read_log` names a record with a good checksum and a type newer
 /// than this version.
 pub(super) const UNKNOWN: &str = "unknown record type";
 
-/// The highest record type this version writes and reads.
+/// The highest record type this version writes and reads (besides
+/// [`BATCH`], 15).
 pub(super) const LAST_KNOWN_TYPE: u8 = 19;
 
 /// Reads every good record; stops at the first damaged one.
 pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
     let mut records = Vec::new();
+    let (good, damage) = read_frames(data, &mut records, true);
+    (records, good, damage)
+}
+
+/// `read_log` into `records`; a batch's frames are read in turn (not
+/// `outer`: their checksum is the batch's), all or none of them.
+fn read_frames(data: &[u8], records: &mut Vec<Record>, outer: bool) -> (usize, Option<String>) {
     let mut at = 0;
     while at < data.len() {
         let Some(head) = data.get(at..at + 8) else {
-            return (
-                records,
-                at,
-                Some(format!("torn record header at byte {at}")),
-            );
+            return (at, Some(format!("torn record header at byte {at}")));
         };
         let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
         let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
         if len > MAX_RECORD {
-            return (
-                records,
-                at,
-                Some(format!("impossible record length at byte {at}")),
-            );
+            return (at, Some(format!("impossible record length at byte {at}")));
         }
         let Some(body) = data.get(at + 8..at + 8 + len) else {
-            return (records, at, Some(format!("torn record at byte {at}")));
+            return (at, Some(format!("torn record at byte {at}")));
         };
-        if crc32fast::hash(body) != crc {
-            return (records, at, Some(format!("checksum mismatch at byte {at}")));
+        if outer && crc32fast::hash(body) != crc {
+            return (at, Some(format!("checksum mismatch at byte {at}")));
+        }
+        if let (true, Some((&BATCH, frames))) = (outer, body.split_first()) {
+            let mut batch = Vec::new();
+            if let (_, Some(why)) = read_frames(frames, &mut batch, false) {
+                let why = if why.starts_with(UNKNOWN) {
+                    why
+                } else {
+                    format!("damaged batch at byte {at} ({why})")
+                };
+                return (at, Some(why));
+            }
+            records.append(&mut batch);
+            at += 8 + len;
+            continue;
         }
         let Some(rec) = Record::decode(body) else {
             // A type this version does not know, with a good checksum, is
@@ -531,18 +582,14 @@ pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
             // empty body (zeros after a crash pass the checksum) or a known
             // type that does not decode is damage, cut as such.
             return match body.first() {
-                Some(&kind) if kind > LAST_KNOWN_TYPE => {
-                    (records, at, Some(format!("{UNKNOWN} {kind} at byte {at}")))
+                Some(&kind) if kind > LAST_KNOWN_TYPE && kind != BATCH => {
+                    (at, Some(format!("{UNKNOWN} {kind} at byte {at}")))
                 }
-                _ => (
-                    records,
-                    at,
-                    Some(format!("undecodable record at byte {at}")),
-                ),
+                _ => (at, Some(format!("undecodable record at byte {at}"))),
             };
         };
         records.push(rec);
         at += 8 + len;
     }
-    (records, at, None)
+    (at, None)
 }

@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod conformance;
+pub mod memfs;
 pub mod persistence;
 pub mod process;
 pub mod robustness;
@@ -54,10 +55,15 @@ pub struct TestBroker {
 /// A broker on an ephemeral loopback port, with `adjust` applied to its
 /// default configuration.
 fn loopback_broker(adjust: impl FnOnce(&mut Config)) -> Broker {
+    Broker::new(loopback_config(adjust)).expect("broker starts")
+}
+
+/// The default configuration on an ephemeral loopback port, adjusted.
+pub fn loopback_config(adjust: impl FnOnce(&mut Config)) -> Config {
     let mut config = Config::default();
     config.listen_on(["127.0.0.1:0".parse().unwrap()]);
     adjust(&mut config);
-    Broker::new(config).expect("broker starts")
+    config
 }
 
 impl TestBroker {
@@ -66,7 +72,11 @@ impl TestBroker {
     }
 
     pub fn start_with(adjust: impl FnOnce(&mut Config)) -> TestBroker {
-        let mut broker = loopback_broker(adjust);
+        TestBroker::run(loopback_broker(adjust))
+    }
+
+    /// Runs `broker` (bound to loopback) in a thread of its own.
+    pub fn run(mut broker: Broker) -> TestBroker {
         let addr = broker.local_addr().expect("bound address");
         let handle = broker.shutdown_handle();
         let thread = std::thread::spawn(move || broker.run().expect("broker loop"));

@@ -148,7 +148,54 @@ pub struct Midge {
 
 impl Midge {
     pub fn start(dir: &Path, extra: &[&str]) -> Midge {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_midge"))
+        Midge::spawn(Command::new(env!("CARGO_BIN_EXE_midge")), dir, extra)
+    }
+
+    /// With a file size limit (RLIMIT_FSIZE) of `bytes`, which
+    /// [`Midge::lift_file_size_limit`] can lift (util-linux `prlimit`).
+    pub fn start_limited(dir: &Path, extra: &[&str], bytes: u64) -> Midge {
+        let mut prlimit = Command::new("prlimit");
+        prlimit
+            .arg(format!("--fsize={bytes}:unlimited"))
+            .arg(env!("CARGO_BIN_EXE_midge"));
+        Midge::spawn(prlimit, dir, extra)
+    }
+
+    pub fn lift_file_size_limit(&self) {
+        let ok = Command::new("prlimit")
+            .args(["--pid", &self.child.id().to_string(), "--fsize=unlimited"])
+            .status()
+            .expect("prlimit runs")
+            .success();
+        assert!(ok, "prlimit --pid");
+    }
+
+    /// True while the process has not exited.
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Every log line up to the next one containing `text` (bounded wait).
+    pub fn lines_until(&mut self, text: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(text);
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+
+    fn spawn(mut command: Command, dir: &Path, extra: &[&str]) -> Midge {
+        let mut child = command
             .env_remove("RUST_LOG")
             .arg("--persistence")
             .arg(dir)
