@@ -29,11 +29,9 @@
  * midge_free, each config with midge_config_free, each handle with
  * midge_handle_free.
  *
- * MQTT 5: MQTT 5 clients connect and exchange messages with the host, but
- * the host does not see or set message properties yet. When it does,
- * midge_message gains them (user properties, response topic, correlation
- * data) at its end, and publishing with properties gets its own function;
- * nothing here changes meaning.
+ * MQTT 5: a message's properties reach the host in midge_message, the
+ * host publishes with properties through midge_publish_props, and it may
+ * implement enhanced authentication methods (midge_set_auth_method).
  *
  * Link: -lmidge (libmidge.a or libmidge.so) -lpthread -ldl -lm
  * C89/C99/C++ compatible.
@@ -134,8 +132,27 @@ typedef void (*midge_message_cb)(void *user, const char *topic,
 long midge_subscribe_cb(midge_broker *b, const char *filter, int qos,
                         midge_message_cb cb, void *user);
 
+/* One MQTT 5 User Property. */
+typedef struct midge_user_property {
+    const char *name;
+    const char *value;
+} midge_user_property;
+
+/* A message's MQTT 5 properties: what midge_message points to, and what
+ * midge_publish_props takes (every pointer may be NULL: absent). */
+typedef struct midge_properties {
+    int payload_format;         /* -1 absent, 0 bytes, 1 UTF-8 text */
+    int64_t message_expiry;     /* seconds; -1 none */
+    const char *content_type;
+    const char *response_topic; /* a topic name, no wildcards */
+    const void *correlation_data;
+    size_t correlation_len;
+    const midge_user_property *user_properties; /* in order; names repeat */
+    size_t user_property_count;
+} midge_properties;
+
 /* A message, for midge_subscribe_ex. Only midge creates these; fields may
- * be added at the end (MQTT 5 properties, see above). */
+ * be added at the end. */
 typedef struct midge_message {
     const char *topic;
     const void *payload; /* never NULL */
@@ -145,12 +162,20 @@ typedef struct midge_message {
     /* The publishing client's id; NULL for the host's own publishes, Wills
      * and retained copies. */
     const char *client_id;
+    /* The MQTT 5 properties as the publisher sent them; NULL when it sent
+     * none (every 3.x publisher). */
+    const midge_properties *properties;
 } midge_message;
 typedef void (*midge_message_ex_cb)(void *user, const midge_message *m);
 long midge_subscribe_ex(midge_broker *b, const char *filter, int qos,
                         midge_message_ex_cb cb, void *user);
 /* Ends a subscription of either kind. */
 int midge_unsubscribe(midge_broker *b, long id);
+/* midge_publish with MQTT 5 properties (NULL: none), forwarded to MQTT 5
+ * subscribers; the same return values. */
+int midge_publish_props(midge_broker *b, const char *topic,
+                        const void *payload, size_t len, int qos, int retain,
+                        const midge_properties *props);
 
 /* ------------------------------------------------------ clients and access */
 
@@ -168,6 +193,35 @@ typedef struct midge_credentials {
 /* Decides every CONNECT (after the password file, if any, accepted it). */
 typedef int (*midge_auth_cb)(void *user, const midge_credentials *c);
 int midge_set_auth_cb(midge_broker *b, midge_auth_cb cb, void *user);
+
+/* One step of an MQTT 5 enhanced authentication exchange (AUTH packets)
+ * for a method the host implements. */
+typedef struct midge_auth_request {
+    const char *client_id; /* the CONNECT's; may be empty */
+    const char *username;  /* NULL without one */
+    const char *address;
+    const char *method;
+    const void *data; /* the client's Authentication Data; NULL: none */
+    size_t data_len;
+    unsigned step;    /* 0 for the CONNECT (or a re-authentication's first
+                         AUTH), then 1, 2, ... for each AUTH answer */
+    int reauthentication;
+} midge_auth_request;
+#define MIDGE_AUTH_METHOD_ACCEPT 0   /* CONNACK 0 (AUTH 0 when re-authenticating) */
+#define MIDGE_AUTH_METHOD_CONTINUE 1 /* AUTH 0x18 with the data written */
+#define MIDGE_AUTH_METHOD_REFUSE (-1) /* CONNACK 0x87 (DISCONNECT 0x87); also
+                                         any other value */
+/* Answers one step. The callback may write up to out_cap bytes of
+ * Authentication Data to send into out, and their number into *out_len
+ * (0: none). An accepted CONNECT skips the password and midge_auth_cb
+ * checks. At most 16 rounds per exchange. */
+typedef int (*midge_auth_method_cb)(void *user, const midge_auth_request *r,
+                                    void *out, size_t out_cap,
+                                    size_t *out_len);
+/* Implements the enhanced authentication method `method` (a CONNECT naming
+ * a method no one implements gets CONNACK 0x8C). */
+int midge_set_auth_method(midge_broker *b, const char *method,
+                          midge_auth_method_cb cb, void *user);
 
 #define MIDGE_ACCESS_PUBLISH 1
 #define MIDGE_ACCESS_SUBSCRIBE 2

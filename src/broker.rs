@@ -13,6 +13,7 @@ mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and d
 mod conns; // accepting, reading, writing and closing connections
 mod delivery; // routing; to connections, queues and the in-flight window; flow control
 mod embed; // the host's flow control, the thread-safe Remote, disconnect, reload
+mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
 mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
@@ -23,6 +24,7 @@ mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-of
 use access::load_auth;
 use delivery::{write_publish, Copy};
 pub use embed::{Published, Remote};
+use enhanced_auth::Authenticated;
 use timers::{expiry_step, millis};
 
 use crate::auth::{Acl, PasswordFile, Verdict};
@@ -144,6 +146,8 @@ enum Reason {
     Kicked,
     Disconnect,
     Refused(ReasonCode),
+    /// A re-authentication (MQTT 5 AUTH) failed.
+    AuthFailed,
     Shutdown,
 }
 
@@ -163,6 +167,7 @@ impl std::fmt::Display for Reason {
             Reason::Refused(code) => {
                 write!(f, "refused with CONNACK code {}", code.v3_connack_code())
             }
+            Reason::AuthFailed => write!(f, "re-authentication failed"),
             Reason::Shutdown => write!(f, "broker shutting down"),
         }
     }
@@ -225,6 +230,10 @@ pub struct Broker {
     publisher: Option<ConnKey>,
     /// The time the [`Due::RetainedExpiry`] entry is filed for.
     retained_expiry_at: Option<u64>,
+    /// Enhanced authentication methods the host implements, by name.
+    auth_methods: HashMap<String, crate::host::AuthMethodHandler>,
+    /// Connections that authenticated with one of them (or are doing so).
+    auth_exchanges: HashMap<ConnKey, enhanced_auth::Exchange>,
     /// Wills waiting for their Will Delay Interval, by session.
     delayed_wills: HashMap<SessionKey, expiry::DelayedWill>,
     /// Subscriptions of the host program ([`Destination::Host`]).
@@ -321,6 +330,8 @@ impl Broker {
             publisher: None,
             host_subs: Slab::new(),
             delayed_wills: HashMap::new(),
+            auth_methods: HashMap::new(),
+            auth_exchanges: HashMap::new(),
             retained_expiry_at: None,
             on_event: None,
             authenticator: None,
@@ -508,6 +519,22 @@ impl Broker {
         qos: QoS,
         retain: bool,
     ) -> io::Result<Published> {
+        self.publish_with_properties(topic, payload, qos, retain, Properties::NONE)
+    }
+
+    /// [`Broker::publish`] with MQTT 5 properties (User Properties,
+    /// Content Type, Response Topic, Correlation Data, Payload Format
+    /// Indicator, Message Expiry Interval), forwarded to MQTT 5
+    /// subscribers as a client's would be. A Topic Alias or Subscription
+    /// Identifier among them is left out (they belong to one connection).
+    pub fn publish_with_properties(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        mut properties: Properties,
+    ) -> io::Result<Published> {
         if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
             return Err(invalid("invalid topic name"));
         }
@@ -517,10 +544,16 @@ impl Broker {
                 "a subscriber's queue is full: publish again after the ready callback",
             ));
         }
-        let msg = Arc::new(Message::new(
-            topic.into(),
-            bytes::Bytes::copy_from_slice(payload),
-        ));
+        if let Some(v) = properties.get() {
+            if v.topic_alias.is_some() || !v.subscription_identifiers.is_empty() {
+                let v = properties.values_mut();
+                v.topic_alias = None;
+                v.subscription_identifiers.clear();
+            }
+        }
+        self.now_ms = timer::millis(self.started, Instant::now());
+        let payload = bytes::Bytes::copy_from_slice(payload);
+        let msg = Arc::new(self.message_of(topic.into(), payload, properties, retain));
         if retain {
             self.set_retained(&msg, qos);
         }

@@ -4,12 +4,10 @@
 //! thread that drives it; they must not block. They are `Send` so that a
 //! broker can be moved to the thread that runs it.
 
-use crate::protocol::QoS;
+use crate::protocol::{Properties, QoS};
 use std::net::SocketAddr;
 
-/// A message delivered to a host subscription. (Its MQTT 5 properties,
-/// such as user properties, response topic and correlation data, are not
-/// passed to the host yet.)
+/// A message delivered to a host subscription.
 #[derive(Debug, Clone, Copy)]
 pub struct HostMessage<'a> {
     pub topic: &'a str,
@@ -21,6 +19,11 @@ pub struct HostMessage<'a> {
     /// host's own publishes, Wills and retained copies (whose publisher is
     /// not kept).
     pub publisher: Option<&'a str>,
+    /// The message's MQTT 5 properties as its publisher sent them (User
+    /// Properties, Content Type, Response Topic, Correlation Data, Payload
+    /// Format Indicator, Message Expiry Interval as received); empty for
+    /// messages from 3.x clients.
+    pub properties: &'a Properties,
 }
 
 /// Called for each message matching a host subscription.
@@ -86,3 +89,37 @@ pub enum Access {
 
 /// (client id, user name, access, topic or filter) -> allowed?
 pub type Authorizer = Box<dyn FnMut(&str, Option<&str>, Access, &str) -> bool + Send>;
+
+/// One step of an MQTT 5 enhanced authentication exchange (AUTH packets)
+/// for a method the host implements ([`crate::Broker::set_auth_method`]).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// The CONNECT's client id (may be empty: one is assigned later).
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub addr: SocketAddr,
+    pub method: &'a str,
+    /// The client's Authentication Data, if it sent any.
+    pub data: Option<&'a [u8]>,
+    /// 0 for the CONNECT (or the AUTH that starts a re-authentication),
+    /// then 1, 2, ... for each AUTH the client answers with.
+    pub step: u32,
+    /// A re-authentication of a connected client.
+    pub reauthentication: bool,
+}
+
+/// The host's answer to one step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Authenticated: CONNACK (or, for a re-authentication, AUTH Success)
+    /// carries this Authentication Data, if any. The user name and
+    /// password checks of the CONNECT are not made then.
+    Accept(Option<Vec<u8>>),
+    /// Send this data in AUTH (Continue Authentication) and call again
+    /// with the client's answer.
+    Continue(Vec<u8>),
+    /// Refused: CONNACK 0x87 (a re-authentication: DISCONNECT 0x87).
+    Refuse,
+}
+
+pub type AuthMethodHandler = Box<dyn FnMut(&AuthRequest<'_>) -> AuthStep + Send>;

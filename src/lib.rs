@@ -39,4 +39,4 @@ mod transport;
 
 pub use broker::{Broker, Published, Remote, ShutdownHandle, Stats};
 pub use config::Config;
-pub use host::{Access, AuthDecision, Credentials, Event, HostMessage};
+pub use host::{Access, AuthDecision, AuthRequest, AuthStep, Credentials, Event, HostMessage};

@@ -564,3 +564,14 @@ fn installed_shared_library_works_through_pkg_config() {
     assert!(ok, "gateway did not exit cleanly: {stderr}");
     let _ = std::fs::remove_dir_all(&prefix);
 }
+
+/// MQTT 5 from a C host: properties in both directions and an enhanced
+/// authentication method.
+#[test]
+fn c_host_reads_and_sets_properties_and_runs_an_auth_exchange() {
+    let Some(program) = build_c("tests/c/mqtt5.c", "mqtt5") else {
+        return;
+    };
+    let out = run_c(&mut Command::new(&program), C_LIMIT);
+    assert!(out.ends_with("ok all\n"), "{out}");
+}

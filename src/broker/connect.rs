@@ -19,12 +19,25 @@ impl Broker {
                 conn.v5 = Some(terms);
             }
         }
-        let props = c.properties.get();
-        if props.is_some_and(|p| p.authentication_method.is_some()) {
-            // No enhanced authentication method is supported [MQTT-4.12.0-1].
-            let why = "authentication method not supported";
-            return self.refuse(key, ReasonCode::BadAuthenticationMethod, &c.client_id, why);
+        let method = c.properties.get();
+        match method.and_then(|p| p.authentication_method.clone()) {
+            Some(method) => self.start_auth(key, c, method),
+            None => self.accept_connect(key, c, level, None),
         }
+    }
+
+    /// The rest of a CONNECT, once an enhanced authentication exchange (if
+    /// any) accepted it: `auth` then replaces the user name and password
+    /// checks, and its method and data go into CONNACK.
+    pub(super) fn accept_connect(
+        &mut self,
+        key: ConnKey,
+        c: protocol::Connect,
+        level: ProtocolLevel,
+        auth: Option<Authenticated>,
+    ) -> Result<(), Reason> {
+        let v5 = level == ProtocolLevel::V5;
+        let props = c.properties.get();
         if let Some(will) = &c.will {
             if !topic::valid_name(&will.topic) {
                 return Err(Reason::ProtocolError(Violation::InvalidWillTopic)); // [MQTT-3.1.4-1]
@@ -95,14 +108,18 @@ impl Broker {
                 return self.refuse(key, ReasonCode::ClientIdentifierNotValid, &client_id, why);
             }
         }
-        if let Some(code) = self.check_credentials(c.username.as_deref(), c.password.as_deref()) {
+        let credentials = (c.username.as_deref(), c.password.as_deref());
+        let checked = auth
+            .is_none()
+            .then(|| self.check_credentials(credentials.0, credentials.1));
+        if let Some(code) = checked.flatten() {
             let why = match code {
                 ReasonCode::BadUserNameOrPassword => "bad user name or password",
                 _ => "anonymous clients not allowed",
             };
             return self.refuse(key, code, &client_id, why);
         }
-        if let Some(check) = self.authenticator.as_mut() {
+        if let Some(check) = self.authenticator.as_mut().filter(|_| auth.is_none()) {
             let Some(conn) = self.conns.get(key) else {
                 return Ok(());
             };
@@ -170,7 +187,14 @@ impl Broker {
         }
         let connack_props = if v5 {
             let assigned = assigned.then(|| self.sessions.get(sid).map(|s| s.client_id.clone()));
-            self.connack_properties(assigned.flatten().as_deref(), server_keep_alive)
+            let mut props =
+                self.connack_properties(assigned.flatten().as_deref(), server_keep_alive);
+            if let Some(auth) = auth {
+                let v = props.values_mut();
+                v.authentication_method = Some(auth.method);
+                v.authentication_data = auth.data;
+            }
+            props
         } else {
             Properties::NONE
         };

@@ -150,7 +150,9 @@ impl Broker {
             if conn.input().is_empty() {
                 return true;
             }
-            let level = conn.level;
+            // An MQTT 5 client in an authentication exchange is not
+            // connected yet but speaks version 5 (AUTH).
+            let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
             let limits = Limits {
                 max_remaining_length: self.config.max_remaining_length(),
                 mqtt5: true,
@@ -256,6 +258,7 @@ impl Broker {
         if conn.timer_at().is_some() {
             self.forget_timer();
         }
+        self.auth_exchanges.remove(&key);
         // The client's id and user name live in its session, which a clean
         // session's close removes below.
         let (client_id, username) = self.identity(&conn);

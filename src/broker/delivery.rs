@@ -169,6 +169,7 @@ impl Broker {
                 qos,
                 retain,
                 publisher: publisher.map(|s| &*s.client_id),
+                properties: &msg.properties,
             });
         }
     }

@@ -155,6 +155,7 @@ impl Broker {
             Reason::KeepAlive => ReasonCode::KeepAliveTimeout,
             Reason::TakenOver => ReasonCode::SessionTakenOver,
             Reason::Shutdown => ReasonCode::ServerShuttingDown,
+            Reason::AuthFailed => ReasonCode::NotAuthorized,
             Reason::Kicked => ReasonCode::AdministrativeAction,
             Reason::Eof
             | Reason::Io(_)

@@ -10,7 +10,15 @@ impl Broker {
             return Ok(());
         };
         let v5 = conn.v5.is_some();
+        let exchange = conn.session().is_none() && self.auth_exchanges.contains_key(&key);
         let sid = match (conn.session(), packet) {
+            (_, Packet::Auth(a)) => return self.on_auth(key, a),
+            // During an authentication exchange only AUTH and DISCONNECT
+            // may come before CONNACK [MQTT-3.1.2-30].
+            (None, Packet::Disconnect(_)) if exchange => return Err(Reason::Disconnect),
+            (None, Packet::Connect(_)) if exchange => {
+                return Err(Reason::ProtocolError(Violation::SecondConnect));
+            }
             (None, Packet::Connect(c)) => return self.on_connect(key, *c),
             (Some(_), Packet::Connect(_)) => {
                 return Err(Reason::ProtocolError(Violation::SecondConnect)); // [MQTT-3.1.0-2]
@@ -92,15 +100,13 @@ impl Broker {
                 return Ok(());
             }
             (Some(sid), Packet::Disconnect(d)) => return self.on_disconnect(key, sid, d),
-            // Server-to-client packets never decode here; AUTH only in an
-            // authentication exchange, which no method here starts.
+            // Server-to-client packets never decode here.
             (
                 Some(_),
                 p @ (Packet::ConnAck(_)
                 | Packet::SubAck(_)
                 | Packet::UnsubAck(_)
-                | Packet::PingResp
-                | Packet::Auth(_)),
+                | Packet::PingResp),
             ) => return Err(Reason::ProtocolError(Violation::UnexpectedPacket(p.name()))),
         };
         // An ack freed a slot in the in-flight window.

@@ -1,5 +1,6 @@
 //! Publishing from the host (with flow control) and host subscriptions.
 
+use super::mqtt5::{MidgeProperties, PropertiesView};
 use super::*;
 use crate::host::HostMessage;
 use crate::Published;
@@ -16,9 +17,7 @@ pub type MidgeMessageCb = Option<
     ),
 >;
 
-/// `midge_message` in the header. The message's MQTT 5 properties are to
-/// be added at the end (hosts only ever read it); `HostMessage` does not
-/// carry them yet.
+/// `midge_message` in the header.
 #[repr(C)]
 pub struct MidgeMessage {
     pub topic: *const c_char,
@@ -27,6 +26,8 @@ pub struct MidgeMessage {
     pub qos: c_int,
     pub retain: c_int,
     pub client_id: *const c_char,
+    /// The MQTT 5 properties, NULL when there are none.
+    pub properties: *const MidgeProperties,
 }
 
 pub type MidgeMessageExCb = Option<unsafe extern "C" fn(user: *mut c_void, m: *const MidgeMessage)>;
@@ -53,19 +54,24 @@ pub unsafe extern "C" fn midge_publish(
     with_broker(b, -1, |i| {
         let topic = text(topic, "topic")?;
         let payload = super::payload(payload, len)?;
-        match i
-            .broker
-            .publish(topic, payload, qos(qos_level)?, retain != 0)
-        {
-            Ok(Published::Done) => Ok(0),
-            Ok(Published::Paused) => Ok(MIDGE_PAUSED),
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                set_error(&e.to_string());
-                Ok(MIDGE_BUSY)
-            }
-            Err(e) => Err(e.to_string()),
-        }
+        published(
+            i.broker
+                .publish(topic, payload, qos(qos_level)?, retain != 0),
+        )
     })
+}
+
+/// A host publish's outcome as `midge_publish` returns it.
+pub(super) fn published(result: std::io::Result<Published>) -> Result<c_int, String> {
+    match result {
+        Ok(Published::Done) => Ok(0),
+        Ok(Published::Paused) => Ok(MIDGE_PAUSED),
+        Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            set_error(&e.to_string());
+            Ok(MIDGE_BUSY)
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// Calls `cb(user)` (inside `midge_poll`) when publishes refused with
@@ -162,6 +168,7 @@ pub unsafe extern "C" fn midge_subscribe_ex(
         let cb = cb.ok_or("callback is NULL")?;
         let user = UserPtr(user);
         let (mut topic, mut client) = (Vec::new(), Vec::new());
+        let mut view = PropertiesView::default();
         add_sub(i, filter, qos_level, move |m: &HostMessage<'_>| {
             let user = user;
             let client_id = match m.publisher {
@@ -175,6 +182,7 @@ pub unsafe extern "C" fn midge_subscribe_ex(
                 qos: m.qos as c_int,
                 retain: c_int::from(m.retain),
                 client_id,
+                properties: view.of(m.properties),
             };
             // SAFETY: the host promised `cb` accepts these arguments.
             unsafe { cb(user.0, &message) };

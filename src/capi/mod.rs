@@ -20,6 +20,7 @@ mod handle;
 mod hooks;
 mod log;
 mod messages;
+mod mqtt5;
 
 use crate::Broker;
 use std::cell::{RefCell, UnsafeCell};
