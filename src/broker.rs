@@ -18,6 +18,7 @@ mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
+mod stall; // subscribers that take nothing no longer hold publishers back
 mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
 
@@ -94,6 +95,9 @@ pub struct Stats {
     pub dropped_too_large: u64,
     /// Messages dropped because a session's queue was full.
     pub dropped_queue_full: u64,
+    /// Subscribers disconnected because they took nothing while publishers
+    /// waited for them (`stall_timeout`).
+    pub stalled_subscribers: u64,
     /// Times a publisher was paused because a subscriber's queue was full.
     pub publishers_paused: u64,
     /// Bytes written to the persistence store, and fsyncs done.
@@ -148,6 +152,9 @@ enum Reason {
     Refused(ReasonCode),
     /// A re-authentication (MQTT 5 AUTH) failed.
     AuthFailed,
+    /// Nothing could be sent to this subscriber for this long while
+    /// publishers waited for it (`stall_timeout`).
+    Stalled(Duration),
     Shutdown,
 }
 
@@ -168,6 +175,11 @@ impl std::fmt::Display for Reason {
                 write!(f, "refused with CONNACK code {}", code.v3_connack_code())
             }
             Reason::AuthFailed => write!(f, "re-authentication failed"),
+            Reason::Stalled(d) => write!(
+                f,
+                "took no message for {}s while publishers waited for it (stall_timeout)",
+                d.as_secs()
+            ),
             Reason::Shutdown => write!(f, "broker shutting down"),
         }
     }
@@ -230,6 +242,11 @@ pub struct Broker {
     publisher: Option<ConnKey>,
     /// The time the [`Due::RetainedExpiry`] entry is filed for.
     retained_expiry_at: Option<u64>,
+    /// Subscribers publishers wait for, with a timer entry to look at them
+    /// again (see `stall`).
+    stall_watch: std::collections::HashSet<SessionKey>,
+    /// Subscribers found stalled while routing, to disconnect after it.
+    stalled_subscribers: Vec<SessionKey>,
     /// Enhanced authentication methods the host implements, by name.
     auth_methods: HashMap<String, crate::host::AuthMethodHandler>,
     /// Connections that authenticated with one of them (or are doing so).
@@ -331,6 +348,8 @@ impl Broker {
             host_subs: Slab::new(),
             delayed_wills: HashMap::new(),
             auth_methods: HashMap::new(),
+            stall_watch: std::collections::HashSet::new(),
+            stalled_subscribers: Vec::new(),
             auth_exchanges: HashMap::new(),
             retained_expiry_at: None,
             on_event: None,

@@ -131,6 +131,13 @@ pub struct Config {
     pub queue_overflow: Overflow,
     /// What to do when an online subscriber's queue is full.
     pub queue_full: QueueFull,
+    /// With [`QueueFull::Block`]: an online subscriber to which nothing
+    /// could be sent for this long (its in-flight window full without an
+    /// acknowledgement, or its socket not draining) while messages wait for
+    /// it no longer holds publishers back: it is disconnected (its
+    /// persistent session then queues offline, dropping past the limits,
+    /// counted). Zero: never.
+    pub stall_timeout: Duration,
     /// Bytes that may wait in one client's output buffer before QoS 0
     /// messages to it are dropped and QoS 1/2 ones wait in its queue. Also
     /// stops reading from a client whose replies it does not read.
@@ -209,6 +216,7 @@ impl Default for Config {
             max_queued: 1000,
             queue_overflow: Overflow::DropNewest,
             queue_full: QueueFull::Block,
+            stall_timeout: Duration::from_secs(5),
             max_outgoing_bytes: 1024 * 1024,
             max_connections: 0,
             connect_timeout: Duration::from_secs(10),
@@ -405,6 +413,7 @@ impl Config {
                 let secs: u64 = parse(key, v)?;
                 self.connect_timeout = seconds(secs.max(1));
             }
+            "stall_timeout" => self.stall_timeout = seconds(parse(key, v)?),
             "queue_full" => {
                 self.queue_full = match v {
                     "block" => QueueFull::Block,

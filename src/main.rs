@@ -49,6 +49,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "online subscriber's queue full: 'block' its publishers or 'drop' (default block)",
     ),
     (
+        "stall-timeout",
+        "stall_timeout",
+        "seconds a subscriber may take no message while publishers wait for it, before it is disconnected, 0 = never (default 5)",
+    ),
+    (
         "queue-overflow",
         "queue_overflow",
         "when dropping: the 'newest' or 'oldest' message (default newest)",

@@ -151,6 +151,10 @@ pub struct Flow {
     /// Connections (key, serial) whose PUBLISHes wait for this queue to
     /// drain (flow control, [`crate::config::QueueFull::Block`]).
     pub waiters: Vec<(ConnKey, u32)>,
+    /// Since when (ms) messages have waited with none sent: the window
+    /// full without an acknowledgement, or the socket not draining. The
+    /// measure of a stalled subscriber (`stall_timeout`).
+    pub stuck_since: Option<u64>,
     /// Inbound QoS 2 identifiers delivered but not yet released (method B:
     /// only the id is kept) [MQTT-4.3.3-2]. An `Option` so that
     /// [`NO_FLOW`] can be a constant.
@@ -181,6 +185,7 @@ static NO_FLOW: Flow = Flow {
     queue: VecDeque::new(),
     queued_bytes: 0,
     waiters: Vec::new(),
+    stuck_since: None,
     incoming_qos2: None,
     old_pkids: (0, 0),
 };
@@ -611,6 +616,28 @@ impl Session {
         });
         flow.queued_bytes -= freed;
         dropped
+    }
+
+    /// Notes whether the last attempt to send made progress: `sent`
+    /// something, or left nothing waiting; otherwise the client is stuck
+    /// from `now` on (if it was not already).
+    pub fn note_progress(&mut self, sent: bool, now: u64) {
+        let waiting = !self.flow().queue.is_empty() || self.owes();
+        let Some(flow) = self.flow.as_mut() else {
+            return;
+        };
+        if sent || !waiting {
+            flow.stuck_since = None;
+        } else if flow.stuck_since.is_none() {
+            flow.stuck_since = Some(now);
+        }
+    }
+
+    /// A message waits for an online client: it is stuck from `now` on,
+    /// unless it already was (or until something is sent).
+    pub fn note_waiting(&mut self, now: u64) {
+        let flow = self.flow_mut();
+        flow.stuck_since.get_or_insert(now);
     }
 
     /// Takes the connections waiting for this queue to drain.

@@ -42,7 +42,8 @@ pub enum Due {
     /// Accepting again after running out of descriptors.
     AcceptResume,
     /// An offline session's delayed Will or Session Expiry Interval
-    /// (MQTT 5) may be due.
+    /// (MQTT 5) may be due, or a subscriber publishers wait for may have
+    /// stalled.
     Session(SessionKey),
     /// A retained message's Message Expiry Interval ends.
     RetainedExpiry,

@@ -198,6 +198,7 @@ impl Broker {
     /// the store fails, held connections wait (and are not read, so they
     /// add no more records) until it recovers; the others go on.
     pub(super) fn flush_dirty(&mut self) {
+        self.close_stalled();
         loop {
             self.commit_store();
             if self.store_durable() {
@@ -267,7 +268,10 @@ impl Broker {
             None => conn.addr.to_string(),
         };
         match &reason {
-            Reason::Decode(_) | Reason::ProtocolError(_) | Reason::Internal(_) => {
+            Reason::Decode(_)
+            | Reason::ProtocolError(_)
+            | Reason::Internal(_)
+            | Reason::Stalled(_) => {
                 warn!("{who}: closed: {reason}")
             }
             // A refusal was logged, with the client id, by `refuse`.

@@ -178,6 +178,9 @@ impl Broker {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
         };
+        if sess.conn().is_some() {
+            sess.note_waiting(self.now_ms); // see `stall`
+        }
         let (max, max_bytes) = (self.config.max_queued, self.config.max_queued_bytes);
         let full = sess.queue_full(delivery.msg.payload.len(), max, max_bytes);
         // An online subscriber's full queue pauses the publisher instead of
@@ -238,6 +241,13 @@ impl Broker {
         if self.config.queue_full != QueueFull::Block {
             return false;
         }
+        if self.stalled(sid) {
+            // A subscriber that takes nothing holds no one back: it is
+            // disconnected (see `stall`), and its queue drops meanwhile.
+            self.stalled_subscribers.push(sid);
+            return false;
+        }
+        self.watch_stall(sid);
         let Some(key) = self.publisher else {
             // The host program, or a Will (which nobody can hold back).
             return self.host.publishing && self.pause_host(sid);
@@ -525,6 +535,7 @@ impl Broker {
         if wrote {
             mark_dirty(conn, key, &mut self.dirty);
         }
+        sess.note_progress(wrote, now);
         let flow = sess.flow();
         if flow.queue.is_empty() {
             sess.drop_logged = false;

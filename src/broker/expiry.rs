@@ -95,10 +95,11 @@ impl Broker {
         self.timers.schedule(at, Due::Session(sid));
     }
 
-    /// A [`Due::Session`] entry came due: the delayed Will if its time has
-    /// come, and the session's end if it is still offline past its
-    /// interval.
+    /// A [`Due::Session`] entry came due: a stalled subscriber (see
+    /// `stall`), the delayed Will if its time has come, and the session's
+    /// end if it is still offline past its interval.
     pub(super) fn session_due(&mut self, sid: SessionKey) {
+        self.check_stall(sid);
         let now = self.now_ms;
         if self.delayed_wills.get(&sid).is_some_and(|d| d.at <= now) {
             self.publish_delayed_will(sid);

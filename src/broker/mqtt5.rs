@@ -156,6 +156,7 @@ impl Broker {
             Reason::TakenOver => ReasonCode::SessionTakenOver,
             Reason::Shutdown => ReasonCode::ServerShuttingDown,
             Reason::AuthFailed => ReasonCode::NotAuthorized,
+            Reason::Stalled(_) => ReasonCode::QuotaExceeded,
             Reason::Kicked => ReasonCode::AdministrativeAction,
             Reason::Eof
             | Reason::Io(_)
