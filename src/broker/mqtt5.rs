@@ -164,8 +164,18 @@ impl Broker {
             | Reason::Disconnect
             | Reason::Refused(_) => return,
         };
+        // The Reason String goes only if the packet stays within the
+        // client's Maximum Packet Size [MQTT-3.1.2-24].
+        let max = conn
+            .v5
+            .as_ref()
+            .map_or(u32::MAX, |v5| v5.maximum_packet_size);
+        let why = reason.to_string();
+        // Type, lengths (at most 2 bytes each here), code, property id,
+        // string length: 9 bytes at most besides the text.
+        let fits = 9 + why.len() <= max as usize;
         let props = PropertyValues {
-            reason_string: Some(reason.to_string()),
+            reason_string: fits.then_some(why),
             ..PropertyValues::default()
         };
         let packet = Packet::Disconnect(protocol::ReasonAndProperties {
