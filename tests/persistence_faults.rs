@@ -170,6 +170,7 @@ fn a_compaction_that_runs_out_of_space_is_given_up_and_the_log_goes_on() {
         topic: format!("t/{i}"),
         qos: 1,
         payload: payload(i),
+        meta: None,
     };
     for i in 0..20 {
         store.append(&record(i));

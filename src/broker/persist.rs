@@ -80,27 +80,15 @@ impl Bodies {
         }
         *next += 1;
         self.written.insert(key, (d.msg.clone(), *next));
-        let (topic, payload) = (d.msg.topic.to_string(), d.msg.payload.to_vec());
-        match meta_of(&d.msg, self.unix_start) {
-            None => Record::MsgBody {
-                client,
-                seq,
-                qos,
-                retain,
-                body: *next,
-                topic,
-                payload,
-            },
-            Some(meta) => Record::MsgBody5 {
-                client,
-                seq,
-                qos,
-                retain,
-                body: *next,
-                topic,
-                payload,
-                meta,
-            },
+        Record::MsgBody {
+            client,
+            seq,
+            qos,
+            retain,
+            body: *next,
+            topic: d.msg.topic.to_string(),
+            payload: d.msg.payload.to_vec(),
+            meta: meta_of(&d.msg, self.unix_start),
         }
     }
 
@@ -129,10 +117,18 @@ fn meta_of(msg: &Message, unix_start: u64) -> Option<Meta> {
     })
 }
 
-/// A stored message with its [`Meta`], its expiry back on this run's
-/// clock (an expired one stays expired: it is never sent).
-fn message5(topic: String, payload: Vec<u8>, meta: &Meta, unix_start: u64) -> Arc<Message> {
+/// A stored message with its [`Meta`] if it has one, its expiry back on
+/// this run's clock (an expired one stays expired: it is never sent).
+fn message_with(
+    topic: String,
+    payload: Vec<u8>,
+    meta: Option<&Meta>,
+    unix_start: u64,
+) -> Arc<Message> {
     let mut msg = Message::new(topic.into(), payload.into());
+    let Some(meta) = meta else {
+        return Arc::new(msg);
+    };
     match Properties::from_block(&meta.properties) {
         Some(p) => msg.properties = p,
         None => warn!(
@@ -154,19 +150,11 @@ pub(super) fn unix_now_ms() -> u64 {
 
 /// The record of a retained message (an empty payload deletes).
 pub(super) fn retain_record(msg: &Message, qos: QoS, unix_start: u64) -> Record {
-    let (topic, payload, qos) = (msg.topic.to_string(), msg.payload.to_vec(), qos as u8);
-    match meta_of(msg, unix_start) {
-        None => Record::Retain {
-            topic,
-            qos,
-            payload,
-        },
-        Some(meta) => Record::Retain5 {
-            topic,
-            qos,
-            payload,
-            meta,
-        },
+    Record::Retain {
+        topic: msg.topic.to_string(),
+        qos: qos as u8,
+        payload: msg.payload.to_vec(),
+        meta: meta_of(msg, unix_start),
     }
 }
 
@@ -419,8 +407,12 @@ impl Broker {
                 topic,
                 qos,
                 payload,
+                meta,
             } => {
-                self.retained.set(&message(topic, payload), qos_of(qos));
+                let msg = message_with(topic, payload, meta.as_ref(), self.bodies.unix_start);
+                if !msg.expired(self.now_ms) {
+                    self.retained.set(&msg, qos_of(qos));
+                }
             }
             Record::Session { client } => {
                 if let Some(sid) = self.sessions.find(&client) {
@@ -466,31 +458,6 @@ impl Broker {
                     sess.clean = false; // 0 is never stored
                 }
             }
-            Record::Retain5 {
-                topic,
-                qos,
-                payload,
-                meta,
-            } => {
-                let msg = message5(topic, payload, &meta, self.bodies.unix_start);
-                if !msg.expired(self.now_ms) {
-                    self.retained.set(&msg, qos_of(qos));
-                }
-            }
-            Record::MsgBody5 {
-                client,
-                seq,
-                qos,
-                retain,
-                body,
-                topic,
-                payload,
-                meta,
-            } => {
-                let msg = message5(topic, payload, &meta, self.bodies.unix_start);
-                replay.bodies.insert(body, msg.clone());
-                self.restore_msg(&client, msg, seq, qos, retain);
-            }
             Record::Unsub { client, filter } => {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
@@ -518,8 +485,9 @@ impl Broker {
                 body,
                 topic,
                 payload,
+                meta,
             } => {
-                let msg = message(topic, payload);
+                let msg = message_with(topic, payload, meta.as_ref(), self.bodies.unix_start);
                 replay.bodies.insert(body, msg.clone());
                 self.restore_msg(&client, msg, seq, qos, retain);
             }

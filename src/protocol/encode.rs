@@ -422,6 +422,22 @@ pub fn encode_publish_out(
     flags: PublishFlags,
 ) {
     let remaining = publish_out_remaining(topic, payload.len(), properties, extra, flags.qos);
+    publish_v5_frame(out, topic, payload, flags, remaining, |out| {
+        properties::write_outbound(out, properties, extra)
+    });
+}
+
+/// An MQTT 5 PUBLISH of `remaining` bytes after its fixed header, its
+/// property block written by `block`.
+#[inline]
+fn publish_v5_frame(
+    out: &mut BytesMut,
+    topic: &str,
+    payload: &[u8],
+    flags: PublishFlags,
+    remaining: usize,
+    block: impl FnOnce(&mut BytesMut),
+) {
     out.reserve(1 + varint_len(remaining) + remaining);
     out.put_u8(publish_first_byte(&flags));
     put_remaining_length(out, remaining);
@@ -430,7 +446,7 @@ pub fn encode_publish_out(
     if flags.qos != QoS::AtMostOnce {
         out.put_u16(flags.pkid);
     }
-    properties::write_outbound(out, properties, extra);
+    block(out);
     out.put_slice(payload);
 }
 
@@ -468,14 +484,7 @@ fn encode_publish_v5(
 ) {
     let level = ProtocolLevel::V5;
     let remaining = publish_remaining(level, topic, payload.len(), properties, flags.qos);
-    out.reserve(1 + varint_len(remaining) + remaining);
-    out.put_u8(publish_first_byte(&flags));
-    put_remaining_length(out, remaining);
-    out.put_u16(topic.len() as u16);
-    out.put_slice(topic.as_bytes());
-    if flags.qos != QoS::AtMostOnce {
-        out.put_u16(flags.pkid);
-    }
-    properties::write(out, properties);
-    out.put_slice(payload);
+    publish_v5_frame(out, topic, payload, flags, remaining, |out| {
+        properties::write(out, properties)
+    });
 }

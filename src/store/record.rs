@@ -9,11 +9,14 @@ const MAX_RECORD: usize = 300 * 1024 * 1024;
 /// One change, as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// Retained message of a topic; an empty payload deletes it.
+    /// Retained message of a topic; an empty payload deletes it. With
+    /// `meta` (MQTT 5 properties or an expiry) it is written as a type of
+    /// its own, so 3.x-only state is written as before.
     Retain {
         topic: String,
         qos: u8,
         payload: Vec<u8>,
+        meta: Option<Meta>,
     },
     /// A persistent session starts (empty), replacing any with that id.
     Session {
@@ -50,7 +53,7 @@ pub enum Record {
     },
     /// Like `Msg`, and the message's topic and payload are stored under
     /// `body` for later `MsgRef`s: a message for many persistent
-    /// subscribers is written once.
+    /// subscribers is written once. `meta` as for `Retain`.
     MsgBody {
         client: String,
         seq: u64,
@@ -59,6 +62,7 @@ pub enum Record {
         body: u64,
         topic: String,
         payload: Vec<u8>,
+        meta: Option<Meta>,
     },
     /// The message stored earlier (in this log) under `body` enters a
     /// session's queue under sequence `seq`.
@@ -93,24 +97,6 @@ pub enum Record {
     Qos2Rel {
         client: String,
         pkid: u16,
-    },
-    /// `Retain` of a message with MQTT 5 properties or an expiry.
-    Retain5 {
-        topic: String,
-        qos: u8,
-        payload: Vec<u8>,
-        meta: Meta,
-    },
-    /// `MsgBody` of a message with MQTT 5 properties or an expiry.
-    MsgBody5 {
-        client: String,
-        seq: u64,
-        qos: u8,
-        retain: bool,
-        body: u64,
-        topic: String,
-        payload: Vec<u8>,
-        meta: Meta,
     },
     /// `Sub` with MQTT 5 subscription options or a Subscription Identifier.
     Sub5 {
@@ -151,9 +137,11 @@ fn put_msg_head(out: &mut Vec<u8>, client: &str, seq: u64, qos: u8, retain: bool
     out.push(qos | (retain as u8) << 4);
 }
 
-fn put_meta(out: &mut Vec<u8>, meta: &Meta) {
-    put_bytes(out, &meta.properties);
-    out.extend_from_slice(&meta.expires_unix_ms.to_le_bytes());
+fn put_meta(out: &mut Vec<u8>, meta: Option<&Meta>) {
+    if let Some(meta) = meta {
+        put_bytes(out, &meta.properties);
+        out.extend_from_slice(&meta.expires_unix_ms.to_le_bytes());
+    }
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -168,11 +156,13 @@ impl Record {
                 topic,
                 qos,
                 payload,
+                meta,
             } => {
-                out.push(1);
+                out.push(if meta.is_some() { 16 } else { 1 });
                 put_str(out, topic);
                 out.push(*qos);
                 put_bytes(out, payload);
+                put_meta(out, meta.as_ref());
             }
             Record::Session { client } => {
                 out.push(2);
@@ -225,12 +215,14 @@ impl Record {
                 body,
                 topic,
                 payload,
+                meta,
             } => {
-                out.push(12);
+                out.push(if meta.is_some() { 17 } else { 12 });
                 put_msg_head(out, client, *seq, *qos, *retain);
                 out.extend_from_slice(&body.to_le_bytes());
                 put_str(out, topic);
                 put_bytes(out, payload);
+                put_meta(out, meta.as_ref());
             }
             Record::MsgRef {
                 client,
@@ -269,35 +261,6 @@ impl Record {
                 put_str(out, client);
                 out.extend_from_slice(&pkid.to_le_bytes());
             }
-            Record::Retain5 {
-                topic,
-                qos,
-                payload,
-                meta,
-            } => {
-                out.push(16);
-                put_str(out, topic);
-                out.push(*qos);
-                put_bytes(out, payload);
-                put_meta(out, meta);
-            }
-            Record::MsgBody5 {
-                client,
-                seq,
-                qos,
-                retain,
-                body,
-                topic,
-                payload,
-                meta,
-            } => {
-                out.push(17);
-                put_msg_head(out, client, *seq, *qos, *retain);
-                out.extend_from_slice(&body.to_le_bytes());
-                put_str(out, topic);
-                put_bytes(out, payload);
-                put_meta(out, meta);
-            }
             Record::Sub5 {
                 client,
                 filter,
@@ -323,10 +286,11 @@ impl Record {
     pub(super) fn decode(body: &[u8]) -> Option<Record> {
         let mut r = Cursor { b: body };
         let rec = match r.u8()? {
-            1 => Record::Retain {
+            kind @ (1 | 16) => Record::Retain {
                 topic: r.str()?,
                 qos: r.u8()?,
                 payload: r.bytes()?,
+                meta: r.meta(kind == 16)?,
             },
             2 => Record::Session { client: r.str()? },
             3 => Record::SessionGone { client: r.str()? },
@@ -375,7 +339,7 @@ impl Record {
                 client: r.str()?,
                 pkid: r.u16()?,
             },
-            12 => {
+            kind @ (12 | 17) => {
                 let (client, seq, qos, retain) = r.msg_head()?;
                 Record::MsgBody {
                     client,
@@ -385,6 +349,7 @@ impl Record {
                     body: r.u64()?,
                     topic: r.str()?,
                     payload: r.bytes()?,
+                    meta: r.meta(kind == 17)?,
                 }
             }
             13 => {
@@ -395,25 +360,6 @@ impl Record {
                     qos,
                     retain,
                     body: r.u64()?,
-                }
-            }
-            16 => Record::Retain5 {
-                topic: r.str()?,
-                qos: r.u8()?,
-                payload: r.bytes()?,
-                meta: r.meta()?,
-            },
-            17 => {
-                let (client, seq, qos, retain) = r.msg_head()?;
-                Record::MsgBody5 {
-                    client,
-                    seq,
-                    qos,
-                    retain,
-                    body: r.u64()?,
-                    topic: r.str()?,
-                    payload: r.bytes()?,
-                    meta: r.meta()?,
                 }
             }
             18 => Record::Sub5 {
@@ -455,11 +401,16 @@ impl Cursor<'_> {
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
     }
-    fn meta(&mut self) -> Option<Meta> {
-        Some(Meta {
+    /// A [`Meta`] if the record's type says one follows (`present`);
+    /// `Some(None)` if not, `None` if it is cut short.
+    fn meta(&mut self, present: bool) -> Option<Option<Meta>> {
+        if !present {
+            return Some(None);
+        }
+        Some(Some(Meta {
             properties: self.bytes()?,
             expires_unix_ms: self.u64()?,
-        })
+        }))
     }
     fn u64(&mut self) -> Option<u64> {
         Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))

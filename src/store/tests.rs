@@ -16,6 +16,7 @@ fn sample() -> Vec<Record> {
             topic: "a/b".into(),
             qos: 1,
             payload: b"v".to_vec(),
+            meta: None,
         },
         Record::Session { client: "c".into() },
         Record::SessionUser {
@@ -47,6 +48,7 @@ fn sample() -> Vec<Record> {
             body: 1 << 40,
             topic: "a/c".into(),
             payload: vec![3; 300],
+            meta: None,
         },
         Record::MsgRef {
             client: "d".into(),
@@ -80,16 +82,16 @@ fn sample() -> Vec<Record> {
             client: "c".into(),
             filter: "a/#".into(),
         },
-        Record::Retain5 {
+        Record::Retain {
             topic: "r".into(),
             qos: 1,
             payload: b"v5".to_vec(),
-            meta: Meta {
+            meta: Some(Meta {
                 properties: vec![3, 0x01, 1],
                 expires_unix_ms: 1_700_000_000_000,
-            },
+            }),
         },
-        Record::MsgBody5 {
+        Record::MsgBody {
             client: "c".into(),
             seq: 8,
             qos: 2,
@@ -97,10 +99,10 @@ fn sample() -> Vec<Record> {
             body: 4,
             topic: "t".into(),
             payload: b"p".to_vec(),
-            meta: Meta {
+            meta: Some(Meta {
                 properties: vec![0],
                 expires_unix_ms: 0,
-            },
+            }),
         },
         Record::Sub5 {
             client: "c".into(),
@@ -233,6 +235,7 @@ fn compaction_replaces_the_file_atomically() {
             topic: "t".into(),
             qos: 0,
             payload: vec![1; 100],
+            meta: None,
         });
     }
     s.commit(Instant::now()).unwrap();
@@ -241,12 +244,14 @@ fn compaction_replaces_the_file_atomically() {
         topic: "t".into(),
         qos: 0,
         payload: vec![1; 100],
+        meta: None,
     });
     // A change during compaction lands in both files.
     s.append(&Record::Retain {
         topic: "u".into(),
         qos: 0,
         payload: vec![2],
+        meta: None,
     });
     s.commit(Instant::now()).unwrap();
     // A crash now would find the old file complete (the unfinished
@@ -272,6 +277,7 @@ fn limit_triggers_compaction_and_reports_live_overflow() {
             topic: "t".into(),
             qos: 0,
             payload: vec![1; 100],
+            meta: None,
         });
         s.commit(Instant::now()).unwrap();
     }
@@ -291,6 +297,7 @@ fn limit_triggers_compaction_and_reports_live_overflow() {
             topic: "t".into(),
             qos: 0,
             payload: vec![1; 100],
+            meta: None,
         });
     }
     s.finish_compaction(Instant::now()).unwrap();
