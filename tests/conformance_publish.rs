@@ -505,3 +505,22 @@ fn pubrels_are_sent_in_the_order_the_pubrecs_arrived() {
         sub.expect(&packet(0x62, &k[i]));
     }
 }
+
+// A client subscribed to the topic it publishes on gets the acknowledgement
+// of its publish (PUBACK, PUBREC) before its own copy of the message, as
+// from mosquitto. [MQTT-4.3.2-2] [MQTT-4.3.3-2]
+#[test]
+fn the_publishers_ack_comes_before_its_own_copy() {
+    let b = TestBroker::start();
+    let mut c = subscriber(b.addr, &[("self/t", 2)]);
+    c.send(&publish_packet("self/t", b"q1", 1, 7, false, false));
+    let (first, _) = c.read_packet().expect("a packet");
+    assert_eq!(first, 0x40, "PUBACK first");
+    let (first, _) = c.read_packet().expect("a packet");
+    assert_eq!(first >> 4, 3, "then the copy");
+    c.send(&publish_packet("self/t", b"q2", 2, 8, false, false));
+    let (first, body) = c.read_packet().expect("a packet");
+    assert_eq!((first, &body[..]), (0x50, &[0, 8][..]), "PUBREC first");
+    let (first, _) = c.read_packet().expect("a packet");
+    assert_eq!(first >> 4, 3, "then the copy");
+}

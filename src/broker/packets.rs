@@ -175,6 +175,7 @@ impl Broker {
         self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
         let (qos, pkid) = (p.qos, p.pkid);
+        let before = self.conns.get(key).map_or(0, Conn::out_len);
         // A payload over `message_size_limit` is acknowledged and dropped,
         // as in mosquitto (02-subpub-qos1-oversize-payload).
         let oversize = self.oversize(p.payload.len());
@@ -232,16 +233,40 @@ impl Broker {
                 }
             }
         }
-        match qos {
-            QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self.reply(key, |o, level| {
-                protocol::encode_ack(o, level, AckKind::PubAck, pkid, code)
-            }),
-            QoS::ExactlyOnce => self.reply(key, |o, level| {
-                protocol::encode_ack(o, level, AckKind::PubRec, pkid, code)
-            }),
-        }
+        let kind = match qos {
+            QoS::AtMostOnce => return Ok(()),
+            QoS::AtLeastOnce => AckKind::PubAck,
+            QoS::ExactlyOnce => AckKind::PubRec,
+        };
+        // The ack goes before the copy of the message this client may have
+        // got through its own subscription (as from mosquitto: clients
+        // expect the PUBACK/PUBREC of their publish first).
+        self.reply_at(key, before, |o, level| {
+            protocol::encode_ack(o, level, kind, pkid, code)
+        });
         Ok(())
+    }
+
+    /// [`Broker::reply`], placed at offset `at` of the output (what was
+    /// appended since moves after it).
+    fn reply_at(
+        &mut self,
+        key: ConnKey,
+        at: usize,
+        write: impl FnOnce(&mut bytes::BytesMut, ProtocolLevel),
+    ) {
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        if conn.out_len() <= at {
+            return self.reply(key, write);
+        }
+        let level = conn.level.unwrap_or(ProtocolLevel::V311);
+        let out = conn.wbuf();
+        let tail = out.split_off(at);
+        write(out, level);
+        out.unsplit(tail);
+        mark_dirty(conn, key, &mut self.dirty);
     }
 
     /// A message as it is kept and forwarded: with an MQTT 5 publisher's
