@@ -1,0 +1,138 @@
+//! What the worker threads share: the run's clock and tag, when setup
+//! ended, an abort flag, and the end-to-end flow-control counters.
+//!
+//! A subscriber's "behind" count (messages published to it and not yet
+//! received) is raised by the threads of its publishers and lowered by the
+//! thread of its own client. Each thread keeps its changes in a plain
+//! local delta and adds them to the shared atomic once per loop iteration
+//! ([`Flow::flush`]), so the per-message cost stays a plain add; a thread
+//! reads `shared + its own delta`, at most one iteration of the others'
+//! work stale, which is plenty for a window of hundreds of messages.
+
+use std::sync::atomic::{
+    AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst,
+};
+use std::time::{Duration, Instant};
+
+/// `start_ns` before every thread has connected its clients.
+const NOT_STARTED: u64 = u64::MAX;
+
+pub struct Shared {
+    pub epoch: Instant,
+    /// Marks this run's payloads: a message from another run or client on
+    /// the same broker is counted as unexpected, not mistaken for ours.
+    pub tag: u32,
+    pub threads: usize,
+    behind: Vec<AtomicI64>,
+    /// Part of `behind` written off after a stall (QoS 0 losses).
+    credit: Vec<AtomicI64>,
+    setup_done: AtomicUsize,
+    /// Threads that stopped publishing (and published their counts).
+    stopped: AtomicUsize,
+    /// Threads done with their drain.
+    finished: AtomicUsize,
+    /// When every thread was connected and subscribed, ns after `epoch`.
+    start_ns: AtomicU64,
+    pub abort: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(subscribers: usize, threads: usize, tag: u32) -> Shared {
+        Shared {
+            epoch: Instant::now(),
+            tag,
+            threads,
+            behind: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
+            credit: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
+            setup_done: AtomicUsize::new(0),
+            stopped: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+            start_ns: AtomicU64::new(NOT_STARTED),
+            abort: AtomicBool::new(false),
+        }
+    }
+
+    /// This thread has all its clients ready; the last one to say so
+    /// starts the clock for everyone.
+    pub fn setup_finished(&self, now_ns: u64) {
+        if self.setup_done.fetch_add(1, Relaxed) + 1 == self.threads {
+            self.start_ns.store(now_ns, Relaxed);
+        }
+    }
+
+    pub fn start_ns(&self) -> Option<u64> {
+        Some(self.start_ns.load(Relaxed)).filter(|&v| v != NOT_STARTED)
+    }
+
+    /// This thread publishes no more; its last counts are flushed.
+    pub fn publishing_stopped(&self) {
+        self.stopped.fetch_add(1, SeqCst);
+    }
+
+    /// Whether every thread stopped publishing: only then can a thread tell
+    /// that its subscribers have received everything.
+    pub fn all_stopped(&self) -> bool {
+        self.stopped.load(SeqCst) == self.threads
+    }
+
+    /// Waits (bounded) until every thread is done draining, so that what
+    /// one thread does on leaving (clearing retained messages) does not
+    /// reach another's subscribers while they still count.
+    pub fn finish_together(&self, limit: Duration) {
+        self.finished.fetch_add(1, SeqCst);
+        let deadline = Instant::now() + limit;
+        while self.finished.load(SeqCst) < self.threads && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    pub fn set_credit(&self, sub: u32, v: i64) {
+        self.credit[sub as usize].store(v, Relaxed);
+    }
+}
+
+/// One thread's view of the behind counters.
+pub struct Flow {
+    delta: Vec<i64>,
+    touched: Vec<u32>,
+}
+
+impl Flow {
+    pub fn new(subscribers: usize) -> Flow {
+        Flow {
+            delta: vec![0; subscribers],
+            touched: Vec::new(),
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, sub: u32, n: i64) {
+        let d = &mut self.delta[sub as usize];
+        if *d == 0 {
+            self.touched.push(sub);
+        }
+        *d += n;
+    }
+
+    /// Messages published to `sub` and not received by it, minus what was
+    /// written off.
+    #[inline]
+    pub fn owed(&self, shared: &Shared, sub: u32) -> i64 {
+        let i = sub as usize;
+        shared.behind[i].load(Relaxed) + self.delta[i] - shared.credit[i].load(Relaxed)
+    }
+
+    pub fn behind(&self, shared: &Shared, sub: u32) -> i64 {
+        shared.behind[sub as usize].load(Relaxed) + self.delta[sub as usize]
+    }
+
+    /// Publishes this thread's changes to the other threads.
+    pub fn flush(&mut self, shared: &Shared) {
+        for s in self.touched.drain(..) {
+            let d = std::mem::take(&mut self.delta[s as usize]);
+            if d != 0 {
+                shared.behind[s as usize].fetch_add(d, Relaxed);
+            }
+        }
+    }
+}
