@@ -60,14 +60,21 @@ impl Panel {
     }
 }
 
-fn polyline(out: &mut String, points: &[(f64, f64)], color: &str) {
+/// A line through `points`; `dash` draws it dashed (for a line that often
+/// lies on top of another, as published/s on delivered/s).
+fn polyline(out: &mut String, points: &[(f64, f64)], color: &str, dash: bool) {
     let pts: Vec<String> = points
         .iter()
         .map(|(x, y)| format!("{x:.1},{y:.1}"))
         .collect();
+    let dash = if dash {
+        r#" stroke-dasharray="6 4""#
+    } else {
+        ""
+    };
     let _ = writeln!(
         out,
-        r#"<polyline fill="none" stroke="{color}" stroke-width="1.8" points="{}"/>"#,
+        r#"<polyline fill="none" stroke="{color}" stroke-width="1.8"{dash} points="{}"/>"#,
         pts.join(" ")
     );
 }
@@ -182,8 +189,8 @@ pub fn svg(title: &str, ticks: &[Tick]) -> String {
         .iter()
         .map(|t| (top.x(t.secs as f64), y(t.counts.delivered as f64)))
         .collect();
-    polyline(&mut out, &sent, "#1f77b4");
-    polyline(&mut out, &got, "#2ca02c");
+    polyline(&mut out, &sent, "#1f77b4", true);
+    polyline(&mut out, &got, "#2ca02c", false);
     legend(
         &mut out,
         top.y0,
@@ -240,7 +247,7 @@ pub fn svg(title: &str, ticks: &[Tick]) -> String {
                 (low.x(t.secs as f64), ly(us(v)))
             })
             .collect();
-        polyline(&mut out, &pts, color);
+        polyline(&mut out, &pts, color, false);
     }
     legend(&mut out, low.y0, &series);
     out.push_str("</svg>\n");
