@@ -126,6 +126,14 @@ fn wrong_password_is_reported_with_the_connack_code_and_no_table() {
         "no table of zeros"
     );
     assert_eq!(field(&summary(&out), "ok"), "false");
+    // MQTT 5 names the reason code, and the broker's reason string.
+    let out = bench(&b, &["-u", "alice", "-P", "wrong", "--protocol", "5"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("CONNACK reason code 0x86 (bad user name or password)"),
+        "{err}"
+    );
     // With the right password the same run passes.
     let out = bench(
         &b,
@@ -304,5 +312,29 @@ fn compare_prints_two_runs_side_by_side() {
     assert!(
         table.contains("deliveries/s") && table.contains("latency p99 (us)"),
         "{table}"
+    );
+}
+
+#[test]
+fn mqtt5_with_persistent_sessions_and_qos_2_passes() {
+    let b = TestBroker::start();
+    let args = [
+        "--protocol",
+        "5",
+        "--persistent",
+        "--scenario",
+        "pairs",
+        "--pairs",
+        "3",
+    ];
+    let out = bench(&b, &[&args[..], &["--qos", "2", "--json"]].concat());
+    let j = summary(&out);
+    assert!(out.status.success(), "{}\n{j}", text(&out.stderr));
+    assert_eq!(field(&j, "protocol"), "\"5\"");
+    assert!(number(&j, "delivered") > 0.0, "{j}");
+    assert_eq!(
+        number(&j, "total_delivered"),
+        3.0 * number(&j, "total_sent"),
+        "{j}"
     );
 }
