@@ -15,10 +15,11 @@
 //!
 //! Publishers wait in a run queue and are woken by what unblocks them (an
 //! ack, a writable socket, a subscriber catching up, their schedule's
-//! timer): the loop never scans idle clients per iteration. A publisher
-//! with a rate stamps each message with the time it was *due*, not the
-//! time it went out, so a broker that holds the generator back is charged
-//! the wait (no coordinated omission).
+//! timer): the loop never scans idle clients per iteration. When the
+//! broker holds a rate-limited publisher back (acks, a full socket, slow
+//! deliveries) while a message is due, the messages it then sends carry
+//! the times they were *due*, so the broker is charged the wait (no
+//! coordinated omission); otherwise messages are stamped when sent.
 
 mod connect; // CONNECT, CONNACK, SUBSCRIBE; what went wrong, in words
 mod io; // sockets: connect, read, write, lost clients
@@ -143,6 +144,8 @@ struct Publisher {
     rate: f64,
     offset: f64,
     rate_sent: u64,
+    /// Held back by flow control while a message was due.
+    late: bool,
     /// Unacknowledged messages allowed.
     inflight: usize,
     queued: bool,
@@ -324,6 +327,7 @@ impl Bench {
                 rate: p.rate,
                 offset: p.offset,
                 rate_sent: 0,
+                late: false,
                 inflight: s.inflight,
                 queued: false,
                 rate_wait: false,

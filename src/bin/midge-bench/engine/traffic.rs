@@ -266,46 +266,65 @@ impl Bench {
                 break;
             }
             let publ = &self.pubs[p];
-            if publ.pending.len() >= publ.inflight || publ.streams.is_empty() {
+            if publ.streams.is_empty() {
                 break;
             }
-            let mut ts = now_ns;
-            if publ.rate > 0.0 {
-                let due = self.due(publ, publ.rate_sent);
-                if due > now_ns {
-                    self.pubs[p].rate_wait = true;
-                    self.timers.push(Reverse((due, p as u32)));
-                    break;
-                }
-                ts = due;
-            }
-            if self.clients[key].wbuf.len() >= CHUNK {
+            let due = (publ.rate > 0.0).then(|| self.due(publ, publ.rate_sent));
+            if let Some(due) = due.filter(|&d| d > now_ns) {
+                // On schedule: wait for the next message's time.
+                let publ = &mut self.pubs[p];
+                publ.rate_wait = true;
+                publ.late = false;
+                self.timers.push(Reverse((due, p as u32)));
                 break;
             }
             let sid = publ.streams[publ.next_stream];
-            if self.s.backlog > 0 {
-                let st = &self.streams[sid as usize];
-                let full = st
-                    .subs
-                    .iter()
-                    .copied()
-                    .find(|&x| self.flow.owed(&self.shared, x) >= self.s.backlog);
-                if let Some(full) = full {
-                    self.pubs[p].blocked_on = Some(full);
-                    let sub = &mut self.subs[full as usize];
-                    sub.waiters.push(p as u32);
-                    if sub.waiters.len() == 1 {
-                        self.blocked_subs.push(full);
-                    }
-                    break;
-                }
+            if publ.pending.len() >= publ.inflight
+                || self.clients[key].wbuf.len() >= CHUNK
+                || self.wait_for_subscribers(p, sid)
+            {
+                // Held back by the broker (acks, socket, deliveries) with a
+                // message due: the messages sent when it lets go carry the
+                // times they were due, so the wait counts as latency.
+                self.pubs[p].late = due.is_some();
+                break;
             }
+            // Not held back, the message goes out now and is stamped now:
+            // the generator's own timer slack is not the broker's latency.
+            let ts = match due {
+                Some(due) if self.pubs[p].late => due,
+                _ => now_ns,
+            };
             self.publish_one(p, key, sid, ts);
             wrote = true;
         }
         if wrote {
             Self::mark_dirty(&mut self.clients, &mut self.dirty, key);
         }
+    }
+
+    /// Whether a subscriber of stream `sid` is `backlog` messages behind;
+    /// if so the publisher waits for it.
+    fn wait_for_subscribers(&mut self, p: usize, sid: u32) -> bool {
+        if self.s.backlog <= 0 {
+            return false;
+        }
+        let st = &self.streams[sid as usize];
+        let full = st
+            .subs
+            .iter()
+            .copied()
+            .find(|&x| self.flow.owed(&self.shared, x) >= self.s.backlog);
+        let Some(full) = full else {
+            return false;
+        };
+        self.pubs[p].blocked_on = Some(full);
+        let sub = &mut self.subs[full as usize];
+        sub.waiters.push(p as u32);
+        if sub.waiters.len() == 1 {
+            self.blocked_subs.push(full);
+        }
+        true
     }
 
     /// One message of stream `sid`, stamped `ts`, into the client's buffer.
