@@ -145,6 +145,7 @@ fn main() -> ExitCode {
             path,
             title.trim_end_matches(": "),
             &out.timeline,
+            out.window,
         ));
     }
     if ok {

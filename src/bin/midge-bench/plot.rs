@@ -13,8 +13,9 @@ const PANEL: f64 = 220.0;
 const TOP: f64 = 50.0;
 const GAP: f64 = 60.0;
 
-pub fn write(path: &str, title: &str, ticks: &[Tick]) -> Result<(), String> {
-    std::fs::write(path, svg(title, ticks)).map_err(|e| format!("--plot: cannot write {path}: {e}"))
+pub fn write(path: &str, title: &str, ticks: &[Tick], window: (f64, f64)) -> Result<(), String> {
+    std::fs::write(path, svg(title, ticks, window))
+        .map_err(|e| format!("--plot: cannot write {path}: {e}"))
 }
 
 fn esc(s: &str) -> String {
@@ -92,15 +93,10 @@ fn legend(out: &mut String, y0: f64, items: &[(&str, &str)]) {
 }
 
 /// Frame, shaded measured phase and x axis of a panel.
-fn frame(out: &mut String, p: &Panel, ticks: &[Tick], label: &str) {
+fn frame(out: &mut String, p: &Panel, window: (f64, f64), label: &str) {
     let (x0, x1) = (LEFT, W - RIGHT);
-    let measured: Vec<u32> = ticks
-        .iter()
-        .filter(|t| t.measured)
-        .map(|t| t.secs)
-        .collect();
-    if let (Some(a), Some(b)) = (measured.first(), measured.last()) {
-        let (xa, xb) = (p.x(*a as f64 - 1.0), p.x(*b as f64));
+    if window.1 > window.0 {
+        let (xa, xb) = (p.x(window.0), p.x(window.1.min(p.x_max)));
         let _ = writeln!(
             out,
             r##"<rect x="{xa:.1}" y="{}" width="{:.1}" height="{PANEL}" fill="#eef3fb"/>"##,
@@ -139,7 +135,8 @@ fn frame(out: &mut String, p: &Panel, ticks: &[Tick], label: &str) {
     );
 }
 
-pub fn svg(title: &str, ticks: &[Tick]) -> String {
+/// `window`: the measured phase, in seconds since the run started.
+pub fn svg(title: &str, ticks: &[Tick], window: (f64, f64)) -> String {
     let h = TOP + 2.0 * PANEL + GAP + 60.0;
     let mut out = String::new();
     let _ = writeln!(
@@ -163,7 +160,7 @@ pub fn svg(title: &str, ticks: &[Tick]) -> String {
     let step = nice_step(peak.max(1.0));
     let y_max = (peak / step).ceil().max(1.0) * step;
     let y = |v: f64| top.y0 + PANEL - PANEL * v / y_max;
-    frame(&mut out, &top, ticks, "shaded: measured");
+    frame(&mut out, &top, window, "since the start; shaded: measured");
     let mut v = 0.0;
     while v <= y_max + 1e-9 {
         let _ = writeln!(
@@ -210,7 +207,7 @@ pub fn svg(title: &str, ticks: &[Tick]) -> String {
         hi.log10().ceil().max(lo.log10().floor() + 1.0),
     );
     let ly = |v: f64| low.y0 + PANEL - PANEL * (v.log10() - d0) / (d1 - d0);
-    frame(&mut out, &low, ticks, "shaded: measured");
+    frame(&mut out, &low, window, "since the start; shaded: measured");
     for d in d0 as i32..=d1 as i32 {
         let v = 10f64.powi(d);
         let _ = writeln!(
@@ -264,7 +261,6 @@ mod tests {
         let ticks: Vec<Tick> = (1..=5)
             .map(|i| Tick {
                 secs: i,
-                measured: i > 1,
                 counts: Counters {
                     sent: 1000 * i as u64,
                     acked: 0,
@@ -276,7 +272,7 @@ mod tests {
                 samples: 990,
             })
             .collect();
-        let s = svg("a <run>", &ticks);
+        let s = svg("a <run>", &ticks, (1.0, 5.0));
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
         assert_eq!(s.matches("<polyline").count(), 5);
         assert!(s.contains("a &lt;run&gt;"));

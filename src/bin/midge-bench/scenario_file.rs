@@ -23,6 +23,7 @@ use crate::workload::{PubGroup, SubGroup};
 use std::collections::HashMap;
 
 pub struct ScenarioFile {
+    /// The `name` key; by default (from `load`) the file's name.
     pub name: String,
     pub duration: Option<f64>,
     pub warmup: Option<f64>,
@@ -57,7 +58,12 @@ const SUB_KEYS: [&str; 6] = ["name", "clients", "filters", "qos", "clean", "clie
 
 pub fn load(path: &str) -> Result<ScenarioFile, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{path}: {e}"))?;
-    parse(&text).map_err(|e| format!("{path}: {e}"))
+    let mut file = parse(&text).map_err(|e| format!("{path}: {e}"))?;
+    if file.name.is_empty() {
+        let stem = std::path::Path::new(path).file_stem();
+        file.name = stem.map_or("scenario file".into(), |s| s.to_string_lossy().into_owned());
+    }
+    Ok(file)
 }
 
 pub fn parse(text: &str) -> Result<ScenarioFile, String> {
@@ -109,7 +115,7 @@ pub fn parse(text: &str) -> Result<ScenarioFile, String> {
         }
     }
     let mut file = ScenarioFile {
-        name: str_of(&top, "name")?.unwrap_or_else(|| "scenario file".into()),
+        name: str_of(&top, "name")?.unwrap_or_default(),
         duration: num_of(&top, "duration")?,
         warmup: num_of(&top, "warmup")?,
         pubs: Vec::new(),

@@ -14,7 +14,6 @@ use std::time::Instant;
 pub struct TickRaw {
     /// Whole seconds since the run's epoch.
     pub index: u32,
-    pub measured: bool,
     pub counts: Counters,
     pub latency: Vec<(u16, u64)>,
 }
@@ -46,6 +45,8 @@ pub struct Part {
     pub stalls: u64,
     pub disconnects: u64,
     pub drain_timed_out: bool,
+    /// The measured phase, seconds after the epoch.
+    pub window: (f64, f64),
     pub rss_connected: Option<(u64, u64)>,
     pub rss_end: Option<(u64, u64)>,
     pub cpu_measure: (f64, Option<f64>),
@@ -67,6 +68,7 @@ impl Part {
             stalls: 0,
             disconnects: 0,
             drain_timed_out: false,
+            window: (0.0, 0.0),
             rss_connected: None,
             rss_end: None,
             cpu_measure: (0.0, None),
@@ -76,9 +78,8 @@ impl Part {
 
 /// One second of the whole run.
 pub struct Tick {
-    /// Seconds since the run started.
+    /// Seconds since the run started (the end of this second).
     pub secs: u32,
-    pub measured: bool,
     pub counts: Counters,
     pub p50: u64,
     pub p99: u64,
@@ -109,6 +110,8 @@ pub struct Outcome {
     pub totals: Counters,
     pub latency: Histogram,
     pub timeline: Vec<Tick>,
+    /// The measured phase, seconds since the run started.
+    pub window: (f64, f64),
     pub per_sub: Vec<SubReport>,
     pub lost: u64,
     /// Lost although the broker acknowledged them (QoS 1/2 end to end).
@@ -187,6 +190,7 @@ pub fn merge(
         totals,
         latency,
         timeline: timeline(&parts),
+        window: parts.first().map_or((0.0, 0.0), |p| p.window),
         per_sub: Vec::with_capacity(plan.subs.len()),
         lost: 0,
         lost_acked: 0,
@@ -273,23 +277,20 @@ pub fn merge(
 
 /// The threads' seconds added up, second by second.
 fn timeline(parts: &[Part]) -> Vec<Tick> {
-    let mut by_index: BTreeMap<u32, (bool, Counters, Histogram)> = BTreeMap::new();
+    let mut by_index: BTreeMap<u32, (Counters, Histogram)> = BTreeMap::new();
     for p in parts {
         for t in &p.timeline {
             let e = by_index
                 .entry(t.index)
-                .or_insert_with(|| (false, Counters::default(), Histogram::new()));
-            e.0 |= t.measured;
-            e.1 = add(e.1, t.counts);
-            e.2.add_sparse(&t.latency);
+                .or_insert_with(|| (Counters::default(), Histogram::new()));
+            e.0 = add(e.0, t.counts);
+            e.1.add_sparse(&t.latency);
         }
     }
-    let first = by_index.keys().next().copied().unwrap_or(0);
     by_index
         .into_iter()
-        .map(|(i, (measured, counts, h))| Tick {
-            secs: i - first + 1,
-            measured,
+        .map(|(i, (counts, h))| Tick {
+            secs: i,
             counts,
             p50: h.quantile(0.5),
             p99: h.quantile(0.99),

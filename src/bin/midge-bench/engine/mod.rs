@@ -236,6 +236,8 @@ pub struct Bench {
     tick_base: Counters,
     tick_hist: Histogram,
     timeline: Vec<merge::TickRaw>,
+    /// Start and end of the measured phase, seconds after the epoch.
+    window: (f64, f64),
     cap: u64,
     cap_reached: bool,
     total_pending: usize,
@@ -424,6 +426,7 @@ impl Bench {
             tick_base: Counters::default(),
             tick_hist: Histogram::new(),
             timeline: Vec::new(),
+            window: (0.0, 0.0),
             cap,
             cap_reached: false,
             total_pending: 0,

@@ -157,6 +157,7 @@ impl Bench {
 
     fn start_measure(&mut self, now: Instant) {
         self.measure_base = self.c;
+        self.window.0 = now.duration_since(self.epoch).as_secs_f64();
         self.cpu_at_measure = (sys::cpu_seconds("self").unwrap_or(0.0), self.broker_cpu());
         self.next_phase(Phase::Measure, now);
         for p in 0..self.pubs.len() as u32 {
@@ -168,6 +169,7 @@ impl Bench {
 
     fn end_measure(&mut self, now: Instant) {
         self.measure_end = self.c;
+        self.window.1 = now.duration_since(self.epoch).as_secs_f64();
         let gen = sys::cpu_seconds("self").unwrap_or(0.0) - self.cpu_at_measure.0;
         let broker = match (self.broker_cpu(), self.cpu_at_measure.1) {
             (Some(b), Some(a)) => Some(b - a),
@@ -226,14 +228,11 @@ impl Bench {
         let d = c.minus(self.tick_base);
         self.tick_base = c;
         let index = now.saturating_duration_since(self.epoch).as_secs() as u32;
-        if !matches!(self.phase, Phase::Setup) || d.delivered > 0 {
-            self.timeline.push(TickRaw {
-                index,
-                measured: self.phase == Phase::Measure,
-                counts: d,
-                latency: self.tick_hist.sparse(),
-            });
-        }
+        self.timeline.push(TickRaw {
+            index,
+            counts: d,
+            latency: self.tick_hist.sparse(),
+        });
         self.tick_hist.clear();
         if self.s.progress && self.worker == 0 {
             let secs = now.duration_since(self.epoch).as_secs_f64();
@@ -330,6 +329,7 @@ impl Bench {
             stalls: self.stalls,
             disconnects: self.disconnects,
             drain_timed_out: self.drain_timed_out,
+            window: self.window,
             rss_connected: self.rss_connected,
             rss_end: self.broker_mem(),
             cpu_measure: self.cpu_measure,
