@@ -162,7 +162,8 @@ pub fn compare(a_path: &str, b_path: &str) -> Result<String, String> {
     );
     for (key, title, higher_better) in ROWS {
         let (va, vb) = (a.get(key), b.get(key));
-        if va.is_none() && vb.is_none() {
+        let number = |v: Option<&Json>| matches!(v, Some(Json::Num(_)));
+        if !number(va) && !number(vb) {
             continue;
         }
         let text = |v: Option<&Json>| v.map_or("-".to_string(), Json::text);
@@ -170,20 +171,21 @@ pub fn compare(a_path: &str, b_path: &str) -> Result<String, String> {
             (Some(Json::Num(x)), Some(Json::Num(y))) if *x != 0.0 => {
                 let r = y / x;
                 let better = if higher_better { r > 1.0 } else { r < 1.0 };
-                format!(
-                    "{r:.2}{}",
-                    if (r - 1.0).abs() >= 0.05 && better {
-                        " +"
-                    } else {
-                        ""
-                    }
-                )
+                let mark = match ((r - 1.0).abs() >= 0.05, better) {
+                    (false, _) => "  ",
+                    (true, true) => " +",
+                    (true, false) => " -",
+                };
+                format!("{r:.2}{mark}")
             }
-            _ => "-".into(),
+            _ => "n/a".into(),
         };
         let _ = writeln!(t, "{title:<28}{:>16}{:>16}{ratio:>10}", text(va), text(vb));
     }
-    let _ = writeln!(t, "\n(+ marks where B is at least 5% better than A)");
+    let _ = writeln!(
+        t,
+        "\n(+: B is at least 5% better than A; -: at least 5% worse)"
+    );
     Ok(t)
 }
 
