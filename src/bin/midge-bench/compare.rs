@@ -186,7 +186,8 @@ pub fn compare(a_path: &str, b_path: &str) -> Result<String, String> {
         t,
         "\n(+: B is at least 5% better than A; -: at least 5% worse)"
     );
-    Ok(t)
+    let lines: Vec<&str> = t.lines().map(str::trim_end).collect();
+    Ok(lines.join("\n") + "\n")
 }
 
 fn clip(s: &str) -> String {
