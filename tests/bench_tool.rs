@@ -338,3 +338,53 @@ fn mqtt5_with_persistent_sessions_and_qos_2_passes() {
         "{j}"
     );
 }
+
+/// A "broker" that completes TCP handshakes (the kernel does, from the
+/// listen backlog) and then never answers: the run must end with the
+/// connect timeout, naming the missing CONNACK.
+#[test]
+fn a_silent_broker_is_reported_as_no_connack_in_time() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port().to_string();
+    let args = ["--port", &port, "--quiet", "--connect-timeout", "1"];
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_midge-bench"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("connected, but no CONNACK within 1s"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    drop(silent);
+}
+
+/// A listener that closes each connection at once: reported as closed
+/// before CONNACK (or as a reset, when our CONNECT was still unread).
+#[test]
+fn a_broker_closing_before_connack_is_reported() {
+    let closer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closer.local_addr().unwrap().port().to_string();
+    closer.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            match closer.accept() {
+                Ok((s, _)) => drop(s),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
+    });
+    let out = Command::new(env!("CARGO_BIN_EXE_midge-bench"))
+        .args(["--port", &port, "--quiet", "--connect-timeout", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("closed the connection without a CONNACK")
+            || err.contains("connection reset by the broker"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}

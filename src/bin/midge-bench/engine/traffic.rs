@@ -241,7 +241,8 @@ impl Bench {
     /// epoch: its schedule starts with the warm-up.
     fn due(&self, p: &Publisher, k: u64) -> u64 {
         let start = self.shared.start_ns().unwrap_or(0);
-        start + ((k as f64 + p.offset) / p.rate * 1e9) as u64
+        // (A float too large for u64 becomes u64::MAX: never due.)
+        start.saturating_add(((k as f64 + p.offset) / p.rate * 1e9) as u64)
     }
 
     /// Writes as many messages as flow control allows into the publisher's
