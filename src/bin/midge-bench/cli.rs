@@ -390,6 +390,13 @@ fn builtin(m: &Matches, name: &str) -> Result<Plan, String> {
 
 /// The workload of `--topic` / `--filter`.
 fn own(m: &Matches, prefix: &str) -> Result<Plan, String> {
+    if m.opt_present("rate") {
+        return Err(
+            "--rate is for the built-in scenarios; with --topic each publisher \
+                    publishes every --interval MS"
+                .into(),
+        );
+    }
     let qos: u8 = num(m, "qos", 0)?;
     let filters = m.opt_strs("filter");
     let pubs = match m.opt_str("topic") {

@@ -234,6 +234,8 @@ pub struct Bench {
     next_tick: Instant,
     next_check: Instant,
     tick_base: Counters,
+    /// All threads' counters at the last progress line (worker 0).
+    progress_base: Counters,
     tick_hist: Histogram,
     timeline: Vec<merge::TickRaw>,
     /// Start and end of the measured phase, seconds after the epoch.
@@ -264,7 +266,7 @@ fn elapsed_ns(epoch: Instant, now: Instant) -> u64 {
 pub fn run(s: Settings, plan: Plan, rss_before: Option<(u64, u64)>) -> Outcome {
     let threads = s.threads.clamp(1, plan.clients().max(1));
     let tag = std::process::id().rotate_left(16) ^ seed();
-    let shared = Arc::new(Shared::new(plan.subs.len(), threads, tag));
+    let shared = Arc::new(Shared::new(plan.subs.len(), plan.clients(), threads, tag));
     let s = Arc::new(s);
     let plan = Arc::new(plan);
     let handles: Vec<_> = (0..threads)
@@ -424,6 +426,7 @@ impl Bench {
             next_tick: epoch + Duration::from_secs(1),
             next_check: now + Duration::from_secs(1),
             tick_base: Counters::default(),
+            progress_base: Counters::default(),
             tick_hist: Histogram::new(),
             timeline: Vec::new(),
             window: (0.0, 0.0),

@@ -234,17 +234,30 @@ impl Bench {
             latency: self.tick_hist.sparse(),
         });
         self.tick_hist.clear();
+        let mine = [
+            c.sent,
+            c.acked,
+            c.delivered,
+            self.ready as u64,
+            self.total_pending as u64,
+        ];
+        self.shared.report(self.worker, mine);
         if self.s.progress && self.worker == 0 {
+            // All threads' counters, each as of its own last tick (they
+            // tick at the same whole seconds, so within a few ms).
+            let [sent, acked, delivered, ready, in_flight] = self.shared.reported();
+            let all = Counters {
+                sent,
+                acked,
+                delivered,
+            };
+            let d = all.minus(self.progress_base);
+            self.progress_base = all;
             let secs = now.duration_since(self.epoch).as_secs_f64();
             let phase = format!("{:?}", self.phase).to_lowercase();
-            let threads = if self.shared.threads > 1 {
-                " (worker 0)"
-            } else {
-                ""
-            };
             eprintln!(
-                "[{secs:6.1}s] {phase:<7} clients {}/{}{threads}  sent {}/s  acked {}/s  delivered {}/s  in flight {}",
-                self.ready, self.total_clients, d.sent, d.acked, d.delivered, self.total_pending
+                "[{secs:6.1}s] {phase:<7} clients {ready}/{}  sent {}/s  acked {}/s  delivered {}/s  in flight {in_flight}",
+                self.shared.clients, d.sent, d.acked, d.delivered
             );
         }
     }

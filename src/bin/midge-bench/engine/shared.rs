@@ -23,6 +23,8 @@ pub struct Shared {
     /// the same broker is counted as unexpected, not mistaken for ours.
     pub tag: u32,
     pub threads: usize,
+    /// Clients over all threads.
+    pub clients: usize,
     behind: Vec<AtomicI64>,
     /// Part of `behind` written off after a stall (QoS 0 losses).
     credit: Vec<AtomicI64>,
@@ -34,14 +36,18 @@ pub struct Shared {
     /// When every thread was connected and subscribed, ns after `epoch`.
     start_ns: AtomicU64,
     pub abort: AtomicBool,
+    /// Each thread's counters for the progress line: sent, acked,
+    /// delivered, clients ready, in flight (stored once a second).
+    progress: Vec<[AtomicU64; 5]>,
 }
 
 impl Shared {
-    pub fn new(subscribers: usize, threads: usize, tag: u32) -> Shared {
+    pub fn new(subscribers: usize, clients: usize, threads: usize, tag: u32) -> Shared {
         Shared {
             epoch: Instant::now(),
             tag,
             threads,
+            clients,
             behind: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
             credit: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
             setup_done: AtomicUsize::new(0),
@@ -49,6 +55,7 @@ impl Shared {
             finished: AtomicUsize::new(0),
             start_ns: AtomicU64::new(NOT_STARTED),
             abort: AtomicBool::new(false),
+            progress: (0..threads).map(|_| Default::default()).collect(),
         }
     }
 
@@ -62,6 +69,26 @@ impl Shared {
 
     pub fn start_ns(&self) -> Option<u64> {
         Some(self.start_ns.load(Relaxed)).filter(|&v| v != NOT_STARTED)
+    }
+
+    /// Stores a thread's counters for the progress line.
+    pub fn report(&self, worker: usize, values: [u64; 5]) {
+        if let Some(slot) = self.progress.get(worker) {
+            for (a, v) in slot.iter().zip(values) {
+                a.store(v, Relaxed);
+            }
+        }
+    }
+
+    /// Every thread's counters added up (each as of its last report).
+    pub fn reported(&self) -> [u64; 5] {
+        let mut sum = [0; 5];
+        for slot in &self.progress {
+            for (s, a) in sum.iter_mut().zip(slot) {
+                *s += a.load(Relaxed);
+            }
+        }
+        sum
     }
 
     /// This thread publishes no more; its last counts are flushed.
