@@ -540,6 +540,7 @@ pub fn configure(m: &Matches) -> Result<Run, String> {
         setup_timeout: secs(m, "setup-timeout", 60.0)?,
         broker_pid,
         progress: !m.opt_present("quiet"),
+        latency_timeline: m.opt_present("plot"),
         threads,
     };
     Ok(Run {

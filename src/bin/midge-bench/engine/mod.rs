@@ -80,6 +80,9 @@ pub struct Settings {
     pub setup_timeout: Duration,
     pub broker_pid: Option<u32>,
     pub progress: bool,
+    /// Keep latency percentiles per second (for `--plot`): one more
+    /// histogram update per delivery, so only when asked for.
+    pub latency_timeline: bool,
     pub threads: usize,
 }
 
@@ -403,7 +406,7 @@ impl Bench {
             total_clients: to_start.len(),
             to_start,
             started: 0,
-            flow: Flow::new(subs.len()),
+            flow: Flow::new(subs.len(), threads),
             pubs,
             subs,
             streams,

@@ -118,24 +118,28 @@ impl Shared {
     }
 }
 
-/// One thread's view of the behind counters.
+/// One thread's view of the behind counters. With one thread the local
+/// deltas are the whole count and never flushed (the shared counters stay
+/// 0): no atomic operation per loop iteration.
 pub struct Flow {
     delta: Vec<i64>,
     touched: Vec<u32>,
+    shared: bool,
 }
 
 impl Flow {
-    pub fn new(subscribers: usize) -> Flow {
+    pub fn new(subscribers: usize, threads: usize) -> Flow {
         Flow {
             delta: vec![0; subscribers],
             touched: Vec::new(),
+            shared: threads > 1,
         }
     }
 
     #[inline]
     pub fn add(&mut self, sub: u32, n: i64) {
         let d = &mut self.delta[sub as usize];
-        if *d == 0 {
+        if *d == 0 && self.shared {
             self.touched.push(sub);
         }
         *d += n;

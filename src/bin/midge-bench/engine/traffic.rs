@@ -165,7 +165,7 @@ impl Bench {
             Seen::Duplicate => sub.dup += 1,
         }
         let latency = at.saturating_sub(sent_at);
-        if matches!(self.phase, Phase::Warmup | Phase::Measure | Phase::Drain) {
+        if self.s.latency_timeline && self.phase != Phase::Setup {
             self.tick_hist.record(latency);
         }
         if self.phase == Phase::Measure {
