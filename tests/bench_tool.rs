@@ -227,6 +227,11 @@ fn scenario_file_runs_a_mix_and_writes_histogram_and_plot() {
     // Every message reaches the dashboard; alarms reach both pagers too.
     let (sent, got) = (number(&j, "total_sent"), number(&j, "total_delivered"));
     assert!(got > sent, "{j}");
+    // Each subscriber group reported apart.
+    assert_eq!(number(&j, "group_dashboard_received"), sent, "{j}");
+    assert!(number(&j, "group_pager_received") > 0.0, "{j}");
+    assert!(number(&j, "group_pager_lat_p99_us") > 0.0, "{j}");
+    assert!(text(&out.stdout).contains("group pager                2 clients"));
     let hgrm = std::fs::read_to_string(&hist).unwrap();
     assert!(
         hgrm.starts_with("       Value     Percentile TotalCount"),

@@ -12,6 +12,8 @@ pub struct Sub {
     pub clean: bool,
     /// `None`: the run's prefix and the client's index.
     pub client_id: Option<String>,
+    /// Index in `Plan::groups`.
+    pub group: u16,
 }
 
 pub struct Pub {
@@ -40,6 +42,8 @@ pub struct Plan {
     pub scenario: String,
     pub pubs: Vec<Pub>,
     pub subs: Vec<Sub>,
+    /// Names of the subscriber groups (reported apart when several).
+    pub groups: Vec<String>,
     pub streams: Vec<Stream>,
     /// Total subscriptions (filters) across subscribers.
     pub subscriptions: usize,
@@ -102,8 +106,10 @@ pub fn from_layout(l: Layout, u: &Uniform) -> Plan {
                 qos: u.qos,
                 clean: !u.persistent_subs,
                 client_id: None,
+                group: 0,
             })
             .collect(),
+        groups: vec!["subscribers".into()],
         streams: l
             .streams
             .into_iter()

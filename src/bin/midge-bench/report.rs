@@ -255,7 +255,31 @@ pub fn table(h: &Header, o: &Outcome, verdict: &[String]) -> String {
     t
 }
 
+/// Each subscriber group's deliveries and measured latency.
+fn per_group(t: &mut String, o: &Outcome) {
+    for g in &o.groups {
+        let l = &g.latency;
+        let _ = writeln!(
+            t,
+            "    group {:<16} {:>5} clients  received {:>10}  lost {:>8}  dup {:>6}  ooo {:>6}  \
+             latency (us) p50 {:.1}  p99 {:.1}  max {:.1}",
+            g.name,
+            g.clients,
+            g.received,
+            g.lost,
+            g.dup,
+            g.ooo,
+            us(l.quantile(0.5)),
+            us(l.quantile(0.99)),
+            us(l.max())
+        );
+    }
+}
+
 fn per_subscriber(t: &mut String, o: &Outcome) {
+    if !o.groups.is_empty() {
+        return per_group(t, o);
+    }
     if o.per_sub.len() <= 10 {
         for (i, s) in o.per_sub.iter().enumerate() {
             let _ = writeln!(
@@ -368,10 +392,36 @@ pub fn json(h: &Header, o: &Outcome, verdict: &[String]) -> String {
         ("ok", verdict.is_empty().to_string()),
         ("failure", json_str(&verdict.join("; "))),
     ];
-    let body: Vec<String> = fields
+    let mut body: Vec<String> = fields
         .into_iter()
         .map(|(k, v)| format!("\"{k}\":{v}"))
         .collect();
+    for g in &o.groups {
+        // Keys stay plain words: the group name with other characters as '_'.
+        let name: String = g
+            .name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let l = &g.latency;
+        body.push(format!("\"group_{name}_received\":{}", g.received));
+        body.push(format!("\"group_{name}_lost\":{}", g.lost));
+        body.push(format!(
+            "\"group_{name}_lat_p50_us\":{:.1}",
+            us(l.quantile(0.5))
+        ));
+        body.push(format!(
+            "\"group_{name}_lat_p99_us\":{:.1}",
+            us(l.quantile(0.99))
+        ));
+        body.push(format!("\"group_{name}_lat_max_us\":{:.1}", us(l.max())));
+    }
     format!("{{{}}}", body.join(","))
 }
 

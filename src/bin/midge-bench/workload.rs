@@ -37,6 +37,8 @@ pub struct SubGroup {
 
 /// Most clients one run may have (descriptors and ports run out first).
 pub const MAX_CLIENTS: usize = 1_000_000;
+/// Most subscriber groups (each has its own latency histogram).
+const MAX_GROUPS: usize = 100;
 /// Most (topic, wildcard filter) pairs worked out before the run.
 const MAX_MATCH_WORK: usize = 100_000_000;
 
@@ -116,11 +118,15 @@ pub fn build(
     if total > MAX_CLIENTS {
         return Err(format!("{total} clients: at most {MAX_CLIENTS}"));
     }
+    if subs.len() > MAX_GROUPS {
+        return Err(format!("at most {MAX_GROUPS} subscriber groups"));
+    }
     let mut seen = HashSet::new();
     let mut plan = Plan {
         scenario: name.to_string(),
         pubs: Vec::new(),
         subs: Vec::new(),
+        groups: Vec::new(),
         streams: Vec::new(),
         subscriptions: 0,
         describe: describe(pubs, subs),
@@ -154,8 +160,10 @@ pub fn build(
                 qos: g.qos,
                 clean: g.clean,
                 client_id: Some(id),
+                group: plan.groups.len() as u16,
             });
         }
+        plan.groups.push(g.name.clone());
     }
     for g in pubs {
         check_qos(&g.name, g.qos)?;

@@ -36,6 +36,7 @@ pub struct Part {
     pub measured: Counters,
     pub totals: Counters,
     pub hist: Histogram,
+    pub group_hist: Vec<Histogram>,
     pub timeline: Vec<TickRaw>,
     pub subs: Vec<SubPart>,
     /// (stream, messages sent) of this thread's publishers.
@@ -61,6 +62,7 @@ impl Part {
             measured: Counters::default(),
             totals: Counters::default(),
             hist: Histogram::new(),
+            group_hist: Vec::new(),
             timeline: Vec::new(),
             subs: Vec::new(),
             sent: Vec::new(),
@@ -87,7 +89,19 @@ pub struct Tick {
     pub samples: u64,
 }
 
+/// A subscriber group's share, when a workload has several.
+pub struct GroupReport {
+    pub name: String,
+    pub clients: usize,
+    pub received: u64,
+    pub lost: u64,
+    pub dup: u64,
+    pub ooo: u64,
+    pub latency: Histogram,
+}
+
 pub struct SubReport {
+    pub group: u16,
     pub filters: String,
     pub received: u64,
     pub lost: u64,
@@ -113,6 +127,8 @@ pub struct Outcome {
     /// The measured phase, seconds since the run started.
     pub window: (f64, f64),
     pub per_sub: Vec<SubReport>,
+    /// Empty unless there are several subscriber groups.
+    pub groups: Vec<GroupReport>,
     pub lost: u64,
     /// Lost although the broker acknowledged them (QoS 1/2 end to end).
     pub lost_acked: u64,
@@ -192,6 +208,7 @@ pub fn merge(
         timeline: timeline(&parts),
         window: parts.first().map_or((0.0, 0.0), |p| p.window),
         per_sub: Vec::with_capacity(plan.subs.len()),
+        groups: Vec::new(),
         lost: 0,
         lost_acked: 0,
         late: 0,
@@ -248,6 +265,7 @@ pub fn merge(
             filters.push_str(" ...");
         }
         o.per_sub.push(SubReport {
+            group: spec.group,
             filters,
             received: sp.received,
             lost: sub_lost,
@@ -272,7 +290,47 @@ pub fn merge(
         }
     }
     o.lost_acked = lost_reliable.saturating_sub(unacked_lost);
+    o.groups = groups(plan, &parts, &o.per_sub);
     o
+}
+
+/// Each subscriber group's counts and latency, when there are several.
+fn groups(plan: &Plan, parts: &[Part], subs: &[SubReport]) -> Vec<GroupReport> {
+    if plan.groups.len() < 2 {
+        return Vec::new();
+    }
+    let mut out: Vec<GroupReport> = plan
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(g, name)| {
+            let mut latency = Histogram::new();
+            for p in parts {
+                if let Some(h) = p.group_hist.get(g) {
+                    latency.merge(h);
+                }
+            }
+            GroupReport {
+                name: name.clone(),
+                clients: 0,
+                received: 0,
+                lost: 0,
+                dup: 0,
+                ooo: 0,
+                latency,
+            }
+        })
+        .collect();
+    for s in subs {
+        if let Some(g) = out.get_mut(s.group as usize) {
+            g.clients += 1;
+            g.received += s.received;
+            g.lost += s.lost;
+            g.dup += s.dup;
+            g.ooo += s.ooo;
+        }
+    }
+    out
 }
 
 /// The threads' seconds added up, second by second.

@@ -163,6 +163,7 @@ struct Subscriber {
     clean: bool,
     filters: Vec<String>,
     qos: u8,
+    group: u16,
     tracks: HashMap<u32, Track, IdBuild>,
     /// Local publishers waiting for this subscriber to catch up.
     waiters: Vec<u32>,
@@ -250,6 +251,8 @@ pub struct Bench {
     measure_base: Counters,
     measure_end: Counters,
     hist: Histogram,
+    /// Measured latency per subscriber group, when there are several.
+    group_hist: Vec<Histogram>,
     stalls: u64,
     disconnects: u64,
     drain_timed_out: bool,
@@ -356,6 +359,7 @@ impl Bench {
                     Vec::new()
                 },
                 qos: spec.qos,
+                group: spec.group,
                 tracks: HashMap::default(),
                 waiters: Vec::new(),
                 publishes: 0,
@@ -440,6 +444,11 @@ impl Bench {
             measure_base: Counters::default(),
             measure_end: Counters::default(),
             hist: Histogram::new(),
+            group_hist: if plan.groups.len() > 1 {
+                plan.groups.iter().map(|_| Histogram::new()).collect()
+            } else {
+                Vec::new()
+            },
             stalls: 0,
             disconnects: 0,
             drain_timed_out: false,

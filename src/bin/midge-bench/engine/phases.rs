@@ -335,6 +335,7 @@ impl Bench {
             measured: self.measure_end.minus(self.measure_base),
             totals: self.c,
             hist: std::mem::replace(&mut self.hist, Histogram::new()),
+            group_hist: std::mem::take(&mut self.group_hist),
             timeline: std::mem::take(&mut self.timeline),
             subs,
             sent,

@@ -169,6 +169,10 @@ impl Bench {
             self.tick_hist.record(latency);
         }
         if self.phase == Phase::Measure {
+            let group = self.subs[s as usize].group as usize;
+            if let Some(h) = self.group_hist.get_mut(group) {
+                h.record(latency);
+            }
             self.hist.record(latency);
         }
     }
