@@ -393,3 +393,52 @@ fn a_broker_closing_before_connack_is_reported() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn host_takes_names_and_ipv6_addresses() {
+    let b = TestBroker::start();
+    let port = b.addr.port().to_string();
+    let run = |host: &str, port: &str| {
+        Command::new(env!("CARGO_BIN_EXE_midge-bench"))
+            .args(["--host", host, "--port", port, "--quiet", "--json"])
+            .args(["--scenario", "latency", "--rate", "500"])
+            .args([
+                "--warmup",
+                "0.1",
+                "--duration",
+                "0.3",
+                "--connect-timeout",
+                "5",
+            ])
+            .output()
+            .unwrap()
+    };
+    // A name is resolved (of its addresses, the one the broker listens on).
+    let out = run("localhost", &port);
+    let j = summary(&out);
+    assert!(out.status.success(), "{}\n{j}", text(&out.stderr));
+    assert!(field(&j, "target").starts_with("\"localhost:"), "{j}");
+    // An IPv6 address, where the machine has ::1.
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback");
+        return;
+    }
+    let b6 = TestBroker::start_with(|c| c.listen_on(["[::1]:0".parse().unwrap()]));
+    let port6 = b6.addr.port().to_string();
+    for host in ["::1", "[::1]"] {
+        let out = run(host, &port6);
+        let j = summary(&out);
+        assert!(out.status.success(), "{}\n{j}", text(&out.stderr));
+        assert_eq!(field(&j, "target"), format!("\"[::1]:{port6}\""));
+    }
+}
+
+#[test]
+fn mqtt31_clients_connect_with_short_ids() {
+    let b = TestBroker::start();
+    let out = bench(&b, &["--protocol", "3", "--qos", "1", "--json"]);
+    let j = summary(&out);
+    assert!(out.status.success(), "{}\n{j}", text(&out.stderr));
+    assert_eq!(field(&j, "protocol"), "\"3.1\"");
+    assert_eq!(number(&j, "lost"), 0.0, "{j}");
+}
