@@ -167,6 +167,8 @@ struct Subscriber {
     tracks: HashMap<u32, Track, IdBuild>,
     /// Local publishers waiting for this subscriber to catch up.
     waiters: Vec<u32>,
+    /// In `Bench::blocked_subs`.
+    listed: bool,
     publishes: u64,
     dup: u64,
     ooo: u64,
@@ -235,6 +237,8 @@ pub struct Bench {
     phase_start: Instant,
     setup_end: Option<Instant>,
     last_progress: Instant,
+    /// All threads' acks and deliveries when last looked at.
+    seen_activity: u64,
     next_tick: Instant,
     next_check: Instant,
     tick_base: Counters,
@@ -362,6 +366,7 @@ impl Bench {
                 group: spec.group,
                 tracks: HashMap::default(),
                 waiters: Vec::new(),
+                listed: false,
                 publishes: 0,
                 dup: 0,
                 ooo: 0,
@@ -430,6 +435,7 @@ impl Bench {
             phase_start: now,
             setup_end: None,
             last_progress: now,
+            seen_activity: 0,
             next_tick: epoch + Duration::from_secs(1),
             next_check: now + Duration::from_secs(1),
             tick_base: Counters::default(),

@@ -24,6 +24,17 @@ impl Bench {
             }
             return;
         }
+        if self.shared.threads > 1 {
+            // Progress anywhere counts: acks and deliveries may all happen
+            // on other threads.
+            let all = self
+                .shared
+                .activity(self.worker, self.c.acked + self.c.delivered);
+            if all != self.seen_activity {
+                self.seen_activity = all;
+                self.last_progress = now;
+            }
+        }
         let in_phase = now.saturating_duration_since(self.phase_start);
         let quiet = now.saturating_duration_since(self.last_progress);
         let quiet_limit = if self.max_qos() == 0 {

@@ -39,6 +39,10 @@ pub struct Shared {
     /// Each thread's counters for the progress line: sent, acked,
     /// delivered, clients ready, in flight (stored once a second).
     progress: Vec<[AtomicU64; 5]>,
+    /// Each thread's acks and deliveries so far (stored every iteration):
+    /// a thread whose publishers feed another thread's subscribers sees
+    /// the run progress through them.
+    activity: Vec<AtomicU64>,
 }
 
 impl Shared {
@@ -56,6 +60,7 @@ impl Shared {
             start_ns: AtomicU64::new(NOT_STARTED),
             abort: AtomicBool::new(false),
             progress: (0..threads).map(|_| Default::default()).collect(),
+            activity: (0..threads).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
@@ -89,6 +94,14 @@ impl Shared {
             }
         }
         sum
+    }
+
+    /// Stores this thread's activity; returns every thread's, added up.
+    pub fn activity(&self, worker: usize, mine: u64) -> u64 {
+        if let Some(a) = self.activity.get(worker) {
+            a.store(mine, Relaxed);
+        }
+        self.activity.iter().map(|a| a.load(Relaxed)).sum()
     }
 
     /// This thread publishes no more; its last counts are flushed.

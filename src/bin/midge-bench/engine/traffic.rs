@@ -200,14 +200,13 @@ impl Bench {
         let half = self.s.backlog / 2;
         let mut blocked = std::mem::take(&mut self.blocked_subs);
         blocked.retain(|&s| {
-            if self.subs[s as usize].waiters.is_empty() {
-                return false;
-            }
-            if self.flow.owed(&self.shared, s) <= half {
+            let keep =
+                !self.subs[s as usize].waiters.is_empty() && self.flow.owed(&self.shared, s) > half;
+            if !keep {
                 self.wake_waiters(s);
-                return false;
+                self.subs[s as usize].listed = false;
             }
-            true
+            keep
         });
         self.blocked_subs = blocked;
     }
@@ -326,7 +325,8 @@ impl Bench {
         self.pubs[p].blocked_on = Some(full);
         let sub = &mut self.subs[full as usize];
         sub.waiters.push(p as u32);
-        if sub.waiters.len() == 1 {
+        if !sub.listed {
+            sub.listed = true;
             self.blocked_subs.push(full);
         }
         true
