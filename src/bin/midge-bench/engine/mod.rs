@@ -534,6 +534,15 @@ impl Bench {
             let due = self.epoch + Duration::from_nanos(*due);
             t = t.min(due.saturating_duration_since(now));
         }
+        // Wake for the end of the phase, so that every thread (one whose
+        // clients are idle too) moves on at the same moment.
+        let phase_end = self.setup_end.map(|start| match self.phase {
+            Phase::Warmup => start + self.s.warmup,
+            _ => start + self.s.warmup + self.s.duration,
+        });
+        if let Some(end) = phase_end.filter(|_| self.publishing()) {
+            t = t.min(end.saturating_duration_since(now));
+        }
         t.min(self.next_tick.saturating_duration_since(now))
     }
 
