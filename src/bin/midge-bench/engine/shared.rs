@@ -180,3 +180,40 @@ impl Flow {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deltas_reach_other_threads_when_flushed() {
+        let shared = Shared::new(2, 2, 2, 7);
+        let (mut publisher, mut subscriber) = (Flow::new(2, 2), Flow::new(2, 2));
+        publisher.add(1, 5);
+        assert_eq!(
+            (publisher.owed(&shared, 1), subscriber.owed(&shared, 1)),
+            (5, 0)
+        );
+        publisher.flush(&shared);
+        subscriber.add(1, -2);
+        assert_eq!(subscriber.owed(&shared, 1), 3);
+        subscriber.flush(&shared);
+        assert_eq!(publisher.behind(&shared, 1), 3);
+        // A write-off leaves the count but forgives it.
+        shared.set_credit(1, 3);
+        assert_eq!(
+            (publisher.owed(&shared, 1), publisher.behind(&shared, 1)),
+            (0, 3)
+        );
+    }
+
+    #[test]
+    fn one_thread_keeps_its_count_local() {
+        let shared = Shared::new(1, 1, 1, 7);
+        let mut flow = Flow::new(1, 1);
+        flow.add(0, 4);
+        flow.flush(&shared);
+        assert_eq!(shared.behind[0].load(Relaxed), 0);
+        assert_eq!(flow.owed(&shared, 0), 4);
+    }
+}
