@@ -40,6 +40,7 @@ use slab::Slab;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -281,18 +282,21 @@ pub fn run(s: Settings, plan: Plan, rss_before: Option<(u64, u64)>) -> Outcome {
     let plan = Arc::new(plan);
     let handles: Vec<_> = (0..threads)
         .map(|w| {
-            let (s, shared, plan) = (s.clone(), shared.clone(), plan.clone());
-            std::thread::Builder::new()
+            let (s, mine, plan) = (s.clone(), shared.clone(), plan.clone());
+            let started = std::thread::Builder::new()
                 .name(format!("bench-{w}"))
-                .spawn(move || match Bench::new(s, shared.clone(), &plan, w) {
+                .spawn(move || match Bench::new(s, mine.clone(), &plan, w) {
                     Ok(b) => b.run(),
                     Err(e) => {
-                        shared
-                            .abort
-                            .store(true, std::sync::atomic::Ordering::Relaxed);
+                        mine.abort.store(true, Relaxed);
                         merge::Part::failed(format!("cannot start a worker: {e}"))
                     }
-                })
+                });
+            if started.is_err() {
+                // The others would wait for it: stop them.
+                shared.abort.store(true, Relaxed);
+            }
+            started
         })
         .collect();
     let parts: Vec<merge::Part> = handles
@@ -555,9 +559,7 @@ impl Bench {
         if self.fatal.is_none() {
             self.fatal = Some(why);
         }
-        self.shared
-            .abort
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.shared.abort.store(true, Relaxed);
     }
 
     /// A pseudo-random payload size in the stream's range (xorshift).

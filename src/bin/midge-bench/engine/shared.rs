@@ -121,7 +121,10 @@ impl Shared {
     pub fn finish_together(&self, limit: Duration) {
         self.finished.fetch_add(1, SeqCst);
         let deadline = Instant::now() + limit;
-        while self.finished.load(SeqCst) < self.threads && Instant::now() < deadline {
+        while self.finished.load(SeqCst) < self.threads
+            && !self.abort.load(Relaxed)
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
