@@ -442,3 +442,37 @@ fn mqtt31_clients_connect_with_short_ids() {
     assert_eq!(field(&j, "protocol"), "\"3.1\"");
     assert_eq!(number(&j, "lost"), 0.0, "{j}");
 }
+
+/// During a --connect-rate ramp-up the publishers already connected
+/// publish (once every subscriber is subscribed), and all of it counts.
+#[test]
+fn publishers_publish_during_the_ramp_up() {
+    let b = TestBroker::start();
+    let port = b.addr.port().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_midge-bench"))
+        .args(["--port", &port, "--quiet", "--json", "--warmup", "0"])
+        .args(["--duration", "0.5", "--connect-rate", "40", "--qos", "1"])
+        .args([
+            "--topic",
+            "ramp/%i",
+            "--publishers",
+            "20",
+            "--interval",
+            "20",
+        ])
+        .args(["--filter", "ramp/+"])
+        .output()
+        .unwrap();
+    let j = summary(&out);
+    assert!(out.status.success(), "{}\n{j}", text(&out.stderr));
+    // 21 clients at 40 a second: about half a second of ramp-up, in which
+    // the publishers already connected sent messages too.
+    assert!(number(&j, "setup_s") >= 0.4, "{j}");
+    assert!(number(&j, "total_sent") > number(&j, "sent") + 10.0, "{j}");
+    assert_eq!(
+        number(&j, "total_delivered"),
+        number(&j, "total_sent"),
+        "{j}"
+    );
+    assert_eq!(number(&j, "lost"), 0.0, "{j}");
+}

@@ -189,7 +189,7 @@ pub fn options() -> Options {
     o.optopt(
         "",
         "connect-rate",
-        "ramp-up: new connections per second (default: no limit)",
+        "ramp-up: new connections per second; publishers start as they connect (default: no limit)",
         "N",
     );
     o.optopt(

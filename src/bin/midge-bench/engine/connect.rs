@@ -63,7 +63,7 @@ impl Bench {
         match role {
             Role::Pub(_) => {
                 self.clients[key].state = CState::Ready;
-                self.on_ready();
+                self.on_ready(role);
             }
             Role::Sub(s) => {
                 let sub = &self.subs[s as usize];
@@ -191,7 +191,7 @@ impl Bench {
         }
         if left <= 1 {
             self.clients[key].state = CState::Ready;
-            self.on_ready();
+            self.on_ready(role);
         } else {
             self.clients[key].state = CState::WaitSuback(left - 1);
         }

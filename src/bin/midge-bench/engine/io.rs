@@ -80,9 +80,14 @@ impl Bench {
         (self.started as f64) < secs * mine + 1.0
     }
 
-    pub(super) fn on_ready(&mut self) {
+    pub(super) fn on_ready(&mut self, role: Role) {
         self.handshaking -= 1;
         self.ready += 1;
+        match role {
+            Role::Sub(_) => self.shared.subscriber_ready(),
+            // During a ramp a publisher starts once it is connected.
+            Role::Pub(p) => self.enqueue(p),
+        }
     }
 
     pub(super) fn on_writable(&mut self, key: usize) {

@@ -148,6 +148,9 @@ struct Publisher {
     rate: f64,
     offset: f64,
     rate_sent: u64,
+    /// When its schedule started (ns after the epoch): the shared start,
+    /// or during a ramp-up its first message.
+    schedule: Option<u64>,
     /// Held back by flow control while a message was due.
     late: bool,
     /// Unacknowledged messages allowed.
@@ -224,6 +227,8 @@ pub struct Bench {
     ready: usize,
     total_clients: usize,
     setup_reported: bool,
+    /// Publishers were let go during the ramp-up.
+    ramp_go: bool,
     runnable: VecDeque<u32>,
     /// Rate-limited publishers by the time (ns) their next message is due.
     timers: BinaryHeap<Reverse<(u64, u32)>>,
@@ -345,6 +350,7 @@ impl Bench {
                 rate: p.rate,
                 offset: p.offset,
                 rate_sent: 0,
+                schedule: None,
                 late: false,
                 inflight: s.inflight,
                 queued: false,
@@ -427,6 +433,7 @@ impl Bench {
             handshaking: 0,
             ready: 0,
             setup_reported: false,
+            ramp_go: false,
             runnable: VecDeque::new(),
             timers: BinaryHeap::new(),
             blocked_subs: Vec::new(),
@@ -551,7 +558,10 @@ impl Bench {
     }
 
     fn publishing(&self) -> bool {
-        matches!(self.phase, Phase::Warmup | Phase::Measure) && !self.cap_reached
+        let ramp = self.phase == Phase::Setup
+            && self.s.connect_rate > 0.0
+            && self.shared.subscribers_ready();
+        (ramp || matches!(self.phase, Phase::Warmup | Phase::Measure)) && !self.cap_reached
     }
 
     /// Ends this thread's run with `why`, and tells the other threads.

@@ -91,7 +91,7 @@ impl Bench {
         }
         if now >= self.next_tick {
             self.next_tick += Duration::from_secs(1);
-            self.tick(now);
+            self.tick(now, false);
         }
     }
 
@@ -109,6 +109,16 @@ impl Bench {
     }
 
     fn setup_step(&mut self, now: Instant, in_phase: Duration) {
+        if !self.ramp_go && self.publishing() {
+            // A ramp-up: connected publishers start once every subscriber
+            // is subscribed (what they send is then all accounted for).
+            self.ramp_go = true;
+            for p in 0..self.pubs.len() as u32 {
+                if self.pubs[p as usize].owned {
+                    self.enqueue(p);
+                }
+            }
+        }
         if self.ready == self.total_clients && !self.setup_reported {
             self.setup_reported = true;
             self.shared.setup_finished(elapsed_ns(self.epoch, now));
@@ -234,11 +244,13 @@ impl Bench {
     }
 
     /// Once a second: a point of the timeline, and the progress line.
-    fn tick(&mut self, now: Instant) {
+    /// `partial`: the run's last, unfinished second (counted as the second
+    /// it falls in, and not printed).
+    fn tick(&mut self, now: Instant, partial: bool) {
         let c = self.c;
         let d = c.minus(self.tick_base);
         self.tick_base = c;
-        let index = now.saturating_duration_since(self.epoch).as_secs() as u32;
+        let index = now.saturating_duration_since(self.epoch).as_secs() as u32 + u32::from(partial);
         self.timeline.push(TickRaw {
             index,
             counts: d,
@@ -253,7 +265,7 @@ impl Bench {
             self.total_pending as u64,
         ];
         self.shared.report(self.worker, mine);
-        if self.s.progress && self.worker == 0 {
+        if self.s.progress && self.worker == 0 && !partial {
             // All threads' counters, each as of its own last tick (they
             // tick at the same whole seconds, so within a few ms).
             let [sent, acked, delivered, ready, in_flight] = self.shared.reported();
@@ -279,6 +291,10 @@ impl Bench {
         // keeps the TIME_WAIT (the kernel reuses those for loopback
         // connects). Left to the broker, a later run could meet its
         // TIME_WAIT for a reused port and lose a second to a SYN retry.
+        if self.tick_base.sent != self.c.sent || self.tick_base.delivered != self.c.delivered {
+            // The last, partial second of the timeline.
+            self.tick(Instant::now(), true);
+        }
         self.shared
             .finish_together(DRAIN_MAX + Duration::from_secs(5));
         let level = self.s.level;

@@ -29,6 +29,9 @@ pub struct Shared {
     /// Part of `behind` written off after a stall (QoS 0 losses).
     credit: Vec<AtomicI64>,
     setup_done: AtomicUsize,
+    /// Subscribers ready (connected and subscribed), over all threads.
+    subs_ready: AtomicUsize,
+    subscribers: usize,
     /// Threads that stopped publishing (and published their counts).
     stopped: AtomicUsize,
     /// Threads done with their drain.
@@ -55,6 +58,8 @@ impl Shared {
             behind: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
             credit: (0..subscribers).map(|_| AtomicI64::new(0)).collect(),
             setup_done: AtomicUsize::new(0),
+            subs_ready: AtomicUsize::new(0),
+            subscribers,
             stopped: AtomicUsize::new(0),
             finished: AtomicUsize::new(0),
             start_ns: AtomicU64::new(NOT_STARTED),
@@ -70,6 +75,15 @@ impl Shared {
         if self.setup_done.fetch_add(1, Relaxed) + 1 == self.threads {
             self.start_ns.store(now_ns, Relaxed);
         }
+    }
+
+    pub fn subscriber_ready(&self) {
+        self.subs_ready.fetch_add(1, SeqCst);
+    }
+
+    /// Every subscriber is subscribed: messages published now are counted.
+    pub fn subscribers_ready(&self) -> bool {
+        self.subs_ready.load(SeqCst) >= self.subscribers
     }
 
     pub fn start_ns(&self) -> Option<u64> {

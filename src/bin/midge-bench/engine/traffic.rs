@@ -165,7 +165,7 @@ impl Bench {
             Seen::Duplicate => sub.dup += 1,
         }
         let latency = at.saturating_sub(sent_at);
-        if self.s.latency_timeline && self.phase != Phase::Setup {
+        if self.s.latency_timeline {
             self.tick_hist.record(latency);
         }
         if self.phase == Phase::Measure {
@@ -243,7 +243,7 @@ impl Bench {
     /// When message `k` of a rate-limited publisher is due, in ns since the
     /// epoch: its schedule starts with the warm-up.
     fn due(&self, p: &Publisher, k: u64) -> u64 {
-        let start = self.shared.start_ns().unwrap_or(0);
+        let start = p.schedule.unwrap_or(0);
         // (A float too large for u64 becomes u64::MAX: never due.)
         start.saturating_add(((k as f64 + p.offset) / p.rate * 1e9) as u64)
     }
@@ -262,6 +262,11 @@ impl Bench {
         };
         if self.clients[key].state != CState::Ready || self.pubs[p].blocked_on.is_some() {
             return;
+        }
+        if self.pubs[p].schedule.is_none() {
+            // Everyone's schedule starts together, or during a ramp-up
+            // each publisher's when it first may publish.
+            self.pubs[p].schedule = Some(self.shared.start_ns().unwrap_or(now_ns));
         }
         let mut wrote = false;
         loop {
