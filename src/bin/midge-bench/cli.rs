@@ -428,40 +428,38 @@ fn own(m: &Matches, prefix: &str) -> Result<Plan, String> {
     workload::build("workload", &pubs, &subs, prefix, HEADER)
 }
 
-pub fn configure(m: &Matches) -> Result<Run, String> {
-    let prefix = m
-        .opt_str("client-id-prefix")
-        .unwrap_or_else(|| format!("mb{}-", std::process::id()));
+/// The run's plan, with its measured duration and default warm-up (a
+/// scenario file may set both).
+fn workload(m: &Matches, prefix: &str) -> Result<(Plan, Duration, f64), String> {
     let own_flags = m.opt_present("topic") || m.opt_present("filter");
     let file = m.opt_str("scenario-file");
-    if [m.opt_present("scenario"), own_flags, file.is_some()]
-        .iter()
-        .filter(|&&b| b)
-        .count()
-        > 1
-    {
+    let chosen = [m.opt_present("scenario"), own_flags, file.is_some()];
+    if chosen.iter().filter(|&&b| b).count() > 1 {
         return Err("choose one of --scenario, --scenario-file and --topic/--filter".into());
     }
     let mut duration = secs(m, "duration", 10.0)?;
-    let mut warmup_default = 1.0;
-    let plan = if let Some(path) = &file {
+    if let Some(path) = &file {
         let f = scenario_file::load(path)?;
         if let (Some(d), false) = (f.duration, m.opt_present("duration")) {
             duration = Duration::from_secs_f64(d.min(86_400.0));
         }
-        if let Some(w) = f.warmup {
-            warmup_default = w.min(86_400.0);
-        }
-        workload::build(&f.name, &f.pubs, &f.subs, &prefix, HEADER)?
+        let warmup = f.warmup.map_or(1.0, |w| w.min(86_400.0));
+        let plan = workload::build(&f.name, &f.pubs, &f.subs, prefix, HEADER)?;
+        Ok((plan, duration, warmup))
     } else if own_flags {
-        own(m, &prefix)?
+        Ok((own(m, prefix)?, duration, 1.0))
     } else {
         let name = m.opt_str("scenario").unwrap_or_else(|| "fan-in".into());
-        if name == "connections" {
-            warmup_default = 0.0;
-        }
-        builtin(m, &name)?
-    };
+        let warmup = if name == "connections" { 0.0 } else { 1.0 };
+        Ok((builtin(m, &name)?, duration, warmup))
+    }
+}
+
+pub fn configure(m: &Matches) -> Result<Run, String> {
+    let prefix = m
+        .opt_str("client-id-prefix")
+        .unwrap_or_else(|| format!("mb{}-", std::process::id()));
+    let (plan, duration, warmup_default) = workload(m, &prefix)?;
     let level = level(m)?;
     let username = m.opt_str("username");
     let password = m
