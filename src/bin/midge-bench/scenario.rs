@@ -1,7 +1,7 @@
-//! Scenarios as data: which subscribers (and their filters), which streams
-//! (publisher, topic, and the subscribers the topic matches). The engine
-//! runs any such plan; the matching is known here by construction, so the
-//! generator needs no topic matcher of its own.
+//! The built-in scenarios as data: which subscribers (and their filters),
+//! which streams (publisher, topic, and the subscribers the topic matches).
+//! The matching is known here by construction; `plan::from_layout` gives
+//! every stream the run's QoS, payload size and rate.
 
 pub struct SubSpec {
     pub filters: Vec<String>,
@@ -15,7 +15,7 @@ pub struct StreamSpec {
     pub subs: Vec<u32>,
 }
 
-pub struct Plan {
+pub struct Layout {
     pub scenario: &'static str,
     pub publishers: usize,
     pub subscribers: Vec<SubSpec>,
@@ -45,12 +45,12 @@ pub const SCENARIOS: [&str; 6] = [
     "subscriptions",
 ];
 
-pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
+pub fn build(name: &str, k: &Shape) -> Result<Layout, String> {
     let all = |n: usize| (0..n as u32).collect::<Vec<u32>>();
     let plan = match name {
         "fan-in" => {
             let p = k.publishers;
-            Plan {
+            Layout {
                 scenario: "fan-in",
                 publishers: p,
                 subscribers: vec![SubSpec {
@@ -69,7 +69,7 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
         }
         "fan-out" => {
             let n = k.subscribers;
-            Plan {
+            Layout {
                 scenario: "fan-out",
                 publishers: 1,
                 subscribers: (0..n)
@@ -100,7 +100,7 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
                 filters: vec!["#".into()],
             });
             let (plus, hash) = (p as u32, p as u32 + 1);
-            Plan {
+            Layout {
                 scenario: "pairs",
                 publishers: p,
                 subscribers,
@@ -115,7 +115,7 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
         }
         "latency" => {
             let (p, n) = (k.publishers, k.subscribers);
-            Plan {
+            Layout {
                 scenario: "latency",
                 publishers: p,
                 subscribers: (0..n)
@@ -138,7 +138,7 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
         }
         "connections" => {
             let (c, p) = (k.connections, k.publishers);
-            Plan {
+            Layout {
                 scenario: "connections",
                 publishers: p,
                 subscribers: (0..c).map(|i| SubSpec { filters: vec![format!("bench/conn/{i}")] }).collect(),
@@ -186,7 +186,7 @@ pub fn build(name: &str, k: &Shape) -> Result<Plan, String> {
                     }
                 })
                 .collect();
-            Plan {
+            Layout {
                 scenario: "subscriptions",
                 publishers: p,
                 subscribers,

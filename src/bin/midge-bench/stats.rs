@@ -57,6 +57,63 @@ impl Histogram {
         self.total
     }
 
+    /// Adds another histogram's samples (another thread's).
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.total += other.total;
+        self.sum += other.sum;
+        self.max = self.max.max(other.max);
+    }
+
+    /// The non-empty buckets, as (bucket, count): a second's worth of
+    /// samples in a few hundred bytes.
+    pub fn sparse(&self) -> Vec<(u16, u64)> {
+        let it = self.counts.iter().enumerate().filter(|(_, &c)| c > 0);
+        it.map(|(i, &c)| (i as u16, c)).collect()
+    }
+
+    /// Adds samples given as by [`Histogram::sparse`] (the sum and maximum
+    /// taken from the buckets' upper bounds).
+    pub fn add_sparse(&mut self, buckets: &[(u16, u64)]) {
+        for &(i, c) in buckets {
+            let i = (i as usize).min(BUCKETS - 1);
+            self.counts[i] += c;
+            self.total += c;
+            self.sum += upper(i) as u128 * c as u128;
+            self.max = self.max.max(upper(i));
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.total = 0;
+        self.max = 0;
+        self.sum = 0;
+    }
+
+    /// Non-empty buckets as (highest value in the bucket, count), ascending.
+    pub fn buckets(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let max = self.max;
+        let it = self.counts.iter().enumerate().filter(|(_, &c)| c > 0);
+        it.map(move |(i, &c)| (upper(i).min(max), c))
+    }
+
+    /// Standard deviation in ns, from the bucket bounds.
+    pub fn stddev(&self) -> f64 {
+        if self.total == 0 {
+            return 0.0;
+        }
+        let mean = self.mean() as f64;
+        let var: f64 = self
+            .buckets()
+            .map(|(v, c)| (v as f64 - mean).powi(2) * c as f64)
+            .sum::<f64>()
+            / self.total as f64;
+        var.sqrt()
+    }
+
     pub fn max(&self) -> u64 {
         self.max
     }
@@ -96,6 +153,8 @@ pub struct Track {
     /// Ranges `[start, end)` skipped over and not (yet) filled, ascending.
     pub gaps: Vec<(u64, u64)>,
     pub received: u64,
+    /// Arrivals of messages already received.
+    pub dups: u64,
 }
 
 pub enum Seen {
@@ -136,7 +195,10 @@ impl Track {
                 }
                 Seen::OutOfOrder
             }
-            _ => Seen::Duplicate,
+            _ => {
+                self.dups += 1;
+                Seen::Duplicate
+            }
         }
     }
 

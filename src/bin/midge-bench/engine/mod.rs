@@ -1,72 +1,90 @@
-//! The generator's event loop: every client socket in one slab on one mio
-//! poll, non-blocking, output batched per loop iteration.
+//! The generator: worker threads, each with its own mio loop over its share
+//! of the clients (one slab of non-blocking sockets, output batched per
+//! loop iteration), started together and merged at the end (`merge`).
 //!
 //! Flow control, so the generator itself never grows without bound:
 //! - each publisher writes at most [`CHUNK`] bytes ahead of its socket;
-//! - at QoS 1/2 each publisher keeps at most `inflight` messages unacknowledged;
+//! - at QoS 1/2 each publisher keeps at most `inflight` messages
+//!   unacknowledged (fewer if an MQTT 5 broker's Receive Maximum says so);
 //! - end to end, a publisher waits while any subscriber its topic reaches is
-//!   `backlog` or more messages behind (published to it, not yet received).
-//!   This keeps every subscriber's queue in the broker below the broker's
-//!   queue limit, so the run measures the broker's sustainable lossless rate
-//!   rather than its queue-overflow policy (`--backlog 0` turns it off).
+//!   `backlog` or more messages behind (published to it, not yet received;
+//!   counted across threads, see `shared`). This keeps every subscriber's
+//!   queue in the broker below the broker's queue limit, so the run
+//!   measures the broker's sustainable lossless rate rather than its
+//!   queue-overflow policy (`--backlog 0` turns it off).
 //!
 //! Publishers wait in a run queue and are woken by what unblocks them (an
-//! ack, a writable socket, a subscriber catching up, the rate timer): the
-//! loop never scans idle clients per iteration.
+//! ack, a writable socket, a subscriber catching up, their schedule's
+//! timer): the loop never scans idle clients per iteration. When the
+//! broker holds a rate-limited publisher back (acks, a full socket, slow
+//! deliveries) while a message is due, the messages it then sends carry
+//! the times they were *due*, so the broker is charged the wait (no
+//! coordinated omission); otherwise messages are stamped when sent.
 
-mod phases; // warm-up, measurement, drain; progress; the final report
+mod connect; // CONNECT, CONNACK, SUBSCRIBE; what went wrong, in words
+mod io; // sockets: connect, read, write, lost clients
+pub mod merge; // the threads' parts into one outcome
+mod phases; // warm-up, measurement, drain; progress; each thread's part
+pub mod shared; // across threads: clock, abort, flow-control counters
 mod traffic; // packets from the broker; publishers refilled
 
-use crate::scenario::Plan;
-use crate::stats::{Histogram, IdBuild, Seen, Track};
-use crate::sys;
-use bytes::{Buf, BytesMut};
-use midge::protocol::{
-    self, Ack, AckKind, Connect, Limits, Packet, PacketRef, Properties, ProtocolLevel,
-    PublishFlags, QoS, ReasonCode, Subscribe, SubscriptionOptions,
-};
+use crate::plan::Plan;
+use crate::stats::{Histogram, IdBuild, Track};
+use bytes::BytesMut;
+pub use merge::{Outcome, Tick};
+use midge::protocol::ProtocolLevel;
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll};
+use shared::{Flow, Shared};
 use slab::Slab;
-use std::collections::{HashMap, VecDeque};
-use std::io::{self, Read, Write};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Bytes a publisher may have waiting for its socket.
 const CHUNK: usize = 64 * 1024;
 /// Bytes read from one socket before other sockets get their turn.
 const READ_BUDGET: usize = 256 * 1024;
-/// Payload header: stream id (u32), sequence (u64), send time (u64 ns).
-pub const HEADER: usize = 20;
+/// Payload header: run tag (u32), stream id (u32), sequence (u64), send
+/// time (u64 ns).
+pub const HEADER: usize = 24;
 /// Filters per SUBSCRIBE packet.
 const FILTERS_PER_SUBSCRIBE: usize = 50;
-/// The protocol level every client speaks.
-const LEVEL: ProtocolLevel = ProtocolLevel::V311;
 /// Longest wait for in-flight messages after publishing stops.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
 pub struct Settings {
     pub addr: SocketAddr,
-    pub qos: u8,
-    pub size: usize,
+    pub level: ProtocolLevel,
+    pub username: Option<String>,
+    pub password: Option<Vec<u8>>,
+    /// Client ids not set by the workload are this and a number.
+    pub client_prefix: String,
+    /// MQTT 5: Session Expiry Interval of clients with a persistent session.
+    pub session_expiry: u32,
+    pub keep_alive: u16,
     pub duration: Duration,
     pub warmup: Duration,
     /// Messages to publish in the measured phase; 0 = no cap.
     pub count: u64,
-    /// Total messages per second over all publishers; 0 = as fast as possible.
-    pub rate: f64,
     pub inflight: usize,
     /// End-to-end window per subscriber, in messages; 0 = none.
     pub backlog: i64,
     pub connect_window: usize,
+    /// New connections per second over all threads; 0 = no limit.
+    pub connect_rate: f64,
+    /// Longest wait for one client's TCP connection and CONNACK.
+    pub connect_timeout: Duration,
     pub setup_timeout: Duration,
     pub broker_pid: Option<u32>,
-    pub keep_alive: u16,
-    /// Subscribers connect with CleanSession 0 (their QoS 1/2 messages are
-    /// then stored by a broker with persistence on).
-    pub persistent: bool,
     pub progress: bool,
+    /// Keep latency percentiles per second (for `--plot`): one more
+    /// histogram update per delivery, so only when asked for.
+    pub latency_timeline: bool,
+    pub threads: usize,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -103,6 +121,10 @@ struct Client {
     dirty: bool,
     read_pending: bool,
     last_tx: Instant,
+    /// When its TCP connect started (for the connect timeout).
+    started: Instant,
+    /// Seconds; an MQTT 5 broker may set its own (Server Keep Alive).
+    keep_alive: u16,
 }
 
 struct Pending {
@@ -110,92 +132,89 @@ struct Pending {
     seq: u64,
     /// 1: waiting for PUBACK/PUBREC; 2: PUBREC seen, waiting for PUBCOMP.
     stage: u8,
+    qos: u8,
 }
 
 struct Publisher {
+    owned: bool,
     client: Option<usize>,
+    client_id: Option<String>,
+    clean: bool,
     streams: Vec<u32>,
     next_stream: usize,
     pending: HashMap<u16, Pending>,
     next_pkid: u16,
+    /// Messages per second (0 = unlimited) and schedule offset (0..1).
+    rate: f64,
+    offset: f64,
     rate_sent: u64,
+    /// When its schedule started (ns after the epoch): the shared start,
+    /// or during a ramp-up its first message.
+    schedule: Option<u64>,
+    /// Held back by flow control while a message was due.
+    late: bool,
+    /// Unacknowledged messages allowed.
+    inflight: usize,
     queued: bool,
     rate_wait: bool,
     blocked_on: Option<u32>,
 }
 
 struct Subscriber {
+    owned: bool,
     client: Option<usize>,
+    client_id: Option<String>,
+    clean: bool,
     filters: Vec<String>,
+    qos: u8,
+    group: u16,
     tracks: HashMap<u32, Track, IdBuild>,
-    /// Messages published to this subscriber and not received (by highest
-    /// sequence per stream: gaps count as received here).
-    behind: i64,
-    /// Part of `behind` written off after a stall (QoS 0 losses).
-    credit: i64,
+    /// Local publishers waiting for this subscriber to catch up.
     waiters: Vec<u32>,
+    /// In `Bench::blocked_subs`.
+    listed: bool,
     publishes: u64,
     dup: u64,
     ooo: u64,
     unexpected: u64,
+    /// Retained messages sent on subscribing (not part of any stream).
+    retained: u64,
 }
 
 struct Stream {
     topic: String,
     subs: Vec<u32>,
+    qos: u8,
+    retain: bool,
+    size: (usize, usize),
     sent: u64,
 }
 
 #[derive(Default, Clone, Copy)]
-struct Counters {
-    sent: u64,
+pub struct Counters {
+    pub sent: u64,
     /// PUBACK (QoS 1) or PUBCOMP (QoS 2) received.
-    acked: u64,
+    pub acked: u64,
     /// PUBLISH packets received by subscribers.
-    delivered: u64,
+    pub delivered: u64,
 }
 
-/// Everything the report needs.
-pub struct Outcome {
-    pub fatal: Option<String>,
-    pub clients: usize,
-    pub setup_secs: f64,
-    pub warmup_secs: f64,
-    pub measure_secs: f64,
-    pub drain_secs: f64,
-    pub measured: (u64, u64, u64),
-    pub totals: (u64, u64, u64),
-    pub latency: Histogram,
-    pub per_sub: Vec<SubReport>,
-    pub lost: u64,
-    pub lost_acked: u64,
-    /// Not arrived when the drain gave up while messages were still arriving.
-    pub late: u64,
-    pub dup: u64,
-    pub ooo: u64,
-    pub unexpected: u64,
-    pub unacked_end: u64,
-    pub stalls: u64,
-    pub disconnects: u64,
-    pub rss_before: Option<(u64, u64)>,
-    pub rss_connected: Option<(u64, u64)>,
-    pub rss_end: Option<(u64, u64)>,
-    pub gen_cpu_measure: f64,
-    pub gen_cpu_total: f64,
-    pub wall_total: f64,
-    pub broker_cpu_measure: Option<f64>,
-}
-
-pub struct SubReport {
-    pub filters: String,
-    pub received: u64,
-    pub lost: u64,
-    pub dup: u64,
-    pub ooo: u64,
+impl Counters {
+    fn minus(self, b: Counters) -> Counters {
+        Counters {
+            sent: self.sent - b.sent,
+            acked: self.acked - b.acked,
+            delivered: self.delivered - b.delivered,
+        }
+    }
 }
 
 pub struct Bench {
-    s: Settings,
+    s: Arc<Settings>,
+    shared: Arc<Shared>,
+    /// This worker's number (0 measures the broker's memory and CPU).
+    worker: usize,
+    flow: Flow,
     poll: Poll,
     clients: Slab<Client>,
     pubs: Vec<Publisher>,
@@ -203,36 +222,51 @@ pub struct Bench {
     streams: Vec<Stream>,
     phase: Phase,
     to_start: VecDeque<Role>,
+    started: usize,
     handshaking: usize,
     ready: usize,
     total_clients: usize,
+    setup_reported: bool,
+    /// Publishers were let go during the ramp-up.
+    ramp_go: bool,
     runnable: VecDeque<u32>,
-    rate_waiters: Vec<u32>,
+    /// Rate-limited publishers by the time (ns) their next message is due.
+    timers: BinaryHeap<Reverse<(u64, u32)>>,
+    /// Subscribers (of other threads, or stalled) that local publishers wait on.
+    blocked_subs: Vec<u32>,
     dirty: Vec<usize>,
     pending_reads: Vec<usize>,
     payload: Vec<u8>,
-    client_prefix: String,
+    rng: u64,
     epoch: Instant,
     now: Instant,
     phase_start: Instant,
     setup_end: Option<Instant>,
     last_progress: Instant,
+    /// All threads' acks and deliveries when last looked at.
+    seen_activity: u64,
     next_tick: Instant,
-    next_ping_check: Instant,
+    next_check: Instant,
     tick_base: Counters,
-    rate_per_pub: f64,
+    /// All threads' counters at the last progress line (worker 0).
+    progress_base: Counters,
+    tick_hist: Histogram,
+    timeline: Vec<merge::TickRaw>,
+    /// Start and end of the measured phase, seconds after the epoch.
+    window: (f64, f64),
+    cap: u64,
     cap_reached: bool,
-    total_behind: i64,
     total_pending: usize,
     c: Counters,
     measure_base: Counters,
     measure_end: Counters,
     hist: Histogram,
+    /// Measured latency per subscriber group, when there are several.
+    group_hist: Vec<Histogram>,
     stalls: u64,
     disconnects: u64,
     drain_timed_out: bool,
     fatal: Option<String>,
-    rss_before: Option<(u64, u64)>,
     rss_connected: Option<(u64, u64)>,
     cpu_at_measure: (f64, Option<f64>),
     cpu_measure: (f64, Option<f64>),
@@ -243,130 +277,218 @@ fn elapsed_ns(epoch: Instant, now: Instant) -> u64 {
     now.saturating_duration_since(epoch).as_nanos() as u64
 }
 
-fn qos_of(q: u8) -> QoS {
-    QoS::from_u8(q).unwrap_or(QoS::AtMostOnce)
+/// Runs the plan on `settings.threads` worker threads and merges what they
+/// measured. `rss_before`: the broker's memory before any client connected.
+pub fn run(s: Settings, plan: Plan, rss_before: Option<(u64, u64)>) -> Outcome {
+    let threads = s.threads.clamp(1, plan.clients().max(1));
+    let tag = std::process::id().rotate_left(16) ^ seed();
+    let shared = Arc::new(Shared::new(plan.subs.len(), plan.clients(), threads, tag));
+    let s = Arc::new(s);
+    let plan = Arc::new(plan);
+    let handles: Vec<_> = (0..threads)
+        .map(|w| {
+            let (s, mine, plan) = (s.clone(), shared.clone(), plan.clone());
+            let started = std::thread::Builder::new()
+                .name(format!("bench-{w}"))
+                .spawn(move || match Bench::new(s, mine.clone(), &plan, w) {
+                    Ok(b) => b.run(),
+                    Err(e) => {
+                        mine.abort.store(true, Relaxed);
+                        merge::Part::failed(format!("cannot start a worker: {e}"))
+                    }
+                });
+            if started.is_err() {
+                // The others would wait for it: stop them.
+                shared.abort.store(true, Relaxed);
+            }
+            started
+        })
+        .collect();
+    let parts: Vec<merge::Part> = handles
+        .into_iter()
+        .map(|h| match h {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| merge::Part::failed("a worker thread panicked".into())),
+            Err(e) => merge::Part::failed(format!("cannot start a thread: {e}")),
+        })
+        .collect();
+    merge::merge(&plan, parts, rss_before, shared.epoch)
+}
+
+/// A few bits that differ between runs started in the same process.
+fn seed() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.subsec_nanos() ^ (t.as_secs() as u32)
 }
 
 impl Bench {
-    pub fn new(s: Settings, plan: Plan) -> io::Result<Bench> {
+    fn new(
+        s: Arc<Settings>,
+        shared: Arc<Shared>,
+        plan: &Plan,
+        worker: usize,
+    ) -> std::io::Result<Bench> {
         let now = Instant::now();
-        let mut pubs: Vec<Publisher> = (0..plan.publishers)
-            .map(|_| Publisher {
+        let threads = shared.threads;
+        let mine = |i: usize| i % threads == worker;
+        let mut pubs: Vec<Publisher> = plan
+            .pubs
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Publisher {
+                owned: mine(i),
                 client: None,
+                client_id: p.client_id.clone(),
+                clean: p.clean,
                 streams: Vec::new(),
                 next_stream: 0,
                 pending: HashMap::new(),
                 next_pkid: 0,
+                rate: p.rate,
+                offset: p.offset,
                 rate_sent: 0,
+                schedule: None,
+                late: false,
+                inflight: s.inflight,
                 queued: false,
                 rate_wait: false,
                 blocked_on: None,
             })
             .collect();
         let mut subs: Vec<Subscriber> = plan
-            .subscribers
-            .into_iter()
-            .map(|spec| Subscriber {
+            .subs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| Subscriber {
+                owned: mine(i),
                 client: None,
-                filters: spec.filters,
+                client_id: spec.client_id.clone(),
+                clean: spec.clean,
+                filters: if mine(i) {
+                    spec.filters.clone()
+                } else {
+                    Vec::new()
+                },
+                qos: spec.qos,
+                group: spec.group,
                 tracks: HashMap::default(),
-                behind: 0,
-                credit: 0,
                 waiters: Vec::new(),
+                listed: false,
                 publishes: 0,
                 dup: 0,
                 ooo: 0,
                 unexpected: 0,
+                retained: 0,
             })
             .collect();
         let mut streams = Vec::with_capacity(plan.streams.len());
-        for (id, st) in plan.streams.into_iter().enumerate() {
+        for (id, st) in plan.streams.iter().enumerate() {
             pubs[st.publisher as usize].streams.push(id as u32);
             for &sub in &st.subs {
-                subs[sub as usize]
-                    .tracks
-                    .insert(id as u32, Track::default());
+                if subs[sub as usize].owned {
+                    subs[sub as usize]
+                        .tracks
+                        .insert(id as u32, Track::default());
+                }
             }
             streams.push(Stream {
-                topic: st.topic,
-                subs: st.subs,
+                topic: st.topic.clone(),
+                subs: st.subs.clone(),
+                qos: st.qos,
+                retain: st.retain,
+                size: st.size,
                 sent: 0,
             });
         }
-        let mut to_start: VecDeque<Role> = (0..subs.len() as u32).map(Role::Sub).collect();
-        to_start.extend((0..pubs.len() as u32).map(Role::Pub));
-        let rate_per_pub = if s.rate > 0.0 {
-            s.rate / pubs.len() as f64
+        let mut to_start: VecDeque<Role> = (0..subs.len() as u32)
+            .filter(|&i| subs[i as usize].owned)
+            .map(Role::Sub)
+            .collect();
+        to_start.extend(
+            (0..pubs.len() as u32)
+                .filter(|&i| pubs[i as usize].owned)
+                .map(Role::Pub),
+        );
+        // This thread's share of --count.
+        let cap = if s.count > 0 {
+            s.count / threads as u64 + u64::from((worker as u64) < s.count % threads as u64)
         } else {
-            0.0
+            0
         };
-        let size = s.size.max(HEADER);
+        let epoch = shared.epoch;
         Ok(Bench {
             poll: Poll::new()?,
             clients: Slab::with_capacity(to_start.len()),
             total_clients: to_start.len(),
             to_start,
+            started: 0,
+            flow: Flow::new(subs.len(), threads),
             pubs,
             subs,
             streams,
             phase: Phase::Setup,
             handshaking: 0,
             ready: 0,
+            setup_reported: false,
+            ramp_go: false,
             runnable: VecDeque::new(),
-            rate_waiters: Vec::new(),
+            timers: BinaryHeap::new(),
+            blocked_subs: Vec::new(),
             dirty: Vec::new(),
             pending_reads: Vec::new(),
-            payload: vec![0; size],
-            client_prefix: format!("midge-bench-{}-", std::process::id()),
-            epoch: now,
+            payload: vec![0; plan.max_size().max(HEADER)],
+            rng: u64::from(shared.tag) << 8 | worker as u64 | 1,
+            epoch,
             now,
             phase_start: now,
             setup_end: None,
             last_progress: now,
-            next_tick: now + Duration::from_secs(1),
-            next_ping_check: now + Duration::from_secs(1),
+            seen_activity: 0,
+            next_tick: epoch + Duration::from_secs(1),
+            next_check: now + Duration::from_secs(1),
             tick_base: Counters::default(),
-            rate_per_pub,
+            progress_base: Counters::default(),
+            tick_hist: Histogram::new(),
+            timeline: Vec::new(),
+            window: (0.0, 0.0),
+            cap,
             cap_reached: false,
-            total_behind: 0,
             total_pending: 0,
             c: Counters::default(),
             measure_base: Counters::default(),
             measure_end: Counters::default(),
             hist: Histogram::new(),
+            group_hist: if plan.groups.len() > 1 {
+                plan.groups.iter().map(|_| Histogram::new()).collect()
+            } else {
+                Vec::new()
+            },
             stalls: 0,
             disconnects: 0,
             drain_timed_out: false,
             fatal: None,
-            rss_before: None,
             rss_connected: None,
             cpu_at_measure: (0.0, None),
             cpu_measure: (0.0, None),
             secs: [0.0; 4],
             s,
+            shared,
+            worker,
         })
     }
 
-    fn broker_cpu(&self) -> Option<f64> {
-        self.s
-            .broker_pid
-            .and_then(|p| sys::cpu_seconds(&p.to_string()))
-    }
-
-    fn broker_mem(&self) -> Option<(u64, u64)> {
-        self.s.broker_pid.and_then(sys::memory_kib)
-    }
-
-    pub fn run(mut self) -> Outcome {
-        self.rss_before = self.broker_mem();
+    fn run(mut self) -> merge::Part {
         let mut events = Events::with_capacity(4096);
         let mut ready: Vec<(usize, bool, bool)> = Vec::with_capacity(4096);
         self.start_clients();
         while self.phase != Phase::Done {
             let timeout = self.timeout();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    self.fatal = Some(format!("poll failed: {e}"));
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    self.fail(format!("poll failed: {e}"));
                     break;
                 }
             }
@@ -395,6 +517,8 @@ impl Bench {
                     }
                 }
             }
+            self.flow.flush(&self.shared);
+            self.recheck_blocked();
             self.pump();
             self.flush_dirty();
             if self.phase == Phase::Setup {
@@ -410,260 +534,52 @@ impl Bench {
             return Duration::ZERO;
         }
         let mut t = Duration::from_millis(50);
-        if !self.rate_waiters.is_empty() {
-            t = Duration::from_millis(1);
+        if !self.blocked_subs.is_empty()
+            || (self.phase == Phase::Setup && (self.setup_reported || !self.to_start.is_empty()))
+        {
+            // Waiting on other threads (or the connection ramp): look often.
+            t = Duration::from_millis(2);
         }
-        t.min(self.next_tick.saturating_duration_since(Instant::now()))
+        let now = Instant::now();
+        if let Some(Reverse((due, _))) = self.timers.peek() {
+            let due = self.epoch + Duration::from_nanos(*due);
+            t = t.min(due.saturating_duration_since(now));
+        }
+        // Wake for the end of the phase, so that every thread (one whose
+        // clients are idle too) moves on at the same moment.
+        let phase_end = self.setup_end.map(|start| match self.phase {
+            Phase::Warmup => start + self.s.warmup,
+            _ => start + self.s.warmup + self.s.duration,
+        });
+        if let Some(end) = phase_end.filter(|_| self.publishing()) {
+            t = t.min(end.saturating_duration_since(now));
+        }
+        t.min(self.next_tick.saturating_duration_since(now))
     }
 
     fn publishing(&self) -> bool {
-        matches!(self.phase, Phase::Warmup | Phase::Measure) && !self.cap_reached
+        let ramp = self.phase == Phase::Setup
+            && self.s.connect_rate > 0.0
+            && self.shared.subscribers_ready();
+        (ramp || matches!(self.phase, Phase::Warmup | Phase::Measure)) && !self.cap_reached
     }
 
-    // ---------------------------------------------------------------- setup
-
-    fn start_clients(&mut self) {
-        while self.handshaking < self.s.connect_window && self.fatal.is_none() {
-            let Some(role) = self.to_start.pop_front() else {
-                return;
-            };
-            let index = self.clients.vacant_key();
-            let mut sock = match TcpStream::connect(self.s.addr) {
-                Ok(s) => s,
-                Err(e) => {
-                    let hint = match e.raw_os_error() {
-                        Some(24) | Some(23) => " (out of file descriptors: raise `ulimit -n`)",
-                        Some(99) => " (out of local ports)",
-                        _ => "",
-                    };
-                    self.fatal = Some(format!(
-                        "connect to {} failed after {} clients: {e}{hint}",
-                        self.s.addr,
-                        self.clients.len()
-                    ));
-                    return;
-                }
-            };
-            let _ = sock.set_nodelay(true);
-            if let Err(e) = self.poll.registry().register(
-                &mut sock,
-                Token(index),
-                Interest::READABLE | Interest::WRITABLE,
-            ) {
-                self.fatal = Some(format!("cannot register a socket: {e}"));
-                return;
-            }
-            let mut wbuf = BytesMut::with_capacity(256);
-            let id = format!("{}{}", self.client_prefix, index);
-            let clean = !(self.s.persistent && matches!(role, Role::Sub(_)));
-            let connect = Packet::Connect(Box::new(Connect {
-                level: Some(LEVEL),
-                clean_session: clean,
-                keep_alive: self.s.keep_alive,
-                client_id: id,
-                will: None,
-                username: None,
-                password: None,
-                properties: Properties::NONE,
-            }));
-            if let Err(e) = protocol::encode(&connect, LEVEL, &mut wbuf) {
-                self.fatal = Some(format!("cannot encode CONNECT: {e}"));
-                return;
-            }
-            let key = self.clients.insert(Client {
-                sock,
-                role,
-                state: CState::Connecting,
-                connected: false,
-                rbuf: vec![0; 4096],
-                rlen: 0,
-                wbuf,
-                dirty: false,
-                read_pending: false,
-                last_tx: self.now,
-            });
-            match role {
-                Role::Pub(p) => self.pubs[p as usize].client = Some(key),
-                Role::Sub(s) => self.subs[s as usize].client = Some(key),
-            }
-            self.handshaking += 1;
+    /// Ends this thread's run with `why`, and tells the other threads.
+    fn fail(&mut self, why: String) {
+        if self.fatal.is_none() {
+            self.fatal = Some(why);
         }
+        self.shared.abort.store(true, Relaxed);
     }
 
-    fn on_ready(&mut self) {
-        self.handshaking -= 1;
-        self.ready += 1;
+    /// A pseudo-random payload size in the stream's range (xorshift).
+    fn size_for(&mut self, (lo, hi): (usize, usize)) -> usize {
+        if lo == hi {
+            return lo;
+        }
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        lo + (self.rng % (hi - lo + 1) as u64) as usize
     }
-
-    // ------------------------------------------------------------ socket IO
-
-    fn on_writable(&mut self, key: usize) {
-        let Some(c) = self.clients.get_mut(key) else {
-            return;
-        };
-        if !c.connected {
-            match c.sock.take_error() {
-                Ok(None) => {}
-                Ok(Some(e)) | Err(e) => {
-                    return self.lost_client(key, &format!("connect failed: {e}"))
-                }
-            }
-            match c.sock.peer_addr() {
-                Ok(_) => {
-                    c.connected = true;
-                    c.state = CState::WaitConnack;
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => return self.lost_client(key, &format!("connect failed: {e}")),
-            }
-        }
-        self.flush(key);
-    }
-
-    fn mark_dirty(clients: &mut Slab<Client>, dirty: &mut Vec<usize>, key: usize) {
-        let c = &mut clients[key];
-        if !c.dirty {
-            c.dirty = true;
-            dirty.push(key);
-        }
-    }
-
-    fn flush_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
-        for &key in &dirty {
-            if let Some(c) = self.clients.get_mut(key) {
-                c.dirty = false;
-                self.flush(key);
-            }
-        }
-        dirty.clear();
-        self.dirty = dirty;
-    }
-
-    fn flush(&mut self, key: usize) {
-        let Some(c) = self.clients.get_mut(key) else {
-            return;
-        };
-        if !c.connected {
-            return;
-        }
-        while !c.wbuf.is_empty() {
-            match c.sock.write(&c.wbuf) {
-                Ok(0) => return self.lost_client(key, "socket accepted no bytes"),
-                Ok(n) => {
-                    c.wbuf.advance(n);
-                    c.last_tx = self.now;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.lost_client(key, &format!("write failed: {e}")),
-            }
-        }
-        if let Role::Pub(p) = c.role {
-            if c.wbuf.len() < CHUNK / 2 && c.state == CState::Ready {
-                self.enqueue(p);
-            }
-        }
-    }
-
-    fn read(&mut self, key: usize) {
-        let mut budget = READ_BUDGET;
-        loop {
-            let Some(c) = self.clients.get_mut(key) else {
-                return;
-            };
-            if budget == 0 {
-                if !c.read_pending {
-                    c.read_pending = true;
-                    self.pending_reads.push(key);
-                }
-                return;
-            }
-            if c.rlen == c.rbuf.len() {
-                let len = c.rbuf.len();
-                c.rbuf.resize((len * 2).max(64 * 1024), 0);
-            }
-            let rlen = c.rlen;
-            match c.sock.read(&mut c.rbuf[rlen..]) {
-                Ok(0) => return self.lost_client(key, "connection closed by the broker"),
-                Ok(n) => {
-                    c.rlen += n;
-                    budget = budget.saturating_sub(n);
-                    let at = elapsed_ns(self.epoch, Instant::now());
-                    if !self.process(key, at) {
-                        return;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return self.lost_client(key, &format!("read failed: {e}")),
-            }
-        }
-    }
-
-    /// Handles the complete packets in a client's read buffer; false if the
-    /// client is gone. `at`: when the bytes were read, in ns since the epoch.
-    /// Packets are decoded in place (`decode_ref`): a PUBLISH's payload is
-    /// read where it arrived, with no allocation per message.
-    fn process(&mut self, key: usize, at: u64) -> bool {
-        let rbuf = std::mem::take(&mut self.clients[key].rbuf);
-        let rlen = self.clients[key].rlen;
-        let limits = Limits::default();
-        let client = protocol::Role::Client;
-        let mut used = 0;
-        loop {
-            match protocol::decode_ref(&rbuf[used..rlen], Some(LEVEL), client, &limits) {
-                Ok(None) => break,
-                Ok(Some((packet, n))) => {
-                    used += n;
-                    if let Err(e) = self.handle(key, packet, at) {
-                        self.lost_client(key, &e);
-                        return false;
-                    }
-                }
-                Err(e) => {
-                    self.lost_client(key, &format!("undecodable packet from the broker: {e}"));
-                    return false;
-                }
-            }
-        }
-        let mut rbuf = rbuf;
-        rbuf.copy_within(used..rlen, 0);
-        let c = &mut self.clients[key];
-        c.rbuf = rbuf;
-        c.rlen = rlen - used;
-        true
-    }
-
-    fn lost_client(&mut self, key: usize, why: &str) {
-        let Some(mut c) = self.clients.try_remove(key) else {
-            return;
-        };
-        let _ = self.poll.registry().deregister(&mut c.sock);
-        self.disconnects += 1;
-        let who = match c.role {
-            Role::Pub(p) => {
-                self.pubs[p as usize].client = None;
-                format!("publisher {p}")
-            }
-            Role::Sub(s) => {
-                self.subs[s as usize].client = None;
-                format!("subscriber {s}")
-            }
-        };
-        if self.disconnects <= 5 {
-            eprintln!("midge-bench: {who} lost: {why}");
-        }
-        if self.phase == Phase::Setup {
-            self.fatal = Some(format!("{who} lost during setup: {why}"));
-        }
-    }
-
-    // ------------------------------------------------------------- packets
-
-    // ----------------------------------------------------------- publishing
-
-    // --------------------------------------------------------- housekeeping
-
-    // --------------------------------------------------------------- report
 }
