@@ -233,6 +233,14 @@ impl Broker {
                 }
             }
         }
+        if fresh && qos == QoS::ExactlyOnce && code.is_error() {
+            // A refusing PUBREC ends the exchange: the id is free, and the
+            // same id next time is a new message [MQTT-4.3.3-9].
+            self.session(sid)?.qos2_remove(pkid);
+            if let Some(client) = self.durable(sid) {
+                self.persist(Record::Qos2Rel { client, pkid });
+            }
+        }
         let kind = match qos {
             QoS::AtMostOnce => return Ok(()),
             QoS::AtLeastOnce => AckKind::PubAck,
