@@ -344,9 +344,11 @@ impl Broker {
         self.route(&msg, will.qos);
     }
 
-    /// DISCONNECT from the client: its Will is discarded [MQTT-3.14.4-3],
-    /// unless an MQTT 5 client asks for it (0x04); its Session Expiry
-    /// Interval may change, but not from 0 [MQTT-3.14.2-2].
+    /// DISCONNECT from the client: its Will is discarded by reason code
+    /// 0x00 alone [MQTT-3.14.4-3]; an MQTT 5 client's other codes (0x04
+    /// "with Will", and the errors) leave it to be published
+    /// [MQTT-3.1.2-8]. Its Session Expiry Interval may change, but not
+    /// from 0 [MQTT-3.14.2-2].
     pub(super) fn on_disconnect(
         &mut self,
         key: ConnKey,
@@ -362,7 +364,7 @@ impl Broker {
                 return Err(Reason::ProtocolError(Violation::SessionExpiryRaised));
             }
         }
-        if d.reason != ReasonCode::DisconnectWithWillMessage {
+        if d.reason == ReasonCode::Success {
             conn.will = None;
         }
         if let Some(expiry) = expiry {
