@@ -375,6 +375,8 @@ fn qos2_in_flight_is_not_expired() {
         (again.pkid, again.dup, &again.payload[..]),
         (m.pkid, true, &b"x"[..])
     );
+    // Its lifetime is not given as 0 (which reads as "already over").
+    assert_eq!(again.props.num(0x02), Some(1));
 }
 
 // [MQTT-4.4.0-2] [MQTT-4.3.3-4]
