@@ -352,11 +352,12 @@ fn refused_publishes_get_puback_and_pubrec_codes() {
     c.ping();
 }
 
-// [MQTT-3.4.2-1] [MQTT-3.6.2-1] [MQTT-3.7.2-1]
+// [MQTT-3.4.2-1] [MQTT-3.5.2-1] [MQTT-3.6.2-1] [MQTT-3.7.2-1]
 #[test]
 fn client_ack_codes_outside_the_packets_list_are_errors() {
     let b = TestBroker::start();
     assert_disconnects(b.addr, &[0x40, 0x03, 0x00, 0x01, 0x05], 0x82);
+    assert_disconnects(b.addr, &[0x50, 0x03, 0x00, 0x01, 0x92], 0x82);
     assert_disconnects(b.addr, &[0x62, 0x03, 0x00, 0x09, 0x10], 0x82);
     assert_disconnects(b.addr, &[0x70, 0x03, 0x00, 0x09, 0x87], 0x82);
     // A PUBREL for an unknown id: PUBCOMP 0x92 (Packet Identifier not found).

@@ -302,6 +302,36 @@ pub fn take_props(b: &mut &[u8]) -> PropList {
     PropList(out)
 }
 
+/// The reason codes a server may send in each packet (spec §2.4 and each
+/// packet's table), by the packet's first byte: every CONNACK
+/// [MQTT-3.2.2-8], ack [MQTT-3.4.2-1] [MQTT-3.5.2-1] [MQTT-3.6.2-1]
+/// [MQTT-3.7.2-1], SUBACK [MQTT-3.9.3-2], UNSUBACK [MQTT-3.11.3-2] and
+/// DISCONNECT [MQTT-3.14.2-1] a test reads is checked against them.
+pub fn server_may_send(first: u8, code: u8) -> bool {
+    match first {
+        0x20 => matches!(code, 0x00 | 0x80..=0x8A | 0x8C | 0x90 | 0x95 | 0x97 | 0x99..=0x9D | 0x9F),
+        0x40 | 0x50 => matches!(
+            code,
+            0x00 | 0x10 | 0x80 | 0x83 | 0x87 | 0x90 | 0x91 | 0x97 | 0x99
+        ),
+        0x62 | 0x70 => matches!(code, 0x00 | 0x92),
+        0x90 => matches!(
+            code,
+            0x00..=0x02 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91 | 0x97 | 0x9E | 0xA1 | 0xA2
+        ),
+        0xB0 => matches!(code, 0x00 | 0x11 | 0x80 | 0x83 | 0x87 | 0x8F | 0x91),
+        0xE0 => matches!(code, 0x00 | 0x80..=0x83 | 0x87 | 0x89 | 0x8B | 0x8D..=0x90 | 0x93..=0xA2),
+        _ => false,
+    }
+}
+
+fn check_code(first: u8, code: u8) {
+    assert!(
+        server_may_send(first, code),
+        "{first:#04x} with reason code {code:#04x}"
+    );
+}
+
 /// A CONNACK in MQTT 5 form.
 #[derive(Debug, Clone)]
 pub struct Connack5 {
@@ -321,6 +351,7 @@ pub fn parse_connack5(body: &[u8]) -> Connack5 {
     let props = take_props(&mut b);
     assert!(b.is_empty(), "bytes after CONNACK properties");
     assert!(code < 0x80 || flags == 0, "Session Present with a refusal");
+    check_code(0x20, code);
     Connack5 {
         present: flags == 1,
         code,
@@ -480,6 +511,7 @@ impl Raw {
             "expected DISCONNECT, got {first:#04x} {body:02x?}"
         );
         let (got, props) = parse_reason(&body);
+        check_code(0xE0, got);
         assert_eq!(got, code, "DISCONNECT reason code ({props:?})");
         assert!(!props.has(0x11), "Session Expiry in a server DISCONNECT");
         self.expect_closed();
@@ -495,6 +527,7 @@ impl Raw {
             "expected DISCONNECT, got {first:#04x} {body:02x?}"
         );
         let (got, props) = parse_reason(&body);
+        check_code(0xE0, got);
         assert!(
             codes.contains(&got),
             "DISCONNECT {got:#04x}, want one of {codes:02x?}"
@@ -512,6 +545,7 @@ impl Raw {
         let mut b = &body[..];
         assert_eq!(take_u16(&mut b), pkid, "SUBACK packet id");
         take_props(&mut b);
+        b.iter().for_each(|&code| check_code(0x90, code));
         b.to_vec()
     }
 
@@ -529,6 +563,7 @@ impl Raw {
         let mut b = &body[..];
         assert_eq!(take_u16(&mut b), pkid, "UNSUBACK packet id");
         take_props(&mut b);
+        b.iter().for_each(|&code| check_code(0xB0, code));
         b.to_vec()
     }
 
@@ -572,7 +607,9 @@ impl Raw {
             pkid,
             "ack packet id"
         );
-        parse_reason(&body[2..]).0
+        let code = parse_reason(&body[2..]).0;
+        check_code(first, code);
+        code
     }
 
     /// Every PUBLISH until a PINGREQ round trip brings nothing new, each
