@@ -203,3 +203,15 @@ fn packets_split_and_joined_across_writes_are_read_as_a_byte_stream() {
     assert_eq!(got, vec![vec![0, 1], vec![0, 2], vec![0, 3]]);
     kill(c);
 }
+
+// A server shutting down tells MQTT 5 clients so (0x8B), then closes.
+// [MQTT-3.14.4-1] [MQTT-3.14.4-2]
+#[test]
+fn shutdown_sends_disconnect_0x8b() {
+    let mut b = TestBroker::start();
+    let mut c = Raw::v5(b.addr, "bye");
+    c.ping();
+    let reader = std::thread::spawn(move || c.expect_disconnect(0x8B));
+    b.stop();
+    reader.join().expect("DISCONNECT 0x8B, then the close");
+}

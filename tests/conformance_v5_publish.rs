@@ -510,3 +510,40 @@ fn a_topic_of_65535_bytes_is_served() {
     p.pub5(&topic, b"x", 0, 0, &no_props());
     assert_eq!(s.drain5()[0].topic.len(), 65_535);
 }
+
+// MQTT 5 and 3.1.1 clients on one broker: a 5.0 publisher's message
+// reaches a 3.1.1 subscriber without properties (its alias resolved), and
+// a 3.1.1 publisher's reaches a 5.0 subscriber with none but its own
+// Subscription Identifier (spec notes §4.17; no id).
+#[test]
+fn v5_and_v311_clients_exchange_messages() {
+    let b = TestBroker::start();
+    let mut old = conformance::subscriber(b.addr, &[("t", 1)]);
+    let mut new = Raw::v5(b.addr, "mixed-v5");
+    new.subscribe5(1, &Props::new().var(0x0B, 3), &[("t", 1)]);
+    let mut p = Raw::v5(b.addr, "mixed-pub");
+    let props = Props::new().two(0x23, 1).pair("k", "v").four(0x02, 60);
+    p.send(&publish5("t", b"from5", 1, 1, false, &props));
+    p.read_ack(0x40, 1);
+    let got = old.drain();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].topic.as_str(), &got[0].payload[..]),
+        ("t", &b"from5"[..])
+    );
+    let m = &new.drain5()[0];
+    assert_eq!(
+        (m.topic.as_str(), m.props.user()),
+        ("t", vec!["k=v".to_string()])
+    );
+    let (mut p311, _) = Raw::mqtt(b.addr, "mixed-311", true);
+    p311.publish_done("t", b"from311", 1, 1);
+    let m = &new.drain5()[0];
+    assert_eq!(m.payload, b"from311");
+    assert_eq!(
+        m.props.0,
+        vec![(0x0B, Value::Num(3))],
+        "only its identifier"
+    );
+    assert_eq!(old.drain()[0].payload, b"from311");
+}
