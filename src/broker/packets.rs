@@ -212,6 +212,9 @@ impl Broker {
                 // says why.
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
                 code = ReasonCode::NotAuthorized;
+                if qos == QoS::ExactlyOnce {
+                    self.end_refused_qos2(sid, pkid)?;
+                }
             } else {
                 let msg = if p.properties.is_empty() {
                     // Every 3.x message: no properties, no expiry.
@@ -231,14 +234,6 @@ impl Broker {
                 if matched == 0 {
                     code = ReasonCode::NoMatchingSubscribers;
                 }
-            }
-        }
-        if fresh && qos == QoS::ExactlyOnce && code.is_error() {
-            // A refusing PUBREC ends the exchange: the id is free, and the
-            // same id next time is a new message [MQTT-4.3.3-9].
-            self.session(sid)?.qos2_remove(pkid);
-            if let Some(client) = self.durable(sid) {
-                self.persist(Record::Qos2Rel { client, pkid });
             }
         }
         let kind = match qos {
@@ -275,6 +270,18 @@ impl Broker {
         write(out, level);
         out.unsplit(tail);
         mark_dirty(conn, key, &mut self.dirty);
+    }
+
+    /// A QoS 2 PUBLISH refused with a PUBREC code >= 0x80: that ends the
+    /// exchange, so its id is free and the same id next time is a new
+    /// message [MQTT-4.3.3-9]. Cold: off the path of accepted messages.
+    #[cold]
+    fn end_refused_qos2(&mut self, sid: SessionKey, pkid: u16) -> Result<(), Reason> {
+        self.session(sid)?.qos2_remove(pkid);
+        if let Some(client) = self.durable(sid) {
+            self.persist(Record::Qos2Rel { client, pkid });
+        }
+        Ok(())
     }
 
     /// A message as it is kept and forwarded: with an MQTT 5 publisher's
