@@ -213,7 +213,7 @@ impl Broker {
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
                 code = ReasonCode::NotAuthorized;
                 if qos == QoS::ExactlyOnce {
-                    self.end_refused_qos2(sid, pkid)?;
+                    self.end_refused_qos2(sid, pkid);
                 }
             } else {
                 let msg = if p.properties.is_empty() {
@@ -276,12 +276,13 @@ impl Broker {
     /// exchange, so its id is free and the same id next time is a new
     /// message [MQTT-4.3.3-9]. Cold: off the path of accepted messages.
     #[cold]
-    fn end_refused_qos2(&mut self, sid: SessionKey, pkid: u16) -> Result<(), Reason> {
-        self.session(sid)?.qos2_remove(pkid);
+    fn end_refused_qos2(&mut self, sid: SessionKey, pkid: u16) {
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.qos2_remove(pkid);
+        }
         if let Some(client) = self.durable(sid) {
             self.persist(Record::Qos2Rel { client, pkid });
         }
-        Ok(())
     }
 
     /// A message as it is kept and forwarded: with an MQTT 5 publisher's
