@@ -215,3 +215,36 @@ fn shutdown_sends_disconnect_0x8b() {
     b.stop();
     reader.join().expect("DISCONNECT 0x8B, then the close");
 }
+
+// A client that stops reading (its receive window full, the server's
+// writes blocked) is still closed when its Keep Alive runs out.
+// [MQTT-4.13.2-1] [MQTT-3.1.2-22]
+#[test]
+fn keep_alive_closes_a_client_whose_writes_are_blocked() {
+    use std::io::{ErrorKind, Read};
+    use std::time::{Duration, Instant};
+    let b = TestBroker::start();
+    let (mut c, _) = Raw::mqtt5(b.addr, &Connect5::new("stuck").keep_alive(1));
+    c.sub5("t", 0);
+    let mut p = Raw::v5(b.addr, "stuck-pub");
+    let payload = [b'x'; 8192];
+    for _ in 0..400 {
+        p.send(&publish5("t", &payload, 0, 0, false, &no_props()));
+    }
+    p.ping();
+    // Read nothing for longer than 1.5 x Keep Alive, then everything
+    // left: it must end in EOF.
+    std::thread::sleep(Duration::from_millis(1800));
+    let start = Instant::now();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match c.stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("no close within {WAIT:?}: {e}"),
+        }
+        assert!(start.elapsed() < WAIT, "no close within {WAIT:?}");
+    }
+    p.ping();
+}
