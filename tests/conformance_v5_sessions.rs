@@ -399,3 +399,18 @@ fn refusing_acks_count_as_acknowledged() {
     let (mut s, _) = Raw::mqtt5(b.addr, &keep("refuser", 60));
     assert!(s.drain5().is_empty());
 }
+
+// Takeover across versions: the old connection gets DISCONNECT 0x8E if it
+// speaks MQTT 5, a plain close if it speaks 3.1.1.
+// [MQTT-3.1.4-3]
+#[test]
+fn takeover_across_versions() {
+    let b = TestBroker::start();
+    let (mut new5, _) = Raw::mqtt5(b.addr, &keep("cross", 60));
+    let (mut old311, _) = Raw::mqtt(b.addr, "cross", false);
+    new5.expect_disconnect(0x8E);
+    let (mut again5, ack) = Raw::mqtt5(b.addr, &keep("cross", 60));
+    assert!(ack.present, "the session went on across versions");
+    old311.expect_closed();
+    again5.ping();
+}
