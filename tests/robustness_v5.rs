@@ -82,6 +82,23 @@ fn a_v5_session_with_each_byte_mutated() {
     c.ping();
 }
 
+#[test]
+fn a_v5_session_with_two_bytes_mutated() {
+    let b = TestBroker::start();
+    let bytes = session_bytes();
+    let n = bytes.len();
+    for i in 0..n {
+        // A second byte spread over the stream (a property length and a
+        // value, a length and a flag...), changed by another amount.
+        let j = (i * 37 + 11) % n;
+        let mut m = bytes.clone();
+        m[i] ^= 0x40;
+        m[j] = m[j].wrapping_add(1 + (i % 7) as u8);
+        feed(b.addr, &m);
+    }
+    assert_healthy(b.addr);
+}
+
 /// The unmutated session is served whole: CONNACK 0, SUBACK, PUBACK,
 /// PUBREC, PUBCOMP, the PUBLISHes to its own subscription, UNSUBACK, and
 /// the close after its DISCONNECT.
