@@ -267,15 +267,6 @@ pub const CLIENT_ONLY: &[&str] = &[
 /// Server-side statements no test covers, each with the reason.
 #[rustfmt::skip]
 pub const NOT_COVERED: &[(&str, &str)] = &[
-    ("MQTT-3.1.2-30", "no enhanced authentication yet: every Authentication Method is refused (0x8C), so no AUTH exchange exists"),
-    ("MQTT-3.15.2-2", "midge never sends AUTH (no enhanced authentication yet)"),
-    ("MQTT-3.15.2-3", "midge never sends AUTH (no enhanced authentication yet)"),
-    ("MQTT-4.12.0-2", "no enhanced authentication yet: every Authentication Method is refused (0x8C), so no AUTH exchange exists"),
-    ("MQTT-4.12.0-3", "no enhanced authentication yet: every Authentication Method is refused (0x8C), so no AUTH exchange exists"),
-    ("MQTT-4.12.0-4", "no enhanced authentication yet: every Authentication Method is refused (0x8C), so no AUTH exchange exists"),
-    ("MQTT-4.12.0-5", "no enhanced authentication yet: every Authentication Method is refused (0x8C), so no AUTH exchange exists"),
-    ("MQTT-4.12.1-1", "no enhanced authentication yet, so no re-authentication: AUTH 0x19 gets DISCONNECT 0x82"),
-    ("MQTT-4.12.1-2", "no enhanced authentication yet, so no re-authentication to fail"),
     ("MQTT-6.0.0-1", "no WebSocket transport"),
     ("MQTT-6.0.0-2", "no WebSocket transport"),
     ("MQTT-6.0.0-4", "no WebSocket transport"),
