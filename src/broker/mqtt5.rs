@@ -178,26 +178,19 @@ impl Broker {
             reason_string: fits.then_some(why),
             ..PropertyValues::default()
         };
-        let limit = conn
-            .v5
-            .as_ref()
-            .map_or(u32::MAX, |v5| v5.maximum_packet_size);
-        let addr = conn.addr;
-        write_within(conn.wbuf(), limit, &props.into(), |out, properties| {
-            let packet = Packet::Disconnect(protocol::ReasonAndProperties {
-                reason: code,
-                properties: properties.clone(),
-            });
-            if protocol::encode(&packet, ProtocolLevel::V5, out).is_err() {
-                debug!("{addr}: DISCONNECT not encodable");
-            }
+        let packet = Packet::Disconnect(protocol::ReasonAndProperties {
+            reason: code,
+            properties: props.into(),
         });
+        if protocol::encode(&packet, ProtocolLevel::V5, conn.wbuf()).is_err() {
+            debug!("{}: DISCONNECT not encodable", conn.addr);
+        }
     }
 }
 
 /// Writes a packet with `props` (a Reason String) if it stays within the
-/// client's Maximum Packet Size `limit`, else without them
-/// [MQTT-3.2.2-19], [MQTT-3.14.2-3].
+/// client's Maximum Packet Size `limit`, else without them (a refusing
+/// CONNACK [MQTT-3.2.2-19]).
 pub(super) fn write_within(
     out: &mut bytes::BytesMut,
     limit: u32,
