@@ -26,6 +26,7 @@ use access::load_auth;
 use delivery::{write_publish, Copy};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
+use mqtt5::write_within;
 use timers::{expiry_step, millis};
 
 use crate::auth::{Acl, PasswordFile, Verdict};

@@ -111,15 +111,26 @@ impl V5 {
     /// The Topic Alias to send `topic` with, and whether the topic itself
     /// may be left out (the client knows the alias already).
     pub fn alias_for(&mut self, topic: &str) -> (Option<u16>, bool) {
-        let aliases = self.aliases.get_or_insert_with(Box::default);
-        if let Some(&alias) = aliases.outbound.get(topic) {
+        let (alias, known) = self.alias_peek(topic);
+        if let (Some(alias), false) = (alias, known) {
+            let aliases = self.aliases.get_or_insert_with(Box::default);
+            aliases.outbound.insert(topic.into(), alias);
+        }
+        (alias, known)
+    }
+
+    /// What [`V5::alias_for`] would answer, without recording a new
+    /// alias: for sizing a copy before it is written.
+    pub fn alias_peek(&self, topic: &str) -> (Option<u16>, bool) {
+        if self.aliases_out_max == 0 {
+            return (None, false);
+        }
+        let outbound = self.aliases.as_ref().map(|a| &a.outbound);
+        if let Some(&alias) = outbound.and_then(|o| o.get(topic)) {
             return (Some(alias), true);
         }
-        match u16::try_from(aliases.outbound.len() + 1) {
-            Ok(alias) if alias <= self.aliases_out_max => {
-                aliases.outbound.insert(topic.into(), alias);
-                (Some(alias), false)
-            }
+        match u16::try_from(outbound.map_or(0, |o| o.len()) + 1) {
+            Ok(alias) if alias <= self.aliases_out_max => (Some(alias), false),
             _ => (None, false),
         }
     }

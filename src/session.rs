@@ -67,12 +67,14 @@ impl Message {
     }
 
     /// The Message Expiry Interval left, in whole seconds rounded up, for
-    /// a copy sent now [MQTT-3.3.2-6]; `None` if it never expires.
+    /// a copy sent now [MQTT-3.3.2-6]; `None` if it never expires. At
+    /// least 1: a QoS 2 message resent after its expiry (it no longer
+    /// expires once sent [MQTT-4.3.3-7]) must not say 0.
     pub fn expiry_left(&self, now_ms: u64) -> Option<u32> {
         if self.expires_at == 0 {
             return None;
         }
-        let left = self.expires_at.saturating_sub(now_ms).div_ceil(1000);
+        let left = self.expires_at.saturating_sub(now_ms).div_ceil(1000).max(1);
         Some(u32::try_from(left).unwrap_or(u32::MAX))
     }
 }

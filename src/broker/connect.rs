@@ -314,8 +314,14 @@ impl Broker {
         if conn.v5.as_ref().is_some_and(|v5| v5.problem_information) {
             props.reason_string = Some(why.to_string());
         }
+        let limit = conn
+            .v5
+            .as_ref()
+            .map_or(u32::MAX, |v5| v5.maximum_packet_size);
         // [MQTT-3.2.2-4], [MQTT-3.2.2-6]
-        protocol::encode_connack(conn.wbuf(), level, false, code, &props.into());
+        write_within(conn.wbuf(), limit, &props.into(), |out, props| {
+            protocol::encode_connack(out, level, false, code, props)
+        });
         mark_dirty(conn, key, &mut self.dirty);
         Err(Reason::Refused(code))
     }

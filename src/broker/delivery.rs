@@ -580,27 +580,29 @@ impl<'a> Copy<'a> {
 #[inline]
 pub(super) fn fits(conn: &Conn, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
     match conn.v5.as_deref() {
-        Some(v5) if v5.maximum_packet_size != u32::MAX => {
-            fits_within(v5.maximum_packet_size, sess, copy, now_ms)
-        }
+        Some(v5) if v5.maximum_packet_size != u32::MAX => fits_within(v5, sess, copy, now_ms),
         _ => true,
     }
 }
 
-/// `fits` for a client with a Maximum Packet Size: the copy's size.
+/// `fits` for a client with a Maximum Packet Size: the copy's size as it
+/// will be written, with the Topic Alias it would get and without the
+/// topic if the client knows the alias.
 #[inline(never)]
-fn fits_within(max: u32, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
+fn fits_within(v5: &crate::conn::V5, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
     let m = copy.msg;
+    let (topic_alias, known) = v5.alias_peek(&m.topic);
+    let topic = if known { "" } else { &m.topic };
     let len = sess.with_subscription_ids(copy.sub_id, &m.topic, |ids| {
         let extra = Outbound {
             message_expiry: m.expiry_left(now_ms),
             subscription_ids: ids,
-            topic_alias: None,
+            topic_alias,
         };
         let payload = m.payload.len();
-        protocol::publish_out_len(&m.topic, payload, &m.properties, &extra, copy.qos)
+        protocol::publish_out_len(topic, payload, &m.properties, &extra, copy.qos)
     });
-    len <= max as usize
+    len <= v5.maximum_packet_size as usize
 }
 
 pub(super) fn write_publish(

@@ -187,3 +187,20 @@ impl Broker {
         }
     }
 }
+
+/// Writes a packet with `props` (a Reason String) if it stays within the
+/// client's Maximum Packet Size `limit`, else without them (a refusing
+/// CONNACK [MQTT-3.2.2-19]).
+pub(super) fn write_within(
+    out: &mut bytes::BytesMut,
+    limit: u32,
+    props: &Properties,
+    write: impl Fn(&mut bytes::BytesMut, &Properties),
+) {
+    let start = out.len();
+    write(out, props);
+    if out.len() - start > limit as usize {
+        out.truncate(start);
+        write(out, &Properties::NONE);
+    }
+}

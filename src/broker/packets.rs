@@ -212,6 +212,9 @@ impl Broker {
                 // says why.
                 debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
                 code = ReasonCode::NotAuthorized;
+                if qos == QoS::ExactlyOnce {
+                    self.end_refused_qos2(sid, pkid);
+                }
             } else {
                 let msg = if p.properties.is_empty() {
                     // Every 3.x message: no properties, no expiry.
@@ -267,6 +270,19 @@ impl Broker {
         write(out, level);
         out.unsplit(tail);
         mark_dirty(conn, key, &mut self.dirty);
+    }
+
+    /// A QoS 2 PUBLISH refused with a PUBREC code >= 0x80: that ends the
+    /// exchange, so its id is free and the same id next time is a new
+    /// message [MQTT-4.3.3-9]. Cold: off the path of accepted messages.
+    #[cold]
+    fn end_refused_qos2(&mut self, sid: SessionKey, pkid: u16) {
+        if let Some(sess) = self.sessions.get_mut(sid) {
+            sess.qos2_remove(pkid);
+        }
+        if let Some(client) = self.durable(sid) {
+            self.persist(Record::Qos2Rel { client, pkid });
+        }
     }
 
     /// A message as it is kept and forwarded: with an MQTT 5 publisher's
@@ -336,9 +352,11 @@ impl Broker {
         self.route(&msg, will.qos);
     }
 
-    /// DISCONNECT from the client: its Will is discarded [MQTT-3.14.4-3],
-    /// unless an MQTT 5 client asks for it (0x04); its Session Expiry
-    /// Interval may change, but not from 0 [MQTT-3.14.2-2].
+    /// DISCONNECT from the client: its Will is discarded by reason code
+    /// 0x00 alone [MQTT-3.14.4-3]; an MQTT 5 client's other codes (0x04
+    /// "with Will", and the errors) leave it to be published
+    /// [MQTT-3.1.2-8]. Its Session Expiry Interval may change, but not
+    /// from 0 [MQTT-3.14.2-2].
     pub(super) fn on_disconnect(
         &mut self,
         key: ConnKey,
@@ -354,7 +372,7 @@ impl Broker {
                 return Err(Reason::ProtocolError(Violation::SessionExpiryRaised));
             }
         }
-        if d.reason != ReasonCode::DisconnectWithWillMessage {
+        if d.reason == ReasonCode::Success {
             conn.will = None;
         }
         if let Some(expiry) = expiry {

@@ -10,6 +10,7 @@ pub mod process;
 pub mod robustness;
 pub mod rumqtt5;
 pub mod sessions;
+pub mod v5;
 
 use midge::{Broker, Config, ShutdownHandle, Stats};
 use std::io::{ErrorKind, Read, Write};
