@@ -8,6 +8,7 @@
 #
 #   scripts/instructions-per-message.sh [--broker SPEC]... [--messages N]
 #                                       [--publishers P] [--qos Q] [--top K]
+#                                       [--protocol 4|5]
 #
 #   --broker SPEC  as in bench-vs-mosquitto.sh: midge, mosquitto, rumqttd
 #                  or NAME='COMMAND with {port}' (default: midge, mosquitto)
@@ -15,6 +16,8 @@
 #                  is 6N)
 #   --publishers P publishers (default 10)
 #   --qos Q        QoS of the publishes and the subscription (default 0)
+#   --protocol N   MQTT protocol level of the clients: 4 (3.1.1, default)
+#                  or 5
 #   --top K        the K functions with the most instructions (self cost)
 #                  in the first broker's larger run (default 15; 0: none)
 #
@@ -32,6 +35,7 @@ set -euo pipefail
 messages=20000
 publishers=10
 qos=0
+protocol=4
 top=15
 specs=()
 while [ $# -gt 0 ]; do
@@ -41,12 +45,13 @@ while [ $# -gt 0 ]; do
         --publishers) publishers="${2:-}"; shift ;;
         --qos) qos="${2:-}"; shift ;;
         --top) top="${2:-}"; shift ;;
+        --protocol) protocol="${2:-}"; shift ;;
         -h|--help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown option: $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
-for v in messages publishers qos top; do
+for v in messages publishers qos top protocol; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]]; then echo "--$v: a number" >&2; exit 2; fi
 done
 [ "$messages" -ge 1000 ] || { echo "--messages: at least 1000" >&2; exit 2; }
@@ -84,7 +89,7 @@ measure() {
         --callgrind-out-file="$work/$tag/callgrind.out" || return 1
     set +e
     line="$(timeout 900 "$bench" --host 127.0.0.1 --port "$port" --scenario fan-in --qos "$qos" \
-        --publishers "$publishers" --count "$count" --duration 86400 --warmup 0 \
+        --protocol "$protocol" --publishers "$publishers" --count "$count" --duration 86400 --warmup 0 \
         --setup-timeout 120 --json --quiet 2>"$work/bench.err" | grep '^{' | tail -n 1)"
     set -e
     stop_broker "$pid"
@@ -120,7 +125,7 @@ for i in "${!broker_names[@]}"; do
 done
 
 echo
-echo "### User-space instructions per message (QoS $qos fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads)"
+echo "### User-space instructions per message (QoS $qos fan-in, $publishers publishers -> 1 subscriber, 64-byte payloads, protocol level $protocol)"
 echo
 echo "| broker | instructions per message | messages delivered (two runs) |"
 echo "|---|---:|---:|"
