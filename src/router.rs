@@ -173,10 +173,10 @@ pub struct Router {
 
 /// Per destination: (epoch, position in the output) of its last match, for
 /// duplicate suppression in O(1) without clearing anything between routes.
+/// One table per kind of destination, by [`Destination::packed_slot`].
 #[derive(Debug, Default)]
 struct Seen {
-    sessions: Vec<(u32, u32)>,
-    hosts: Vec<(u32, u32)>,
+    marks: [Vec<(u32, u32)>; Destination::KINDS],
     epoch: u32,
 }
 
@@ -186,8 +186,9 @@ impl Seen {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Wrapped: old marks could collide with the new epoch.
-            self.sessions.iter_mut().for_each(|m| *m = (0, 0));
-            self.hosts.iter_mut().for_each(|m| *m = (0, 0));
+            for marks in &mut self.marks {
+                marks.iter_mut().for_each(|m| *m = (0, 0));
+            }
             self.epoch = 1;
         }
     }
@@ -195,12 +196,8 @@ impl Seen {
     /// The mark of a packed destination, grown into place on first use.
     #[inline]
     fn mark(&mut self, target: u32) -> &mut (u32, u32) {
-        let (host, index) = Destination::packed_slot(target);
-        let marks = if host {
-            &mut self.hosts
-        } else {
-            &mut self.sessions
-        };
+        let (kind, index) = Destination::packed_slot(target);
+        let marks = &mut self.marks[kind % Destination::KINDS];
         if marks.len() <= index {
             marks.resize(index + 1, (0, 0));
         }
@@ -358,7 +355,7 @@ mod tests {
             .iter()
             .filter_map(|s| match s.destination() {
                 Destination::Session(k) => Some((k.index(), s.qos)),
-                Destination::Host(_) => None,
+                Destination::Host(_) | Destination::Group(_) => None,
             })
             .collect();
         v.sort();

@@ -11,7 +11,7 @@ use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{AckKind, Properties, QoS};
 use crate::retained::Scans;
 use crate::router::{Grant, SEVERAL_IDS};
-use crate::topic;
+use crate::{shared, topic};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
@@ -91,6 +91,9 @@ pub struct Delivery {
     /// The Subscription Identifier to send it with (0: none,
     /// [`SEVERAL_IDS`]: those of every matching subscription).
     pub sub_id: u32,
+    /// It came through a shared subscription: if the session leaves the
+    /// group before its client has it, another member may get it.
+    pub shared: bool,
 }
 
 impl Keyed for (Arc<str>, Grant) {
@@ -343,7 +346,10 @@ impl Session {
         match sub_id {
             0 => f(&[]),
             SEVERAL_IDS => {
+                // Only non-shared subscriptions merge their identifiers: a
+                // shared one delivers its own copy, with its own.
                 let matching = self.subscriptions.as_slice().iter();
+                let matching = matching.filter(|(flt, _)| !shared::is_shared(flt));
                 let ids = matching.filter(|(flt, g)| g.id != 0 && topic::matches(flt, topic));
                 let mut ids: Vec<u32> = ids.map(|(_, g)| g.id).collect();
                 ids.sort_unstable();
@@ -638,6 +644,39 @@ impl Session {
     pub fn note_waiting(&mut self, now: u64) {
         let flow = self.flow_mut();
         flow.stuck_since.get_or_insert(now);
+    }
+
+    /// Takes the messages of shared subscriptions that `movable` accepts
+    /// and another member may still get: those queued, and QoS 1 ones
+    /// sent but not acknowledged. A QoS 2 message sent once stays: only
+    /// this client may complete it [MQTT-4.8.2-4].
+    pub fn take_shared(&mut self, mut movable: impl FnMut(&Message) -> bool) -> Vec<Delivery> {
+        let mut taken = Vec::new();
+        let Some(flow) = self.flow.as_mut() else {
+            return taken;
+        };
+        let mut take = |d: &Delivery| d.shared && movable(&d.msg);
+        let (inflight, mut freed) = (std::mem::take(&mut flow.inflight), 0);
+        for f in inflight {
+            if f.delivery.qos == QoS::AtLeastOnce && take(&f.delivery) {
+                freed += f.delivery.msg.payload.len();
+                taken.push(f.delivery);
+            } else {
+                flow.inflight.push_back(f);
+            }
+        }
+        flow.inflight_bytes -= freed;
+        let (queue, mut freed) = (std::mem::take(&mut flow.queue), 0);
+        for d in queue {
+            if take(&d) {
+                freed += d.msg.payload.len();
+                taken.push(d);
+            } else {
+                flow.queue.push_back(d);
+            }
+        }
+        flow.queued_bytes -= freed;
+        taken
     }
 
     /// Takes the connections waiting for this queue to drain.
