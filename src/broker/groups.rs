@@ -73,7 +73,8 @@ impl Broker {
     /// Subscriptions as clients count them: each membership of a group is
     /// one, where the router has one entry per group.
     pub(super) fn subscription_count(&self) -> usize {
-        self.router.len() - self.groups.len() + self.groups.members()
+        let group_entries = self.groups.len();
+        self.router.len().saturating_sub(group_entries) + self.groups.members()
     }
 
     /// A message routed to group `key` goes to one member, at the QoS
