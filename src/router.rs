@@ -382,6 +382,26 @@ mod tests {
         assert!(!r.unsubscribe(host, "a/#"), "the session's, not the host's");
     }
 
+    /// A shared subscription group is a destination of its own: matched
+    /// once per route beside a session and a host with the same index.
+    #[test]
+    fn a_group_is_not_the_session_or_host_with_the_same_index() {
+        let mut r = Router::new();
+        let group = Destination::Group(crate::keys::GroupKey::new(1).expect("small key"));
+        let host = Destination::Host(HostKey::new(1).expect("small key"));
+        r.subscribe(group, "a/+", QoS::ExactlyOnce, false);
+        r.subscribe(group, "a/#", QoS::ExactlyOnce, false);
+        r.subscribe(sess(1), "a/b", QoS::AtMostOnce, false);
+        r.subscribe(host, "a/b", QoS::AtMostOnce, false);
+        let mut out = Vec::new();
+        r.route("a/b", &mut out);
+        let mut got: Vec<_> = out.iter().map(|s| s.destination().pack()).collect();
+        got.sort();
+        let mut want: Vec<_> = [group, host, sess(1)].map(Destination::pack).to_vec();
+        want.sort();
+        assert_eq!(got, want, "each once");
+    }
+
     #[test]
     fn exact_wildcard_and_root_filters() {
         let mut r = Router::new();

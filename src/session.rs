@@ -651,32 +651,24 @@ impl Session {
     /// sent but not acknowledged. A QoS 2 message sent once stays: only
     /// this client may complete it [MQTT-4.8.2-4].
     pub fn take_shared(&mut self, mut movable: impl FnMut(&Message) -> bool) -> Vec<Delivery> {
-        let mut taken = Vec::new();
         let Some(flow) = self.flow.as_mut() else {
-            return taken;
+            return Vec::new();
         };
         let mut take = |d: &Delivery| d.shared && movable(&d.msg);
-        let (inflight, mut freed) = (std::mem::take(&mut flow.inflight), 0);
-        for f in inflight {
-            if f.delivery.qos == QoS::AtLeastOnce && take(&f.delivery) {
-                freed += f.delivery.msg.payload.len();
-                taken.push(f.delivery);
-            } else {
-                flow.inflight.push_back(f);
-            }
-        }
-        flow.inflight_bytes -= freed;
-        let (queue, mut freed) = (std::mem::take(&mut flow.queue), 0);
-        for d in queue {
-            if take(&d) {
-                freed += d.msg.payload.len();
-                taken.push(d);
-            } else {
-                flow.queue.push_back(d);
-            }
-        }
-        flow.queued_bytes -= freed;
-        taken
+        let inflight = std::mem::take(&mut flow.inflight).into_iter();
+        let (sent, kept): (VecDeque<_>, VecDeque<_>) =
+            inflight.partition(|f| f.delivery.qos == QoS::AtLeastOnce && take(&f.delivery));
+        let (queued, queue): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut flow.queue)
+            .into_iter()
+            .partition(|d| take(d));
+        (flow.inflight, flow.queue) = (kept, queue);
+        flow.inflight_bytes = flow
+            .inflight
+            .iter()
+            .map(|f| f.delivery.msg.payload.len())
+            .sum();
+        flow.queued_bytes = flow.queue.iter().map(|d| d.msg.payload.len()).sum();
+        sent.into_iter().map(|f| f.delivery).chain(queued).collect()
     }
 
     /// Takes the connections waiting for this queue to drain.
