@@ -26,10 +26,15 @@ fn v5(addr: std::net::SocketAddr, id: &str, clean: bool, expiry: Option<u32>) ->
         props.push(0x11);
         props.extend(e.to_be_bytes());
     }
+    v5_with(addr, id, clean, &props)
+}
+
+/// `v5` with these CONNECT properties.
+fn v5_with(addr: std::net::SocketAddr, id: &str, clean: bool, props: &[u8]) -> (Raw, Vec<u8>) {
     let mut body = field(b"MQTT");
     body.extend([5, if clean { 2 } else { 0 }, 0, 60]);
     body.extend(remaining_length(props.len()));
-    body.extend(props);
+    body.extend_from_slice(props);
     body.extend(field(id.as_bytes()));
     let mut c = Raw::connect(addr);
     c.send(&packet(0x10, &body));
@@ -357,6 +362,24 @@ fn busy_members_are_skipped_and_offline_members_queue_in_turn() {
     let (at_a, at_c) = (texts(&a.drain()), texts(&c.drain()));
     assert_eq!((at_a.len(), at_c.len()), (2, 2));
     once_in_all(&[&at_a, &at_c], 4);
+}
+
+/// A message larger than a member's Maximum Packet Size goes to a member
+/// that takes it (MQTT 5 §4.8.2 allows that or dropping it).
+#[test]
+fn a_message_too_large_for_one_member_goes_to_another() {
+    let b = TestBroker::start();
+    let (mut small, _) = v5_with(b.addr, "small", true, &[0x27, 0, 0, 0, 64]);
+    sub_v5(&mut small, None, &[("$share/g/t", 1)], &[1]);
+    let (mut large, _) = Raw::mqtt(b.addr, "large", true);
+    large.subscribe(1, &[("$share/g/t", 1)]);
+    let (mut publisher, _) = Raw::mqtt(b.addr, "publisher", true);
+    let big = [b'x'; 100];
+    for pkid in 1..=3 {
+        publisher.publish_done("t", &big, 1, pkid);
+    }
+    assert!(drain_v5(&mut small).is_empty());
+    assert_eq!(large.drain().len(), 3);
 }
 
 /// A persistent session's shared subscription is stored with its whole

@@ -12,6 +12,7 @@
 //! client [MQTT-4.8.2-4] and ends with its session [MQTT-4.8.2-5].
 
 use super::access::session_may_read;
+use super::delivery::fits;
 use super::*;
 use crate::keys::GroupKey;
 use crate::shared::{self, Member, Readiness};
@@ -93,8 +94,9 @@ impl Broker {
     }
 
     /// The member of group `key` to get `msg` (see [`shared::Groups::pick`]):
-    /// one that can take it now if there is one; `online_only` leaves
-    /// out members whose client is not connected.
+    /// one that can take it now if there is one, never one that may not
+    /// read its topic or whose MQTT 5 client takes no packet that large;
+    /// `online_only` leaves out members whose client is not connected.
     fn pick_member(
         &mut self,
         key: GroupKey,
@@ -103,6 +105,7 @@ impl Broker {
         online_only: bool,
     ) -> Option<Member> {
         let (sessions, conns, acl, config) = (&self.sessions, &self.conns, &self.acl, &self.config);
+        let now = self.now_ms;
         self.groups.pick(key, |m| {
             let Some(sess) = sessions.get(m.sid) else {
                 return Readiness::Excluded;
@@ -122,6 +125,19 @@ impl Broker {
             } else {
                 published.min(m.grant.qos)
             };
+            let copy = Copy {
+                msg,
+                qos,
+                retain: false,
+                pkid: 0,
+                dup: false,
+                sub_id: m.grant.id,
+            };
+            if !fits(conn, sess, &copy, now) {
+                // Larger than its Maximum Packet Size: another member may
+                // take it (MQTT 5 §4.8.2).
+                return Readiness::Excluded;
+            }
             // What `deliver` needs to write the message at once.
             let room = conn.out_len() < config.max_outgoing_bytes
                 && !sess.owes()
