@@ -66,7 +66,11 @@ impl Broker {
 
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
-    /// the limits. `shared`: through a shared subscription.
+    /// the limits. `shared`: through a shared subscription. Always inlined:
+    /// it is `route`'s hot path, and shared subscriptions' second call
+    /// site would otherwise keep it out of line (13 instructions more per
+    /// message, counted with callgrind).
+    #[inline(always)]
     pub(super) fn deliver(
         &mut self,
         sid: SessionKey,

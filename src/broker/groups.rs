@@ -80,7 +80,9 @@ impl Broker {
 
     /// A message routed to group `key` goes to one member, at the QoS
     /// that member was granted [MQTT-4.8.2-3], with its own Subscription
-    /// Identifier.
+    /// Identifier. Kept out of `route`, whose ordinary deliveries are the
+    /// hot path.
+    #[inline(never)]
     pub(super) fn deliver_shared(&mut self, key: GroupKey, msg: &Arc<Message>, published: QoS) {
         if let Some(m) = self.pick_member(key, msg, published, false) {
             self.deliver_to_member(m, msg, published);
