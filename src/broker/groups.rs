@@ -16,6 +16,7 @@ use super::delivery::fits;
 use super::*;
 use crate::keys::GroupKey;
 use crate::shared::{self, Member, Readiness};
+use std::collections::HashSet;
 
 impl Broker {
     /// Adds or replaces session `sid`'s subscription to `filter`: in the
@@ -161,20 +162,39 @@ impl Broker {
         let Some(sess) = self.sessions.get(sid) else {
             return;
         };
+        let mine: HashSet<GroupKey> = member_groups(sess, &self.groups).collect();
+        if mine.is_empty() {
+            return;
+        }
+        // The groups with a member online, among those the session's
+        // messages came through (each group looked at once).
         let (sessions, conns) = (&self.sessions, &self.conns);
         let online = |m: &Member| {
             let sess = sessions.get(m.sid);
             sess.and_then(Session::conn)
                 .is_some_and(|k| conns.get(k).is_some())
         };
-        let groups: Vec<(GroupKey, Arc<str>)> = member_groups(sess, &self.groups)
-            .filter(|(key, _)| self.groups.any_member(*key, online))
-            .collect();
-        if groups.is_empty() {
+        let (mut routes, mut seen, mut open) = (Vec::new(), HashSet::new(), HashSet::new());
+        let flow = sess.flow();
+        let sent = flow.inflight.iter().map(|f| &f.delivery);
+        for d in sent.chain(flow.queue.iter()).filter(|d| d.shared) {
+            let router = &mut self.router;
+            for key in groups_routing(router, &mut routes, &d.msg.topic, &mine) {
+                if seen.insert(key) && self.groups.any_member(key, online) {
+                    open.insert(key);
+                }
+            }
+        }
+        if open.is_empty() {
             return;
         }
-        let taken = self.sessions.get_mut(sid).map_or_else(Vec::new, |sess| {
-            sess.take_shared(|m| group_of(&groups, &m.topic).is_some())
+        let (router, sessions) = (&mut self.router, &mut self.sessions);
+        let taken = sessions.get_mut(sid).map_or_else(Vec::new, |sess| {
+            sess.take_shared(|m| {
+                groups_routing(router, &mut routes, &m.topic, &open)
+                    .next()
+                    .is_some()
+            })
         });
         let client = self.durable(sid);
         for d in taken {
@@ -182,7 +202,7 @@ impl Broker {
                 let client = client.clone();
                 self.persist(Record::Done { client, seq: d.seq });
             }
-            let to = group_of(&groups, &d.msg.topic);
+            let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &open).next();
             match to.and_then(|key| self.pick_member(key, &d.msg, d.qos, true)) {
                 Some(m) => self.deliver_to_member(m, &d.msg, d.qos),
                 // Every online member refuses it (the ACL): it stays.
@@ -196,15 +216,27 @@ impl Broker {
     /// members go to one of them each; QoS 2 ones already sent go with the
     /// session [MQTT-4.8.2-5].
     pub(super) fn end_subscriptions(&mut self, sid: SessionKey, sess: &mut Session) {
+        let mine: Vec<GroupKey> = member_groups(sess, &self.groups).collect();
         for (filter, _) in sess.subscriptions() {
             self.remove_subscription(sid, filter);
         }
-        let groups: Vec<(GroupKey, Arc<str>)> = member_groups(sess, &self.groups).collect();
-        if groups.is_empty() {
+        // Those left with members: the same keys (a key is reused only
+        // by a group made later).
+        let left: HashSet<GroupKey> = mine
+            .into_iter()
+            .filter(|&key| self.groups.any_member(key, |_| true))
+            .collect();
+        if left.is_empty() {
             return;
         }
-        for d in sess.take_shared(|m| group_of(&groups, &m.topic).is_some()) {
-            let to = group_of(&groups, &d.msg.topic);
+        let (router, mut routes) = (&mut self.router, Vec::new());
+        let taken = sess.take_shared(|m| {
+            groups_routing(router, &mut routes, &m.topic, &left)
+                .next()
+                .is_some()
+        });
+        for d in taken {
+            let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &left).next();
             if let Some(m) = to.and_then(|key| self.pick_member(key, &d.msg, d.qos, false)) {
                 self.deliver_to_member(m, &d.msg, d.qos);
             }
@@ -212,20 +244,27 @@ impl Broker {
     }
 }
 
-/// The groups session `sess` has subscriptions to that exist now, with
-/// their FILTER.
+/// The groups session `sess` is a member of.
 fn member_groups<'a>(
     sess: &'a Session,
     groups: &'a shared::Groups,
-) -> impl Iterator<Item = (GroupKey, Arc<str>)> + 'a {
-    sess.subscriptions().iter().filter_map(|(filter, _)| {
-        let (_, inner) = shared::parse(filter).ok()??;
-        Some((groups.find(filter)?, inner.into()))
-    })
+) -> impl Iterator<Item = GroupKey> + 'a {
+    let subs = sess.subscriptions().iter();
+    subs.filter(|(filter, _)| shared::is_shared(filter))
+        .filter_map(|(filter, _)| groups.find(filter))
 }
 
-/// The first of `groups` whose FILTER matches `topic`.
-fn group_of(groups: &[(GroupKey, Arc<str>)], topic: &str) -> Option<GroupKey> {
-    let mut matching = groups.iter().filter(|(_, f)| topic::matches(f, topic));
-    matching.next().map(|(key, _)| *key)
+/// The groups among `among` that `topic` is routed to, found with the
+/// router (what a publish costs, however many groups the session is in).
+fn groups_routing<'a>(
+    router: &mut Router,
+    routes: &'a mut Vec<Sub>,
+    topic: &str,
+    among: &'a HashSet<GroupKey>,
+) -> impl Iterator<Item = GroupKey> + 'a {
+    router.route(topic, routes);
+    routes.iter().filter_map(|s| match s.destination() {
+        Destination::Group(key) if among.contains(&key) => Some(key),
+        _ => None,
+    })
 }
