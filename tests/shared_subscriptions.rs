@@ -392,6 +392,9 @@ fn shared_subscriptions_survive_a_restart() {
         let (mut a, _) = Raw::mqtt(b.addr, "a", false);
         a.subscribe(1, &[("$share/g/t", 1)]);
         a.disconnect();
+        let (mut v, _) = v5(b.addr, "v", false, Some(600));
+        sub_v5(&mut v, Some(9), &[("$share/h/t", 1)], &[1]);
+        v.disconnect();
         b.stop();
     }
     let b = start_stored(&dir);
@@ -400,6 +403,14 @@ fn shared_subscriptions_survive_a_restart() {
     let (mut a, present) = Raw::mqtt(b.addr, "a", false);
     assert!(present);
     assert_eq!(texts(&a.drain()), ["kept for a"]);
+    // An MQTT 5 member's options and identifier come back too.
+    let (mut v, _) = v5(b.addr, "v", false, Some(600));
+    let got = drain_v5(&mut v);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (got[0].payload.as_str(), &got[0].ids[..]),
+        ("kept for a", &[9][..])
+    );
     let (mut c, _) = Raw::mqtt(b.addr, "c", true);
     c.subscribe(1, &[("$share/g/t", 1)]);
     publish_n(&mut publisher, "t", 2, 1);
