@@ -312,6 +312,27 @@ fn a_persistent_member_that_disconnects_hands_over_to_online_members() {
     assert!(a.drain().is_empty(), "handed over, so not resent");
 }
 
+/// A session taken over by a new connection of its client keeps its
+/// messages: the new connection gets the unacknowledged one again
+/// [MQTT-4.4.0-1], the other member nothing.
+#[test]
+fn a_member_taken_over_keeps_its_messages() {
+    let b = TestBroker::start();
+    let (mut a, _) = Raw::mqtt(b.addr, "a", false);
+    a.subscribe(1, &[("$share/g/t", 1)]);
+    let (mut c, _) = Raw::mqtt(b.addr, "c", true);
+    c.subscribe(1, &[("$share/g/t", 1)]);
+    let (mut publisher, _) = Raw::mqtt(b.addr, "publisher", true);
+    publisher.publish_done("t", b"for a", 1, 1);
+    assert_eq!(a.read_publish().payload, b"for a");
+    let (mut again, present) = Raw::mqtt(b.addr, "a", false);
+    assert!(present);
+    let resent = again.read_publish();
+    assert_eq!((resent.dup, &resent.payload[..]), (true, &b"for a"[..]));
+    assert!(c.drain().is_empty());
+    drop(a);
+}
+
 /// [MQTT-4.8.2-4]: a QoS 2 message sent once stays with its member over a
 /// disconnect and is resent to it; [MQTT-4.8.2-5]: when its session ends
 /// first, no other member gets it.
