@@ -15,6 +15,7 @@ mod delivery; // routing; to connections, queues and the in-flight window; flow 
 mod embed; // the host's flow control, the thread-safe Remote, disconnect, reload
 mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
 mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
+mod groups; // shared subscriptions: joining, choosing a member, handing over
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
@@ -45,6 +46,7 @@ use crate::protocol::{
 use crate::retained::Retained;
 use crate::router::{Grant, Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
+use crate::shared;
 use crate::store::{Record, Storage, Store};
 use crate::timer::{self, Due, Timers};
 use crate::topic;
@@ -205,6 +207,8 @@ pub struct Broker {
     conns: Conns,
     sessions: Sessions,
     router: Router,
+    /// Shared subscription groups ([`Destination::Group`]).
+    groups: shared::Groups,
     retained: Retained,
     timers: Timers,
     stats: Stats,
@@ -323,6 +327,7 @@ impl Broker {
             conns: Conns::default(),
             sessions: Sessions::default(),
             router: Router::new(),
+            groups: shared::Groups::default(),
             retained: Retained::default(),
             timers: Timers::default(),
             stats: Stats::default(),
@@ -416,7 +421,7 @@ impl Broker {
         Stats {
             sockets: self.conns.len(),
             sessions: self.sessions.len(),
-            subscriptions: self.router.len(),
+            subscriptions: self.subscription_count(),
             retained: self.retained.len(),
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),

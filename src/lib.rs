@@ -14,7 +14,8 @@
 //!
 //! Modules, one concern each: [`protocol`] (wire format: 3.1, 3.1.1 and 5,
 //! both directions), [`topic`] (names, filters, matching), [`router`]
-//! (subscription table), [`session`] (per-client state), [`retained`],
+//! (subscription table), [`shared`] (shared subscription groups),
+//! [`session`] (per-client state), [`retained`],
 //! [`config`], and [`broker`] (the loop) over the transport (sockets and
 //! listeners).
 
@@ -31,6 +32,7 @@ pub mod protocol;
 pub mod retained;
 pub mod router;
 pub mod session;
+pub mod shared;
 pub mod store;
 pub mod syslog;
 mod timer;

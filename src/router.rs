@@ -173,10 +173,10 @@ pub struct Router {
 
 /// Per destination: (epoch, position in the output) of its last match, for
 /// duplicate suppression in O(1) without clearing anything between routes.
+/// One table per kind of destination, by [`Destination::packed_slot`].
 #[derive(Debug, Default)]
 struct Seen {
-    sessions: Vec<(u32, u32)>,
-    hosts: Vec<(u32, u32)>,
+    marks: [Vec<(u32, u32)>; Destination::KINDS],
     epoch: u32,
 }
 
@@ -186,8 +186,9 @@ impl Seen {
         self.epoch = self.epoch.wrapping_add(1);
         if self.epoch == 0 {
             // Wrapped: old marks could collide with the new epoch.
-            self.sessions.iter_mut().for_each(|m| *m = (0, 0));
-            self.hosts.iter_mut().for_each(|m| *m = (0, 0));
+            for marks in &mut self.marks {
+                marks.iter_mut().for_each(|m| *m = (0, 0));
+            }
             self.epoch = 1;
         }
     }
@@ -195,12 +196,8 @@ impl Seen {
     /// The mark of a packed destination, grown into place on first use.
     #[inline]
     fn mark(&mut self, target: u32) -> &mut (u32, u32) {
-        let (host, index) = Destination::packed_slot(target);
-        let marks = if host {
-            &mut self.hosts
-        } else {
-            &mut self.sessions
-        };
+        let (kind, index) = Destination::packed_slot(target);
+        let marks = &mut self.marks[kind % Destination::KINDS];
         if marks.len() <= index {
             marks.resize(index + 1, (0, 0));
         }
@@ -358,7 +355,7 @@ mod tests {
             .iter()
             .filter_map(|s| match s.destination() {
                 Destination::Session(k) => Some((k.index(), s.qos)),
-                Destination::Host(_) => None,
+                Destination::Host(_) | Destination::Group(_) => None,
             })
             .collect();
         v.sort();
@@ -383,6 +380,26 @@ mod tests {
         assert!(r.unsubscribe(host, "a/+") && r.unsubscribe(host, "a/b"));
         assert_eq!(routed(&mut r, "a/b"), vec![(1, QoS::AtMostOnce)]);
         assert!(!r.unsubscribe(host, "a/#"), "the session's, not the host's");
+    }
+
+    /// A shared subscription group is a destination of its own: matched
+    /// once per route beside a session and a host with the same index.
+    #[test]
+    fn a_group_is_not_the_session_or_host_with_the_same_index() {
+        let mut r = Router::new();
+        let group = Destination::Group(crate::keys::GroupKey::new(1).expect("small key"));
+        let host = Destination::Host(HostKey::new(1).expect("small key"));
+        r.subscribe(group, "a/+", QoS::ExactlyOnce, false);
+        r.subscribe(group, "a/#", QoS::ExactlyOnce, false);
+        r.subscribe(sess(1), "a/b", QoS::AtMostOnce, false);
+        r.subscribe(host, "a/b", QoS::AtMostOnce, false);
+        let mut out = Vec::new();
+        r.route("a/b", &mut out);
+        let mut got: Vec<_> = out.iter().map(|s| s.destination().pack()).collect();
+        got.sort();
+        let mut want: Vec<_> = [group, host, sess(1)].map(Destination::pack).to_vec();
+        want.sort();
+        assert_eq!(got, want, "each once");
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{AckKind, Properties, QoS};
 use crate::retained::Scans;
 use crate::router::{Grant, SEVERAL_IDS};
-use crate::topic;
+use crate::{shared, topic};
 use bytes::Bytes;
 use hashbrown::HashTable;
 use slab::Slab;
@@ -93,6 +93,9 @@ pub struct Delivery {
     /// The Subscription Identifier to send it with (0: none,
     /// [`SEVERAL_IDS`]: those of every matching subscription).
     pub sub_id: u32,
+    /// It came through a shared subscription: if the session leaves the
+    /// group before its client has it, another member may get it.
+    pub shared: bool,
 }
 
 impl Keyed for (Arc<str>, Grant) {
@@ -345,7 +348,10 @@ impl Session {
         match sub_id {
             0 => f(&[]),
             SEVERAL_IDS => {
+                // Only non-shared subscriptions merge their identifiers: a
+                // shared one delivers its own copy, with its own.
                 let matching = self.subscriptions.as_slice().iter();
+                let matching = matching.filter(|(flt, _)| !shared::is_shared(flt));
                 let ids = matching.filter(|(flt, g)| g.id != 0 && topic::matches(flt, topic));
                 let mut ids: Vec<u32> = ids.map(|(_, g)| g.id).collect();
                 ids.sort_unstable();
@@ -640,6 +646,31 @@ impl Session {
     pub fn note_waiting(&mut self, now: u64) {
         let flow = self.flow_mut();
         flow.stuck_since.get_or_insert(now);
+    }
+
+    /// Takes the messages of shared subscriptions that `movable` accepts
+    /// and another member may still get: those queued, and QoS 1 ones
+    /// sent but not acknowledged. A QoS 2 message sent once stays: only
+    /// this client may complete it [MQTT-4.8.2-4].
+    pub fn take_shared(&mut self, mut movable: impl FnMut(&Message) -> bool) -> Vec<Delivery> {
+        let Some(flow) = self.flow.as_mut() else {
+            return Vec::new();
+        };
+        let mut take = |d: &Delivery| d.shared && movable(&d.msg);
+        let inflight = std::mem::take(&mut flow.inflight).into_iter();
+        let (sent, kept): (VecDeque<_>, VecDeque<_>) =
+            inflight.partition(|f| f.delivery.qos == QoS::AtLeastOnce && take(&f.delivery));
+        let (queued, queue): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut flow.queue)
+            .into_iter()
+            .partition(|d| take(d));
+        (flow.inflight, flow.queue) = (kept, queue);
+        flow.inflight_bytes = flow
+            .inflight
+            .iter()
+            .map(|f| f.delivery.msg.payload.len())
+            .sum();
+        flow.queued_bytes = flow.queue.iter().map(|d| d.msg.payload.len()).sum();
+        sent.into_iter().map(|f| f.delivery).chain(queued).collect()
     }
 
     /// Takes the connections waiting for this queue to drain.

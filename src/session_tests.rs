@@ -9,6 +9,7 @@ fn delivery(qos: QoS) -> Delivery {
         retain: false,
         seq: 0,
         sub_id: 0,
+        shared: false,
     }
 }
 
@@ -120,6 +121,7 @@ fn inflight_bytes_follow_every_way_out_of_the_window() {
         retain: false,
         seq,
         sub_id: 0,
+        shared: false,
     };
     for (pkid, len) in [(1, 10), (2, 20), (3, 40)] {
         s.send(pkid, sized(u64::from(pkid), len));
@@ -185,4 +187,31 @@ fn subscribing_costs_the_same_at_any_count() {
     };
     let (few, many) = (time_at(1_000), time_at(40_000));
     assert!(many < few * 5, "at 1,000: {few:?}, at 40,000: {many:?}");
+}
+
+/// A member leaving a group gives up its queued shared messages and its
+/// unacknowledged QoS 1 ones; a QoS 2 one sent once, and messages of its
+/// own subscriptions, stay [MQTT-4.8.2-4].
+#[test]
+fn shared_messages_are_taken_for_another_member() {
+    let mut s = Session::new("c".into(), false);
+    s.start_window(100);
+    let d = |qos, shared, len| Delivery {
+        shared,
+        msg: Arc::new(Message::new("t".into(), Bytes::from(vec![0; len]))),
+        ..delivery(qos)
+    };
+    s.send(1, d(QoS::AtLeastOnce, true, 1));
+    s.send(2, d(QoS::ExactlyOnce, true, 2));
+    s.send(3, d(QoS::AtLeastOnce, false, 4));
+    s.push(d(QoS::ExactlyOnce, true, 8));
+    s.push(d(QoS::AtMostOnce, false, 16));
+    let taken = s.take_shared(|_| true);
+    let lens: Vec<_> = taken.iter().map(|d| d.msg.payload.len()).collect();
+    assert_eq!(lens, vec![1, 8]);
+    let pkids: Vec<_> = s.flow().inflight.iter().map(|f| f.pkid).collect();
+    assert_eq!(pkids, vec![2, 3]);
+    assert_eq!(s.flow().inflight_bytes, 6);
+    assert_eq!((s.flow().queue.len(), s.flow().queued_bytes), (1, 16));
+    assert!(s.take_shared(|_| false).is_empty());
 }

@@ -29,11 +29,9 @@ impl Broker {
     /// May session `sid` receive a message on `topic`? Asked only for
     /// subscriptions the ACL grants with some topics denied (`filtered`).
     pub(super) fn may_receive(&self, sid: SessionKey, topic: &str) -> bool {
-        let (Some(acl), Some(sess)) = (&self.acl, self.sessions.get(sid)) else {
-            return true;
-        };
-        let user = sess.username.as_deref();
-        acl.allowed(&sess.client_id, user, Access::Subscribe, topic)
+        self.sessions
+            .get(sid)
+            .is_none_or(|sess| session_may_read(&self.acl, sess, topic))
     }
 
     /// Reloads the password and ACL files (what SIGHUP does) without
@@ -83,7 +81,8 @@ impl Broker {
         let (id, user) = (sess.client_id.clone(), sess.username.clone());
         let subs: Vec<(Arc<str>, Grant)> = sess.subscriptions().to_vec();
         for (filter, grant) in subs {
-            let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, &filter) {
+            let asked = shared::acl_filter(&filter);
+            let filtered = match self.verdict(&id, user.as_deref(), Access::Subscribe, asked) {
                 Verdict::Granted => false,
                 Verdict::Partial => true,
                 Verdict::Refused if !revoke => true,
@@ -92,14 +91,13 @@ impl Broker {
                     continue;
                 }
             };
-            self.router
-                .subscribe(Destination::Session(sid), &filter, grant, filtered);
+            self.add_subscription(sid, &filter, grant, filtered);
         }
     }
 
     pub(super) fn revoke(&mut self, sid: SessionKey, id: &str, filter: &str) {
         info!("{id}: subscription {filter:?} removed: no longer allowed");
-        self.router.unsubscribe(Destination::Session(sid), filter);
+        self.remove_subscription(sid, filter);
         if let Some(sess) = self.sessions.get_mut(sid) {
             sess.unsubscribe(filter);
         }
@@ -190,6 +188,15 @@ impl Broker {
             }
         }
     }
+}
+
+/// `may_receive` for a session at hand.
+pub(super) fn session_may_read(acl: &Option<Acl>, sess: &Session, topic: &str) -> bool {
+    let Some(acl) = acl else {
+        return true;
+    };
+    let user = sess.username.as_deref();
+    acl.allowed(&sess.client_id, user, Access::Subscribe, topic)
 }
 
 pub(super) fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {

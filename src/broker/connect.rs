@@ -364,11 +364,9 @@ impl Broker {
         if let Some(client) = self.durable(sid) {
             self.persist(Record::SessionGone { client });
         }
-        let Some(sess) = self.sessions.remove(sid) else {
+        let Some(mut sess) = self.sessions.remove(sid) else {
             return;
         };
-        for (filter, _) in sess.subscriptions() {
-            self.router.unsubscribe(Destination::Session(sid), filter);
-        }
+        self.end_subscriptions(sid, &mut sess);
     }
 }

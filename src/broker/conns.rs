@@ -304,6 +304,11 @@ impl Broker {
             None => true,
         };
         self.wake_waiters(sid);
+        // A session that ends below hands its shared messages over then;
+        // one taken over is back at once, and at shutdown all are leaving.
+        if !clean && !matches!(reason, Reason::TakenOver | Reason::Shutdown) {
+            self.hand_over_at_disconnect(sid);
+        }
         self.tidy_session(Some(sid));
         // [MQTT-3.1.2-8]: published when the connection ends without
         // DISCONNECT, then gone [MQTT-3.1.2-10]; MQTT 5 may delay it.

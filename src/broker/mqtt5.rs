@@ -26,7 +26,9 @@ impl Broker {
     }
 
     /// What midge tells an MQTT 5 client in CONNACK: the limits it sets
-    /// and the features it lacks, an Assigned Client
+    /// and the features it lacks (none now: Wildcard, Subscription
+    /// Identifier and Shared Subscription Available are left out, which
+    /// means available), an Assigned Client
     /// Identifier [MQTT-3.2.2-16] and a Server Keep Alive [MQTT-3.2.2-21].
     pub(super) fn connack_properties(
         &self,
@@ -45,7 +47,6 @@ impl Broker {
             retain_available: (!self.config.retain_available).then_some(false),
             maximum_packet_size: max_packet,
             topic_alias_maximum: Some(self.config.max_topic_alias).filter(|&n| n > 0),
-            shared_subscription_available: Some(false),
             ..PropertyValues::default()
         })
     }

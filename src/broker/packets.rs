@@ -391,9 +391,8 @@ impl Broker {
         let filters = sub.filters;
         // The whole packet is refused if any filter is invalid (mosquitto
         // closes too; 3.1.1 gives no other answer for a malformed filter).
-        if let Some((f, _)) = filters.iter().find(|(f, _)| !topic::valid_filter(f)) {
-            let invalid = Violation::InvalidTopicFilter(f.clone());
-            return Err(Reason::ProtocolError(invalid));
+        for (f, opts) in &filters {
+            check_filter(f, opts.no_local)?;
         }
         for (f, _) in &filters {
             self.check_depth(f, Violation::FilterTooDeep)?;
@@ -404,15 +403,12 @@ impl Broker {
         let mut codes = Vec::with_capacity(filters.len());
         let mut scans = Vec::with_capacity(filters.len());
         for (filter, opts) in &filters {
-            if filter.starts_with("$share/") {
-                // Not supported yet (CONNACK says so): 0x9E.
-                codes.push(ReasonCode::SharedSubscriptionsNotSupported);
-                continue;
-            }
             // Denied filters get 0x80/0x87 and are not subscribed
             // [MQTT-3.8.4-5]. A filter granted with some topics denied is
-            // subscribed `filtered`.
-            let filtered = match self.conn_verdict(key, Access::Subscribe, filter) {
+            // subscribed `filtered`. For `$share/GROUP/FILTER` the ACL is
+            // asked about FILTER, as mosquitto does.
+            let asked = shared::acl_filter(filter);
+            let filtered = match self.conn_verdict(key, Access::Subscribe, asked) {
                 Verdict::Granted => false,
                 Verdict::Partial => true,
                 Verdict::Refused => {
@@ -427,17 +423,20 @@ impl Broker {
                 id: id.unwrap_or(0),
             };
             self.session(sid)?;
-            let dest = Destination::Session(sid);
-            // [MQTT-3.8.4-3]
-            let (added, stored) = self.router.subscribe(dest, filter, grant, filtered);
+            // [MQTT-3.8.4-3]; or joining a group (again: new options).
+            let Some((added, stored)) = self.add_subscription(sid, filter, grant, filtered) else {
+                return Err(Reason::Internal("shared filter checked but invalid"));
+            };
             // Retain Handling: retained messages at every subscribe, only
             // for a new subscription, or never [MQTT-3.3.1-9],
-            // [MQTT-3.3.1-10], [MQTT-3.3.1-11].
-            let send_retained = match opts.retain_handling {
-                RetainHandling::OnSubscribe => true,
-                RetainHandling::OnNewSubscription => added,
-                RetainHandling::Never => false,
-            };
+            // [MQTT-3.3.1-10], [MQTT-3.3.1-11]; never for a shared
+            // subscription (MQTT 5 §4.8.2).
+            let send_retained = !shared::is_shared(filter)
+                && match opts.retain_handling {
+                    RetainHandling::OnSubscribe => true,
+                    RetainHandling::OnNewSubscription => added,
+                    RetainHandling::Never => false,
+                };
             if send_retained {
                 scans.push((stored.clone(), grant.qos, filtered, grant.id));
             }
@@ -501,7 +500,7 @@ impl Broker {
                     let filter = filter.to_string();
                     self.persist(Record::Unsub { client, filter });
                 }
-                self.router.unsubscribe(Destination::Session(sid), filter); // [MQTT-3.10.4-1]
+                self.remove_subscription(sid, filter); // [MQTT-3.10.4-1]
             }
         }
         // Even if nothing matched [MQTT-3.10.4-5].
@@ -510,4 +509,19 @@ impl Broker {
         });
         Ok(())
     }
+}
+
+/// A SUBSCRIBE's filter must be valid [MQTT-4.7.1-1], [MQTT-4.7.1-2],
+/// [MQTT-4.7.3-1]; a `$share/` one must also name its group and filter
+/// [MQTT-4.8.2-1], [MQTT-4.8.2-2], and must not ask for No Local
+/// [MQTT-3.8.3-4] (both Protocol Errors, DISCONNECT 0x82, as mosquitto).
+fn check_filter(filter: &str, no_local: bool) -> Result<(), Reason> {
+    let violation = match shared::parse(filter) {
+        Ok(None) if topic::valid_filter(filter) => return Ok(()),
+        Ok(None) => Violation::InvalidTopicFilter(filter.to_string()),
+        Ok(Some(_)) if no_local => Violation::NoLocalShared(filter.to_string()),
+        Ok(Some(_)) => return Ok(()),
+        Err(shared::Invalid) => Violation::InvalidSharedFilter(filter.to_string()),
+    };
+    Err(Reason::ProtocolError(violation))
 }

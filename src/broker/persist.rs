@@ -7,7 +7,7 @@
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
 use super::Broker;
-use crate::keys::{ConnKey, Destination, SessionKey};
+use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{Properties, QoS};
 use crate::router::{Grant, SEVERAL_IDS};
 use crate::session::{Delivery, Message, Session, Stage};
@@ -378,6 +378,9 @@ impl Broker {
                 retain,
                 seq,
                 sub_id: 0,
+                // Not stored: after a restart the message stays with
+                // this member (see the README on shared subscriptions).
+                shared: false,
             });
         }
     }
@@ -388,9 +391,12 @@ impl Broker {
         let Some(sid) = self.sessions.find(client) else {
             return;
         };
+        // A `$share/` filter joins its group again.
+        let Some((_, stored)) = self.add_subscription(sid, filter, grant, false) else {
+            warn!("persistence: {client}: invalid filter {filter:?}; skipped");
+            return;
+        };
         if let Some(sess) = self.sessions.get_mut(sid) {
-            let to = Destination::Session(sid);
-            let (_, stored) = self.router.subscribe(to, filter, grant, false);
             sess.subscribe(stored, grant);
         }
     }
@@ -462,8 +468,8 @@ impl Broker {
                 if let Some(sid) = self.sessions.find(&client) {
                     if let Some(sess) = self.sessions.get_mut(sid) {
                         sess.unsubscribe(&filter);
-                        self.router.unsubscribe(Destination::Session(sid), &filter);
                     }
+                    self.remove_subscription(sid, &filter);
                 }
             }
             Record::Msg {
@@ -643,7 +649,7 @@ impl Broker {
             .sum();
         info!(
             "persistence: restored {persistent} sessions, {} subscriptions, {} retained and {queued} queued messages in {:?}",
-            self.router.len(),
+            self.subscription_count(),
             self.retained.len(),
             started.elapsed()
         );

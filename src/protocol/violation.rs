@@ -22,6 +22,11 @@ pub enum Violation {
     /// A topic filter breaks the wildcard rules [MQTT-4.7.1-1],
     /// [MQTT-4.7.1-2], [MQTT-4.7.1-3], [MQTT-4.7.3-1]; kept for the log.
     InvalidTopicFilter(String),
+    /// A `$share/` filter without a valid share name and filter
+    /// [MQTT-4.8.2-1], [MQTT-4.8.2-2]; kept for the log.
+    InvalidSharedFilter(String),
+    /// No Local on a shared subscription [MQTT-3.8.3-4].
+    NoLocalShared(String),
     /// A topic name (a PUBLISH's, or the Will's when `will`) with more
     /// levels than `max_topic_levels`.
     TopicTooDeep { max: usize, will: bool },
@@ -58,7 +63,9 @@ impl Violation {
             Violation::SecondConnect
             | Violation::FirstPacketNotConnect
             | Violation::UnexpectedPacket(_)
-            | Violation::WrongAck(..) => ReasonCode::ProtocolError,
+            | Violation::WrongAck(..)
+            | Violation::InvalidSharedFilter(_)
+            | Violation::NoLocalShared(_) => ReasonCode::ProtocolError,
             Violation::InvalidTopicName
             | Violation::InvalidWillTopic
             | Violation::TopicTooDeep { .. } => ReasonCode::TopicNameInvalid,
@@ -85,6 +92,12 @@ impl fmt::Display for Violation {
             Violation::InvalidTopicName => write!(f, "invalid topic name in PUBLISH"),
             Violation::InvalidWillTopic => write!(f, "invalid Will topic"),
             Violation::InvalidTopicFilter(filter) => write!(f, "invalid topic filter {filter:?}"),
+            Violation::InvalidSharedFilter(filter) => {
+                write!(f, "invalid shared subscription filter {filter:?}")
+            }
+            Violation::NoLocalShared(filter) => {
+                write!(f, "No Local on the shared subscription {filter:?}")
+            }
             Violation::TopicTooDeep { max, will } => {
                 let what = if *will {
                     "Will topic"
