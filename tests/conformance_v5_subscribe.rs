@@ -180,8 +180,15 @@ fn resubscribing_resends_retained_and_loses_nothing() {
             }
         }
     }
-    let mut rest: Vec<Vec<u8>> = s.drain5().into_iter().map(|m| m.payload).collect();
-    live.append(&mut rest);
+    // What was still owed at the PINGRESP (the window was full under
+    // load): the retained copy may be among it.
+    for m in s.drain5() {
+        if m.retain {
+            retained += 1;
+        } else {
+            live.push(m.payload);
+        }
+    }
     assert!(suback);
     assert_eq!(retained, 1, "the retained message again");
     let want: Vec<Vec<u8>> = (0..100u16).map(|i| i.to_be_bytes().to_vec()).collect();
@@ -315,7 +322,6 @@ fn subscription_identifier_zero_or_twice_is_a_protocol_error() {
 
 // [MQTT-3.8.3-4]
 #[test]
-#[ignore = "shared subscriptions not implemented yet (another helper is on it)"]
 fn no_local_on_a_shared_subscription_is_a_protocol_error() {
     let b = TestBroker::start();
     assert_disconnects(
@@ -327,7 +333,6 @@ fn no_local_on_a_shared_subscription_is_a_protocol_error() {
 
 // [MQTT-4.8.2-1] [MQTT-4.8.2-2]
 #[test]
-#[ignore = "shared subscriptions not implemented yet (another helper is on it)"]
 fn invalid_share_names_are_refused() {
     let b = TestBroker::start();
     for filter in ["$share//t", "$share/g+/t", "$share/g"] {
@@ -343,7 +348,6 @@ fn invalid_share_names_are_refused() {
 
 // [MQTT-4.8.2-3]
 #[test]
-#[ignore = "shared subscriptions not implemented yet (another helper is on it)"]
 fn each_member_gets_its_granted_qos_and_one_copy_in_total() {
     let b = TestBroker::start();
     publish_from(b.addr, "t", b"retained", true);
@@ -367,7 +371,6 @@ fn each_member_gets_its_granted_qos_and_one_copy_in_total() {
 
 // [MQTT-4.8.2-4] [MQTT-4.8.2-5]
 #[test]
-#[ignore = "shared subscriptions not implemented yet (another helper is on it)"]
 fn interrupted_shared_qos2_delivery_stays_with_its_client() {
     let b = TestBroker::start();
     let connect = Connect5::new("share-q2").clean(false).expiry(60);
@@ -388,7 +391,6 @@ fn interrupted_shared_qos2_delivery_stays_with_its_client() {
 
 // [MQTT-4.8.2-6]
 #[test]
-#[ignore = "shared subscriptions not implemented yet (another helper is on it)"]
 fn a_refused_shared_message_is_not_redirected() {
     let b = TestBroker::start();
     let mut a = Raw::v5(b.addr, "share-refuse");
