@@ -645,6 +645,18 @@ pub(super) fn write_publish(
 #[inline(never)]
 fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
     let msg = copy.msg;
+    let aliases = conn.v5.as_deref().is_some_and(|v5| v5.aliases_out_max > 0);
+    if msg.properties.is_empty() && msg.expires_at == 0 && copy.sub_id == 0 && !aliases {
+        // Nothing to add: the 3.1.1 layout plus an empty property block.
+        let flags = PublishFlags {
+            qos: copy.qos,
+            pkid: copy.pkid,
+            dup: copy.dup,
+            retain: copy.retain,
+        };
+        let (level, none) = (ProtocolLevel::V5, &Properties::NONE);
+        return protocol::encode_publish(conn.wbuf(), level, &msg.topic, &msg.payload, none, flags);
+    }
     let (topic_alias, known) = match conn.v5.as_deref_mut() {
         Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(&msg.topic),
         _ => (None, false),

@@ -394,11 +394,13 @@ pub fn encode_publish(
     properties: &Properties,
     flags: PublishFlags,
 ) {
-    if level == ProtocolLevel::V5 {
+    let v5 = level == ProtocolLevel::V5;
+    if v5 && !properties.is_empty() {
         return encode_publish_v5(out, topic, payload, properties, flags);
     }
+    // 3.x, or MQTT 5 without properties: one zero byte of Property Length.
     let with_id = flags.qos != QoS::AtMostOnce;
-    let remaining = 2 + topic.len() + payload.len() + if with_id { 2 } else { 0 };
+    let remaining = 2 + topic.len() + payload.len() + 2 * with_id as usize + v5 as usize;
     out.reserve(1 + varint_len(remaining) + remaining);
     out.put_u8(publish_first_byte(&flags));
     put_remaining_length(out, remaining);
@@ -406,6 +408,9 @@ pub fn encode_publish(
     out.put_slice(topic.as_bytes());
     if with_id {
         out.put_u16(flags.pkid);
+    }
+    if v5 {
+        out.put_u8(0);
     }
     out.put_slice(payload);
 }
@@ -421,9 +426,11 @@ pub fn encode_publish_out(
     extra: &Outbound,
     flags: PublishFlags,
 ) {
-    let remaining = publish_out_remaining(topic, payload.len(), properties, extra, flags.qos);
+    let block = properties::outbound_content_len(properties, extra);
+    let id = if flags.qos == QoS::AtMostOnce { 0 } else { 2 };
+    let remaining = 2 + topic.len() + id + varint_len(block) + block + payload.len();
     publish_v5_frame(out, topic, payload, flags, remaining, |out| {
-        properties::write_outbound(out, properties, extra)
+        properties::write_outbound_sized(out, properties, extra, block)
     });
 }
 

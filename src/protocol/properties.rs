@@ -425,20 +425,40 @@ impl Outbound<'_> {
 /// properties as received, less those the server replaces or must not
 /// forward (expiry, alias, subscription identifiers), plus `out`.
 pub(super) fn write_outbound<S: Sink + ?Sized>(s: &mut S, p: &Properties, out: &Outbound) {
-    let own = p.get();
     let mut count = Counter::default();
-    if let Some(v) = own {
-        v.write_some(&mut count, false);
-    }
-    out.write_values(&mut count);
+    write_contents(&mut count, p, out);
     if count.too_long {
         s.too_long();
     }
-    s.varint(count.len);
-    if let Some(v) = own {
+    write_outbound_sized(s, p, out, count.len);
+}
+
+/// [`write_outbound`] with the block's content length known already
+/// ([`outbound_content_len`]): it is counted once per copy, not twice.
+pub(super) fn write_outbound_sized<S: Sink + ?Sized>(
+    s: &mut S,
+    p: &Properties,
+    out: &Outbound,
+    len: usize,
+) {
+    s.varint(len);
+    write_contents(s, p, out);
+}
+
+/// The properties of [`write_outbound`], without the Property Length.
+fn write_contents<S: Sink + ?Sized>(s: &mut S, p: &Properties, out: &Outbound) {
+    if let Some(v) = p.get() {
         v.write_some(s, false);
     }
     out.write_values(s);
+}
+
+/// Bytes of the properties [`write_outbound`] writes after the Property
+/// Length.
+pub(super) fn outbound_content_len(p: &Properties, out: &Outbound) -> usize {
+    let mut count = Counter::default();
+    write_contents(&mut count, p, out);
+    count.len
 }
 
 /// Bytes [`write_outbound`] produces.
