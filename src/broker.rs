@@ -24,7 +24,7 @@ mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
 
 use access::load_auth;
-use delivery::{write_publish, Copy};
+use delivery::{resend_inflight, Copy};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
 use mqtt5::write_within;

@@ -120,6 +120,11 @@ pub struct Inflight {
     pub pkid: u16,
     pub delivery: Delivery,
     pub stage: Stage,
+    /// Not resent yet since the client reconnected: its Receive Maximum
+    /// allowed fewer messages in flight than the session had
+    /// [MQTT-3.3.4-9]; it goes (same id, DUP) as acknowledgements make
+    /// room.
+    pub held: bool,
 }
 
 /// What happens when a message arrives for a session whose queue is full.
@@ -141,6 +146,8 @@ pub struct Flow {
     pub inflight: VecDeque<Inflight>,
     /// Payload bytes in `inflight` (for `max_inflight_bytes`).
     inflight_bytes: usize,
+    /// Entries of `inflight` held back at a reconnect ([`Inflight::held`]).
+    held: usize,
     /// Retained messages owed to new subscriptions [MQTT-3.3.1-6], with
     /// the QoS to send them at: shares of the retained store's messages,
     /// sent (before `queue`, which holds what was published since) as the
@@ -185,6 +192,7 @@ impl Flow {
 static NO_FLOW: Flow = Flow {
     inflight: VecDeque::new(),
     inflight_bytes: 0,
+    held: 0,
     owed: VecDeque::new(),
     scans: Scans::new(),
     queue: VecDeque::new(),
@@ -404,7 +412,34 @@ impl Session {
     /// (0: no byte limit) in flight.
     pub fn window_open(&self, max_bytes: usize) -> bool {
         let flow = self.flow();
-        flow.inflight.len() < self.window() && (max_bytes == 0 || flow.inflight_bytes < max_bytes)
+        let sent = flow.inflight.len() - flow.held;
+        sent < self.window() && (max_bytes == 0 || flow.inflight_bytes < max_bytes)
+    }
+
+    /// At a reconnect: the in-flight messages to resend now, at most
+    /// `cap` (the client's Receive Maximum), oldest first; the others are
+    /// held until acknowledgements make room (see [`Session::unhold`]).
+    pub fn resend_at_most(&mut self, cap: usize) -> impl Iterator<Item = &Inflight> {
+        let flow = self.flow_mut();
+        flow.held = 0;
+        for (i, f) in flow.inflight.iter_mut().enumerate() {
+            f.held = i >= cap;
+            flow.held += f.held as usize;
+        }
+        flow.inflight.iter().filter(|f| !f.held)
+    }
+
+    /// The oldest held in-flight message, released for resending if the
+    /// window has room for it.
+    pub fn unhold(&mut self) -> Option<&Inflight> {
+        if self.flow().held == 0 || self.flow().inflight.len() - self.flow().held >= self.window() {
+            return None;
+        }
+        let flow = self.flow_mut();
+        let f = flow.inflight.iter_mut().find(|f| f.held)?;
+        f.held = false;
+        flow.held -= 1;
+        Some(f)
     }
 
     /// A packet identifier not in flight in this session [MQTT-2.3.1-4].
@@ -482,6 +517,7 @@ impl Session {
         let flow = self.flow_mut();
         let done = flow.inflight.remove(i)?;
         flow.inflight_bytes -= done.delivery.msg.payload.len();
+        flow.held -= done.held as usize;
         Some(done)
     }
 
@@ -574,6 +610,7 @@ impl Session {
             pkid,
             delivery,
             stage: Stage::Sent,
+            held: false,
         });
     }
 
@@ -605,6 +642,7 @@ impl Session {
             kept
         });
         flow.inflight_bytes -= freed;
+        flow.held = flow.inflight.iter().filter(|f| f.held).count();
         let mut freed = 0;
         flow.scans.iter_mut().for_each(|s| s.filtered = true);
         flow.owed.retain(|(msg, _, _)| {
@@ -669,6 +707,7 @@ impl Session {
             .iter()
             .map(|f| f.delivery.msg.payload.len())
             .sum();
+        flow.held = flow.inflight.iter().filter(|f| f.held).count();
         flow.queued_bytes = flow.queue.iter().map(|d| d.msg.payload.len()).sum();
         sent.into_iter().map(|f| f.delivery).chain(queued).collect()
     }
@@ -719,6 +758,7 @@ impl Session {
             if let Some(i) = flow.inflight.iter().position(|f| f.delivery.seq == seq) {
                 if let Some(done) = flow.inflight.remove(i) {
                     flow.inflight_bytes -= done.delivery.msg.payload.len();
+                    flow.held -= done.held as usize;
                 }
             }
         }

@@ -254,21 +254,13 @@ impl Broker {
             });
         }
         // [MQTT-4.4.0-1]: unacknowledged PUBLISHes (DUP=1 [MQTT-3.3.1-1])
-        // and PUBRELs, in their original order.
-        for f in &sess.flow().inflight {
-            match f.stage {
-                Stage::Sent => {
-                    let copy = Copy {
-                        dup: true,
-                        ..Copy::of(&f.delivery, f.pkid)
-                    };
-                    write_publish(conn, sess, copy, self.now_ms, &mut self.stats);
-                }
-                Stage::Released => {
-                    let (rel, ok) = (AckKind::PubRel, ReasonCode::Success);
-                    protocol::encode_ack(conn.wbuf(), level, rel, f.pkid, ok);
-                }
-            }
+        // and PUBRELs, in their original order; no more than the client's
+        // Receive Maximum, the rest as acknowledgements make room
+        // [MQTT-3.3.4-9].
+        let limit = if cap == 0 { usize::MAX } else { cap }; // 0: no maximum
+        let resend: Vec<Inflight> = sess.resend_at_most(limit).cloned().collect();
+        for f in &resend {
+            resend_inflight(conn, sess, f, self.now_ms, &mut self.stats);
         }
         // Stored at every connect, so a restart can check the session's
         // subscriptions under the right user name.

@@ -476,6 +476,14 @@ impl Broker {
         let durable = self.store.is_some() && !sess.clean;
         let now = self.now_ms;
         let mut wrote = false;
+        // Messages held back at the reconnect go first, as room appears.
+        while conn.out_len() < self.config.max_outgoing_bytes {
+            let Some(f) = sess.unhold().cloned() else {
+                break;
+            };
+            resend_inflight(conn, sess, &f, now, &mut self.stats);
+            wrote = true;
+        }
         while conn.out_len() < self.config.max_outgoing_bytes {
             let Some(qos) = sess.next_qos() else {
                 break;
@@ -678,6 +686,31 @@ fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
         let props = &msg.properties;
         protocol::encode_publish_out(out, topic, &msg.payload, props, &extra, flags);
     });
+}
+
+/// Sends an in-flight message again (after a reconnect): the PUBLISH
+/// with DUP set and its id, or its PUBREL once PUBREC came.
+pub(super) fn resend_inflight(
+    conn: &mut Conn,
+    sess: &Session,
+    f: &Inflight,
+    now_ms: u64,
+    stats: &mut Stats,
+) {
+    match f.stage {
+        Stage::Sent => {
+            let copy = Copy {
+                dup: true,
+                ..Copy::of(&f.delivery, f.pkid)
+            };
+            write_publish(conn, sess, copy, now_ms, stats);
+        }
+        Stage::Released => {
+            let level = conn.level.unwrap_or(ProtocolLevel::V311);
+            let (rel, ok) = (AckKind::PubRel, ReasonCode::Success);
+            protocol::encode_ack(conn.wbuf(), level, rel, f.pkid, ok);
+        }
+    }
 }
 
 /// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight
