@@ -43,7 +43,7 @@ use crate::protocol::{
     PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
     Violation,
 };
-use crate::retained::Retained;
+use crate::retained::{Retained, Source};
 use crate::router::{Grant, Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::shared;
@@ -580,7 +580,7 @@ impl Broker {
         let payload = bytes::Bytes::copy_from_slice(payload);
         let msg = Arc::new(self.message_of(topic.into(), payload, properties, retain));
         if retain {
-            self.set_retained(&msg, qos);
+            self.set_retained(&msg, qos, None);
         }
         self.stats.messages_received += 1;
         let was_paused = self.host.paused;
@@ -618,6 +618,7 @@ impl Broker {
         });
         let mut found = Vec::new();
         self.retained.matching(&filter, &mut found);
+        self.drop_revoked_retained(&mut found, |f| &f.0);
         for (msg, stored) in found {
             self.deliver_to_host(key, &msg, self.out_qos(stored, qos), true);
         }

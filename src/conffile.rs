@@ -61,7 +61,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "connection_messages",
         "midge always logs connections at info level",
     ),
-    ("check_retain_source", "not applicable to midge"),
     (
         "memory_limit",
         "bound memory with max_queued_messages and max_outgoing_bytes",

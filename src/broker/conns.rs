@@ -357,7 +357,11 @@ impl Broker {
                 continue;
             };
             if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
-                self.publish_will(will);
+                let source = Source {
+                    client_id: id,
+                    username: user,
+                };
+                self.publish_will(will, Some(source));
             }
         }
         // Wills still waiting for their delay go too: nothing keeps them

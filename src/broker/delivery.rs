@@ -381,6 +381,7 @@ impl Broker {
                         found.push((m.clone(), qos, scan.sub_id));
                     }
                 });
+            self.drop_revoked_retained(&mut found, |f| &f.0);
             // What was looked at (at least one step, so a run of scans of
             // an empty store ends too).
             *budget -= scan.next.saturating_sub(from).clamp(1, step);

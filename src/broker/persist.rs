@@ -9,6 +9,7 @@
 use super::Broker;
 use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{Properties, QoS};
+use crate::retained::Source;
 use crate::router::{Grant, SEVERAL_IDS};
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::{Meta, Record, Storage, Store};
@@ -148,13 +149,34 @@ pub(super) fn unix_now_ms() -> u64 {
     since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The record of a retained message (an empty payload deletes).
-pub(super) fn retain_record(msg: &Message, qos: QoS, unix_start: u64) -> Record {
+/// The record of a retained message (an empty payload deletes), with its
+/// publisher when there is one (a delete needs none).
+pub(super) fn retain_record(
+    msg: &Message,
+    qos: QoS,
+    unix_start: u64,
+    source: Option<&Source>,
+) -> Record {
+    let (topic, payload, qos) = (msg.topic.to_string(), msg.payload.to_vec(), qos as u8);
+    let meta = meta_of(msg, unix_start);
+    if let Some(src) = source.filter(|_| !payload.is_empty()) {
+        return Record::RetainFrom {
+            topic,
+            qos,
+            payload,
+            meta: meta.unwrap_or(Meta {
+                properties: Vec::new(),
+                expires_unix_ms: 0,
+            }),
+            client: src.client_id.to_string(),
+            username: src.username.as_deref().map(String::from),
+        };
+    }
     Record::Retain {
-        topic: msg.topic.to_string(),
-        qos: qos as u8,
-        payload: msg.payload.to_vec(),
-        meta: meta_of(msg, unix_start),
+        topic,
+        qos,
+        payload,
+        meta,
     }
 }
 
@@ -417,7 +439,24 @@ impl Broker {
             } => {
                 let msg = message_with(topic, payload, meta.as_ref(), self.bodies.unix_start);
                 if !msg.expired(self.now_ms) {
-                    self.retained.set(&msg, qos_of(qos));
+                    self.retained.set(&msg, qos_of(qos), None);
+                }
+            }
+            Record::RetainFrom {
+                topic,
+                qos,
+                payload,
+                meta,
+                client,
+                username,
+            } => {
+                let source = Source {
+                    client_id: client.into(),
+                    username: username.map(String::into_boxed_str),
+                };
+                let msg = message_with(topic, payload, Some(&meta), self.bodies.unix_start);
+                if !msg.expired(self.now_ms) {
+                    self.retained.set(&msg, qos_of(qos), Some(source));
                 }
             }
             Record::Session { client } => {
@@ -588,8 +627,10 @@ impl Broker {
             if snap.at < r {
                 // The current value, which may be newer than when the list
                 // was taken (or gone: then its delete is already written).
-                if let Some((msg, qos)) = self.retained.get(&snap.retained[snap.at]) {
-                    records.push(retain_record(&msg, qos, self.bodies.unix_start));
+                let topic = &snap.retained[snap.at];
+                if let Some((msg, qos)) = self.retained.get(topic) {
+                    let source = self.retained.source(topic);
+                    records.push(retain_record(&msg, qos, self.bodies.unix_start, source));
                 }
             } else if snap.at < r + s {
                 let client = &snap.sessions[snap.at - r];

@@ -77,7 +77,7 @@ impl Broker {
                 topic.into(),
                 bytes::Bytes::copy_from_slice(value.as_bytes()),
             ));
-            self.retained.set(&msg, QoS::AtMostOnce);
+            self.retained.set(&msg, QoS::AtMostOnce, None);
             self.route(&msg, QoS::AtMostOnce);
             self.sys_last.insert(topic, value);
         }
