@@ -242,6 +242,12 @@ pub(super) fn session_may_read(acl: &Option<Acl>, sess: &Session, topic: &str) -
 }
 
 pub(super) fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
+    let files = [&config.security.password_file, &config.security.acl_file];
+    for path in files.into_iter().flatten() {
+        if let Some(warning) = crate::auth::open_to_others(path) {
+            warn!("{warning}");
+        }
+    }
     let passwords = match &config.security.password_file {
         Some(path) => Some(PasswordFile::load(path)?),
         None => None,
