@@ -31,7 +31,16 @@ pub enum LogDest {
 /// Settings for the binary rather than the broker library.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessSettings {
-    pub log_dest: LogDest,
+    /// Every `log_dest` line's destination, all used at once (as in
+    /// mosquitto); `None` without a `log_dest` line (stderr), empty after
+    /// `log_dest none`.
+    pub log_dests: Option<Vec<LogDest>>,
+    /// `log_facility N`: syslog facility local0..local7 instead of daemon.
+    pub log_facility: Option<u8>,
+    /// `log_timestamp false` turns the time stamp off.
+    pub log_timestamp: Option<bool>,
+    /// `log_timestamp_format`: a strftime format, in local time.
+    pub log_timestamp_format: Option<String>,
     /// From `log_type` lines: the most verbose type named, or `off` for
     /// `none`. `None` when the file has no `log_type`.
     pub log_level: Option<log::LevelFilter>,
@@ -55,8 +64,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "allow_duplicate_messages",
         "midge delivers one copy per client",
     ),
-    ("log_timestamp", "midge always timestamps its log"),
-    ("log_timestamp_format", "midge always timestamps its log"),
     (
         "connection_messages",
         "midge always logs connections at info level",
@@ -154,21 +161,21 @@ pub fn apply_option(
         return Ok(Some(format!("'{key}' ignored: {why}")));
     }
     match key {
-        "log_dest" => {
-            let mut parts = value.split_whitespace();
-            out.log_dest = match (parts.next(), parts.next()) {
-                (Some("stderr"), None) => LogDest::Stderr,
-                (Some("stdout"), None) => LogDest::Stdout,
-                (Some("file"), Some(path)) => LogDest::File(path.into()),
-                (Some("syslog"), None) => LogDest::Syslog,
-                (Some("topic") | Some("dlt"), _) => {
-                    out.log_dest = LogDest::Stderr;
-                    return Ok(Some(format!(
-                        "log_dest {value} is not supported; logging to stderr"
-                    )));
+        "log_dest" => return log_dest(value, out),
+        "log_facility" => {
+            out.log_facility = match value.parse::<u8>() {
+                Ok(n) if n <= 7 => Some(n),
+                _ => {
+                    return Err(format!(
+                        "log_facility: 0 to 7 (local0 to local7), not '{value}'"
+                    ))
                 }
-                _ => return Err(format!("log_dest: cannot use '{value}'")),
-            };
+            }
+        }
+        "log_timestamp" => out.log_timestamp = Some(parse_bool(key, value)?),
+        "log_timestamp_format" => {
+            crate::logging::check_stamp(value)?;
+            out.log_timestamp_format = Some(value.into());
         }
         "log_type" => {
             let level = level_of(value).ok_or_else(|| format!("unknown log_type '{value}'"))?;
@@ -198,6 +205,34 @@ pub fn apply_option(
             Some(i) => config.set_on_listener(i, key, value)?,
             None => config.set(key, value)?,
         },
+    }
+    Ok(None)
+}
+
+/// One `log_dest` line: adds a destination (the first line replaces the
+/// default, stderr), or with `none` removes all so far, as in mosquitto.
+/// A destination midge lacks is a warning.
+fn log_dest(value: &str, out: &mut ProcessSettings) -> Result<Option<String>, String> {
+    let mut parts = value.splitn(2, char::is_whitespace);
+    let dest = match (parts.next(), parts.next().map(str::trim)) {
+        (Some("none"), None) => {
+            out.log_dests = Some(Vec::new());
+            return Ok(None);
+        }
+        (Some("stderr"), None) => LogDest::Stderr,
+        (Some("stdout"), None) => LogDest::Stdout,
+        (Some("file"), Some(path)) if !path.is_empty() => LogDest::File(path.into()),
+        (Some("syslog"), None) => LogDest::Syslog,
+        (Some("topic") | Some("dlt"), _) => {
+            return Ok(Some(format!(
+                "log_dest {value}: mosquitto option not supported by midge; ignored"
+            )))
+        }
+        _ => return Err(format!("log_dest: cannot use '{value}'")),
+    };
+    let dests = out.log_dests.get_or_insert_with(Vec::new);
+    if !dests.contains(&dest) {
+        dests.push(dest);
     }
     Ok(None)
 }
@@ -286,7 +321,8 @@ sys_interval 30
             (500, 10, 200)
         );
         assert_eq!(c.message_size_limit, 1_048_576);
-        assert_eq!(p.log_dest, LogDest::File("/var/log/midge.log".into()));
+        let file = LogDest::File("/var/log/midge.log".into());
+        assert_eq!(p.log_dests, Some(vec![file]));
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
@@ -406,9 +442,10 @@ protocol mqtt
     fn log_destinations() {
         let mut c = Config::default();
         let p = parse("log_dest syslog\n", &mut c).unwrap();
-        assert_eq!((p.log_dest, p.warnings.len()), (LogDest::Syslog, 0));
+        let syslog = Some(vec![LogDest::Syslog]);
+        assert_eq!((p.log_dests, p.warnings.len()), (syslog, 0));
         let p = parse("log_dest topic\n", &mut c).unwrap();
-        assert_eq!(p.log_dest, LogDest::Stderr);
+        assert_eq!(p.log_dests, None, "stderr");
         assert!(p.warnings[0].contains("not supported"), "{:?}", p.warnings);
         assert!(parse("log_dest syslog extra\n", &mut c).is_err());
     }

@@ -3,11 +3,8 @@
 
 use getopts::Options;
 use midge::conffile::{self, LogDest, ProcessSettings};
-use midge::syslog::{self, SyslogWriter};
-use midge::{Broker, Config};
-use std::io::Write;
+use midge::{logging, syslog, Broker, Config};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Command-line options that map one-to-one onto config-file options:
@@ -208,45 +205,18 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
         (1, _) => "debug".into(),
         _ => "trace".into(),
     };
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
-    let mut fallback = None;
-    match &settings.log_dest {
-        LogDest::Stderr => {}
-        LogDest::Stdout => {
-            builder.target(env_logger::Target::Stdout);
-        }
-        LogDest::File(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("log file {}: {e}", path.display()))?;
-            builder.target(env_logger::Target::Pipe(Box::new(file)));
-        }
-        LogDest::Syslog => match SyslogWriter::connect(Path::new(syslog::SOCKET)) {
-            Ok(writer) => {
-                let pid = std::process::id();
-                builder.format(move |buf, record| {
-                    let pri = syslog::priority(record.level());
-                    let text = syslog::one_line(&record.args().to_string());
-                    writeln!(buf, "<{pri}>midge[{pid}]: {text}")
-                });
-                builder.target(env_logger::Target::Pipe(Box::new(writer)));
-            }
-            // No syslog daemon (a container, say): the log still goes
-            // somewhere, and says why.
-            Err(e) => {
-                fallback = Some(format!(
-                    "log_dest syslog: {}: {e}; logging to stderr",
-                    syslog::SOCKET
-                ))
-            }
-        },
-    }
-    builder.init();
-    if let Some(why) = fallback {
-        log::warn!("{why}");
+    let setup = logging::Setup {
+        dests: (settings.log_dests.clone()).unwrap_or_else(|| vec![LogDest::Stderr]),
+        filter: std::env::var("RUST_LOG").unwrap_or(level),
+        facility: settings.log_facility,
+        stamp: logging::Setup::stamp_of(
+            settings.log_timestamp,
+            settings.log_timestamp_format.as_deref(),
+        ),
+        syslog_socket: syslog::SOCKET.into(),
+    };
+    for w in logging::init(setup)? {
+        log::warn!("{w}");
     }
     for w in &settings.warnings {
         log::warn!("config: {w}");
