@@ -316,7 +316,6 @@ impl Broker {
         for (i, listener) in config.listeners.iter().enumerate() {
             let mut l = Listener::bind(listener)?;
             l.register(poll.registry(), Token(LISTENER_BASE - i))?;
-            info!("listening on {}", l.local_addr()?);
             listeners.push(l);
         }
         let mut broker = Broker {
@@ -382,6 +381,10 @@ impl Broker {
                 .schedule(millis(expiry_step(expiry)), Due::SessionExpiry);
         }
         broker.open_store(storage)?;
+        // Only now that nothing can fail the start any more.
+        for addr in broker.local_addrs() {
+            info!("listening on {addr}");
+        }
         Ok(broker)
     }
 

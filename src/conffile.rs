@@ -76,6 +76,98 @@ const TUNING_ONLY: &[(&str, &str)] = &[
     ("websockets_log_level", "midge has no WebSocket listener"),
 ];
 
+/// mosquitto options midge does not have, by the feature they belong to:
+/// an error that says so, rather than "unknown" as if misspelt. An entry
+/// ending in `_` is a prefix (`plugin_opt_NAME`).
+const NOT_SUPPORTED: &[(&str, &[&str])] = &[
+    (
+        "TLS, not done yet: put a TLS proxy (stunnel, nginx) in front",
+        &[
+            "cafile",
+            "capath",
+            "certfile",
+            "keyfile",
+            "ciphers",
+            "ciphers_tls1.3",
+            "crlfile",
+            "dhparamfile",
+            "require_certificate",
+            "tls_version",
+            "tls_engine",
+            "tls_engine_kpass_sha1",
+            "tls_keyform",
+            "use_identity_as_username",
+            "use_subject_as_username",
+            "psk_hint",
+            "psk_file",
+        ],
+    ),
+    (
+        "bridges, not done yet",
+        &[
+            "connection",
+            "address",
+            "addresses",
+            "topic",
+            "bridge_",
+            "cleansession",
+            "idle_timeout",
+            "keepalive_interval",
+            "local_clientid",
+            "local_password",
+            "local_username",
+            "notifications",
+            "notifications_local_only",
+            "notification_topic",
+            "remote_clientid",
+            "remote_password",
+            "remote_username",
+            "restart_timeout",
+            "round_robin",
+            "start_type",
+            "threshold",
+            "try_private",
+        ],
+    ),
+    (
+        "plugins: the embedding API has an authenticator and an authorizer instead",
+        &[
+            "plugin",
+            "plugin_opt_",
+            "auth_plugin",
+            "auth_opt_",
+            "plugin_load",
+            "plugin_use",
+            "global_plugin",
+        ],
+    ),
+    (
+        "WebSocket listeners, not done yet",
+        &["http_dir", "websockets_headers_size"],
+    ),
+    (
+        "listener options not done yet",
+        &[
+            "mount_point",
+            "socket_domain",
+            "bind_interface",
+            "accept_protocol_versions",
+        ],
+    ),
+];
+
+/// The feature a mosquitto option midge lacks belongs to.
+fn not_supported(key: &str) -> Option<&'static str> {
+    let listed = |name: &&str| match name.ends_with('_') {
+        true => key.len() > name.len() && key.starts_with(name),
+        false => key == *name,
+    };
+    NOT_SUPPORTED
+        .iter()
+        .find(|(_, names)| names.iter().any(listed))
+        .map(|(feature, _)| *feature)
+}
+
 fn level_of(log_type: &str) -> Option<log::LevelFilter> {
     use log::LevelFilter::*;
     Some(match log_type {
@@ -157,6 +249,16 @@ pub fn apply_option(
     value: &str,
     out: &mut ProcessSettings,
 ) -> Result<Option<String>, String> {
+    if let Some(feature) = not_supported(key) {
+        return Err(format!(
+            "unknown option '{key}': mosquitto option not supported by midge ({feature})"
+        ));
+    }
+    if value.is_empty() {
+        // A file name left out would otherwise be an error about "" later,
+        // with no line to look at.
+        return Err(format!("{key} needs a value"));
+    }
     if let Some((_, why)) = TUNING_ONLY.iter().find(|(k, _)| *k == key) {
         return Ok(Some(format!("'{key}' ignored: {why}")));
     }
@@ -225,7 +327,8 @@ fn log_dest(value: &str, out: &mut ProcessSettings) -> Result<Option<String>, St
         (Some("syslog"), None) => LogDest::Syslog,
         (Some("topic") | Some("dlt"), _) => {
             return Ok(Some(format!(
-                "log_dest {value}: mosquitto option not supported by midge; ignored"
+                "log_dest {value}: mosquitto option not supported by midge (a log \
+                 destination midge lacks); ignored"
             )))
         }
         _ => return Err(format!("log_dest: cannot use '{value}'")),
@@ -448,6 +551,26 @@ protocol mqtt
         assert_eq!(p.log_dests, None, "stderr");
         assert!(p.warnings[0].contains("not supported"), "{:?}", p.warnings);
         assert!(parse("log_dest syslog extra\n", &mut c).is_err());
+    }
+
+    #[test]
+    fn mosquitto_options_midge_lacks_say_so_and_empty_values_name_their_line() {
+        let mut c = Config::default();
+        for (line, feature) in [
+            ("bridge_cafile /x", "bridges"),
+            ("plugin_opt_db x", "plugins"),
+            ("keyfile /k.pem", "TLS"),
+            ("mount_point a/", "listener options"),
+        ] {
+            let e = parse(&format!("{line}\n"), &mut c).unwrap_err();
+            let key = line.split(' ').next().unwrap();
+            let want = format!("line 1: unknown option '{key}': mosquitto option not supported");
+            assert!(e.starts_with(&want) && e.contains(feature), "{e}");
+        }
+        let e = parse("bridge_ x\n", &mut c).unwrap_err();
+        assert_eq!(e, "line 1: unknown option 'bridge_'", "a prefix alone");
+        let e = parse("# acl\n\nacl_file\n", &mut c).unwrap_err();
+        assert_eq!(e, "line 3: acl_file needs a value");
     }
 
     #[test]

@@ -257,7 +257,7 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
 /// `localhost`, resolved once at start. A name listens on its first IPv4
 /// address, or its first address if it has none (mosquitto listens on every
 /// address of the name).
-fn parse_host(key: &str, value: &str) -> Result<std::net::IpAddr, String> {
+pub fn parse_host(key: &str, value: &str) -> Result<std::net::IpAddr, String> {
     use std::net::ToSocketAddrs;
     let value = value.trim();
     if let Ok(ip) = value.parse() {

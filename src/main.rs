@@ -172,10 +172,7 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
         } else {
             binds
                 .iter()
-                .map(|b| {
-                    b.parse()
-                        .map_err(|_| format!("--bind: '{b}' is not an IP address"))
-                })
+                .map(|b| midge::config::parse_host("--bind", b))
                 .collect::<Result<_, _>>()?
         };
         c.listen_on(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
@@ -225,17 +222,31 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
 }
 
 fn run(config: Config, settings: &ProcessSettings) -> std::io::Result<()> {
-    let mut broker = Broker::new(config)?;
-    broker.handle_signals()?;
+    // Written first, so that a start it fails never listened.
     if let Some(pid_file) = &settings.pid_file {
-        std::fs::write(pid_file, format!("{}\n", std::process::id()))?;
+        write_pid_file(pid_file)?;
     }
-    log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
-    let result = broker.run();
+    let result = Broker::new(config).and_then(|mut broker| {
+        broker.handle_signals()?;
+        log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
+        broker.run()
+    });
     if let Some(pid_file) = &settings.pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
     result
+}
+
+/// `pid_file`, with an error that names it (and its missing directory).
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let why = match dir {
+            Some(dir) if !dir.is_dir() => format!("directory {} does not exist", dir.display()),
+            _ => e.to_string(),
+        };
+        std::io::Error::new(e.kind(), format!("pid_file {}: {why}", path.display()))
+    })
 }
 
 fn main() -> ExitCode {

@@ -256,6 +256,14 @@ pub(super) fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option
         Some(path) => Some(Acl::load(path)?),
         None => None,
     };
+    if let (Some(acl), Some(path)) = (&acl, &config.security.acl_file) {
+        if acl.is_empty() {
+            warn!(
+                "ACL file {} has no rules: every publish and subscription is refused, as in mosquitto",
+                path.display()
+            );
+        }
+    }
     Ok((passwords, acl))
 }
 
