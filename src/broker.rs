@@ -108,6 +108,17 @@ pub struct Stats {
     pub store_fsyncs: u64,
     /// The store cannot write or sync: acknowledgements that need it wait.
     pub store_failing: bool,
+    /// Offline sessions deleted by `persistent_client_expiration`.
+    pub clients_expired: u64,
+    /// Payload bytes of PUBLISHes received and sent.
+    pub publish_bytes_received: u64,
+    pub publish_bytes_sent: u64,
+    /// Payload bytes of the retained messages.
+    pub retained_bytes: u64,
+    /// Messages waiting in sessions (queued or in flight), and their
+    /// payload bytes: counted when asked, one pass over the sessions.
+    pub queued_messages: usize,
+    pub queued_bytes: u64,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -219,6 +230,8 @@ pub struct Broker {
     started: Instant,
     /// What `$SYS` published last (only changed values are sent again).
     sys_last: HashMap<&'static str, String>,
+    /// `$SYS/broker/load/...` averages.
+    sys_load: sys::Load,
     clients_maximum: usize,
     /// Connections with output to write at the end of this iteration.
     dirty: Vec<ConnKey>,
@@ -336,6 +349,7 @@ impl Broker {
             hangup: None,
             started: Instant::now(),
             sys_last: HashMap::new(),
+            sys_load: sys::Load::default(),
             clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
@@ -426,6 +440,17 @@ impl Broker {
             sessions: self.sessions.len(),
             subscriptions: self.subscription_count(),
             retained: self.retained.len(),
+            retained_bytes: self.retained.payload_bytes(),
+            queued_messages: self
+                .sessions
+                .iter()
+                .map(|(_, s)| sys::queued_messages(s))
+                .sum(),
+            queued_bytes: self
+                .sessions
+                .iter()
+                .map(|(_, s)| sys::queued_bytes(s))
+                .sum(),
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
             store_failing: self.store.as_ref().is_some_and(Store::is_failing),
@@ -586,6 +611,7 @@ impl Broker {
             self.set_retained(&msg, qos, None);
         }
         self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += msg.payload.len() as u64;
         let was_paused = self.host.paused;
         self.host.publishing = true;
         self.route(&msg, qos);

@@ -19,6 +19,8 @@ pub struct Retained {
     /// soonest first; an entry whose slot now holds another message is
     /// skipped when it comes up.
     expiring: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Payload bytes of every message held (for `$SYS`).
+    payload_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -47,10 +49,15 @@ impl Retained {
     pub fn set(&mut self, msg: &Arc<Message>, qos: QoS, source: Option<Source>) {
         if msg.payload.is_empty() {
             if let Some(slot) = self.by_topic.remove(&msg.topic) {
-                self.slots.try_remove(slot);
+                if let Some(old) = self.slots.try_remove(slot) {
+                    self.payload_bytes = self
+                        .payload_bytes
+                        .saturating_sub(old.msg.payload.len() as u64);
+                }
             }
             return;
         }
+        self.payload_bytes += msg.payload.len() as u64;
         let new = Entry {
             msg: msg.clone(),
             qos,
@@ -59,6 +66,8 @@ impl Retained {
         let slot = match self.by_topic.get(&msg.topic).copied() {
             Some(slot) => {
                 if let Some(entry) = self.slots.get_mut(slot) {
+                    let old = entry.msg.payload.len() as u64;
+                    self.payload_bytes = self.payload_bytes.saturating_sub(old);
                     *entry = new;
                 }
                 slot
@@ -94,6 +103,8 @@ impl Retained {
         let Reverse((_, slot)) = self.expiring.pop()?;
         let msg = self.slots.try_remove(slot)?.msg;
         self.by_topic.remove(&msg.topic);
+        let len = msg.payload.len() as u64;
+        self.payload_bytes = self.payload_bytes.saturating_sub(len);
         Some(msg.topic.clone())
     }
 
@@ -141,6 +152,11 @@ impl Retained {
 
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Payload bytes of all retained messages.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
     }
 
     fn entry(&self, topic: &str) -> Option<&Entry> {
@@ -328,6 +344,7 @@ mod tests {
         r.matching("a/1", &mut out);
         assert!(out.is_empty());
         assert_eq!(r.len(), 2);
+        assert_eq!(r.payload_bytes(), 2, "y and 1");
     }
 
     #[test]
@@ -350,6 +367,7 @@ mod tests {
         assert_eq!(r.pop_expired(1000).as_deref(), Some("b"));
         assert_eq!((r.next_expiry(), r.len()), (None, 1));
         assert!(r.get("c").is_some());
+        assert_eq!(r.payload_bytes(), 7, "c's payload alone");
     }
 
     #[test]

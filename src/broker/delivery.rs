@@ -625,6 +625,7 @@ pub(super) fn write_publish(
     stats: &mut Stats,
 ) {
     stats.messages_sent += 1;
+    stats.publish_bytes_sent += copy.msg.payload.len() as u64;
     if conn.v5.is_some() {
         return write_publish_v5(conn, sess, copy, now_ms);
     }

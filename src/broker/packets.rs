@@ -174,6 +174,7 @@ impl Broker {
         }
         self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += p.payload.len() as u64;
         let (qos, pkid) = (p.qos, p.pkid);
         let before = self.conns.get(key).map_or(0, Conn::out_len);
         // A payload over `message_size_limit` is acknowledged and dropped,
