@@ -269,7 +269,11 @@ impl Broker {
     pub(super) fn open_store(&mut self, storage: Option<Box<dyn Storage>>) -> io::Result<()> {
         let started = Instant::now();
         let fsync = self.config.fsync;
-        let (store, records, recovery) = match (storage, self.config.persistence_dir()) {
+        let dir = self.config.persistence_dir();
+        if let (None, Some(dir)) = (&storage, &dir) {
+            notice_mosquitto_db(dir);
+        }
+        let (store, records, recovery) = match (storage, dir) {
             (Some(storage), _) => Store::open_in(storage, fsync)?,
             (None, Some(dir)) => Store::open(&dir, fsync).map_err(|e| {
                 io::Error::new(e.kind(), format!("persistence in {}: {e}", dir.display()))
@@ -697,5 +701,20 @@ impl Broker {
         if let Some(why) = damage {
             warn!("persistence: cut {dropped} damaged bytes off the end of the store ({why}); everything before them was kept");
         }
+    }
+}
+
+/// A mosquitto store left where midge now keeps its own: said aloud, as
+/// its retained messages and sessions are not carried over (README,
+/// "Switching from mosquitto").
+pub(super) fn notice_mosquitto_db(dir: &std::path::Path) {
+    let db = dir.join("mosquitto.db");
+    if db.is_file() {
+        warn!(
+            "persistence: found {}, mosquitto's store: midge does not import it, so its \
+             retained messages and sessions are not restored (README \"Switching from \
+             mosquitto\" shows how to carry retained messages over)",
+            db.display()
+        );
     }
 }

@@ -24,7 +24,14 @@ pub struct Process {
 
 impl Process {
     pub fn start(args: &[&str]) -> Process {
-        let mut child = midge().args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut cmd = midge();
+        cmd.args(args);
+        Process::spawn(cmd)
+    }
+
+    /// Runs `cmd` (midge, or a wrapper that runs it) until it is listening.
+    pub fn spawn(mut cmd: Command) -> Process {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let (tx, log) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
