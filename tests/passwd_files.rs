@@ -157,3 +157,49 @@ fn the_broker_warns_about_a_password_file_every_user_can_read() {
         "{line}"
     );
 }
+
+/// On a terminal (here script(1)'s pseudo-terminal) the password is asked
+/// twice, and two different answers write nothing.
+#[test]
+fn a_terminal_is_asked_for_the_password_twice() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipping: script(1) is not installed");
+        return;
+    }
+    let dir = scratch("tty");
+    let file = dir.join("pw");
+    let run = |answers: &str| {
+        let cmd = format!(
+            "{} -c {} carol",
+            env!("CARGO_BIN_EXE_midge-passwd"),
+            file.display()
+        );
+        let mut child = Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(answers.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, out) = run("one\ntwo\n");
+    assert!(
+        !ok && out.contains("Reenter password") && out.contains("do not match"),
+        "{out}"
+    );
+    assert!(!file.exists());
+    let (ok, out) = run("same\nsame\n");
+    assert!(ok, "{out}");
+    assert!(PasswordFile::load(&file).unwrap().check("carol", b"same"));
+}
