@@ -120,7 +120,7 @@ fn options() -> Options {
     o.optmulti(
         "b",
         "bind",
-        "address to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
+        "address or host name to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
         "ADDR",
     );
     for (long, _, help) in VALUE_OPTIONS {
