@@ -108,6 +108,8 @@ pub struct Stats {
     pub store_fsyncs: u64,
     /// The store cannot write or sync: acknowledgements that need it wait.
     pub store_failing: bool,
+    /// TCP connections accepted since start.
+    pub sockets_accepted: u64,
     /// Offline sessions deleted by `persistent_client_expiration`.
     pub clients_expired: u64,
     /// Payload bytes of PUBLISHes received and sent.

@@ -85,6 +85,7 @@ fn the_topics_monitoring_tools_read_are_published() {
         "bytes/received",
         "bytes/sent",
         "connections",
+        "sockets",
     ] {
         for window in ["1min", "5min", "15min"] {
             let topic = format!("$SYS/broker/load/{kind}/{window}");

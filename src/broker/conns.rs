@@ -13,7 +13,10 @@ impl Broker {
                 return;
             };
             match listener.accept() {
-                Ok((stream, addr)) => self.add_conn(stream, addr, index),
+                Ok((stream, addr)) => {
+                    self.stats.sockets_accepted += 1;
+                    self.add_conn(stream, addr, index);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,

@@ -6,7 +6,7 @@ use super::*;
 
 /// `$SYS/broker/load/STEM/WINDOW`: the counters whose per-minute rates are
 /// averaged, as mosquitto names them, each over [`WINDOWS`].
-const LOAD_TOPICS: [[&str; 3]; 8] = [
+const LOAD_TOPICS: [[&str; 3]; 9] = [
     [
         "$SYS/broker/load/messages/received/1min",
         "$SYS/broker/load/messages/received/5min",
@@ -47,6 +47,11 @@ const LOAD_TOPICS: [[&str; 3]; 8] = [
         "$SYS/broker/load/connections/5min",
         "$SYS/broker/load/connections/15min",
     ],
+    [
+        "$SYS/broker/load/sockets/1min",
+        "$SYS/broker/load/sockets/5min",
+        "$SYS/broker/load/sockets/15min",
+    ],
 ];
 
 /// Averaging windows in seconds, in the order of [`LOAD_TOPICS`]' columns.
@@ -54,7 +59,7 @@ const WINDOWS: [f64; 3] = [60.0, 300.0, 900.0];
 
 /// The counters behind [`LOAD_TOPICS`], in its order. midge counts
 /// PUBLISH packets in `messages/*` (mosquitto counts every packet there).
-fn load_counts(s: &Stats) -> [u64; 8] {
+fn load_counts(s: &Stats) -> [u64; 9] {
     [
         s.messages_received,
         s.messages_sent,
@@ -64,6 +69,7 @@ fn load_counts(s: &Stats) -> [u64; 8] {
         s.bytes_received,
         s.bytes_sent,
         s.connects_total,
+        s.sockets_accepted,
     ]
 }
 
@@ -72,13 +78,13 @@ fn load_counts(s: &Stats) -> [u64; 8] {
 #[derive(Debug, Default)]
 pub(super) struct Load {
     /// When the counters were last sampled, and their values then.
-    last: Option<(Instant, [u64; 8])>,
+    last: Option<(Instant, [u64; 9])>,
     /// Per counter, the averages over each of [`WINDOWS`].
-    averages: [[f64; 3]; 8],
+    averages: [[f64; 3]; 9],
 }
 
 impl Load {
-    fn update(&mut self, now: Instant, counts: [u64; 8]) {
+    fn update(&mut self, now: Instant, counts: [u64; 9]) {
         if let Some((then, before)) = self.last {
             let dt = now.saturating_duration_since(then).as_secs_f64();
             if dt > 0.0 {
@@ -260,13 +266,13 @@ mod tests {
     fn load_averages_follow_mosquittos_per_minute_rates() {
         let mut load = Load::default();
         let t0 = Instant::now();
-        load.update(t0, [0; 8]);
+        load.update(t0, [0; 9]);
         // 60 messages received in one minute: a rate of 60 per minute.
-        load.update(t0 + Duration::from_secs(60), [60, 0, 0, 0, 0, 0, 0, 0]);
+        load.update(t0 + Duration::from_secs(60), [60, 0, 0, 0, 0, 0, 0, 0, 0]);
         let one = 60.0 * (1.0 - (-1.0f64).exp());
         assert!((load.averages[0][0] - one).abs() < 1e-9);
         let values: Vec<(&str, String)> = load.values().collect();
-        assert_eq!(values.len(), 24);
+        assert_eq!(values.len(), 27);
         assert_eq!(
             values[0],
             (
@@ -274,11 +280,11 @@ mod tests {
                 format!("{one:.2}")
             )
         );
-        assert_eq!(values[23].0, "$SYS/broker/load/connections/15min");
+        assert_eq!(values[26].0, "$SYS/broker/load/sockets/15min");
         // A steady rate: every average converges to it.
         for m in 2..200u64 {
             let at = t0 + Duration::from_secs(60 * m);
-            load.update(at, [60 * m, 0, 0, 0, 0, 0, 0, 0]);
+            load.update(at, [60 * m, 0, 0, 0, 0, 0, 0, 0, 0]);
         }
         assert!(load.averages[0].iter().all(|a| (a - 60.0).abs() < 0.01));
     }
