@@ -4,14 +4,17 @@
 //! (`log_type`, `-v`) or `RUST_LOG`.
 //!
 //! Each line is formatted once and written whole to each destination with
-//! one `write`, so lines from different threads never interleave.
+//! one `write`, so lines from different threads never interleave. SIGHUP
+//! reopens the log files, as mosquitto does, so logrotate's `postrotate`
+//! habit (`kill -HUP`, `systemctl reload`) carries over.
 
 use crate::conffile::LogDest;
 use crate::syslog::{self, SyslogWriter};
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The default stamp: UTC, to the second (what env_logger printed before).
 const DEFAULT_STAMP: &str = "%Y-%m-%dT%H:%M:%SZ";
@@ -45,7 +48,7 @@ impl Setup {
 enum Sink {
     Stderr,
     Stdout,
-    File(File),
+    File(PathBuf, File),
     Syslog(SyslogWriter),
 }
 
@@ -56,6 +59,8 @@ struct Logger {
     facility: u8,
     pid: u32,
     sinks: Mutex<Vec<Sink>>,
+    /// Set by SIGHUP: reopen the files before the next line.
+    reopen: Arc<AtomicBool>,
 }
 
 /// A `log_timestamp_format` that cannot be formatted is a config error,
@@ -84,7 +89,7 @@ pub fn init(setup: Setup) -> Result<Vec<String>, String> {
         let sink = match dest {
             LogDest::Stderr => Sink::Stderr,
             LogDest::Stdout => Sink::Stdout,
-            LogDest::File(path) => Sink::File(open_log_file(path)?),
+            LogDest::File(path) => Sink::File(path.clone(), open_log_file(path)?),
             LogDest::Syslog => match SyslogWriter::connect(&setup.syslog_socket) {
                 Ok(writer) => Sink::Syslog(writer),
                 // No syslog daemon (a container, say): the log still goes
@@ -106,12 +111,16 @@ pub fn init(setup: Setup) -> Result<Vec<String>, String> {
     } else {
         filter.filter()
     };
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
+        .map_err(|e| format!("SIGHUP for the log files: {e}"))?;
     let logger = Logger {
         filter,
         stamp: setup.stamp,
         facility: setup.facility.map_or(syslog::FACILITY_DAEMON, |n| 16 + n),
         pid: std::process::id(),
         sinks: Mutex::new(sinks),
+        reopen,
     };
     log::set_boxed_logger(Box::new(logger)).map_err(|e| e.to_string())?;
     log::set_max_level(max);
@@ -124,6 +133,22 @@ fn open_log_file(path: &Path) -> Result<File, String> {
         .append(true)
         .open(path)
         .map_err(|e| format!("log_dest file {}: {e}", path.display()))
+}
+
+/// After a rotation the old file has been renamed: lines go to a new file
+/// at the configured path. One that cannot be opened keeps the old handle
+/// (and says so there).
+fn reopen_files(sinks: &mut [Sink]) {
+    for sink in sinks {
+        if let Sink::File(path, file) = sink {
+            match open_log_file(path) {
+                Ok(new) => *file = new,
+                Err(e) => {
+                    let _ = writeln!(file, "cannot reopen the log file: {e}");
+                }
+            }
+        }
+    }
 }
 
 impl log::Log for Logger {
@@ -141,13 +166,16 @@ impl log::Log for Logger {
             Ok(sinks) => sinks,
             Err(poisoned) => poisoned.into_inner(),
         };
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            reopen_files(&mut sinks);
+        }
         for sink in sinks.iter_mut() {
             // A full disk or closed pipe must not stop the broker: the
             // line is lost for that destination only.
             let _ = match sink {
                 Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
                 Sink::Stdout => std::io::stdout().write_all(line.as_bytes()),
-                Sink::File(f) => f.write_all(line.as_bytes()),
+                Sink::File(_, f) => f.write_all(line.as_bytes()),
                 Sink::Syslog(w) => {
                     let line = syslog_line(self.facility, self.pid, record.level(), &text);
                     w.write_all(line.as_bytes())

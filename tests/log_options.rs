@@ -115,3 +115,23 @@ fn bad_log_options_name_their_line() {
     let mut p = Process::with_config("facility.conf", "log_facility 5\n");
     p.wait_for("running");
 }
+
+/// logrotate's habit with mosquitto: rename the file, then SIGHUP; the
+/// log goes on in a new file at the configured path.
+#[test]
+fn sighup_reopens_a_rotated_log_file() {
+    let (file, rotated) = (log_path("rotate.log"), log_path("rotate.log.1"));
+    let conf = format!("log_dest stderr\nlog_dest file {}\n", file.display());
+    let mut p = Process::with_config("rotate.conf", &conf);
+    wait_in_file(&file, "listening on");
+    std::fs::rename(&file, &rotated).unwrap();
+    p.signal("-HUP");
+    p.wait_for("SIGHUP received");
+    let text = wait_in_file(&file, "SIGHUP received");
+    assert!(!text.contains("listening on"), "a new file: {text}");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(
+        !old.contains("SIGHUP"),
+        "nothing more in the rotated file: {old}"
+    );
+}
