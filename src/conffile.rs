@@ -44,6 +44,10 @@ pub struct ProcessSettings {
     /// From `log_type` lines: the most verbose type named, or `off` for
     /// `none`. `None` when the file has no `log_type`.
     pub log_level: Option<log::LevelFilter>,
+    /// The levels the `log_type` lines name, each on its own as in
+    /// mosquitto (`log_type warning` alone shows no errors); `none`
+    /// removes those named before it.
+    pub log_types: Vec<log::Level>,
     pub pid_file: Option<PathBuf>,
     /// Warnings to log once logging is set up.
     pub warnings: Vec<String>,
@@ -181,6 +185,28 @@ fn level_of(log_type: &str) -> Option<log::LevelFilter> {
     })
 }
 
+/// Adds the levels of one (valid) `log_type` to `types`.
+fn log_types(log_type: &str, types: &mut Vec<log::Level>) {
+    use log::Level::*;
+    let named: &[log::Level] = match log_type {
+        "none" => {
+            types.clear();
+            return;
+        }
+        "error" => &[Error],
+        "warning" => &[Warn],
+        "notice" | "information" | "subscribe" | "unsubscribe" => &[Info],
+        "debug" => &[Debug],
+        "all" => &[Error, Warn, Info, Debug],
+        _ => &[],
+    };
+    for level in named {
+        if !types.contains(level) {
+            types.push(*level);
+        }
+    }
+}
+
 /// Applies a configuration file's text to `config`.
 pub fn parse(text: &str, config: &mut Config) -> Result<ProcessSettings, String> {
     let mut out = ProcessSettings::default();
@@ -282,6 +308,7 @@ pub fn apply_option(
         "log_type" => {
             let level = level_of(value).ok_or_else(|| format!("unknown log_type '{value}'"))?;
             out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
+            log_types(value, &mut out.log_types);
         }
         "pid_file" => out.pid_file = Some(value.into()),
         "per_listener_settings" => {
@@ -427,6 +454,7 @@ sys_interval 30
         let file = LogDest::File("/var/log/midge.log".into());
         assert_eq!(p.log_dests, Some(vec![file]));
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
+        assert_eq!(p.log_types, [log::Level::Error, log::Level::Warn]);
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
     }

@@ -25,6 +25,8 @@ pub struct Setup {
     pub dests: Vec<LogDest>,
     /// Filter directives in `RUST_LOG`'s syntax (`info`, `midge=debug`).
     pub filter: String,
+    /// Only these levels (mosquitto's `log_type` lines), if given.
+    pub levels: Option<Vec<log::Level>>,
     /// Syslog facility: `None` for daemon, `Some(n)` for local`n`.
     pub facility: Option<u8>,
     /// `None`: no time stamp; else a strftime format (local time unless
@@ -54,6 +56,7 @@ enum Sink {
 
 struct Logger {
     filter: env_filter::Filter,
+    levels: Option<Vec<log::Level>>,
     stamp: Option<String>,
     /// Facility times 8, added to each line's severity.
     facility: u8,
@@ -116,6 +119,7 @@ pub fn init(setup: Setup) -> Result<Vec<String>, String> {
         .map_err(|e| format!("SIGHUP for the log files: {e}"))?;
     let logger = Logger {
         filter,
+        levels: setup.levels,
         stamp: setup.stamp,
         facility: setup.facility.map_or(syslog::FACILITY_DAEMON, |n| 16 + n),
         pid: std::process::id(),
@@ -153,11 +157,12 @@ fn reopen_files(sinks: &mut [Sink]) {
 
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        self.filter.enabled(metadata)
+        let level = metadata.level();
+        self.filter.enabled(metadata) && self.levels.as_ref().is_none_or(|l| l.contains(&level))
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.filter.matches(record) {
+        if !self.filter.matches(record) || !self.enabled(record.metadata()) {
             return;
         }
         let text = record.args().to_string();

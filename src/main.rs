@@ -202,9 +202,17 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
         (1, _) => "debug".into(),
         _ => "trace".into(),
     };
+    let rust_log = std::env::var("RUST_LOG").ok();
+    // log_type picks levels one by one, unless -v or RUST_LOG says more.
+    let by_type = m.opt_count("verbose") == 0 && rust_log.is_none();
+    let levels = settings
+        .log_level
+        .filter(|_| by_type)
+        .map(|_| settings.log_types.clone());
     let setup = logging::Setup {
         dests: (settings.log_dests.clone()).unwrap_or_else(|| vec![LogDest::Stderr]),
-        filter: std::env::var("RUST_LOG").unwrap_or(level),
+        filter: rust_log.unwrap_or(level),
+        levels,
         facility: settings.log_facility,
         stamp: logging::Setup::stamp_of(
             settings.log_timestamp,

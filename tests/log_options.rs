@@ -135,3 +135,33 @@ fn sighup_reopens_a_rotated_log_file() {
         "nothing more in the rotated file: {old}"
     );
 }
+
+/// mosquitto's `log_type` picks types one by one: warnings and
+/// information without errors leaves the errors out.
+#[test]
+fn log_type_lines_pick_levels_one_by_one() {
+    let file = log_path("types.log");
+    let acl = temp_file("types.acl", "topic readwrite #\n");
+    let conf = format!(
+        "log_dest stderr\nlog_dest file {}\nlog_type warning\nlog_type information\n\
+         acl_file {}\nautosave_interval 60\n",
+        file.display(),
+        acl.display()
+    );
+    let mut p = Process::with_config("types.conf", &conf);
+    // An error: the ACL file breaks and a reload fails.
+    std::fs::write(&acl, "topic sometimes x\n").unwrap();
+    p.signal("-HUP");
+    p.wait_for("SIGHUP received");
+    let (mut c, _) = common::Raw::mqtt(p.addr, "after-reload", true);
+    c.ping();
+    let text = wait_in_file(&file, "after-reload");
+    assert!(
+        text.contains("WARN") && text.contains("autosave_interval"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("reload failed"),
+        "an error was logged: {text}"
+    );
+}
