@@ -182,7 +182,7 @@ impl Record {
                 client,
                 username,
             } => {
-                out.push(15);
+                out.push(20);
                 put_str(out, topic);
                 out.push(*qos);
                 put_bytes(out, payload);
@@ -320,7 +320,7 @@ impl Record {
                 payload: r.bytes()?,
                 meta: r.meta(kind == 16)?,
             },
-            15 => Record::RetainFrom {
+            20 => Record::RetainFrom {
                 topic: r.str()?,
                 qos: r.u8()?,
                 payload: r.bytes()?,
@@ -520,7 +520,7 @@ pub(super) const UNKNOWN: &str = "unknown record type";
 
 /// The highest record type this version writes and reads (besides
 /// [`BATCH`], 15).
-pub(super) const LAST_KNOWN_TYPE: u8 = 19;
+pub(super) const LAST_KNOWN_TYPE: u8 = 20;
 
 /// Reads every good record; stops at the first damaged one.
 pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {
