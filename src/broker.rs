@@ -43,7 +43,7 @@ use crate::protocol::{
     PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
     Violation,
 };
-use crate::retained::Retained;
+use crate::retained::{Retained, Source};
 use crate::router::{Grant, Router, Sub};
 use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
 use crate::shared;
@@ -108,6 +108,19 @@ pub struct Stats {
     pub store_fsyncs: u64,
     /// The store cannot write or sync: acknowledgements that need it wait.
     pub store_failing: bool,
+    /// TCP connections accepted since start.
+    pub sockets_accepted: u64,
+    /// Offline sessions deleted by `persistent_client_expiration`.
+    pub clients_expired: u64,
+    /// Payload bytes of PUBLISHes received and sent.
+    pub publish_bytes_received: u64,
+    pub publish_bytes_sent: u64,
+    /// Payload bytes of the retained messages.
+    pub retained_bytes: u64,
+    /// Messages waiting in sessions (queued or in flight), and their
+    /// payload bytes: counted when asked, one pass over the sessions.
+    pub queued_messages: usize,
+    pub queued_bytes: u64,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -219,6 +232,8 @@ pub struct Broker {
     started: Instant,
     /// What `$SYS` published last (only changed values are sent again).
     sys_last: HashMap<&'static str, String>,
+    /// `$SYS/broker/load/...` averages.
+    sys_load: sys::Load,
     clients_maximum: usize,
     /// Connections with output to write at the end of this iteration.
     dirty: Vec<ConnKey>,
@@ -316,7 +331,6 @@ impl Broker {
         for (i, listener) in config.listeners.iter().enumerate() {
             let mut l = Listener::bind(listener)?;
             l.register(poll.registry(), Token(LISTENER_BASE - i))?;
-            info!("listening on {}", l.local_addr()?);
             listeners.push(l);
         }
         let mut broker = Broker {
@@ -337,6 +351,7 @@ impl Broker {
             hangup: None,
             started: Instant::now(),
             sys_last: HashMap::new(),
+            sys_load: sys::Load::default(),
             clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
@@ -382,6 +397,10 @@ impl Broker {
                 .schedule(millis(expiry_step(expiry)), Due::SessionExpiry);
         }
         broker.open_store(storage)?;
+        // Only now that nothing can fail the start any more.
+        for addr in broker.local_addrs() {
+            info!("listening on {addr}");
+        }
         Ok(broker)
     }
 
@@ -423,6 +442,17 @@ impl Broker {
             sessions: self.sessions.len(),
             subscriptions: self.subscription_count(),
             retained: self.retained.len(),
+            retained_bytes: self.retained.payload_bytes(),
+            queued_messages: self
+                .sessions
+                .iter()
+                .map(|(_, s)| sys::queued_messages(s))
+                .sum(),
+            queued_bytes: self
+                .sessions
+                .iter()
+                .map(|(_, s)| sys::queued_bytes(s))
+                .sum(),
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
             store_failing: self.store.as_ref().is_some_and(Store::is_failing),
@@ -580,9 +610,10 @@ impl Broker {
         let payload = bytes::Bytes::copy_from_slice(payload);
         let msg = Arc::new(self.message_of(topic.into(), payload, properties, retain));
         if retain {
-            self.set_retained(&msg, qos);
+            self.set_retained(&msg, qos, None);
         }
         self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += msg.payload.len() as u64;
         let was_paused = self.host.paused;
         self.host.publishing = true;
         self.route(&msg, qos);
@@ -618,6 +649,7 @@ impl Broker {
         });
         let mut found = Vec::new();
         self.retained.matching(&filter, &mut found);
+        self.drop_revoked_retained(&mut found, |f| &f.0);
         for (msg, stored) in found {
             self.deliver_to_host(key, &msg, self.out_qos(stored, qos), true);
         }

@@ -31,10 +31,23 @@ pub enum LogDest {
 /// Settings for the binary rather than the broker library.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessSettings {
-    pub log_dest: LogDest,
+    /// Every `log_dest` line's destination, all used at once (as in
+    /// mosquitto); `None` without a `log_dest` line (stderr), empty after
+    /// `log_dest none`.
+    pub log_dests: Option<Vec<LogDest>>,
+    /// `log_facility N`: syslog facility local0..local7 instead of daemon.
+    pub log_facility: Option<u8>,
+    /// `log_timestamp false` turns the time stamp off.
+    pub log_timestamp: Option<bool>,
+    /// `log_timestamp_format`: a strftime format, in local time.
+    pub log_timestamp_format: Option<String>,
     /// From `log_type` lines: the most verbose type named, or `off` for
     /// `none`. `None` when the file has no `log_type`.
     pub log_level: Option<log::LevelFilter>,
+    /// The levels the `log_type` lines name, each on its own as in
+    /// mosquitto (`log_type warning` alone shows no errors); `none`
+    /// removes those named before it.
+    pub log_types: Vec<log::Level>,
     pub pid_file: Option<PathBuf>,
     /// Warnings to log once logging is set up.
     pub warnings: Vec<String>,
@@ -55,13 +68,10 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "allow_duplicate_messages",
         "midge delivers one copy per client",
     ),
-    ("log_timestamp", "midge always timestamps its log"),
-    ("log_timestamp_format", "midge always timestamps its log"),
     (
         "connection_messages",
         "midge always logs connections at info level",
     ),
-    ("check_retain_source", "not applicable to midge"),
     (
         "memory_limit",
         "bound memory with max_queued_messages and max_outgoing_bytes",
@@ -69,6 +79,98 @@ const TUNING_ONLY: &[(&str, &str)] = &[
     ("user", "run midge as the user you want (systemd User=)"),
     ("websockets_log_level", "midge has no WebSocket listener"),
 ];
+
+/// mosquitto options midge does not have, by the feature they belong to:
+/// an error that says so, rather than "unknown" as if misspelt. An entry
+/// ending in `_` is a prefix (`plugin_opt_NAME`).
+const NOT_SUPPORTED: &[(&str, &[&str])] = &[
+    (
+        "TLS, not done yet: put a TLS proxy (stunnel, nginx) in front",
+        &[
+            "cafile",
+            "capath",
+            "certfile",
+            "keyfile",
+            "ciphers",
+            "ciphers_tls1.3",
+            "crlfile",
+            "dhparamfile",
+            "require_certificate",
+            "tls_version",
+            "tls_engine",
+            "tls_engine_kpass_sha1",
+            "tls_keyform",
+            "use_identity_as_username",
+            "use_subject_as_username",
+            "psk_hint",
+            "psk_file",
+        ],
+    ),
+    (
+        "bridges, not done yet",
+        &[
+            "connection",
+            "address",
+            "addresses",
+            "topic",
+            "bridge_",
+            "cleansession",
+            "idle_timeout",
+            "keepalive_interval",
+            "local_clientid",
+            "local_password",
+            "local_username",
+            "notifications",
+            "notifications_local_only",
+            "notification_topic",
+            "remote_clientid",
+            "remote_password",
+            "remote_username",
+            "restart_timeout",
+            "round_robin",
+            "start_type",
+            "threshold",
+            "try_private",
+        ],
+    ),
+    (
+        "plugins: the embedding API has an authenticator and an authorizer instead",
+        &[
+            "plugin",
+            "plugin_opt_",
+            "auth_plugin",
+            "auth_opt_",
+            "plugin_load",
+            "plugin_use",
+            "global_plugin",
+        ],
+    ),
+    (
+        "WebSocket listeners, not done yet",
+        &["http_dir", "websockets_headers_size"],
+    ),
+    (
+        "listener options not done yet",
+        &[
+            "mount_point",
+            "socket_domain",
+            "bind_interface",
+            "accept_protocol_versions",
+        ],
+    ),
+];
+
+/// The feature a mosquitto option midge lacks belongs to.
+fn not_supported(key: &str) -> Option<&'static str> {
+    let listed = |name: &&str| match name.ends_with('_') {
+        true => key.len() > name.len() && key.starts_with(name),
+        false => key == *name,
+    };
+    NOT_SUPPORTED
+        .iter()
+        .find(|(_, names)| names.iter().any(listed))
+        .map(|(feature, _)| *feature)
+}
 
 fn level_of(log_type: &str) -> Option<log::LevelFilter> {
     use log::LevelFilter::*;
@@ -81,6 +183,28 @@ fn level_of(log_type: &str) -> Option<log::LevelFilter> {
         "websockets" => Off,
         _ => return None,
     })
+}
+
+/// Adds the levels of one (valid) `log_type` to `types`.
+fn log_types(log_type: &str, types: &mut Vec<log::Level>) {
+    use log::Level::*;
+    let named: &[log::Level] = match log_type {
+        "none" => {
+            types.clear();
+            return;
+        }
+        "error" => &[Error],
+        "warning" => &[Warn],
+        "notice" | "information" | "subscribe" | "unsubscribe" => &[Info],
+        "debug" => &[Debug],
+        "all" => &[Error, Warn, Info, Debug],
+        _ => &[],
+    };
+    for level in named {
+        if !types.contains(level) {
+            types.push(*level);
+        }
+    }
 }
 
 /// Applies a configuration file's text to `config`.
@@ -151,29 +275,40 @@ pub fn apply_option(
     value: &str,
     out: &mut ProcessSettings,
 ) -> Result<Option<String>, String> {
+    if let Some(feature) = not_supported(key) {
+        return Err(format!(
+            "unknown option '{key}': mosquitto option not supported by midge ({feature})"
+        ));
+    }
+    if value.is_empty() {
+        // A file name left out would otherwise be an error about "" later,
+        // with no line to look at.
+        return Err(format!("{key} needs a value"));
+    }
     if let Some((_, why)) = TUNING_ONLY.iter().find(|(k, _)| *k == key) {
         return Ok(Some(format!("'{key}' ignored: {why}")));
     }
     match key {
-        "log_dest" => {
-            let mut parts = value.split_whitespace();
-            out.log_dest = match (parts.next(), parts.next()) {
-                (Some("stderr"), None) => LogDest::Stderr,
-                (Some("stdout"), None) => LogDest::Stdout,
-                (Some("file"), Some(path)) => LogDest::File(path.into()),
-                (Some("syslog"), None) => LogDest::Syslog,
-                (Some("topic") | Some("dlt"), _) => {
-                    out.log_dest = LogDest::Stderr;
-                    return Ok(Some(format!(
-                        "log_dest {value} is not supported; logging to stderr"
-                    )));
+        "log_dest" => return log_dest(value, out),
+        "log_facility" => {
+            out.log_facility = match value.parse::<u8>() {
+                Ok(n) if n <= 7 => Some(n),
+                _ => {
+                    return Err(format!(
+                        "log_facility: 0 to 7 (local0 to local7), not '{value}'"
+                    ))
                 }
-                _ => return Err(format!("log_dest: cannot use '{value}'")),
-            };
+            }
+        }
+        "log_timestamp" => out.log_timestamp = Some(parse_bool(key, value)?),
+        "log_timestamp_format" => {
+            crate::logging::check_stamp(value)?;
+            out.log_timestamp_format = Some(value.into());
         }
         "log_type" => {
             let level = level_of(value).ok_or_else(|| format!("unknown log_type '{value}'"))?;
             out.log_level = Some(out.log_level.map_or(level, |l| l.max(level)));
+            log_types(value, &mut out.log_types);
         }
         "pid_file" => out.pid_file = Some(value.into()),
         "per_listener_settings" => {
@@ -199,6 +334,35 @@ pub fn apply_option(
             Some(i) => config.set_on_listener(i, key, value)?,
             None => config.set(key, value)?,
         },
+    }
+    Ok(None)
+}
+
+/// One `log_dest` line: adds a destination (the first line replaces the
+/// default, stderr), or with `none` removes all so far, as in mosquitto.
+/// A destination midge lacks is a warning.
+fn log_dest(value: &str, out: &mut ProcessSettings) -> Result<Option<String>, String> {
+    let mut parts = value.splitn(2, char::is_whitespace);
+    let dest = match (parts.next(), parts.next().map(str::trim)) {
+        (Some("none"), None) => {
+            out.log_dests = Some(Vec::new());
+            return Ok(None);
+        }
+        (Some("stderr"), None) => LogDest::Stderr,
+        (Some("stdout"), None) => LogDest::Stdout,
+        (Some("file"), Some(path)) if !path.is_empty() => LogDest::File(path.into()),
+        (Some("syslog"), None) => LogDest::Syslog,
+        (Some("topic") | Some("dlt"), _) => {
+            return Ok(Some(format!(
+                "log_dest {value}: mosquitto option not supported by midge (a log \
+                 destination midge lacks); ignored"
+            )))
+        }
+        _ => return Err(format!("log_dest: cannot use '{value}'")),
+    };
+    let dests = out.log_dests.get_or_insert_with(Vec::new);
+    if !dests.contains(&dest) {
+        dests.push(dest);
     }
     Ok(None)
 }
@@ -287,8 +451,10 @@ sys_interval 30
             (500, 10, 200)
         );
         assert_eq!(c.message_size_limit, 1_048_576);
-        assert_eq!(p.log_dest, LogDest::File("/var/log/midge.log".into()));
+        let file = LogDest::File("/var/log/midge.log".into());
+        assert_eq!(p.log_dests, Some(vec![file]));
         assert_eq!(p.log_level, Some(log::LevelFilter::Warn));
+        assert_eq!(p.log_types, [log::Level::Error, log::Level::Warn]);
         assert_eq!(p.warnings.len(), 1);
         assert!(p.warnings[0].starts_with("line 8: 'autosave_interval' ignored"));
     }
@@ -407,11 +573,32 @@ protocol mqtt
     fn log_destinations() {
         let mut c = Config::default();
         let p = parse("log_dest syslog\n", &mut c).unwrap();
-        assert_eq!((p.log_dest, p.warnings.len()), (LogDest::Syslog, 0));
+        let syslog = Some(vec![LogDest::Syslog]);
+        assert_eq!((p.log_dests, p.warnings.len()), (syslog, 0));
         let p = parse("log_dest topic\n", &mut c).unwrap();
-        assert_eq!(p.log_dest, LogDest::Stderr);
+        assert_eq!(p.log_dests, None, "stderr");
         assert!(p.warnings[0].contains("not supported"), "{:?}", p.warnings);
         assert!(parse("log_dest syslog extra\n", &mut c).is_err());
+    }
+
+    #[test]
+    fn mosquitto_options_midge_lacks_say_so_and_empty_values_name_their_line() {
+        let mut c = Config::default();
+        for (line, feature) in [
+            ("bridge_cafile /x", "bridges"),
+            ("plugin_opt_db x", "plugins"),
+            ("keyfile /k.pem", "TLS"),
+            ("mount_point a/", "listener options"),
+        ] {
+            let e = parse(&format!("{line}\n"), &mut c).unwrap_err();
+            let key = line.split(' ').next().unwrap();
+            let want = format!("line 1: unknown option '{key}': mosquitto option not supported");
+            assert!(e.starts_with(&want) && e.contains(feature), "{e}");
+        }
+        let e = parse("bridge_ x\n", &mut c).unwrap_err();
+        assert_eq!(e, "line 1: unknown option 'bridge_'", "a prefix alone");
+        let e = parse("# acl\n\nacl_file\n", &mut c).unwrap_err();
+        assert_eq!(e, "line 3: acl_file needs a value");
     }
 
     #[test]

@@ -78,6 +78,11 @@ pub struct Security {
     /// Start of the client ids the broker assigns to clients that send an
     /// empty one (mosquitto `auto_id_prefix`); followed by `<pid>-<n>`.
     pub auto_id_prefix: String,
+    /// Withhold a retained message from new subscribers once its publisher
+    /// may no longer write to its topic (mosquitto `check_retain_source`,
+    /// on by default as there; it costs an ACL check per retained message
+    /// sent, only when an ACL file or authorizer is in force).
+    pub check_retain_source: bool,
 }
 
 impl Default for Security {
@@ -88,6 +93,7 @@ impl Default for Security {
             acl_file: None,
             allow_zero_length_client_id: true,
             auto_id_prefix: "midge-".into(),
+            check_retain_source: true,
         }
     }
 }
@@ -251,7 +257,7 @@ fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, String> {
 /// `localhost`, resolved once at start. A name listens on its first IPv4
 /// address, or its first address if it has none (mosquitto listens on every
 /// address of the name).
-fn parse_host(key: &str, value: &str) -> Result<std::net::IpAddr, String> {
+pub fn parse_host(key: &str, value: &str) -> Result<std::net::IpAddr, String> {
     use std::net::ToSocketAddrs;
     let value = value.trim();
     if let Ok(ip) = value.parse() {
@@ -357,7 +363,7 @@ impl Config {
     /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
     /// `queue_overflow`, `max_topic_levels`); also `max_queued_bytes`, `max_keepalive`,
     /// `max_packet_size`, `allow_anonymous`, `password_file`, `acl_file`,
-    /// `sys_interval`. The C API and config files use this.
+    /// `check_retain_source`, `sys_interval`. The C API and config files use this.
     ///
     /// `port` and `bind_address` change the first listen address;
     /// `listener` adds one (the first `listener` replaces the default).
@@ -451,6 +457,7 @@ impl Config {
             "allow_anonymous" => self.security.allow_anonymous = Some(parse_bool(key, v)?),
             "password_file" => self.security.password_file = Some(v.into()),
             "acl_file" => self.security.acl_file = Some(v.into()),
+            "check_retain_source" => self.security.check_retain_source = parse_bool(key, v)?,
             "sys_interval" => self.sys_interval = seconds(parse(key, v)?),
             "persistence" => self.persistence = parse_bool(key, v)?,
             "persistence_location" => self.persistence_location = Some(v.into()),

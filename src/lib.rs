@@ -28,6 +28,7 @@ mod conn;
 pub mod host;
 mod keyed_list;
 pub mod keys;
+pub mod logging;
 pub mod protocol;
 pub mod retained;
 pub mod router;

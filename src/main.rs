@@ -3,11 +3,8 @@
 
 use getopts::Options;
 use midge::conffile::{self, LogDest, ProcessSettings};
-use midge::syslog::{self, SyslogWriter};
-use midge::{Broker, Config};
-use std::io::Write;
+use midge::{logging, syslog, Broker, Config};
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
 use std::process::ExitCode;
 
 /// Command-line options that map one-to-one onto config-file options:
@@ -123,7 +120,7 @@ fn options() -> Options {
     o.optmulti(
         "b",
         "bind",
-        "address to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
+        "address or host name to listen on; repeat for several (default 127.0.0.1; 0.0.0.0 for all IPv4)",
         "ADDR",
     );
     for (long, _, help) in VALUE_OPTIONS {
@@ -175,10 +172,7 @@ fn configure(m: &getopts::Matches) -> Result<(Config, ProcessSettings), String> 
         } else {
             binds
                 .iter()
-                .map(|b| {
-                    b.parse()
-                        .map_err(|_| format!("--bind: '{b}' is not an IP address"))
-                })
+                .map(|b| midge::config::parse_host("--bind", b))
                 .collect::<Result<_, _>>()?
         };
         c.listen_on(ips.into_iter().map(|ip| SocketAddr::new(ip, port)));
@@ -208,45 +202,26 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
         (1, _) => "debug".into(),
         _ => "trace".into(),
     };
-    let mut builder =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
-    let mut fallback = None;
-    match &settings.log_dest {
-        LogDest::Stderr => {}
-        LogDest::Stdout => {
-            builder.target(env_logger::Target::Stdout);
-        }
-        LogDest::File(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| format!("log file {}: {e}", path.display()))?;
-            builder.target(env_logger::Target::Pipe(Box::new(file)));
-        }
-        LogDest::Syslog => match SyslogWriter::connect(Path::new(syslog::SOCKET)) {
-            Ok(writer) => {
-                let pid = std::process::id();
-                builder.format(move |buf, record| {
-                    let pri = syslog::priority(record.level());
-                    let text = syslog::one_line(&record.args().to_string());
-                    writeln!(buf, "<{pri}>midge[{pid}]: {text}")
-                });
-                builder.target(env_logger::Target::Pipe(Box::new(writer)));
-            }
-            // No syslog daemon (a container, say): the log still goes
-            // somewhere, and says why.
-            Err(e) => {
-                fallback = Some(format!(
-                    "log_dest syslog: {}: {e}; logging to stderr",
-                    syslog::SOCKET
-                ))
-            }
-        },
-    }
-    builder.init();
-    if let Some(why) = fallback {
-        log::warn!("{why}");
+    let rust_log = std::env::var("RUST_LOG").ok();
+    // log_type picks levels one by one, unless -v or RUST_LOG says more.
+    let by_type = m.opt_count("verbose") == 0 && rust_log.is_none();
+    let levels = settings
+        .log_level
+        .filter(|_| by_type)
+        .map(|_| settings.log_types.clone());
+    let setup = logging::Setup {
+        dests: (settings.log_dests.clone()).unwrap_or_else(|| vec![LogDest::Stderr]),
+        filter: rust_log.unwrap_or(level),
+        levels,
+        facility: settings.log_facility,
+        stamp: logging::Setup::stamp_of(
+            settings.log_timestamp,
+            settings.log_timestamp_format.as_deref(),
+        ),
+        syslog_socket: syslog::SOCKET.into(),
+    };
+    for w in logging::init(setup)? {
+        log::warn!("{w}");
     }
     for w in &settings.warnings {
         log::warn!("config: {w}");
@@ -255,17 +230,31 @@ fn init_logging(m: &getopts::Matches, settings: &ProcessSettings) -> Result<(), 
 }
 
 fn run(config: Config, settings: &ProcessSettings) -> std::io::Result<()> {
-    let mut broker = Broker::new(config)?;
-    broker.handle_signals()?;
+    // Written first, so that a start it fails never listened.
     if let Some(pid_file) = &settings.pid_file {
-        std::fs::write(pid_file, format!("{}\n", std::process::id()))?;
+        write_pid_file(pid_file)?;
     }
-    log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
-    let result = broker.run();
+    let result = Broker::new(config).and_then(|mut broker| {
+        broker.handle_signals()?;
+        log::info!("midge {} running", env!("CARGO_PKG_VERSION"));
+        broker.run()
+    });
     if let Some(pid_file) = &settings.pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
     result
+}
+
+/// `pid_file`, with an error that names it (and its missing directory).
+fn write_pid_file(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::write(path, format!("{}\n", std::process::id())).map_err(|e| {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+        let why = match dir {
+            Some(dir) if !dir.is_dir() => format!("directory {} does not exist", dir.display()),
+            _ => e.to_string(),
+        };
+        std::io::Error::new(e.kind(), format!("pid_file {}: {why}", path.display()))
+    })
 }
 
 fn main() -> ExitCode {

@@ -14,33 +14,66 @@ use std::sync::Arc;
 #[derive(Debug, Default)]
 pub struct Retained {
     by_topic: HashMap<Box<str>, usize>,
-    slots: Slab<(Arc<Message>, QoS)>,
+    slots: Slab<Entry>,
     /// (expiry time, slot) of the messages with a Message Expiry Interval,
     /// soonest first; an entry whose slot now holds another message is
     /// skipped when it comes up.
     expiring: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Payload bytes of every message held (for `$SYS`).
+    payload_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    msg: Arc<Message>,
+    qos: QoS,
+    source: Option<Source>,
+}
+
+/// The client that published a retained message, so that the message is
+/// withheld once that client may no longer write to its topic (mosquitto's
+/// `check_retain_source`, CVE-2018-12546). Kept here, beside the message:
+/// every other message goes without it. `None` for the broker's own
+/// messages ($SYS, the host's publishes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub client_id: Box<str>,
+    pub username: Option<Box<str>>,
 }
 
 impl Retained {
     /// Applies a retained publish: an empty payload deletes the topic's
     /// message and is never stored [MQTT-3.3.1-10], [MQTT-3.3.1-11];
-    /// anything else replaces it with its QoS [MQTT-3.3.1-5], [MQTT-3.3.1-7].
-    pub fn set(&mut self, msg: &Arc<Message>, qos: QoS) {
+    /// anything else replaces it with its QoS [MQTT-3.3.1-5], [MQTT-3.3.1-7]
+    /// and its publisher.
+    pub fn set(&mut self, msg: &Arc<Message>, qos: QoS, source: Option<Source>) {
         if msg.payload.is_empty() {
             if let Some(slot) = self.by_topic.remove(&msg.topic) {
-                self.slots.try_remove(slot);
+                if let Some(old) = self.slots.try_remove(slot) {
+                    self.payload_bytes = self
+                        .payload_bytes
+                        .saturating_sub(old.msg.payload.len() as u64);
+                }
             }
             return;
         }
+        self.payload_bytes += msg.payload.len() as u64;
+        let new = Entry {
+            msg: msg.clone(),
+            qos,
+            source,
+        };
         let slot = match self.by_topic.get(&msg.topic).copied() {
             Some(slot) => {
                 if let Some(entry) = self.slots.get_mut(slot) {
-                    *entry = (msg.clone(), qos);
+                    let old = entry.msg.payload.len() as u64;
+                    self.payload_bytes = self.payload_bytes.saturating_sub(old);
+                    *entry = new;
                 }
                 slot
             }
             None => {
-                let slot = self.slots.insert((msg.clone(), qos));
+                let slot = self.slots.insert(new);
                 self.by_topic.insert(msg.topic.clone(), slot);
                 slot
             }
@@ -53,11 +86,7 @@ impl Retained {
     /// When the next retained message expires, if one does.
     pub fn next_expiry(&mut self) -> Option<u64> {
         while let Some(&Reverse((at, slot))) = self.expiring.peek() {
-            if self
-                .slots
-                .get(slot)
-                .is_some_and(|(m, _)| m.expires_at == at)
-            {
+            if self.slots.get(slot).is_some_and(|e| e.msg.expires_at == at) {
                 return Some(at);
             }
             self.expiring.pop(); // replaced or deleted since
@@ -72,8 +101,10 @@ impl Retained {
             return None;
         }
         let Reverse((_, slot)) = self.expiring.pop()?;
-        let (msg, _) = self.slots.try_remove(slot)?;
+        let msg = self.slots.try_remove(slot)?.msg;
         self.by_topic.remove(&msg.topic);
+        let len = msg.payload.len() as u64;
+        self.payload_bytes = self.payload_bytes.saturating_sub(len);
         Some(msg.topic.clone())
     }
 
@@ -109,9 +140,9 @@ impl Retained {
         let end = self.slots.capacity();
         let stop = next.saturating_add(budget).min(end);
         for slot in *next..stop {
-            if let Some((m, qos)) = self.slots.get(slot) {
-                if topic::matches(filter, &m.topic) {
-                    visit(m, *qos);
+            if let Some(e) = self.slots.get(slot) {
+                if topic::matches(filter, &e.msg.topic) {
+                    visit(&e.msg, e.qos);
                 }
             }
         }
@@ -123,9 +154,22 @@ impl Retained {
         self.slots.len()
     }
 
+    /// Payload bytes of all retained messages.
+    pub fn payload_bytes(&self) -> u64 {
+        self.payload_bytes
+    }
+
+    fn entry(&self, topic: &str) -> Option<&Entry> {
+        self.slots.get(*self.by_topic.get(topic)?)
+    }
+
     fn get_ref(&self, topic: &str) -> Option<(&Arc<Message>, QoS)> {
-        let slot = *self.by_topic.get(topic)?;
-        self.slots.get(slot).map(|(m, qos)| (m, *qos))
+        self.entry(topic).map(|e| (&e.msg, e.qos))
+    }
+
+    /// Who published the retained message of `topic`.
+    pub fn source(&self, topic: &str) -> Option<&Source> {
+        self.entry(topic)?.source.as_ref()
     }
 
     /// The retained message of one topic.
@@ -259,9 +303,9 @@ mod tests {
     fn a_scan_resumes_where_it_stopped() {
         let mut r = Retained::default();
         for i in 0..10 {
-            r.set(&msg(&format!("a/{i}"), b"x"), QoS::AtMostOnce);
+            r.set(&msg(&format!("a/{i}"), b"x"), QoS::AtMostOnce, None);
         }
-        r.set(&msg("b", b"y"), QoS::AtMostOnce);
+        r.set(&msg("b", b"y"), QoS::AtMostOnce, None);
         let (mut next, mut seen) = (0, Vec::new());
         let mut steps = 0;
         while !r.scan("a/+", &mut next, 3, |m, _| seen.push(m.topic.clone())) {
@@ -280,10 +324,10 @@ mod tests {
     #[test]
     fn set_replace_delete_and_match() {
         let mut r = Retained::default();
-        r.set(&msg("a/1", b"x"), QoS::AtLeastOnce);
-        r.set(&msg("a/2", b"y"), QoS::AtMostOnce);
-        r.set(&msg("$SYS/v", b"1"), QoS::AtMostOnce);
-        r.set(&msg("a/1", b"z"), QoS::ExactlyOnce);
+        r.set(&msg("a/1", b"x"), QoS::AtLeastOnce, None);
+        r.set(&msg("a/2", b"y"), QoS::AtMostOnce, None);
+        r.set(&msg("$SYS/v", b"1"), QoS::AtMostOnce, None);
+        r.set(&msg("a/1", b"z"), QoS::ExactlyOnce, None);
         let mut out = Vec::new();
         r.matching("a/+", &mut out);
         out.sort_by(|a, b| a.0.topic.cmp(&b.0.topic));
@@ -295,11 +339,12 @@ mod tests {
         out.clear();
         r.matching("#", &mut out);
         assert_eq!(out.len(), 2, "# does not match $SYS");
-        r.set(&msg("a/1", b""), QoS::AtMostOnce);
+        r.set(&msg("a/1", b""), QoS::AtMostOnce, None);
         out.clear();
         r.matching("a/1", &mut out);
         assert!(out.is_empty());
         assert_eq!(r.len(), 2);
+        assert_eq!(r.payload_bytes(), 2, "y and 1");
     }
 
     #[test]
@@ -310,10 +355,10 @@ mod tests {
             m.expires_at = at;
             Arc::new(m)
         };
-        r.set(&expiring("a", 100), QoS::AtMostOnce);
-        r.set(&expiring("b", 50), QoS::AtMostOnce);
-        r.set(&msg("c", b"forever"), QoS::AtMostOnce);
-        r.set(&expiring("b", 300), QoS::AtMostOnce); // replaced: later
+        r.set(&expiring("a", 100), QoS::AtMostOnce, None);
+        r.set(&expiring("b", 50), QoS::AtMostOnce, None);
+        r.set(&msg("c", b"forever"), QoS::AtMostOnce, None);
+        r.set(&expiring("b", 300), QoS::AtMostOnce, None); // replaced: later
         assert_eq!(r.next_expiry(), Some(100));
         assert_eq!(r.pop_expired(99), None);
         assert_eq!(r.pop_expired(100).as_deref(), Some("a"));
@@ -322,5 +367,22 @@ mod tests {
         assert_eq!(r.pop_expired(1000).as_deref(), Some("b"));
         assert_eq!((r.next_expiry(), r.len()), (None, 1));
         assert!(r.get("c").is_some());
+        assert_eq!(r.payload_bytes(), 7, "c's payload alone");
+    }
+
+    #[test]
+    fn a_replaced_message_takes_its_publisher_with_it() {
+        let mut r = Retained::default();
+        let src = |id: &str| Source {
+            client_id: id.into(),
+            username: None,
+        };
+        r.set(&msg("a", b"1"), QoS::AtMostOnce, Some(src("one")));
+        assert_eq!(r.source("a"), Some(&src("one")));
+        r.set(&msg("a", b"2"), QoS::AtMostOnce, None);
+        assert_eq!(r.source("a"), None, "the broker's own message");
+        r.set(&msg("a", b"3"), QoS::AtMostOnce, Some(src("two")));
+        r.set(&msg("a", b""), QoS::AtMostOnce, Some(src("two")));
+        assert_eq!(r.source("a"), None, "deleted with its message");
     }
 }

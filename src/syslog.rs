@@ -12,21 +12,26 @@ use std::path::{Path, PathBuf};
 /// Where syslog daemons listen on Linux.
 pub const SOCKET: &str = "/dev/log";
 
-/// The `daemon` facility, as mosquitto uses.
-const FACILITY_DAEMON: u8 = 3;
+/// The `daemon` facility, as mosquitto uses (`log_facility N` picks
+/// local`N`, 16 + N, instead).
+pub const FACILITY_DAEMON: u8 = 3;
 
 /// Longest line sent; the rest of a longer one is cut (bounded memory).
 const MAX_LINE: usize = 8 * 1024;
 
 /// The syslog priority (facility daemon) of a log level.
 pub fn priority(level: log::Level) -> u8 {
-    let severity = match level {
+    FACILITY_DAEMON * 8 + severity(level)
+}
+
+/// The syslog severity of a log level.
+pub fn severity(level: log::Level) -> u8 {
+    match level {
         log::Level::Error => 3,
         log::Level::Warn => 4,
         log::Level::Info => 6,
         log::Level::Debug | log::Level::Trace => 7,
-    };
-    FACILITY_DAEMON * 8 + severity
+    }
 }
 
 /// A log message as one syslog line: control characters (a newline in a

@@ -2,10 +2,9 @@
 //! signals.
 
 mod common;
-use common::process::{midge, temp_file, Process};
+use common::process::{exit_within, midge, temp_file, Process};
 use common::*;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -202,28 +201,6 @@ fn cargo_run_starts_the_broker() {
             .any(|l| l.trim() == r#"default-run = "midge""#),
         "Cargo.toml must set default-run = \"midge\""
     );
-}
-
-/// Runs `cmd` to its exit (killed after `limit`, so a broker that starts
-/// instead of refusing fails the test rather than hanging it): the exit
-/// code and stderr.
-fn exit_within(cmd: &mut Command, limit: Duration) -> (Option<i32>, String) {
-    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = std::time::Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break Some(status);
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut err = String::new();
-    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
-    (status.and_then(|s| s.code()), err)
 }
 
 /// The CONNACK return code an anonymous MQTT 3.1.1 client gets.

@@ -216,7 +216,12 @@ fn retained_after_restart(image: &Image) -> Vec<u8> {
     records
         .into_iter()
         .filter_map(|r| match r {
-            Record::Retain { topic, payload, .. } if topic == "r" => Some(payload),
+            // A client's retained message carries its publisher.
+            Record::Retain { topic, payload, .. } | Record::RetainFrom { topic, payload, .. }
+                if topic == "r" =>
+            {
+                Some(payload)
+            }
             _ => None,
         })
         .next_back()

@@ -31,9 +31,10 @@ fn frames(data: &[u8]) -> Vec<(usize, usize)> {
     out
 }
 
-/// Topic, QoS and payload of a Retain record body (tag 1).
+/// Topic, QoS and payload of a Retain record body (tag 1, or 20 with the
+/// publisher after them).
 fn retain_record(body: &[u8]) -> Option<(String, u8, Vec<u8>)> {
-    if body.first() != Some(&1) {
+    if !matches!(body.first(), Some(&1) | Some(&20)) {
         return None;
     }
     let tlen = u16::from_le_bytes([body[1], body[2]]) as usize;

@@ -227,6 +227,67 @@ pub fn hash_password_with_salt(password: &[u8], iterations: u32, salt: &[u8]) ->
     format!("$7${iterations}${}${}", B64.encode(salt), B64.encode(out))
 }
 
+/// Which hash `midge-passwd -H` writes (mosquitto_passwd's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKind {
+    /// `sha512-pbkdf2`, `$7$` (the default).
+    Pbkdf2 { iterations: u32 },
+    /// `sha512`, `$6$`: what mosquitto 1.6 and earlier wrote.
+    Sha512,
+}
+
+impl HashKind {
+    /// A hash of `password` of this kind with a fresh random salt. Panics
+    /// as [`hash_password`] does.
+    pub fn hash(self, password: &[u8]) -> String {
+        match self {
+            HashKind::Pbkdf2 { iterations } => hash_password(password, iterations),
+            HashKind::Sha512 => {
+                let mut salt = [0u8; SALT_LEN];
+                getrandom::fill(&mut salt).expect("the OS random number generator failed");
+                hash_sha512_with_salt(password, &salt)
+            }
+        }
+    }
+}
+
+/// A `$6$` hash: SHA-512 of the password then the salt.
+pub fn hash_sha512_with_salt(password: &[u8], salt: &[u8]) -> String {
+    let mut h = Sha512::new();
+    h.update(password);
+    h.update(salt);
+    format!("$6${}${}", B64.encode(salt), B64.encode(h.finalize()))
+}
+
+/// Replaces the plain-text password of every `user:password` line with
+/// `hash(password)` (`midge-passwd -U`, mosquitto_passwd's conversion of
+/// a plain file). Comments, blank lines and lines that already hold a
+/// valid hash are kept as they are, so converting twice does no harm
+/// (mosquitto_passwd would hash the hashes). The password ends at the next
+/// `:`, as mosquitto_passwd and mosquitto 1.x's plain files read it.
+/// Returns the text and the number of lines hashed.
+pub fn hash_plain_lines(text: &str, mut hash: impl FnMut(&[u8]) -> String) -> (String, usize) {
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut hashed = 0;
+    for line in text.lines() {
+        let bare = line.strip_suffix('\r').unwrap_or(line);
+        match bare.split_once(':') {
+            Some((user, rest))
+                if !bare.trim_start().starts_with('#') && Hash::parse(rest).is_err() =>
+            {
+                let password = rest.split(':').next().unwrap_or(rest);
+                out.push_str(user);
+                out.push(':');
+                out.push_str(&hash(password.as_bytes()));
+                hashed += 1;
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    (out, hashed)
+}
+
 /// Checks a user name as mosquitto_passwd does: not empty, no `:`, and no
 /// line breaks (which would corrupt the file).
 pub fn valid_username(user: &str) -> Result<(), String> {
@@ -286,6 +347,22 @@ mod tests {
         let h = Hash::parse(&line).unwrap();
         assert!(h.verify(b"pw"));
         assert!(!h.verify(b"pw "));
+    }
+
+    #[test]
+    fn sha512_hashes_verify_and_plain_lines_are_hashed_once() {
+        let line = hash_sha512_with_salt(b"pw", b"salt");
+        assert!(line.starts_with("$6$c2FsdA==$"), "{line}");
+        assert!(Hash::parse(&line).unwrap().verify(b"pw"));
+        let kind = HashKind::Pbkdf2 { iterations: 3 };
+        let text = "# users\r\na:pw1\r\n\nb:pw:2\n";
+        let (once, n) = hash_plain_lines(text, |p| kind.hash(p));
+        assert_eq!(n, 2);
+        let file = PasswordFile::parse(&once).unwrap();
+        assert!(file.check("a", b"pw1") && file.check("b", b"pw"));
+        assert!(once.starts_with("# users\n"), "{once}");
+        let (twice, n) = hash_plain_lines(&once, |p| kind.hash(p));
+        assert_eq!((twice, n), (once, 0), "hashes are not hashed again");
     }
 
     #[test]

@@ -2,16 +2,20 @@
 //! `mosquitto_passwd`.
 //!
 //! ```text
-//! midge-passwd [-c] [-I iterations] FILE USER          (password from stdin)
-//! midge-passwd [-c] [-I iterations] -b FILE USER PASSWORD
+//! midge-passwd [-H sha512|sha512-pbkdf2] [-I iterations] [-c] FILE USER   (password asked)
+//! midge-passwd [-H sha512|sha512-pbkdf2] [-I iterations] [-c] -b FILE USER PASSWORD
 //! midge-passwd -D FILE USER
+//! midge-passwd -U FILE        (hash the plain-text passwords of FILE)
 //! ```
 //!
 //! The file is rewritten atomically (a temporary file in the same directory,
-//! then a rename) with mode 0600; other lines are kept as they were.
+//! then a rename); other lines are kept as they were. An existing file keeps
+//! its owner, group and mode, as with mosquitto_passwd (which rewrites it in
+//! place), so a file made readable by the broker's user stays readable; a
+//! new one gets mode 0600.
 
 use midge::auth::password::{
-    hash_password, set_user_line, valid_username, DEFAULT_ITERATIONS, MAX_ITERATIONS,
+    hash_plain_lines, set_user_line, valid_username, HashKind, DEFAULT_ITERATIONS, MAX_ITERATIONS,
 };
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
@@ -20,9 +24,10 @@ use std::process::ExitCode;
 fn usage(program: &str, opts: &getopts::Options) -> String {
     let brief = format!(
         "Manage a password file in mosquitto's format.\n\n\
-         Usage: {program} [-c] [-I iterations] FILE USER\n       \
-         {program} [-c] [-I iterations] -b FILE USER PASSWORD\n       \
-         {program} -D FILE USER"
+         Usage: {program} [-H sha512|sha512-pbkdf2] [-c] FILE USER\n       \
+         {program} [-H sha512|sha512-pbkdf2] [-c] -b FILE USER PASSWORD\n       \
+         {program} -D FILE USER\n       \
+         {program} -U FILE"
     );
     opts.usage(&brief)
 }
@@ -45,6 +50,17 @@ fn main() -> ExitCode {
     );
     opts.optflag("b", "", "batch mode: the password is on the command line");
     opts.optflag("D", "", "delete the user");
+    opts.optflag(
+        "U",
+        "",
+        "hash the plain-text passwords of FILE (lines already hashed are kept)",
+    );
+    opts.optopt(
+        "H",
+        "",
+        "hash: sha512-pbkdf2 (the default) or sha512 (mosquitto 1.6 and earlier)",
+        "HASH",
+    );
     opts.optopt(
         "I",
         "",
@@ -82,20 +98,17 @@ enum Failure {
 }
 
 fn run(m: &getopts::Matches) -> Result<(), Failure> {
-    let create = m.opt_present("c");
-    let batch = m.opt_present("b");
-    let delete = m.opt_present("D");
-    let iterations = match m.opt_str("I") {
-        None => DEFAULT_ITERATIONS,
-        Some(s) => match s.parse::<u32>() {
-            Ok(n) if (1..=MAX_ITERATIONS).contains(&n) => n,
-            _ => {
-                return Err(Failure::Usage(format!(
-                    "-I wants a number of iterations from 1 to {MAX_ITERATIONS}, not {s:?}"
-                )))
-            }
-        },
-    };
+    let kind = hash_kind(m)?;
+    let (create, batch, delete) = (m.opt_present("c"), m.opt_present("b"), m.opt_present("D"));
+    if m.opt_present("U") {
+        if create || batch || delete {
+            return Err(Failure::Usage("-U cannot be used with -c, -b or -D".into()));
+        }
+        let [file] = m.free.as_slice() else {
+            return Err(Failure::Usage("-U takes one argument, the file".into()));
+        };
+        return convert(Path::new(file), kind);
+    }
     if delete && (create || batch) {
         return Err(Failure::Usage("-D cannot be used with -c or -b".into()));
     }
@@ -109,21 +122,7 @@ fn run(m: &getopts::Matches) -> Result<(), Failure> {
     let file = Path::new(&m.free[0]);
     let user = &m.free[1];
     valid_username(user).map_err(Failure::Error)?;
-
-    let old = if create {
-        String::new()
-    } else {
-        match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(e) => {
-                return Err(Failure::Error(format!(
-                    "cannot read {}: {e} (use -c to create it)",
-                    file.display()
-                )))
-            }
-        }
-    };
-
+    let old = if create { String::new() } else { read(file)? };
     let new = if delete {
         let (text, found) = set_user_line(&old, user, None);
         if !found {
@@ -139,10 +138,55 @@ fn run(m: &getopts::Matches) -> Result<(), Failure> {
         } else {
             read_password().map_err(Failure::Error)?
         };
-        let hash = hash_password(password.as_bytes(), iterations);
-        set_user_line(&old, user, Some(&hash)).0
+        set_user_line(&old, user, Some(&kind.hash(password.as_bytes()))).0
     };
-    write_atomically(file, new.as_bytes())
+    write(file, &new)
+}
+
+/// `-H` and `-I`: the hash to write.
+fn hash_kind(m: &getopts::Matches) -> Result<HashKind, Failure> {
+    let iterations = match m.opt_str("I") {
+        None => DEFAULT_ITERATIONS,
+        Some(s) => match s.parse::<u32>() {
+            Ok(n) if (1..=MAX_ITERATIONS).contains(&n) => n,
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "-I wants a number of iterations from 1 to {MAX_ITERATIONS}, not {s:?}"
+                )))
+            }
+        },
+    };
+    match m.opt_str("H").as_deref() {
+        None | Some("sha512-pbkdf2") => Ok(HashKind::Pbkdf2 { iterations }),
+        Some("sha512") if m.opt_present("I") => {
+            Err(Failure::Usage("-I is for sha512-pbkdf2 hashes only".into()))
+        }
+        Some("sha512") => Ok(HashKind::Sha512),
+        Some(other) => Err(Failure::Usage(format!(
+            "-H wants sha512 or sha512-pbkdf2, not {other:?}"
+        ))),
+    }
+}
+
+/// `-U`: hashes every plain-text password of `file`.
+fn convert(file: &Path, kind: HashKind) -> Result<(), Failure> {
+    let (new, hashed) = hash_plain_lines(&read(file)?, |p| kind.hash(p));
+    write(file, &new)?;
+    eprintln!("{}: {hashed} passwords hashed", file.display());
+    Ok(())
+}
+
+fn read(file: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(file).map_err(|e| {
+        Failure::Error(format!(
+            "cannot read {}: {e} (use -c to create it)",
+            file.display()
+        ))
+    })
+}
+
+fn write(file: &Path, text: &str) -> Result<(), Failure> {
+    write_atomically(file, text.as_bytes())
         .map_err(|e| Failure::Error(format!("cannot write {}: {e}", file.display())))
 }
 
@@ -197,8 +241,10 @@ fn stty(arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Writes `data` to a temporary file next to `path` with mode 0600, syncs it
-/// and renames it over `path`.
+/// Writes `data` to a temporary file next to `path`, gives it the owner,
+/// group and mode of the file it replaces (0600 if there is none), syncs
+/// it and renames it over `path`. Nothing is replaced if the owner cannot
+/// be kept (a user other than root editing someone else's file).
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -221,6 +267,8 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     let result = (|| {
         let mut f = options.open(&tmp)?;
+        #[cfg(unix)]
+        keep_owner_and_mode(path, &f)?;
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
@@ -230,4 +278,30 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Gives `new` the owner, group and permission bits of the file at `path`,
+/// if there is one.
+#[cfg(unix)]
+fn keep_owner_and_mode(path: &Path, new: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::{fchown, MetadataExt, PermissionsExt};
+    let old = match std::fs::metadata(path) {
+        Ok(old) => old,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let mine = new.metadata()?;
+    if (mine.uid(), mine.gid()) != (old.uid(), old.gid()) {
+        fchown(new, Some(old.uid()), Some(old.gid())).map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!(
+                    "cannot keep its owner (uid {}, gid {}): {e}; run this as root or as its owner",
+                    old.uid(),
+                    old.gid()
+                ),
+            )
+        })?;
+    }
+    new.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))
 }

@@ -34,6 +34,48 @@ impl Broker {
             .is_none_or(|sess| session_may_read(&self.acl, sess, topic))
     }
 
+    /// The publisher of a message from session `sid`, kept with it if it
+    /// is retained (see [`Source`]).
+    pub(super) fn source_of(&self, sid: SessionKey) -> Option<Source> {
+        let sess = self.sessions.get(sid)?;
+        Some(Source {
+            client_id: sess.client_id.clone(),
+            username: sess.username.clone(),
+        })
+    }
+
+    /// `check_retain_source`: takes out of `found` (retained messages about
+    /// to be sent to a new subscription) those whose publisher may no
+    /// longer write to their topic under the ACL and authorizer in force
+    /// now (so also after a reload).
+    pub(super) fn drop_revoked_retained<T>(
+        &mut self,
+        found: &mut Vec<T>,
+        message: impl Fn(&T) -> &Arc<Message>,
+    ) {
+        let off = !self.config.security.check_retain_source
+            || (self.acl.is_none() && self.authorizer.is_none());
+        if off || found.is_empty() {
+            return;
+        }
+        let (retained, acl, authorizer) = (&self.retained, &self.acl, &mut self.authorizer);
+        found.retain(|f| {
+            let m = message(f);
+            let Some(src) = retained.source(&m.topic) else {
+                return true;
+            };
+            let who = (&*src.client_id, src.username.as_deref());
+            let verdict = check_access(acl, authorizer, who, Access::Publish, &m.topic);
+            if verdict != Verdict::Granted {
+                debug!(
+                    "retained message on {} withheld: {} may no longer publish there",
+                    m.topic, src.client_id
+                );
+            }
+            verdict == Verdict::Granted
+        });
+    }
+
     /// Reloads the password and ACL files (what SIGHUP does) without
     /// dropping connections, then re-checks every subscription against the
     /// new ACL: those it no longer allows are removed. On an error the old
@@ -200,6 +242,12 @@ pub(super) fn session_may_read(acl: &Option<Acl>, sess: &Session, topic: &str) -
 }
 
 pub(super) fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option<Acl>), String> {
+    let files = [&config.security.password_file, &config.security.acl_file];
+    for path in files.into_iter().flatten() {
+        if let Some(warning) = crate::auth::open_to_others(path) {
+            warn!("{warning}");
+        }
+    }
     let passwords = match &config.security.password_file {
         Some(path) => Some(PasswordFile::load(path)?),
         None => None,
@@ -208,6 +256,14 @@ pub(super) fn load_auth(config: &Config) -> Result<(Option<PasswordFile>, Option
         Some(path) => Some(Acl::load(path)?),
         None => None,
     };
+    if let (Some(acl), Some(path)) = (&acl, &config.security.acl_file) {
+        if acl.is_empty() {
+            warn!(
+                "ACL file {} has no rules: every publish and subscription is refused, as in mosquitto",
+                path.display()
+            );
+        }
+    }
     Ok((passwords, acl))
 }
 

@@ -13,7 +13,10 @@ impl Broker {
                 return;
             };
             match listener.accept() {
-                Ok((stream, addr)) => self.add_conn(stream, addr, index),
+                Ok((stream, addr)) => {
+                    self.stats.sockets_accepted += 1;
+                    self.add_conn(stream, addr, index);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
@@ -357,7 +360,11 @@ impl Broker {
                 continue;
             };
             if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
-                self.publish_will(will);
+                let source = Source {
+                    client_id: id,
+                    username: user,
+                };
+                self.publish_will(will, Some(source));
             }
         }
         // Wills still waiting for their delay go too: nothing keeps them

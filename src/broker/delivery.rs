@@ -381,6 +381,7 @@ impl Broker {
                         found.push((m.clone(), qos, scan.sub_id));
                     }
                 });
+            self.drop_revoked_retained(&mut found, |f| &f.0);
             // What was looked at (at least one step, so a run of scans of
             // an empty store ends too).
             *budget -= scan.next.saturating_sub(from).clamp(1, step);
@@ -632,6 +633,7 @@ pub(super) fn write_publish(
     stats: &mut Stats,
 ) {
     stats.messages_sent += 1;
+    stats.publish_bytes_sent += copy.msg.payload.len() as u64;
     if conn.v5.is_some() {
         return write_publish_v5(conn, sess, copy, now_ms);
     }

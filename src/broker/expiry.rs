@@ -36,11 +36,15 @@ impl Broker {
     /// Publishes a Will if its client may still publish to its topic.
     pub(super) fn publish_will_checked(&mut self, sid: SessionKey, will: LastWill) {
         let Some(sess) = self.sessions.get(sid) else {
-            return self.publish_will(will);
+            return self.publish_will(will, None);
         };
         let (id, user) = (sess.client_id.clone(), sess.username.clone());
         if self.allowed(&id, user.as_deref(), Access::Publish, &will.topic) {
-            self.publish_will(will);
+            let source = Source {
+                client_id: id,
+                username: user,
+            };
+            self.publish_will(will, Some(source));
         }
     }
 
@@ -144,7 +148,7 @@ impl Broker {
             debug!("retained message on {topic} expired");
             if self.store.is_some() {
                 let deleted = Message::new(topic, bytes::Bytes::new());
-                let record = persist::retain_record(&deleted, QoS::AtMostOnce, 0);
+                let record = persist::retain_record(&deleted, QoS::AtMostOnce, 0, None);
                 self.persist(record);
             }
         }

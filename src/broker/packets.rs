@@ -174,6 +174,7 @@ impl Broker {
         }
         self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += p.payload.len() as u64;
         let (qos, pkid) = (p.qos, p.pkid);
         let before = self.conns.get(key).map_or(0, Conn::out_len);
         // A payload over `message_size_limit` is acknowledged and dropped,
@@ -226,7 +227,8 @@ impl Broker {
                 };
                 let msg = Arc::new(msg);
                 if p.retain {
-                    self.set_retained(&msg, qos);
+                    let source = self.source_of(sid);
+                    self.set_retained(&msg, qos, source);
                 }
                 self.publisher = Some(key);
                 let matched = self.route(&msg, qos);
@@ -316,13 +318,16 @@ impl Broker {
 
     /// Stores (or, with an empty payload, deletes) a topic's retained
     /// message, durably when persistence is on.
-    pub(super) fn set_retained(&mut self, msg: &Arc<Message>, qos: QoS) {
-        self.retained.set(msg, qos);
+    pub(super) fn set_retained(&mut self, msg: &Arc<Message>, qos: QoS, source: Option<Source>) {
+        let record = self
+            .store
+            .is_some()
+            .then(|| persist::retain_record(msg, qos, self.bodies.unix_start, source.as_ref()));
+        self.retained.set(msg, qos, source);
         if msg.expires_at != 0 {
             self.schedule_retained_expiry();
         }
-        if self.store.is_some() {
-            let record = persist::retain_record(msg, qos, self.bodies.unix_start);
+        if let Some(record) = record {
             self.persist(record);
         }
     }
@@ -338,7 +343,8 @@ impl Broker {
         }
     }
 
-    pub(super) fn publish_will(&mut self, will: LastWill) {
+    /// Publishes a Will of client `source` (if its session is still known).
+    pub(super) fn publish_will(&mut self, will: LastWill, source: Option<Source>) {
         let mut props = will.properties;
         if props.get().is_some_and(|p| p.will_delay_interval.is_some()) {
             // A Will Property, not one of the message's.
@@ -347,7 +353,7 @@ impl Broker {
         let msg = self.message_of(will.topic, will.payload, props, will.retain);
         let msg = Arc::new(msg);
         if will.retain {
-            self.set_retained(&msg, will.qos); // [MQTT-3.1.2-17]
+            self.set_retained(&msg, will.qos, source); // [MQTT-3.1.2-17]
         }
         self.route(&msg, will.qos);
     }

@@ -9,6 +9,7 @@
 use super::Broker;
 use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{Properties, QoS};
+use crate::retained::Source;
 use crate::router::{Grant, SEVERAL_IDS};
 use crate::session::{Delivery, Message, Session, Stage};
 use crate::store::{Meta, Record, Storage, Store};
@@ -148,13 +149,34 @@ pub(super) fn unix_now_ms() -> u64 {
     since.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-/// The record of a retained message (an empty payload deletes).
-pub(super) fn retain_record(msg: &Message, qos: QoS, unix_start: u64) -> Record {
+/// The record of a retained message (an empty payload deletes), with its
+/// publisher when there is one (a delete needs none).
+pub(super) fn retain_record(
+    msg: &Message,
+    qos: QoS,
+    unix_start: u64,
+    source: Option<&Source>,
+) -> Record {
+    let (topic, payload, qos) = (msg.topic.to_string(), msg.payload.to_vec(), qos as u8);
+    let meta = meta_of(msg, unix_start);
+    if let Some(src) = source.filter(|_| !payload.is_empty()) {
+        return Record::RetainFrom {
+            topic,
+            qos,
+            payload,
+            meta: meta.unwrap_or(Meta {
+                properties: Vec::new(),
+                expires_unix_ms: 0,
+            }),
+            client: src.client_id.to_string(),
+            username: src.username.as_deref().map(String::from),
+        };
+    }
     Record::Retain {
-        topic: msg.topic.to_string(),
-        qos: qos as u8,
-        payload: msg.payload.to_vec(),
-        meta: meta_of(msg, unix_start),
+        topic,
+        qos,
+        payload,
+        meta,
     }
 }
 
@@ -247,7 +269,11 @@ impl Broker {
     pub(super) fn open_store(&mut self, storage: Option<Box<dyn Storage>>) -> io::Result<()> {
         let started = Instant::now();
         let fsync = self.config.fsync;
-        let (store, records, recovery) = match (storage, self.config.persistence_dir()) {
+        let dir = self.config.persistence_dir();
+        if let (None, Some(dir)) = (&storage, &dir) {
+            notice_mosquitto_db(dir);
+        }
+        let (store, records, recovery) = match (storage, dir) {
             (Some(storage), _) => Store::open_in(storage, fsync)?,
             (None, Some(dir)) => Store::open(&dir, fsync).map_err(|e| {
                 io::Error::new(e.kind(), format!("persistence in {}: {e}", dir.display()))
@@ -417,7 +443,24 @@ impl Broker {
             } => {
                 let msg = message_with(topic, payload, meta.as_ref(), self.bodies.unix_start);
                 if !msg.expired(self.now_ms) {
-                    self.retained.set(&msg, qos_of(qos));
+                    self.retained.set(&msg, qos_of(qos), None);
+                }
+            }
+            Record::RetainFrom {
+                topic,
+                qos,
+                payload,
+                meta,
+                client,
+                username,
+            } => {
+                let source = Source {
+                    client_id: client.into(),
+                    username: username.map(String::into_boxed_str),
+                };
+                let msg = message_with(topic, payload, Some(&meta), self.bodies.unix_start);
+                if !msg.expired(self.now_ms) {
+                    self.retained.set(&msg, qos_of(qos), Some(source));
                 }
             }
             Record::Session { client } => {
@@ -588,8 +631,10 @@ impl Broker {
             if snap.at < r {
                 // The current value, which may be newer than when the list
                 // was taken (or gone: then its delete is already written).
-                if let Some((msg, qos)) = self.retained.get(&snap.retained[snap.at]) {
-                    records.push(retain_record(&msg, qos, self.bodies.unix_start));
+                let topic = &snap.retained[snap.at];
+                if let Some((msg, qos)) = self.retained.get(topic) {
+                    let source = self.retained.source(topic);
+                    records.push(retain_record(&msg, qos, self.bodies.unix_start, source));
                 }
             } else if snap.at < r + s {
                 let client = &snap.sessions[snap.at - r];
@@ -656,5 +701,20 @@ impl Broker {
         if let Some(why) = damage {
             warn!("persistence: cut {dropped} damaged bytes off the end of the store ({why}); everything before them was kept");
         }
+    }
+}
+
+/// A mosquitto store left where midge now keeps its own: said aloud, as
+/// its retained messages and sessions are not carried over (README,
+/// "Switching from mosquitto").
+pub(super) fn notice_mosquitto_db(dir: &std::path::Path) {
+    let db = dir.join("mosquitto.db");
+    if db.is_file() {
+        warn!(
+            "persistence: found {}, mosquitto's store: midge does not import it, so its \
+             retained messages and sessions are not restored (README \"Switching from \
+             mosquitto\" shows how to carry retained messages over)",
+            db.display()
+        );
     }
 }

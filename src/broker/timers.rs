@@ -97,6 +97,7 @@ impl Broker {
                 );
             }
             self.drop_session(sid);
+            self.stats.clients_expired += 1;
         }
     }
 }

@@ -64,6 +64,13 @@ impl LogFile for File {
 
 impl Storage for DirStorage {
     fn prepare(&mut self) -> io::Result<()> {
+        if self.dir.exists() && !self.dir.is_dir() {
+            // create_dir_all would only say "File exists".
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a directory (persistence_location names the directory the store goes in)",
+            ));
+        }
         if !self.dir.is_dir() {
             std::fs::create_dir_all(&self.dir)?;
             // The new directory's own entry, so a power cut keeps it.

@@ -18,6 +18,16 @@ pub enum Record {
         payload: Vec<u8>,
         meta: Option<Meta>,
     },
+    /// Like `Retain5` (never a delete), with the client that published it
+    /// (for `check_retain_source`).
+    RetainFrom {
+        topic: String,
+        qos: u8,
+        payload: Vec<u8>,
+        meta: Meta,
+        client: String,
+        username: Option<String>,
+    },
     /// A persistent session starts (empty), replacing any with that id.
     Session {
         client: String,
@@ -164,6 +174,24 @@ impl Record {
                 put_bytes(out, payload);
                 put_meta(out, meta.as_ref());
             }
+            Record::RetainFrom {
+                topic,
+                qos,
+                payload,
+                meta,
+                client,
+                username,
+            } => {
+                out.push(20);
+                put_str(out, topic);
+                out.push(*qos);
+                put_bytes(out, payload);
+                put_meta(out, Some(meta));
+                put_str(out, client);
+                if let Some(u) = username {
+                    put_str(out, u);
+                }
+            }
             Record::Session { client } => {
                 out.push(2);
                 put_str(out, client);
@@ -291,6 +319,14 @@ impl Record {
                 qos: r.u8()?,
                 payload: r.bytes()?,
                 meta: r.meta(kind == 16)?,
+            },
+            20 => Record::RetainFrom {
+                topic: r.str()?,
+                qos: r.u8()?,
+                payload: r.bytes()?,
+                meta: r.meta(true)??,
+                client: r.str()?,
+                username: if r.b.is_empty() { None } else { Some(r.str()?) },
             },
             2 => Record::Session { client: r.str()? },
             3 => Record::SessionGone { client: r.str()? },
@@ -484,7 +520,7 @@ pub(super) const UNKNOWN: &str = "unknown record type";
 
 /// The highest record type this version writes and reads (besides
 /// [`BATCH`], 15).
-pub(super) const LAST_KNOWN_TYPE: u8 = 19;
+pub(super) const LAST_KNOWN_TYPE: u8 = 20;
 
 /// Reads every good record; stops at the first damaged one.
 pub(super) fn read_log(data: &[u8]) -> (Vec<Record>, usize, Option<String>) {

@@ -18,6 +18,28 @@ fn sample() -> Vec<Record> {
             payload: b"v".to_vec(),
             meta: None,
         },
+        Record::RetainFrom {
+            topic: "a/c".into(),
+            qos: 2,
+            payload: b"w".to_vec(),
+            meta: Meta {
+                properties: vec![1, 1],
+                expires_unix_ms: 7,
+            },
+            client: "pub".into(),
+            username: Some("alice".into()),
+        },
+        Record::RetainFrom {
+            topic: "a/d".into(),
+            qos: 0,
+            payload: b"x".to_vec(),
+            meta: Meta {
+                properties: Vec::new(),
+                expires_unix_ms: 0,
+            },
+            client: "anon".into(),
+            username: None,
+        },
         Record::Session { client: "c".into() },
         Record::SessionUser {
             client: "c".into(),

@@ -143,6 +143,9 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 pub struct Midge {
     child: Child,
     log: mpsc::Receiver<String>,
+    /// Lines logged before "listening on" (the store is read first), for
+    /// `wait_for`.
+    early: std::collections::VecDeque<String>,
     pub addr: SocketAddr,
 }
 
@@ -214,15 +217,29 @@ impl Midge {
         let mut m = Midge {
             child,
             log,
+            early: Default::default(),
             addr: "127.0.0.1:1".parse().unwrap(),
         };
-        let line = m.wait_for("listening on ");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match m.log.recv_timeout(left) {
+                Ok(line) if line.contains("listening on ") => break line,
+                Ok(line) => m.early.push_back(line),
+                Err(_) => panic!("no \"listening on\" line"),
+            }
+        };
         m.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
         m
     }
 
     /// The next log line containing `text` (bounded wait).
     pub fn wait_for(&mut self, text: &str) -> String {
+        while let Some(line) = self.early.pop_front() {
+            if line.contains(text) {
+                return line;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());

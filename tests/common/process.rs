@@ -17,12 +17,21 @@ pub fn midge() -> Command {
 pub struct Process {
     child: Child,
     log: mpsc::Receiver<String>,
+    /// Lines logged before "listening on", for `wait_for`.
+    early: std::collections::VecDeque<String>,
     pub addr: SocketAddr,
 }
 
 impl Process {
     pub fn start(args: &[&str]) -> Process {
-        let mut child = midge().args(args).stderr(Stdio::piped()).spawn().unwrap();
+        let mut cmd = midge();
+        cmd.args(args);
+        Process::spawn(cmd)
+    }
+
+    /// Runs `cmd` (midge, or a wrapper that runs it) until it is listening.
+    pub fn spawn(mut cmd: Command) -> Process {
+        let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
         let (tx, log) = mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
@@ -33,9 +42,18 @@ impl Process {
         let mut p = Process {
             child,
             log,
+            early: Default::default(),
             addr: "127.0.0.1:1".parse().unwrap(),
         };
-        let line = p.wait_for("listening on ");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let line = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.log.recv_timeout(left) {
+                Ok(line) if line.contains("listening on ") => break line,
+                Ok(line) => p.early.push_back(line),
+                Err(_) => panic!("no \"listening on\" line"),
+            }
+        };
         p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
         p
     }
@@ -48,8 +66,14 @@ impl Process {
         Process::start(&["-c", conf.to_str().unwrap()])
     }
 
-    /// The first log line containing `text`, within 10 s.
+    /// The first log line containing `text`, within 10 s (also among the
+    /// lines logged before "listening on").
     pub fn wait_for(&mut self, text: &str) -> String {
+        while let Some(line) = self.early.pop_front() {
+            if line.contains(text) {
+                return line;
+            }
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -97,4 +121,26 @@ pub fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
     let path = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Runs `cmd` to its exit (killed after `limit`, so a broker that starts
+/// instead of refusing fails the test rather than hanging it): the exit
+/// code and stderr.
+pub fn exit_within(cmd: &mut Command, limit: Duration) -> (Option<i32>, String) {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err);
+    (status.and_then(|s| s.code()), err)
 }

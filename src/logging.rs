@@ -1,0 +1,239 @@
+//! The `midge` binary's log, as mosquitto's `log_*` options describe it:
+//! every `log_dest` at once (stderr, stdout, files, syslog), lines stamped
+//! as `log_timestamp` and `log_timestamp_format` say, filtered by level
+//! (`log_type`, `-v`) or `RUST_LOG`.
+//!
+//! Each line is formatted once and written whole to each destination with
+//! one `write`, so lines from different threads never interleave. SIGHUP
+//! reopens the log files, as mosquitto does, so logrotate's `postrotate`
+//! habit (`kill -HUP`, `systemctl reload`) carries over.
+
+use crate::conffile::LogDest;
+use crate::syslog::{self, SyslogWriter};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The default stamp: UTC, to the second (what env_logger printed before).
+const DEFAULT_STAMP: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// How the log is set up.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    pub dests: Vec<LogDest>,
+    /// Filter directives in `RUST_LOG`'s syntax (`info`, `midge=debug`).
+    pub filter: String,
+    /// Only these levels (mosquitto's `log_type` lines), if given.
+    pub levels: Option<Vec<log::Level>>,
+    /// Syslog facility: `None` for daemon, `Some(n)` for local`n`.
+    pub facility: Option<u8>,
+    /// `None`: no time stamp; else a strftime format (local time unless
+    /// it is the default, UTC).
+    pub stamp: Option<String>,
+    /// The syslog socket (`/dev/log`; another path in tests).
+    pub syslog_socket: PathBuf,
+}
+
+impl Setup {
+    /// The stamp `log_timestamp` and `log_timestamp_format` ask for.
+    pub fn stamp_of(on: Option<bool>, format: Option<&str>) -> Option<String> {
+        match (on, format) {
+            (Some(false), _) => None,
+            (_, Some(f)) => Some(f.to_string()),
+            _ => Some(DEFAULT_STAMP.to_string()),
+        }
+    }
+}
+
+enum Sink {
+    Stderr,
+    Stdout,
+    File(PathBuf, File),
+    Syslog(SyslogWriter),
+}
+
+struct Logger {
+    filter: env_filter::Filter,
+    levels: Option<Vec<log::Level>>,
+    stamp: Option<String>,
+    /// Facility times 8, added to each line's severity.
+    facility: u8,
+    pid: u32,
+    sinks: Mutex<Vec<Sink>>,
+    /// Set by SIGHUP: reopen the files before the next line.
+    reopen: Arc<AtomicBool>,
+}
+
+/// A `log_timestamp_format` that cannot be formatted is a config error,
+/// not a panic at the first log line.
+pub fn check_stamp(format: &str) -> Result<(), String> {
+    jiff::fmt::strtime::format(format, &jiff::ZonedDateTime::now())
+        .map(|_| ())
+        .map_err(|e| format!("log_timestamp_format '{format}': {e}"))
+}
+
+fn stamp(format: &str) -> String {
+    let formatted = if format == DEFAULT_STAMP {
+        jiff::fmt::strtime::format(format, jiff::Timestamp::now())
+    } else {
+        jiff::fmt::strtime::format(format, &jiff::ZonedDateTime::now())
+    };
+    formatted.unwrap_or_default()
+}
+
+/// Installs the logger; returns warnings to log once it runs (a missing
+/// syslog socket: the log goes to stderr instead).
+pub fn init(setup: Setup) -> Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    let mut sinks = Vec::new();
+    for dest in &setup.dests {
+        let sink = match dest {
+            LogDest::Stderr => Sink::Stderr,
+            LogDest::Stdout => Sink::Stdout,
+            LogDest::File(path) => Sink::File(path.clone(), open_log_file(path)?),
+            LogDest::Syslog => match SyslogWriter::connect(&setup.syslog_socket) {
+                Ok(writer) => Sink::Syslog(writer),
+                // No syslog daemon (a container, say): the log still goes
+                // somewhere, and says why.
+                Err(e) => {
+                    let path = setup.syslog_socket.display();
+                    warnings.push(format!("log_dest syslog: {path}: {e}; logging to stderr"));
+                    Sink::Stderr
+                }
+            },
+        };
+        if !(matches!(sink, Sink::Stderr) && sinks.iter().any(|s| matches!(s, Sink::Stderr))) {
+            sinks.push(sink);
+        }
+    }
+    let filter = env_filter::Builder::new().parse(&setup.filter).build();
+    let max = if sinks.is_empty() {
+        log::LevelFilter::Off
+    } else {
+        filter.filter()
+    };
+    let reopen = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
+        .map_err(|e| format!("SIGHUP for the log files: {e}"))?;
+    let logger = Logger {
+        filter,
+        levels: setup.levels,
+        stamp: setup.stamp,
+        facility: setup.facility.map_or(syslog::FACILITY_DAEMON, |n| 16 + n),
+        pid: std::process::id(),
+        sinks: Mutex::new(sinks),
+        reopen,
+    };
+    log::set_boxed_logger(Box::new(logger)).map_err(|e| e.to_string())?;
+    log::set_max_level(max);
+    Ok(warnings)
+}
+
+fn open_log_file(path: &Path) -> Result<File, String> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("log_dest file {}: {e}", path.display()))
+}
+
+/// After a rotation the old file has been renamed: lines go to a new file
+/// at the configured path. One that cannot be opened keeps the old handle
+/// (and says so there).
+fn reopen_files(sinks: &mut [Sink]) {
+    for sink in sinks {
+        if let Sink::File(path, file) = sink {
+            match open_log_file(path) {
+                Ok(new) => *file = new,
+                Err(e) => {
+                    let _ = writeln!(file, "cannot reopen the log file: {e}");
+                }
+            }
+        }
+    }
+}
+
+impl log::Log for Logger {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        let level = metadata.level();
+        self.filter.enabled(metadata) && self.levels.as_ref().is_none_or(|l| l.contains(&level))
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if !self.filter.matches(record) || !self.enabled(record.metadata()) {
+            return;
+        }
+        let text = record.args().to_string();
+        let line = self.line(record, &text);
+        let mut sinks = match self.sinks.lock() {
+            Ok(sinks) => sinks,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            reopen_files(&mut sinks);
+        }
+        for sink in sinks.iter_mut() {
+            // A full disk or closed pipe must not stop the broker: the
+            // line is lost for that destination only.
+            let _ = match sink {
+                Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
+                Sink::Stdout => std::io::stdout().write_all(line.as_bytes()),
+                Sink::File(_, f) => f.write_all(line.as_bytes()),
+                Sink::Syslog(w) => {
+                    let line = syslog_line(self.facility, self.pid, record.level(), &text);
+                    w.write_all(line.as_bytes())
+                }
+            };
+        }
+    }
+
+    fn flush(&self) {}
+}
+
+/// A line as syslog(3) sends it: priority (facility and severity), tag
+/// and pid, the text on one line (the daemon stamps it).
+fn syslog_line(facility: u8, pid: u32, level: log::Level, text: &str) -> String {
+    let pri = facility * 8 + syslog::severity(level);
+    format!("<{pri}>midge[{pid}]: {}\n", syslog::one_line(text))
+}
+
+impl Logger {
+    /// `[STAMP LEVEL target] text` and a newline.
+    fn line(&self, record: &log::Record<'_>, text: &str) -> String {
+        let (level, target) = (record.level(), record.target());
+        match &self.stamp {
+            Some(format) => format!("[{} {level:<5} {target}] {text}\n", stamp(format)),
+            None => format!("[{level:<5} {target}] {text}\n"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_facility_picks_local0_to_local7() {
+        let line = syslog_line(16 + 5, 7, log::Level::Warn, "a\nb");
+        assert_eq!(line, "<172>midge[7]: a\\x0ab\n");
+        let line = syslog_line(syslog::FACILITY_DAEMON, 7, log::Level::Info, "x");
+        assert_eq!(line, "<30>midge[7]: x\n");
+    }
+
+    #[test]
+    fn stamps_follow_log_timestamp_and_its_format() {
+        assert_eq!(Setup::stamp_of(Some(false), Some("%H")), None);
+        assert_eq!(Setup::stamp_of(None, Some("%H")).as_deref(), Some("%H"));
+        assert_eq!(
+            Setup::stamp_of(Some(true), None).as_deref(),
+            Some(DEFAULT_STAMP)
+        );
+        let year = stamp("%Y");
+        assert!(year.len() == 4 && year.starts_with('2'), "{year}");
+        assert!(stamp(DEFAULT_STAMP).ends_with('Z'));
+        assert!(check_stamp("%Y-%m-%dT%H:%M:%S").is_ok());
+        assert!(check_stamp("%Y %").is_err(), "an unfinished conversion");
+    }
+}
