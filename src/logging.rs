@@ -3,8 +3,9 @@
 //! as `log_timestamp` and `log_timestamp_format` say, filtered by level
 //! (`log_type`, `-v`) or `RUST_LOG`.
 //!
-//! Each line is formatted once and written whole to each destination with
-//! one `write`, so lines from different threads never interleave. SIGHUP
+//! env_logger filters (`RUST_LOG` syntax) and formats; each line is
+//! formatted once and written whole to each destination with one `write`,
+//! so lines from different threads never interleave. SIGHUP
 //! reopens the log files, as mosquitto does, so logrotate's `postrotate`
 //! habit (`kill -HUP`, `systemctl reload`) carries over.
 
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// The default stamp: UTC, to the second (what env_logger printed before).
+/// The default stamp: UTC, to the second (env_logger's own default).
 const DEFAULT_STAMP: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// How the log is set up.
@@ -47,23 +48,51 @@ impl Setup {
     }
 }
 
+/// Where the formatted lines go (syslog gets its own line format).
 enum Sink {
     Stderr,
     Stdout,
     File(PathBuf, File),
-    Syslog(SyslogWriter),
 }
 
+/// env_logger's output: every destination but syslog, each line written
+/// whole to each. SIGHUP reopens the files before the next line.
+struct Tee {
+    sinks: Vec<Sink>,
+    reopen: Arc<AtomicBool>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, line: &[u8]) -> std::io::Result<usize> {
+        if self.reopen.swap(false, Ordering::Relaxed) {
+            reopen_files(&mut self.sinks);
+        }
+        for sink in self.sinks.iter_mut() {
+            // A full disk or closed pipe must not stop the broker: the
+            // line is lost for that destination only.
+            let _ = match sink {
+                Sink::Stderr => std::io::stderr().write_all(line),
+                Sink::Stdout => std::io::stdout().write_all(line),
+                Sink::File(_, f) => f.write_all(line),
+            };
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// `log`'s logger: env_logger (filter, format, the destinations of
+/// [`Tee`]) plus mosquitto's `log_type` level choice and syslog.
 struct Logger {
-    filter: env_filter::Filter,
+    env: env_logger::Logger,
     levels: Option<Vec<log::Level>>,
-    stamp: Option<String>,
     /// Facility times 8, added to each line's severity.
     facility: u8,
     pid: u32,
-    sinks: Mutex<Vec<Sink>>,
-    /// Set by SIGHUP: reopen the files before the next line.
-    reopen: Arc<AtomicBool>,
+    syslog: Option<Mutex<SyslogWriter>>,
 }
 
 /// A `log_timestamp_format` that cannot be formatted is a config error,
@@ -88,13 +117,17 @@ fn stamp(format: &str) -> String {
 pub fn init(setup: Setup) -> Result<Vec<String>, String> {
     let mut warnings = Vec::new();
     let mut sinks = Vec::new();
+    let mut syslog = None;
     for dest in &setup.dests {
         let sink = match dest {
             LogDest::Stderr => Sink::Stderr,
             LogDest::Stdout => Sink::Stdout,
             LogDest::File(path) => Sink::File(path.clone(), open_log_file(path)?),
             LogDest::Syslog => match SyslogWriter::connect(&setup.syslog_socket) {
-                Ok(writer) => Sink::Syslog(writer),
+                Ok(writer) => {
+                    syslog = Some(Mutex::new(writer));
+                    continue;
+                }
                 // No syslog daemon (a container, say): the log still goes
                 // somewhere, and says why.
                 Err(e) => {
@@ -108,23 +141,33 @@ pub fn init(setup: Setup) -> Result<Vec<String>, String> {
             sinks.push(sink);
         }
     }
-    let filter = env_filter::Builder::new().parse(&setup.filter).build();
-    let max = if sinks.is_empty() {
-        log::LevelFilter::Off
-    } else {
-        filter.filter()
-    };
+    let nowhere = sinks.is_empty() && syslog.is_none();
     let reopen = Arc::new(AtomicBool::new(false));
     signal_hook::flag::register(signal_hook::consts::SIGHUP, reopen.clone())
         .map_err(|e| format!("SIGHUP for the log files: {e}"))?;
+    let stamp_format = setup.stamp;
+    let env = env_logger::Builder::new()
+        .parse_filters(&setup.filter)
+        .format(move |buf, record| {
+            let (level, target) = (record.level(), record.target());
+            match &stamp_format {
+                Some(f) => writeln!(buf, "[{} {level:<5} {target}] {}", stamp(f), record.args()),
+                None => writeln!(buf, "[{level:<5} {target}] {}", record.args()),
+            }
+        })
+        .target(env_logger::Target::Pipe(Box::new(Tee { sinks, reopen })))
+        .build();
+    let max = if nowhere {
+        log::LevelFilter::Off
+    } else {
+        env.filter()
+    };
     let logger = Logger {
-        filter,
+        env,
         levels: setup.levels,
-        stamp: setup.stamp,
         facility: setup.facility.map_or(syslog::FACILITY_DAEMON, |n| 16 + n),
         pid: std::process::id(),
-        sinks: Mutex::new(sinks),
-        reopen,
+        syslog,
     };
     log::set_boxed_logger(Box::new(logger)).map_err(|e| e.to_string())?;
     log::set_max_level(max);
@@ -158,34 +201,19 @@ fn reopen_files(sinks: &mut [Sink]) {
 impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
         let level = metadata.level();
-        self.filter.enabled(metadata) && self.levels.as_ref().is_none_or(|l| l.contains(&level))
+        self.env.enabled(metadata) && self.levels.as_ref().is_none_or(|l| l.contains(&level))
     }
 
     fn log(&self, record: &log::Record<'_>) {
-        if !self.filter.matches(record) || !self.enabled(record.metadata()) {
+        if !self.env.matches(record) || !self.enabled(record.metadata()) {
             return;
         }
-        let text = record.args().to_string();
-        let line = self.line(record, &text);
-        let mut sinks = match self.sinks.lock() {
-            Ok(sinks) => sinks,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if self.reopen.swap(false, Ordering::Relaxed) {
-            reopen_files(&mut sinks);
-        }
-        for sink in sinks.iter_mut() {
-            // A full disk or closed pipe must not stop the broker: the
-            // line is lost for that destination only.
-            let _ = match sink {
-                Sink::Stderr => std::io::stderr().write_all(line.as_bytes()),
-                Sink::Stdout => std::io::stdout().write_all(line.as_bytes()),
-                Sink::File(_, f) => f.write_all(line.as_bytes()),
-                Sink::Syslog(w) => {
-                    let line = syslog_line(self.facility, self.pid, record.level(), &text);
-                    w.write_all(line.as_bytes())
-                }
-            };
+        self.env.log(record);
+        if let Some(syslog) = &self.syslog {
+            let text = record.args().to_string();
+            let line = syslog_line(self.facility, self.pid, record.level(), &text);
+            let mut w = syslog.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = w.write_all(line.as_bytes());
         }
     }
 
@@ -197,17 +225,6 @@ impl log::Log for Logger {
 fn syslog_line(facility: u8, pid: u32, level: log::Level, text: &str) -> String {
     let pri = facility * 8 + syslog::severity(level);
     format!("<{pri}>midge[{pid}]: {}\n", syslog::one_line(text))
-}
-
-impl Logger {
-    /// `[STAMP LEVEL target] text` and a newline.
-    fn line(&self, record: &log::Record<'_>, text: &str) -> String {
-        let (level, target) = (record.level(), record.target());
-        match &self.stamp {
-            Some(format) => format!("[{} {level:<5} {target}] {text}\n", stamp(format)),
-            None => format!("[{level:<5} {target}] {text}\n"),
-        }
-    }
 }
 
 #[cfg(test)]

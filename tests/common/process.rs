@@ -55,6 +55,19 @@ impl Process {
             }
         };
         p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+        // "running" comes once the signal handlers are in place: a SIGHUP
+        // sent before would be lost.
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.log.recv_timeout(left) {
+                Ok(line) if line.contains("] midge ") && line.ends_with(" running") => {
+                    p.early.push_back(line);
+                    break;
+                }
+                Ok(line) => p.early.push_back(line),
+                Err(_) => panic!("no \"midge ... running\" line"),
+            }
+        }
         p
     }
 
