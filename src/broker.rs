@@ -16,6 +16,7 @@ mod embed; // the host's flow control, the thread-safe Remote, disconnect, reloa
 mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
 mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
 mod groups; // shared subscriptions: joining, choosing a member, handing over
+mod memory; // the global memory budget: bytes held for connections, reads waiting for room
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
@@ -108,6 +109,9 @@ pub struct Stats {
     pub store_fsyncs: u64,
     /// The store cannot write or sync: acknowledgements that need it wait.
     pub store_failing: bool,
+    /// Bytes held for connections against `memory_limit` (their frames,
+    /// output and parked PUBLISHes).
+    pub memory_used: usize,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -224,6 +228,8 @@ pub struct Broker {
     dirty: Vec<ConnKey>,
     /// Connections whose read budget ran out: read again next iteration.
     pending_reads: Vec<ConnKey>,
+    /// Bytes held for connections against `memory_limit`.
+    memory: memory::Memory,
     /// Sessions whose scan of the retained store for a new subscription
     /// ran out of budget: pumped again next iteration.
     pending_scans: Vec<SessionKey>,
@@ -340,6 +346,7 @@ impl Broker {
             clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
+            memory: memory::Memory::default(),
             pending_scans: Vec::new(),
             found: Vec::new(),
             routes: Vec::new(),
@@ -426,6 +433,7 @@ impl Broker {
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
             store_failing: self.store.as_ref().is_some_and(Store::is_failing),
+            memory_used: self.memory.used(),
             ..self.stats.clone()
         }
     }
@@ -691,6 +699,7 @@ impl Broker {
             (e.token(), readable, e.is_writable(), closed)
         }));
         self.full_batch = ready.len() >= self.events.capacity();
+        self.resume_waiting();
         for &(token, readable, writable, closed) in &ready {
             self.dispatch(token, readable, writable, closed);
         }

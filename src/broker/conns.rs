@@ -75,6 +75,10 @@ impl Broker {
         self.read_conn_into_buffer(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.return_input(&mut self.scratch);
+            self.recount(key);
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             let sid = conn.session();
             self.tidy_session(sid);
         }
@@ -107,6 +111,12 @@ impl Broker {
                 return;
             }
             let wanted = protocol::bytes_wanted(conn.input());
+            if !self.recount(key) {
+                return;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             match conn.read(wanted) {
                 Ok(ReadOutcome::Data { n, drained }) => {
                     budget = budget.saturating_sub(n);
@@ -153,8 +163,13 @@ impl Broker {
             // An MQTT 5 client in an authentication exchange is not
             // connected yet but speaks version 5 (AUTH).
             let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
+            let max = self.config.max_remaining_length();
             let limits = Limits {
-                max_remaining_length: self.config.max_remaining_length(),
+                // Before CONNECT, nothing longer than a CONNECT makes sense.
+                max_remaining_length: match conn.level {
+                    None => max.min(protocol::MAX_CONNECT_LENGTH),
+                    Some(_) => max,
+                },
                 mqtt5: true,
             };
             match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
@@ -227,6 +242,10 @@ impl Broker {
                 let before = conn.out_len();
                 let result = conn.flush();
                 self.stats.bytes_sent += (before - conn.out_len()) as u64;
+                self.recount(key);
+                let Some(conn) = self.conns.get_mut(key) else {
+                    continue;
+                };
                 match result {
                     Err(e) => self.close(key, Reason::Io(e)),
                     Ok(_) if conn.out_len() < self.config.max_outgoing_bytes => {
@@ -253,6 +272,7 @@ impl Broker {
             return;
         };
         let _ = conn.stream.deregister(self.poll.registry());
+        self.release(&conn);
         if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
             l.clients = l.clients.saturating_sub(1);
         }
