@@ -31,7 +31,7 @@ use enhanced_auth::Authenticated;
 use mqtt5::write_within;
 use timers::{expiry_step, millis};
 
-use crate::auth::{Acl, PasswordFile, Verdict};
+use crate::auth::{Acl, PasswordFile, PasswordGuard, Verdict};
 use crate::config::{Config, ListenerSettings, QueueFull};
 use crate::conn::{Conn, Conns};
 use crate::host::{
@@ -271,6 +271,8 @@ pub struct Broker {
     authorizer: Option<Authorizer>,
     /// From `password_file` / `acl_file`; reloaded on SIGHUP.
     passwords: Option<PasswordFile>,
+    /// Bounds the password hashing work per iteration and per address.
+    guard: PasswordGuard,
     acl: Option<Acl>,
     /// The persistence log, when `persistence` is on.
     store: Option<Store>,
@@ -369,6 +371,7 @@ impl Broker {
             authenticator: None,
             authorizer: None,
             passwords,
+            guard: PasswordGuard::default(),
             acl,
             store: None,
             snapshot: None,
@@ -689,6 +692,7 @@ impl Broker {
         }
         self.now = Instant::now();
         self.now_ms = timer::millis(self.started, self.now);
+        self.guard.begin_iteration();
         // Reads deferred by an earlier iteration go after this iteration's
         // events, so one busy client cannot starve the rest.
         let deferred = std::mem::take(&mut self.pending_reads);

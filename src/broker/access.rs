@@ -42,6 +42,7 @@ impl Broker {
         match load_auth(&self.config) {
             Ok((passwords, acl)) => {
                 self.passwords = passwords;
+                self.guard.forget();
                 self.acl = acl;
                 info!("password and ACL files reloaded");
             }
@@ -116,8 +117,11 @@ impl Broker {
 
     /// `password_file` and `allow_anonymous`: None to accept, or the
     /// CONNACK code.
+    /// Password checks go through the guard, which bounds the hashing
+    /// work per loop iteration and per address.
     pub(super) fn check_credentials(
-        &self,
+        &mut self,
+        key: ConnKey,
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Option<ReasonCode> {
@@ -128,8 +132,14 @@ impl Broker {
             .unwrap_or(self.passwords.is_none());
         match (username, &self.passwords) {
             (None, _) if !anonymous_ok => Some(ReasonCode::NotAuthorized),
-            (Some(user), Some(file)) if !file.check(user, password.unwrap_or(b"")) => {
-                Some(ReasonCode::BadUserNameOrPassword)
+            (Some(user), Some(file)) => {
+                let Some(conn) = self.conns.get(key) else {
+                    return Some(ReasonCode::BadUserNameOrPassword);
+                };
+                let addr = conn.addr.ip();
+                let password = password.unwrap_or(b"");
+                let ok = self.guard.check(file, addr, user, password, self.now_ms);
+                (!ok).then_some(ReasonCode::BadUserNameOrPassword)
             }
             _ => None,
         }

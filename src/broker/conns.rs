@@ -103,6 +103,12 @@ impl Broker {
                 conn.read_paused = true;
                 return;
             }
+            if !conn.input().is_empty() && self.connect_deferred(key) {
+                return; // no more reading until its CONNECT is handled
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                return;
+            };
             if budget == 0 {
                 if !conn.read_pending {
                     conn.read_pending = true;
@@ -160,6 +166,12 @@ impl Broker {
             if conn.input().is_empty() {
                 return true;
             }
+            if self.connect_deferred(key) {
+                return true;
+            }
+            let Some(conn) = self.conns.get_mut(key) else {
+                return false;
+            };
             // An MQTT 5 client in an authentication exchange is not
             // connected yet but speaks version 5 (AUTH).
             let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
@@ -199,6 +211,23 @@ impl Broker {
                 }
             }
         }
+    }
+
+    /// True if `key` has not connected yet and this iteration's password
+    /// hashing is spent: its CONNECT waits for the next iteration (listed
+    /// for a read then), so other clients are served meanwhile.
+    fn connect_deferred(&mut self, key: ConnKey) -> bool {
+        if !self.guard.exhausted() {
+            return false;
+        }
+        let Some(conn) = self.conns.get_mut(key).filter(|c| c.level.is_none()) else {
+            return false;
+        };
+        if !conn.read_pending {
+            conn.read_pending = true;
+            self.pending_reads.push(key);
+        }
+        true
     }
 
     /// Writes every connection with pending output, once each; refills
