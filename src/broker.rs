@@ -110,7 +110,7 @@ pub struct Stats {
     /// The store cannot write or sync: acknowledgements that need it wait.
     pub store_failing: bool,
     /// Bytes held for connections against `memory_limit` (their frames,
-    /// output and parked PUBLISHes).
+    /// output, parked PUBLISHes and Wills).
     pub memory_used: usize,
 }
 

@@ -144,10 +144,10 @@ pub struct Config {
     pub max_outgoing_bytes: usize,
     /// Bytes the broker may hold for connections together (mosquitto:
     /// `memory_limit`; 0: no limit): the frames they are reading (each
-    /// counted in full from its header), their output and their parked
-    /// PUBLISHes. A frame larger than this is refused from its header; one
+    /// counted in full from its header), their output, their parked
+    /// PUBLISHes and their Wills. A frame larger than this is refused from its header; one
     /// that does not fit beside what is held waits, unread, until it does
-    /// (frames up to 64 KiB are always read, so acknowledgements flow).
+    /// (frames up to 16 KiB are always read, so acknowledgements flow).
     pub memory_limit: usize,
     /// Simultaneous client connections over all listeners; 0 means no
     /// limit beyond the process's file descriptors (each listener may have

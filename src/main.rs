@@ -66,7 +66,7 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
     (
         "memory-limit",
         "memory_limit",
-        "bytes held for all connections' frames, output and parked messages; larger frames are refused, frames that do not fit wait; 0 = no limit (default 67108864)",
+        "bytes held for all connections' frames, output, parked messages and Wills; larger frames are refused, frames that do not fit wait (16 KiB or less: always read); 0 = no limit (default 67108864)",
     ),
     (
         "connect-timeout",

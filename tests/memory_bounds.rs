@@ -124,3 +124,54 @@ fn frames_that_do_not_fit_wait_for_room() {
     let p99 = percentile(&trips, 99);
     assert!(p99 < Duration::from_millis(100), "bystander p99 {p99:?}");
 }
+
+/// Wills count against the budget: under a 1 MB budget, of twenty clients
+/// with 60 KB Wills only those that fit connect, the others wait unread
+/// (no CONNACK yet) and connect as the first ones leave with DISCONNECT
+/// (their Wills discarded). The bound the will storm of issue 14 needs:
+/// Wills waiting to be published cannot exceed the budget.
+#[test]
+fn wills_count_against_the_budget() {
+    const LIMIT: usize = 1_000_000;
+    let b = TestBroker::start_polled(|c| c.memory_limit = LIMIT);
+    let will = vec![9u8; 60_000];
+    let mut clients: Vec<Raw> = (0..20).map(|_| Raw::connect(b.addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&connect_with_will(
+            &format!("w{i}"),
+            true,
+            60,
+            "w/t",
+            &will,
+            0,
+            false,
+        ));
+    }
+    let mut connected = Vec::new();
+    let mut waiting = Vec::new();
+    for c in clients {
+        c.stream
+            .set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let mut c = c;
+        let mut first = [0u8; 4];
+        match std::io::Read::read_exact(&mut c.stream, &mut first) {
+            Ok(()) => {
+                assert_eq!(first, [0x20, 2, 0, 0]);
+                connected.push(c);
+            }
+            Err(_) => waiting.push(c),
+        }
+    }
+    let held = b.stats().memory_used;
+    assert!(held <= LIMIT, "{held} bytes held under a {LIMIT} budget");
+    assert!(!waiting.is_empty(), "every Will fit in the budget");
+    assert!(connected.len() >= 5, "only {} connected", connected.len());
+    for c in connected {
+        c.disconnect();
+    }
+    for mut c in waiting {
+        c.stream.set_read_timeout(Some(WAIT)).unwrap();
+        c.expect(&[0x20, 2, 0, 0]);
+    }
+}

@@ -1,6 +1,6 @@
 //! The global memory budget (mosquitto's `memory_limit`): the bytes held
 //! for connections (the frame each is reading, its output, its parked
-//! PUBLISHes), brought up to date once per read and per write of a
+//! PUBLISHes, its Will), brought up to date once per read and per write of a
 //! connection, never per message, and the reads that wait for room.
 //!
 //! A frame is charged in full from its header on, so frames that would
@@ -15,7 +15,7 @@ use crate::conn::MAX_CHARGE;
 /// Frames up to this size are read whatever the budget: acknowledgements,
 /// pings and small messages keep flowing, so what holds the budget (a
 /// subscriber's output, waiting for its PUBACKs) can drain.
-pub(super) const SMALL_FRAME: usize = 64 * 1024;
+pub(super) const SMALL_FRAME: usize = 16 * 1024;
 
 /// Bytes counted against the budget, and the connections waiting for room.
 #[derive(Debug, Default)]
@@ -32,10 +32,14 @@ impl Memory {
 }
 
 /// What `conn` holds against the budget: the whole frame it is reading
-/// (as declared by its header), its output and its parked PUBLISHes.
-/// Saturates at [`MAX_CHARGE`] (2 GiB), the most [`Conn`] records.
+/// (as declared by its header), its output, its parked PUBLISHes and its
+/// Will. Saturates at [`MAX_CHARGE`] (2 GiB), the most [`Conn`] records.
 fn charge(conn: &Conn, wanted: usize) -> u32 {
-    let held = conn.input().len() + wanted + conn.out_len() + conn.parked_bytes();
+    let will = conn
+        .will
+        .as_ref()
+        .map_or(0, |w| w.topic.len() + w.payload.len());
+    let held = conn.input().len() + wanted + conn.out_len() + conn.parked_bytes() + will;
     u32::try_from(held).map_or(MAX_CHARGE, |n| n.min(MAX_CHARGE))
 }
 
