@@ -54,7 +54,7 @@ impl Broker {
         let Some(conn) = self.conns.get_mut(key) else {
             return false;
         };
-        let others = self.memory.used - conn.charged();
+        let others = self.memory.used.saturating_sub(conn.charged());
         let wanted = protocol::bytes_wanted(conn.input());
         let full = charge(conn, wanted);
         let waiting = conn.mem_waiting();
@@ -74,7 +74,7 @@ impl Broker {
 
     /// Releases what a closed connection held.
     pub(super) fn release(&mut self, conn: &Conn) {
-        self.memory.used -= conn.charged();
+        self.memory.used = self.memory.used.saturating_sub(conn.charged());
     }
 
     /// Reads again the waiting connections whose frame fits now. Called
@@ -90,7 +90,7 @@ impl Broker {
                 return false;
             };
             let wanted = protocol::bytes_wanted(conn.input());
-            let others = self.memory.used - conn.charged();
+            let others = self.memory.used.saturating_sub(conn.charged());
             if limit > 0 && others + charge(conn, wanted) as usize > limit {
                 return true;
             }
