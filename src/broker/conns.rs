@@ -103,12 +103,9 @@ impl Broker {
                 conn.read_paused = true;
                 return;
             }
-            if !conn.input().is_empty() && self.connect_deferred(key) {
+            if !conn.input().is_empty() && self.guard.exhausted() && conn.level.is_none() {
                 return; // no more reading until its CONNECT is handled
             }
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
             if budget == 0 {
                 if !conn.read_pending {
                     conn.read_pending = true;
@@ -117,11 +114,17 @@ impl Broker {
                 return;
             }
             let wanted = protocol::bytes_wanted(conn.input());
-            if !self.recount(key) {
+            // A frame under way may have to wait for room in the budget
+            // (a new one is charged once its header is in).
+            let conn = if conn.input().is_empty() {
+                conn
+            } else if !self.recount(key) {
                 return;
-            }
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
+            } else {
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
+                conn
             };
             match conn.read(wanted) {
                 Ok(ReadOutcome::Data { n, drained }) => {
@@ -166,12 +169,16 @@ impl Broker {
             if conn.input().is_empty() {
                 return true;
             }
-            if self.connect_deferred(key) {
+            if conn.level.is_none() && self.guard.exhausted() {
+                // This iteration's password hashing is spent: the CONNECT
+                // waits for the next one (read again then), so the other
+                // clients are served meanwhile.
+                if !conn.read_pending {
+                    conn.read_pending = true;
+                    self.pending_reads.push(key);
+                }
                 return true;
             }
-            let Some(conn) = self.conns.get_mut(key) else {
-                return false;
-            };
             // An MQTT 5 client in an authentication exchange is not
             // connected yet but speaks version 5 (AUTH).
             let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
@@ -211,23 +218,6 @@ impl Broker {
                 }
             }
         }
-    }
-
-    /// True if `key` has not connected yet and this iteration's password
-    /// hashing is spent: its CONNECT waits for the next iteration (listed
-    /// for a read then), so other clients are served meanwhile.
-    fn connect_deferred(&mut self, key: ConnKey) -> bool {
-        if !self.guard.exhausted() {
-            return false;
-        }
-        let Some(conn) = self.conns.get_mut(key).filter(|c| c.level.is_none()) else {
-            return false;
-        };
-        if !conn.read_pending {
-            conn.read_pending = true;
-            self.pending_reads.push(key);
-        }
-        true
     }
 
     /// Writes every connection with pending output, once each; refills

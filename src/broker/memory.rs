@@ -55,7 +55,10 @@ impl Broker {
             return false;
         };
         let others = self.memory.used.saturating_sub(conn.charged());
-        let wanted = protocol::bytes_wanted(conn.input());
+        let wanted = match conn.input() {
+            [] => 0,
+            input => protocol::bytes_wanted(input),
+        };
         let full = charge(conn, wanted);
         let waiting = conn.mem_waiting();
         let fits = !waiting
