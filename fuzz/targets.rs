@@ -54,19 +54,33 @@ pub fn codec(data: &[u8]) {
     }
 }
 
-/// A configuration file (mosquitto.conf's format). `include_dir` is left
-/// out: it reads other files.
+/// A configuration file (mosquitto.conf's format). Left out: `include_dir`
+/// (it reads other files) and host names in `listener`/`bind_address`
+/// (they would be looked up in DNS; IP addresses are parsed).
 pub fn config(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    if text.contains("include_dir") {
+    if text.contains("include_dir") || text.lines().any(names_a_host) {
         return;
     }
     let mut config = Config::default();
     if conffile::parse(text, &mut config).is_ok() {
         let _ = config.max_remaining_length();
     }
+}
+
+/// True if `line` gives a listener or bind address that is not an IP
+/// address, read as `conffile` reads the line.
+fn names_a_host(line: &str) -> bool {
+    let line = line.trim();
+    let (key, value) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let host = match key {
+        "listener" => value.split_whitespace().nth(1),
+        "bind_address" => Some(value.trim()),
+        _ => return false,
+    };
+    host.is_some_and(|h| h.parse::<std::net::IpAddr>().is_err())
 }
 
 /// A password file. Only parsed: a check would hash with the file's own
