@@ -692,7 +692,7 @@ impl Broker {
         }
         self.now = Instant::now();
         self.now_ms = timer::millis(self.started, self.now);
-        self.guard.begin_iteration();
+        self.guard.begin_iteration(self.now);
         // Reads deferred by an earlier iteration go after this iteration's
         // events, so one busy client cannot starve the rest.
         let deferred = std::mem::take(&mut self.pending_reads);

@@ -1,7 +1,7 @@
 //! A flood of wrong-password CONNECTs against a hardened password file
 //! does not stall other clients (issue 14, item 7): hashing per loop
-//! iteration is bounded, repeat failures from an address back off, and
-//! verified credentials are remembered.
+//! iteration is bounded (further CONNECTs wait for the next iteration),
+//! and checked credentials are remembered.
 
 mod common;
 
@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// PBKDF2 rounds: ~20 ms a check in a debug build, what `mosquitto_passwd
-/// -I 20000` costs in a release build.
-const ITERATIONS: u32 = 200;
+/// PBKDF2 rounds: ~40 ms a check in a debug build, what `mosquitto_passwd
+/// -I 40000` costs in a release build.
+const ITERATIONS: u32 = 400;
 const ATTACKERS: usize = 8;
 const FLOOD: Duration = Duration::from_millis(1500);
 
@@ -57,7 +57,9 @@ fn a_wrong_password_flood_does_not_stall_the_others() {
                 let end = Instant::now() + FLOOD;
                 let mut n = 0;
                 while Instant::now() < end && n < 10_000 {
-                    let code = connect_code(addr, &format!("x-{i}-{n}"), "alice", b"guess");
+                    // A new guess each time: nothing to remember.
+                    let guess = format!("guess-{i}-{n}");
+                    let code = connect_code(addr, &format!("x-{i}-{n}"), "alice", guess.as_bytes());
                     assert_ne!(code, Some(0), "a wrong password was accepted");
                     n += 1;
                 }

@@ -4,56 +4,74 @@
 //!
 //! - Work per loop iteration is bounded: once [`WORK_PER_ITERATION`] of
 //!   hashing is spent, further CONNECTs wait for the next iteration (at
-//!   least one check runs per iteration, however costly). Measured in
-//!   time, not rounds: a round costs 20 times more on a Pi than on a PC.
-//! - Repeat failures from one address back off: from the
-//!   [`FREE_FAILURES`]th on, that address's checks are refused without
-//!   hashing for a time that doubles with each failure (up to
-//!   [`MAX_BACKOFF_MS`]).
-//! - Verified credentials are remembered (a keyed hash of user name and
-//!   password, never the password; at most [`CACHE_SIZE`], least recently
-//!   used go first), so a known client reconnecting costs no hashing and
-//!   is not refused by a back-off caused by others at its address.
+//!   least one check runs per iteration, however costly). And after a
+//!   check the loop rests from hashing as long as the check took, so
+//!   checks take at most half of its time even when one alone outlasts an
+//!   iteration's budget. Measured in time, not rounds: a round costs 20
+//!   times more on a Pi than on a PC.
+//! - Credentials are remembered once checked, right or wrong (a keyed
+//!   hash of user name and password, never the password; at most
+//!   [`CACHE_SIZE`] of each, least recently used go first): a client
+//!   reconnecting, or a flood repeating a wrong password, costs no
+//!   hashing. A right password is always checked, so no one is locked out
+//!   by the failures of others at the same address.
 
 use super::PasswordFile;
 use sha2::{Digest, Sha512};
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// Password hashing per loop iteration.
 pub const WORK_PER_ITERATION: Duration = Duration::from_millis(5);
-/// Failures from one address before its checks back off.
-pub const FREE_FAILURES: u32 = 3;
-/// The first back-off, doubled with each further failure.
-pub const FIRST_BACKOFF_MS: u64 = 100;
-/// The longest back-off.
-pub const MAX_BACKOFF_MS: u64 = 10_000;
-/// Credentials remembered as verified.
+/// Credentials remembered as right, and as wrong.
 pub const CACHE_SIZE: usize = 1024;
-/// Addresses whose failures are remembered; beyond, the oldest go.
-pub const MAX_ADDRESSES: usize = 4096;
-
-/// Failures of one address.
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    /// Checks from the address are refused until then (ms, broker clock).
-    until: u64,
-}
 
 #[derive(Debug)]
 pub struct PasswordGuard {
     /// Hashing done in this loop iteration.
     spent: Duration,
     budget: Duration,
+    /// No hashing before then: as long as the last check took.
+    rest_until: Option<Instant>,
+    /// This iteration began before `rest_until`.
+    resting: bool,
     /// Makes the cache's keys useless outside this process.
     secret: [u8; 32],
-    /// Verified credentials by keyed hash, with when they were last used.
-    verified: HashMap<[u8; 32], u64>,
-    /// Counts uses, to find the least recently used entry.
+    /// Credentials checked, by keyed hash: right, and wrong.
+    right: Lru,
+    wrong: Lru,
+}
+
+/// Keyed hashes of credentials, with when each was last used; the least
+/// recently used goes when it is full.
+#[derive(Debug, Default)]
+struct Lru {
+    entries: HashMap<[u8; 32], u64>,
     uses: u64,
-    failures: HashMap<IpAddr, Failures>,
+}
+
+impl Lru {
+    /// True (and marked used) if `key` is here.
+    fn touch(&mut self, key: &[u8; 32]) -> bool {
+        self.uses += 1;
+        match self.entries.get_mut(key) {
+            Some(used) => {
+                *used = self.uses;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32]) {
+        if self.entries.len() >= CACHE_SIZE {
+            let oldest = self.entries.iter().min_by_key(|(_, &used)| used);
+            if let Some((&old, _)) = oldest {
+                self.entries.remove(&old);
+            }
+        }
+        self.entries.insert(key, self.uses);
+    }
 }
 
 impl Default for PasswordGuard {
@@ -64,57 +82,52 @@ impl Default for PasswordGuard {
         PasswordGuard {
             spent: Duration::ZERO,
             budget: WORK_PER_ITERATION,
+            rest_until: None,
+            resting: false,
             secret,
-            verified: HashMap::new(),
-            uses: 0,
-            failures: HashMap::new(),
+            right: Lru::default(),
+            wrong: Lru::default(),
         }
     }
 }
 
 impl PasswordGuard {
-    /// A new loop iteration: its hashing budget is whole again.
-    pub fn begin_iteration(&mut self) {
+    /// A new loop iteration, at `now`: its hashing budget is whole again,
+    /// unless the loop rests from hashing.
+    pub fn begin_iteration(&mut self, now: Instant) {
         self.spent = Duration::ZERO;
+        self.resting = self.rest_until.is_some_and(|t| now < t);
     }
 
     /// True once this iteration's hashing work is spent: CONNECTs wait.
     pub fn exhausted(&self) -> bool {
-        self.spent >= self.budget
+        self.resting || self.spent >= self.budget
     }
 
-    /// Forgets the verified credentials (the password file changed).
+    /// Forgets the credentials checked (the password file changed).
     pub fn forget(&mut self) {
-        self.verified.clear();
+        self.right = Lru::default();
+        self.wrong = Lru::default();
     }
 
-    /// Checks `user`'s `password` from `addr` at `now` (ms): from the
-    /// cache, refused while the address backs off, or hashed.
-    pub fn check(
-        &mut self,
-        file: &PasswordFile,
-        addr: IpAddr,
-        user: &str,
-        password: &[u8],
-        now: u64,
-    ) -> bool {
+    /// Checks `user`'s `password`: from the cache, or hashed.
+    pub fn check(&mut self, file: &PasswordFile, user: &str, password: &[u8]) -> bool {
         let key = self.key(user, password);
-        self.uses += 1;
-        if let Some(used) = self.verified.get_mut(&key) {
-            *used = self.uses;
+        if self.right.touch(&key) {
             return true;
         }
-        if self.failures.get(&addr).is_some_and(|f| now < f.until) {
+        if self.wrong.touch(&key) {
             return false;
         }
         let start = Instant::now();
         let ok = file.check(user, password);
-        self.spent += start.elapsed();
+        let took = start.elapsed();
+        self.spent += took;
+        self.rest_until = Some(start + took + took);
         if ok {
-            self.remember(key);
-            self.failures.remove(&addr);
+            self.right.insert(key);
         } else {
-            self.failed(addr, now);
+            self.wrong.insert(key);
         }
         ok
     }
@@ -128,35 +141,6 @@ impl PasswordGuard {
         let mut key = [0u8; 32];
         key.copy_from_slice(&h.finalize()[..32]);
         key
-    }
-
-    fn remember(&mut self, key: [u8; 32]) {
-        if self.verified.len() >= CACHE_SIZE {
-            let oldest = self.verified.iter().min_by_key(|(_, &used)| used);
-            if let Some((&old, _)) = oldest {
-                self.verified.remove(&old);
-            }
-        }
-        self.verified.insert(key, self.uses);
-    }
-
-    fn failed(&mut self, addr: IpAddr, now: u64) {
-        if self.failures.len() >= MAX_ADDRESSES && !self.failures.contains_key(&addr) {
-            self.failures.retain(|_, f| now < f.until);
-            if self.failures.len() >= MAX_ADDRESSES {
-                self.failures.clear();
-            }
-        }
-        let f = self
-            .failures
-            .entry(addr)
-            .or_insert(Failures { count: 0, until: 0 });
-        f.count = f.count.saturating_add(1);
-        if f.count >= FREE_FAILURES {
-            let doublings = (f.count - FREE_FAILURES).min(16);
-            let backoff = (FIRST_BACKOFF_MS << doublings).min(MAX_BACKOFF_MS);
-            f.until = now.saturating_add(backoff);
-        }
     }
 }
 
@@ -179,38 +163,32 @@ mod tests {
     }
 
     #[test]
-    fn work_is_counted_and_verified_credentials_are_cached() {
+    fn work_is_counted_and_checked_credentials_are_cached() {
         let f = file(10);
         let mut g = strict();
-        let ip: IpAddr = [127, 0, 0, 1].into();
-        assert!(g.check(&f, ip, "u", b"right", 0));
+        assert!(g.check(&f, "u", b"right"));
         assert!(g.exhausted());
-        g.begin_iteration();
-        assert!(g.check(&f, ip, "u", b"right", 0)); // cached: no work
-        assert!(!g.exhausted());
-        assert!(!g.check(&f, ip, "u", b"wrong", 0));
+        g.begin_iteration(Instant::now() + Duration::from_secs(1));
+        assert!(g.check(&f, "u", b"right")); // cached: no work
+        assert!(!g.check(&f, "u", b"wrong"));
         assert!(g.exhausted());
-        g.begin_iteration();
+        g.begin_iteration(Instant::now() + Duration::from_secs(1));
+        assert!(!g.check(&f, "u", b"wrong")); // cached too
         assert!(!g.exhausted());
+        g.forget();
+        assert!(g.check(&f, "u", b"right"));
+        assert!(g.exhausted());
     }
 
     #[test]
-    fn repeat_failures_back_off_but_known_credentials_pass() {
+    fn the_cache_keeps_the_most_recently_used() {
         let f = file(1);
         let mut g = PasswordGuard::default();
-        let ip: IpAddr = [10, 0, 0, 1].into();
-        assert!(g.check(&f, ip, "u", b"right", 0));
-        for _ in 0..FREE_FAILURES {
-            assert!(!g.check(&f, ip, "u", b"wrong", 0));
+        for i in 0..=CACHE_SIZE {
+            assert!(!g.check(&f, "u", format!("w{i}").as_bytes()));
+            assert!(g.check(&f, "u", b"right"));
         }
-        // Backing off: even the right password is not hashed...
-        assert!(!g.check(&f, ip, "x", b"right", 50));
-        // ...but credentials verified before still pass.
-        assert!(g.check(&f, ip, "u", b"right", 50));
-        g.begin_iteration();
-        assert!(!g.check(&f, ip, "u", b"wrong", FIRST_BACKOFF_MS));
-        let other: IpAddr = [10, 0, 0, 2].into();
-        g.forget();
-        assert!(g.check(&f, other, "u", b"right", FIRST_BACKOFF_MS));
+        assert_eq!(g.wrong.entries.len(), CACHE_SIZE);
+        assert_eq!(g.right.entries.len(), 1);
     }
 }

@@ -118,10 +118,9 @@ impl Broker {
     /// `password_file` and `allow_anonymous`: None to accept, or the
     /// CONNACK code.
     /// Password checks go through the guard, which bounds the hashing
-    /// work per loop iteration and per address.
+    /// work per loop iteration and remembers what it checked.
     pub(super) fn check_credentials(
         &mut self,
-        key: ConnKey,
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Option<ReasonCode> {
@@ -133,12 +132,7 @@ impl Broker {
         match (username, &self.passwords) {
             (None, _) if !anonymous_ok => Some(ReasonCode::NotAuthorized),
             (Some(user), Some(file)) => {
-                let Some(conn) = self.conns.get(key) else {
-                    return Some(ReasonCode::BadUserNameOrPassword);
-                };
-                let addr = conn.addr.ip();
-                let password = password.unwrap_or(b"");
-                let ok = self.guard.check(file, addr, user, password, self.now_ms);
+                let ok = self.guard.check(file, user, password.unwrap_or(b""));
                 (!ok).then_some(ReasonCode::BadUserNameOrPassword)
             }
             _ => None,

@@ -111,7 +111,7 @@ impl Broker {
         let credentials = (c.username.as_deref(), c.password.as_deref());
         let checked = auth
             .is_none()
-            .then(|| self.check_credentials(key, credentials.0, credentials.1));
+            .then(|| self.check_credentials(credentials.0, credentials.1));
         if let Some(code) = checked.flatten() {
             let why = match code {
                 ReasonCode::BadUserNameOrPassword => "bad user name or password",
