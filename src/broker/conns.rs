@@ -75,10 +75,7 @@ impl Broker {
         self.read_conn_into_buffer(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.return_input(&mut self.scratch);
-            self.recount(key);
-            let Some(conn) = self.conns.get_mut(key) else {
-                return;
-            };
+            self.memory.recount(self.config.memory_limit, key, conn);
             let sid = conn.session();
             self.tidy_session(sid);
         }
@@ -169,26 +166,29 @@ impl Broker {
             if conn.input().is_empty() {
                 return true;
             }
-            if conn.level.is_none() && self.guard.exhausted() {
-                // This iteration's password hashing is spent: the CONNECT
-                // waits for the next one (read again then), so the other
-                // clients are served meanwhile.
-                if !conn.read_pending {
-                    conn.read_pending = true;
-                    self.pending_reads.push(key);
-                }
-                return true;
-            }
-            // An MQTT 5 client in an authentication exchange is not
-            // connected yet but speaks version 5 (AUTH).
-            let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
             let max = self.config.max_remaining_length();
+            let (level, max) = match conn.level {
+                Some(level) => (Some(level), max),
+                None if self.guard.exhausted() => {
+                    // This iteration's password hashing is spent: the
+                    // CONNECT waits for the next one (read again then), so
+                    // the other clients are served meanwhile.
+                    if !conn.read_pending {
+                        conn.read_pending = true;
+                        self.pending_reads.push(key);
+                    }
+                    return true;
+                }
+                // An MQTT 5 client in an authentication exchange is not
+                // connected yet but speaks version 5 (AUTH). Before
+                // CONNECT, nothing longer than a CONNECT makes sense.
+                None => (
+                    conn.v5.as_ref().map(|_| ProtocolLevel::V5),
+                    max.min(protocol::MAX_CONNECT_LENGTH),
+                ),
+            };
             let limits = Limits {
-                // Before CONNECT, nothing longer than a CONNECT makes sense.
-                max_remaining_length: match conn.level {
-                    None => max.min(protocol::MAX_CONNECT_LENGTH),
-                    Some(_) => max,
-                },
+                max_remaining_length: max,
                 mqtt5: true,
             };
             match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
@@ -261,10 +261,7 @@ impl Broker {
                 let before = conn.out_len();
                 let result = conn.flush();
                 self.stats.bytes_sent += (before - conn.out_len()) as u64;
-                self.recount(key);
-                let Some(conn) = self.conns.get_mut(key) else {
-                    continue;
-                };
+                self.memory.recount(self.config.memory_limit, key, conn);
                 match result {
                     Err(e) => self.close(key, Reason::Io(e)),
                     Ok(_) if conn.out_len() < self.config.max_outgoing_bytes => {

@@ -29,6 +29,30 @@ impl Memory {
     pub(super) fn used(&self) -> usize {
         self.used
     }
+
+    /// [`Broker::recount`] for a connection at hand (no second lookup on
+    /// the paths every message takes).
+    pub(super) fn recount(&mut self, limit: usize, key: ConnKey, conn: &mut Conn) -> bool {
+        let others = self.used.saturating_sub(conn.charged());
+        let wanted = match conn.input() {
+            [] => 0,
+            input => protocol::bytes_wanted(input),
+        };
+        let full = charge(conn, wanted);
+        let waiting = conn.mem_waiting();
+        let fits = !waiting
+            && (limit == 0
+                || conn.input().len() + wanted <= SMALL_FRAME
+                || full as usize <= conn.charged()
+                || others + full as usize <= limit);
+        let now = if fits { full } else { charge(conn, 0) };
+        if !fits && !waiting {
+            self.waiting.push(key);
+        }
+        conn.set_charge(now, !fits);
+        self.used = others + now as usize;
+        fits
+    }
 }
 
 /// What `conn` holds against the budget: the whole frame it is reading
@@ -51,28 +75,10 @@ impl Broker {
     /// [`Broker::resume_waiting`]).
     pub(super) fn recount(&mut self, key: ConnKey) -> bool {
         let limit = self.config.memory_limit;
-        let Some(conn) = self.conns.get_mut(key) else {
-            return false;
-        };
-        let others = self.memory.used.saturating_sub(conn.charged());
-        let wanted = match conn.input() {
-            [] => 0,
-            input => protocol::bytes_wanted(input),
-        };
-        let full = charge(conn, wanted);
-        let waiting = conn.mem_waiting();
-        let fits = !waiting
-            && (limit == 0
-                || conn.input().len() + wanted <= SMALL_FRAME
-                || full as usize <= conn.charged()
-                || others + full as usize <= limit);
-        let now = if fits { full } else { charge(conn, 0) };
-        if !fits && !waiting {
-            self.memory.waiting.push(key);
+        match self.conns.get_mut(key) {
+            Some(conn) => self.memory.recount(limit, key, conn),
+            None => false,
         }
-        conn.set_charge(now, !fits);
-        self.memory.used = others + now as usize;
-        fits
     }
 
     /// Releases what a closed connection held.
