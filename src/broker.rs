@@ -16,6 +16,7 @@ mod embed; // the host's flow control, the thread-safe Remote, disconnect, reloa
 mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
 mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
 mod groups; // shared subscriptions: joining, choosing a member, handing over
+mod memory; // the global memory budget: bytes held for connections, reads waiting for room
 mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
 mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
@@ -30,7 +31,7 @@ use enhanced_auth::Authenticated;
 use mqtt5::write_within;
 use timers::{expiry_step, millis};
 
-use crate::auth::{Acl, PasswordFile, Verdict};
+use crate::auth::{Acl, PasswordFile, PasswordGuard, Verdict};
 use crate::config::{Config, ListenerSettings, QueueFull};
 use crate::conn::{Conn, Conns};
 use crate::host::{
@@ -121,6 +122,9 @@ pub struct Stats {
     /// payload bytes: counted when asked, one pass over the sessions.
     pub queued_messages: usize,
     pub queued_bytes: u64,
+    /// Bytes held for connections against `memory_limit` (their frames,
+    /// output, parked PUBLISHes and Wills).
+    pub memory_used: usize,
 }
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
@@ -239,6 +243,8 @@ pub struct Broker {
     dirty: Vec<ConnKey>,
     /// Connections whose read budget ran out: read again next iteration.
     pending_reads: Vec<ConnKey>,
+    /// Bytes held for connections against `memory_limit`.
+    memory: memory::Memory,
     /// Sessions whose scan of the retained store for a new subscription
     /// ran out of budget: pumped again next iteration.
     pending_scans: Vec<SessionKey>,
@@ -280,6 +286,8 @@ pub struct Broker {
     authorizer: Option<Authorizer>,
     /// From `password_file` / `acl_file`; reloaded on SIGHUP.
     passwords: Option<PasswordFile>,
+    /// Bounds the password hashing work per iteration and per address.
+    guard: PasswordGuard,
     acl: Option<Acl>,
     /// The persistence log, when `persistence` is on.
     store: Option<Store>,
@@ -355,6 +363,7 @@ impl Broker {
             clients_maximum: 0,
             dirty: Vec::new(),
             pending_reads: Vec::new(),
+            memory: memory::Memory::default(),
             pending_scans: Vec::new(),
             found: Vec::new(),
             routes: Vec::new(),
@@ -377,6 +386,7 @@ impl Broker {
             authenticator: None,
             authorizer: None,
             passwords,
+            guard: PasswordGuard::default(),
             acl,
             store: None,
             snapshot: None,
@@ -456,6 +466,7 @@ impl Broker {
             store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
             store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
             store_failing: self.store.as_ref().is_some_and(Store::is_failing),
+            memory_used: self.memory.used(),
             ..self.stats.clone()
         }
     }
@@ -713,6 +724,7 @@ impl Broker {
         }
         self.now = Instant::now();
         self.now_ms = timer::millis(self.started, self.now);
+        self.guard.begin_iteration(self.now);
         // Reads deferred by an earlier iteration go after this iteration's
         // events, so one busy client cannot starve the rest.
         let deferred = std::mem::take(&mut self.pending_reads);
@@ -723,6 +735,7 @@ impl Broker {
             (e.token(), readable, e.is_writable(), closed)
         }));
         self.full_batch = ready.len() >= self.events.capacity();
+        self.resume_waiting();
         for &(token, readable, writable, closed) in &ready {
             self.dispatch(token, readable, writable, closed);
         }

@@ -72,10 +72,6 @@ const TUNING_ONLY: &[(&str, &str)] = &[
         "connection_messages",
         "midge always logs connections at info level",
     ),
-    (
-        "memory_limit",
-        "bound memory with max_queued_messages and max_outgoing_bytes",
-    ),
     ("user", "run midge as the user you want (systemd User=)"),
     ("websockets_log_level", "midge has no WebSocket listener"),
 ];

@@ -148,6 +148,13 @@ pub struct Config {
     /// messages to it are dropped and QoS 1/2 ones wait in its queue. Also
     /// stops reading from a client whose replies it does not read.
     pub max_outgoing_bytes: usize,
+    /// Bytes the broker may hold for connections together (mosquitto:
+    /// `memory_limit`; 0: no limit): the frames they are reading (each
+    /// counted in full from its header), their output, their parked
+    /// PUBLISHes and their Wills. A frame larger than this is refused from its header; one
+    /// that does not fit beside what is held waits, unread, until it does
+    /// (frames up to 16 KiB are always read, so acknowledgements flow).
+    pub memory_limit: usize,
     /// Simultaneous client connections over all listeners; 0 means no
     /// limit beyond the process's file descriptors (each listener may have
     /// its own limit too, [`ListenerSettings::max_connections`]).
@@ -224,6 +231,7 @@ impl Default for Config {
             queue_full: QueueFull::Block,
             stall_timeout: Duration::from_secs(5),
             max_outgoing_bytes: 1024 * 1024,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
             max_connections: 0,
             connect_timeout: Duration::from_secs(10),
             queue_qos0: false,
@@ -340,17 +348,25 @@ pub(crate) fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
 /// 65,535 bytes plus its length), or a PUBLISH's topic and packet id.
 const PACKET_BESIDES_PAYLOAD: usize = 16 + 4 * (2 + 65_535);
 
+/// The default `memory_limit`: 64 MiB, a budget a 512 MiB or 1 GB
+/// machine (a Pi, a router) can spare beside its other work.
+pub const DEFAULT_MEMORY_LIMIT: usize = 64 * 1024 * 1024;
+
 impl Config {
     /// The longest packet (Remaining Length) read: `max_packet_size`, or
-    /// less with a `message_size_limit`, so a packet that could only carry
-    /// a payload over the limit is refused from its header before its body
-    /// is buffered.
+    /// less with a `message_size_limit` or a `memory_limit`, so a packet
+    /// that could only carry a payload over the limit, or never fit the
+    /// budget, is refused from its header before its body is buffered.
     pub fn max_remaining_length(&self) -> usize {
-        match self.message_size_limit {
+        let max = match self.message_size_limit {
             0 => self.max_packet_size,
             n => self
                 .max_packet_size
                 .min(n.saturating_add(2 + PACKET_BESIDES_PAYLOAD)),
+        };
+        match self.memory_limit {
+            0 => max,
+            n => max.min(n),
         }
     }
 
@@ -360,7 +376,7 @@ impl Config {
     /// `max_inflight_bytes`, `upgrade_outgoing_qos`,
     /// `max_queued_messages`, `message_size_limit`, `queue_qos0_messages`,
     /// `allow_zero_length_clientid`) and midge's own names for the rest
-    /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`,
+    /// (`max_outgoing_bytes`, `connect_timeout`, `queue_full`, `memory_limit`,
     /// `queue_overflow`, `max_topic_levels`); also `max_queued_bytes`, `max_keepalive`,
     /// `max_packet_size`, `allow_anonymous`, `password_file`, `acl_file`,
     /// `check_retain_source`, `sys_interval`. The C API and config files use this.
@@ -415,6 +431,7 @@ impl Config {
                 self.message_size_limit = n;
             }
             "max_outgoing_bytes" => self.max_outgoing_bytes = parse(key, v)?,
+            "memory_limit" => self.memory_limit = parse(key, v)?,
             "connect_timeout" => {
                 let secs: u64 = parse(key, v)?;
                 self.connect_timeout = seconds(secs.max(1));
@@ -585,12 +602,25 @@ mod tests {
 
     #[test]
     fn message_size_limit_bounds_the_packets_read() {
-        let mut c = Config::default();
+        let mut c = Config {
+            memory_limit: 0,
+            ..Config::default()
+        };
         assert_eq!(c.max_remaining_length(), MAX_REMAINING_LENGTH);
         c.set("message_size_limit", "1000").unwrap();
         assert_eq!(c.max_remaining_length(), 1000 + 2 + PACKET_BESIDES_PAYLOAD);
         c.set("max_packet_size", "502").unwrap();
         assert_eq!(c.max_remaining_length(), 500);
+    }
+
+    #[test]
+    fn memory_limit_bounds_the_packets_read() {
+        let mut c = Config::default();
+        assert_eq!(c.max_remaining_length(), DEFAULT_MEMORY_LIMIT);
+        c.set("memory_limit", "1000000").unwrap();
+        assert_eq!(c.max_remaining_length(), 1_000_000);
+        c.set("memory_limit", "0").unwrap();
+        assert_eq!(c.max_remaining_length(), MAX_REMAINING_LENGTH);
     }
 
     #[test]

@@ -17,6 +17,10 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
+/// The flag bit of `Conn::charge`, and the largest charge it records.
+const WAITING: u32 = 1 << 31;
+pub const MAX_CHARGE: u32 = WAITING - 1;
+
 #[derive(Debug)]
 pub struct Conn {
     pub stream: Stream,
@@ -156,6 +160,11 @@ impl V5 {
 struct Io {
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// What the connection holds against the memory budget as last
+    /// counted (below 2 GiB), and in the top bit whether it waits for
+    /// room (see `broker::memory`). Here, not in [`Conn`]: an idle
+    /// connection holds nothing, and pays nothing for it.
+    charge: u32,
 }
 
 /// PUBLISHes waiting for a full queue to drain, and their size.
@@ -243,6 +252,32 @@ impl Conn {
         self.shrink();
     }
 
+    /// Bytes charged to this connection against the memory budget.
+    pub fn charged(&self) -> usize {
+        self.io
+            .as_ref()
+            .map_or(0, |io| (io.charge & !WAITING) as usize)
+    }
+
+    /// Whether its reading waits for room in the memory budget.
+    pub fn mem_waiting(&self) -> bool {
+        self.io.as_ref().is_some_and(|io| io.charge & WAITING != 0)
+    }
+
+    /// Records its charge (below [`MAX_CHARGE`]) and whether it waits.
+    /// Nothing to record allocates nothing (and may release the buffers).
+    pub fn set_charge(&mut self, bytes: u32, waiting: bool) {
+        let charge = bytes.min(MAX_CHARGE) | if waiting { WAITING } else { 0 };
+        if charge == 0 {
+            if let Some(io) = self.io.as_mut() {
+                io.charge = 0;
+            }
+            self.shrink();
+        } else {
+            self.io.get_or_insert_with(Box::default).charge = charge;
+        }
+    }
+
     /// The session this connection is attached to.
     pub fn session(&self) -> Option<SessionKey> {
         self.session
@@ -327,7 +362,8 @@ impl Conn {
         Ok(done)
     }
 
-    /// Gives back buffers once they are empty: an idle connection holds
+    /// Gives back buffers once they are empty (and nothing is charged
+    /// against the memory budget): an idle connection holds
     /// none (the input buffer is lent by the broker, see
     /// `Broker::read_conn`; a busy one reallocates its output buffer once
     /// per loop iteration at most, which costs far less than the write).
@@ -335,7 +371,7 @@ impl Conn {
         if self
             .io
             .as_ref()
-            .is_some_and(|io| io.rbuf.is_empty() && io.wbuf.is_empty())
+            .is_some_and(|io| io.rbuf.is_empty() && io.wbuf.is_empty() && io.charge == 0)
         {
             self.io = None;
         }

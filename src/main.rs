@@ -61,6 +61,11 @@ const VALUE_OPTIONS: &[(&str, &str, &str)] = &[
         "output buffered per client before QoS 0 is dropped (default 1048576)",
     ),
     (
+        "memory-limit",
+        "memory_limit",
+        "bytes held for all connections' frames, output, parked messages and Wills; larger frames are refused, frames that do not fit wait (16 KiB or less: always read); 0 = no limit (default 67108864)",
+    ),
+    (
         "connect-timeout",
         "connect_timeout",
         "seconds a new connection has to send CONNECT (default 10)",

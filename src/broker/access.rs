@@ -84,6 +84,7 @@ impl Broker {
         match load_auth(&self.config) {
             Ok((passwords, acl)) => {
                 self.passwords = passwords;
+                self.guard.forget();
                 self.acl = acl;
                 info!("password and ACL files reloaded");
             }
@@ -158,8 +159,10 @@ impl Broker {
 
     /// `password_file` and `allow_anonymous`: None to accept, or the
     /// CONNACK code.
+    /// Password checks go through the guard, which bounds the hashing
+    /// work per loop iteration and remembers what it checked.
     pub(super) fn check_credentials(
-        &self,
+        &mut self,
         username: Option<&str>,
         password: Option<&[u8]>,
     ) -> Option<ReasonCode> {
@@ -170,8 +173,9 @@ impl Broker {
             .unwrap_or(self.passwords.is_none());
         match (username, &self.passwords) {
             (None, _) if !anonymous_ok => Some(ReasonCode::NotAuthorized),
-            (Some(user), Some(file)) if !file.check(user, password.unwrap_or(b"")) => {
-                Some(ReasonCode::BadUserNameOrPassword)
+            (Some(user), Some(file)) => {
+                let ok = self.guard.check(file, user, password.unwrap_or(b""));
+                (!ok).then_some(ReasonCode::BadUserNameOrPassword)
             }
             _ => None,
         }

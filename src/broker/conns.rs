@@ -78,6 +78,7 @@ impl Broker {
         self.read_conn_into_buffer(key);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.return_input(&mut self.scratch);
+            self.memory.recount(self.config.memory_limit, key, conn);
             let sid = conn.session();
             self.tidy_session(sid);
         }
@@ -102,6 +103,9 @@ impl Broker {
                 conn.read_paused = true;
                 return;
             }
+            if !conn.input().is_empty() && self.guard.exhausted() && conn.level.is_none() {
+                return; // no more reading until its CONNECT is handled
+            }
             if budget == 0 {
                 if !conn.read_pending {
                     conn.read_pending = true;
@@ -110,6 +114,18 @@ impl Broker {
                 return;
             }
             let wanted = protocol::bytes_wanted(conn.input());
+            // A frame under way may have to wait for room in the budget
+            // (a new one is charged once its header is in).
+            let conn = if conn.input().is_empty() {
+                conn
+            } else if !self.recount(key) {
+                return;
+            } else {
+                let Some(conn) = self.conns.get_mut(key) else {
+                    return;
+                };
+                conn
+            };
             match conn.read(wanted) {
                 Ok(ReadOutcome::Data { n, drained }) => {
                     budget = budget.saturating_sub(n);
@@ -153,11 +169,29 @@ impl Broker {
             if conn.input().is_empty() {
                 return true;
             }
-            // An MQTT 5 client in an authentication exchange is not
-            // connected yet but speaks version 5 (AUTH).
-            let level = conn.level.or(conn.v5.as_ref().map(|_| ProtocolLevel::V5));
+            let max = self.config.max_remaining_length();
+            let (level, max) = match conn.level {
+                Some(level) => (Some(level), max),
+                None if self.guard.exhausted() => {
+                    // This iteration's password hashing is spent: the
+                    // CONNECT waits for the next one (read again then), so
+                    // the other clients are served meanwhile.
+                    if !conn.read_pending {
+                        conn.read_pending = true;
+                        self.pending_reads.push(key);
+                    }
+                    return true;
+                }
+                // An MQTT 5 client in an authentication exchange is not
+                // connected yet but speaks version 5 (AUTH). Before
+                // CONNECT, nothing longer than a CONNECT makes sense.
+                None => (
+                    conn.v5.as_ref().map(|_| ProtocolLevel::V5),
+                    max.min(protocol::MAX_CONNECT_LENGTH),
+                ),
+            };
             let limits = Limits {
-                max_remaining_length: self.config.max_remaining_length(),
+                max_remaining_length: max,
                 mqtt5: true,
             };
             match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
@@ -230,6 +264,7 @@ impl Broker {
                 let before = conn.out_len();
                 let result = conn.flush();
                 self.stats.bytes_sent += (before - conn.out_len()) as u64;
+                self.memory.recount(self.config.memory_limit, key, conn);
                 match result {
                     Err(e) => self.close(key, Reason::Io(e)),
                     Ok(_) if conn.out_len() < self.config.max_outgoing_bytes => {
@@ -256,6 +291,7 @@ impl Broker {
             return;
         };
         let _ = conn.stream.deregister(self.poll.registry());
+        self.release(&conn);
         if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
             l.clients = l.clients.saturating_sub(1);
         }

@@ -49,6 +49,18 @@ use bytes::Bytes;
 /// Largest Remaining Length the 4-byte encoding can express (256 MiB - 1).
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;
 
+/// The longest packet read before CONNECT is accepted (a CONNECT, or an
+/// MQTT 5 AUTH during enhanced authentication): 1 MiB, not the 256 MiB of
+/// [`MAX_REMAINING_LENGTH`], so a socket that has not even connected can
+/// make the broker hold no more than this. Every CONNECT whose fields are
+/// within their own maximum lengths fits: in 3.1.1 at most 12 bytes of
+/// variable header and five 2-byte-length fields (client id, Will topic,
+/// Will payload, user name, password: 5 x 65,537) make 327,697 bytes; an
+/// MQTT 5 CONNECT adds its two property blocks, whose single-valued
+/// properties take at most 327,000 bytes more, which leaves ~390 KB for
+/// User Properties.
+pub const MAX_CONNECT_LENGTH: usize = 1024 * 1024;
+
 /// The protocol revisions midge speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ProtocolLevel {

@@ -2,6 +2,7 @@
 //! background thread, and a raw TCP client with bounded waits.
 #![allow(dead_code)]
 
+pub mod bystander;
 pub mod clients;
 pub mod conformance;
 pub mod memfs;
