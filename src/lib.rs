@@ -34,6 +34,7 @@ pub mod retained;
 pub mod router;
 pub mod session;
 pub mod shared;
+mod stamp;
 pub mod store;
 pub mod syslog;
 mod timer;

@@ -30,8 +30,8 @@ pub struct Setup {
     pub levels: Option<Vec<log::Level>>,
     /// Syslog facility: `None` for daemon, `Some(n)` for local`n`.
     pub facility: Option<u8>,
-    /// `None`: no time stamp; else a strftime format (local time unless
-    /// it is the default, UTC).
+    /// `None`: no time stamp; else a strftime format (in UTC, see
+    /// [`crate::stamp`]).
     pub stamp: Option<String>,
     /// The syslog socket (`/dev/log`; another path in tests).
     pub syslog_socket: PathBuf,
@@ -98,18 +98,13 @@ struct Logger {
 /// A `log_timestamp_format` that cannot be formatted is a config error,
 /// not a panic at the first log line.
 pub fn check_stamp(format: &str) -> Result<(), String> {
-    jiff::fmt::strtime::format(format, &jiff::ZonedDateTime::now())
+    crate::stamp::format_now(format)
         .map(|_| ())
         .map_err(|e| format!("log_timestamp_format '{format}': {e}"))
 }
 
 fn stamp(format: &str) -> String {
-    let formatted = if format == DEFAULT_STAMP {
-        jiff::fmt::strtime::format(format, jiff::Timestamp::now())
-    } else {
-        jiff::fmt::strtime::format(format, &jiff::ZonedDateTime::now())
-    };
-    formatted.unwrap_or_default()
+    crate::stamp::format_now(format).unwrap_or_default()
 }
 
 /// Installs the logger; returns warnings to log once it runs (a missing
