@@ -634,8 +634,15 @@ pub(super) fn write_publish(
 ) {
     stats.messages_sent += 1;
     stats.publish_bytes_sent += copy.msg.payload.len() as u64;
-    if conn.v5.is_some() {
-        return write_publish_v5(conn, sess, copy, now_ms);
+    // An MQTT 5 copy with something to add goes the long way; one with
+    // nothing (no properties, expiry, identifier or aliases) is written
+    // here like a 3.1.1 one, the level adding the empty property block.
+    if let Some(v5) = conn.v5.as_deref() {
+        let m = copy.msg;
+        let plain = m.properties.is_empty() && m.expires_at == 0 && copy.sub_id == 0;
+        if !plain || v5.aliases_out_max > 0 {
+            return write_publish_v5(conn, sess, copy, now_ms);
+        }
     }
     let level = conn.level.unwrap_or(ProtocolLevel::V311);
     let flags = PublishFlags {
@@ -655,18 +662,6 @@ pub(super) fn write_publish(
 #[inline(never)]
 fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
     let msg = copy.msg;
-    let aliases = conn.v5.as_deref().is_some_and(|v5| v5.aliases_out_max > 0);
-    if msg.properties.is_empty() && msg.expires_at == 0 && copy.sub_id == 0 && !aliases {
-        // Nothing to add: the 3.1.1 layout plus an empty property block.
-        let flags = PublishFlags {
-            qos: copy.qos,
-            pkid: copy.pkid,
-            dup: copy.dup,
-            retain: copy.retain,
-        };
-        let (level, none) = (ProtocolLevel::V5, &Properties::NONE);
-        return protocol::encode_publish(conn.wbuf(), level, &msg.topic, &msg.payload, none, flags);
-    }
     let (topic_alias, known) = match conn.v5.as_deref_mut() {
         Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(&msg.topic),
         _ => (None, false),
