@@ -31,7 +31,7 @@ pub struct Setup {
     /// Syslog facility: `None` for daemon, `Some(n)` for local`n`.
     pub facility: Option<u8>,
     /// `None`: no time stamp; else a strftime format (in UTC, see
-    /// [`crate::stamp`]).
+    /// `src/stamp.rs`).
     pub stamp: Option<String>,
     /// The syslog socket (`/dev/log`; another path in tests).
     pub syslog_socket: PathBuf,

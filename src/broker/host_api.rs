@@ -1,0 +1,145 @@
+//! The host program as a client of its own broker: publishing (with
+//! properties), subscribing with a callback, and its hooks for events,
+//! authentication and authorization.
+
+use super::*;
+
+impl Broker {
+    /// Publishes a message from the host program, as if a local client had
+    /// sent it: retained if asked, delivered to every matching subscriber,
+    /// written out before this returns.
+    ///
+    /// Flow control (with `queue_full block`, the default): a QoS 1/2
+    /// message that fills an online subscriber's queue is still queued,
+    /// but the host is then paused like a client publisher
+    /// ([`Published::Paused`]): further QoS 1/2 publishes fail with
+    /// [`io::ErrorKind::WouldBlock`] until the queue drains, which the
+    /// ready callback ([`Broker::set_ready_callback`]) announces.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> io::Result<Published> {
+        self.publish_with_properties(topic, payload, qos, retain, Properties::NONE)
+    }
+
+    /// [`Broker::publish`] with MQTT 5 properties (User Properties,
+    /// Content Type, Response Topic, Correlation Data, Payload Format
+    /// Indicator, Message Expiry Interval), forwarded to MQTT 5
+    /// subscribers as a client's would be. A Topic Alias or Subscription
+    /// Identifier among them is left out (they belong to one connection).
+    pub fn publish_with_properties(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        mut properties: Properties,
+    ) -> io::Result<Published> {
+        if !topic::valid_name(topic) || topic.contains('\0') || topic.len() > 65_535 {
+            return Err(invalid("invalid topic name"));
+        }
+        if self.host.paused && qos != QoS::AtMostOnce {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a subscriber's queue is full: publish again after the ready callback",
+            ));
+        }
+        if let Some(v) = properties.get() {
+            if v.topic_alias.is_some() || !v.subscription_identifiers.is_empty() {
+                let v = properties.values_mut();
+                v.topic_alias = None;
+                v.subscription_identifiers.clear();
+            }
+        }
+        self.now_ms = timer::millis(self.started, Instant::now());
+        let payload = bytes::Bytes::copy_from_slice(payload);
+        let msg = Arc::new(self.message_of(topic.into(), payload, properties, retain));
+        if retain {
+            self.set_retained(&msg, qos, None);
+        }
+        self.stats.messages_received += 1;
+        self.stats.publish_bytes_received += msg.payload.len() as u64;
+        let was_paused = self.host.paused;
+        self.host.publishing = true;
+        self.route(&msg, qos);
+        self.host.publishing = false;
+        self.flush_dirty();
+        Ok(if self.host.paused && !was_paused {
+            Published::Paused
+        } else {
+            Published::Done
+        })
+    }
+
+    /// Subscribes the host program to `filter`: `callback` gets every
+    /// matching message (at most `qos`), starting with matching retained
+    /// messages. It runs inside the loop and must not block.
+    pub fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: QoS,
+        callback: impl FnMut(&HostMessage<'_>) + Send + 'static,
+    ) -> io::Result<HostSubscription> {
+        if !topic::valid_filter(filter) || filter.contains('\0') || filter.len() > 65_535 {
+            return Err(invalid("invalid topic filter"));
+        }
+        let entry = self.host_subs.vacant_entry();
+        let key = HostKey::new(entry.key()).ok_or_else(|| invalid("too many subscriptions"))?;
+        let (_, filter) = self
+            .router
+            .subscribe(Destination::Host(key), filter, qos, false);
+        entry.insert(HostSub {
+            filter: filter.clone(),
+            callback: Box::new(callback),
+        });
+        let mut found = Vec::new();
+        self.retained.matching(&filter, &mut found);
+        self.drop_revoked_retained(&mut found, |f| &f.0);
+        for (msg, stored) in found {
+            self.deliver_to_host(key, &msg, self.out_qos(stored, qos), true);
+        }
+        Ok(HostSubscription(key))
+    }
+
+    /// Ends a host subscription; false if it was already gone.
+    pub fn unsubscribe(&mut self, sub: HostSubscription) -> bool {
+        let Some(host) = self.host_subs.try_remove(sub.0.index()) else {
+            return false;
+        };
+        self.router
+            .unsubscribe(Destination::Host(sub.0), &host.filter);
+        true
+    }
+
+    /// Called when clients connect and disconnect.
+    pub fn set_event_callback(&mut self, callback: impl FnMut(&Event<'_>) + Send + 'static) {
+        self.on_event = Some(Box::new(callback));
+    }
+
+    /// Decides every CONNECT (after its syntax is checked and before any
+    /// takeover): accept, or refuse with CONNACK 4 or 5.
+    pub fn set_authenticator(
+        &mut self,
+        check: impl FnMut(&Credentials<'_>) -> AuthDecision + Send + 'static,
+    ) {
+        self.authenticator = Some(Box::new(check));
+    }
+
+    /// Decides each publish and subscribe of a client: (client id, user
+    /// name, access, topic or filter) -> allowed.
+    pub fn set_authorizer(
+        &mut self,
+        check: impl FnMut(&str, Option<&str>, Access, &str) -> bool + Send + 'static,
+    ) {
+        self.authorizer = Some(Box::new(check));
+    }
+
+    pub(super) fn emit(&mut self, event: Event<'_>) {
+        if let Some(cb) = self.on_event.as_mut() {
+            cb(&event);
+        }
+    }
+}
