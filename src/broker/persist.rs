@@ -98,10 +98,6 @@ impl Bodies {
     }
 }
 
-fn message(topic: String, payload: Vec<u8>) -> Arc<Message> {
-    Arc::new(Message::new(topic.into(), payload.into()))
-}
-
 /// What an MQTT 5 message needs stored besides topic and payload, if
 /// anything: its properties, and its expiry as Unix time.
 fn meta_of(msg: &Message, unix_start: u64) -> Option<Meta> {
@@ -523,7 +519,7 @@ impl Broker {
                 topic,
                 payload,
             } => {
-                let msg = message(topic, payload);
+                let msg = message_with(topic, payload, None, self.bodies.unix_start);
                 self.restore_msg(&client, msg, seq, qos, retain);
             }
             Record::MsgBody {

@@ -6,12 +6,10 @@
 use super::*;
 use midge::store::Fsync;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const PUBACK: u8 = 0x40;
@@ -142,10 +140,7 @@ pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
 /// A `midge` process; killed (SIGKILL) on drop.
 pub struct Midge {
     child: Child,
-    log: mpsc::Receiver<String>,
-    /// Lines logged before "listening on" (the store is read first), for
-    /// `wait_for`.
-    early: std::collections::VecDeque<String>,
+    log: super::process::Log,
     pub addr: SocketAddr,
 }
 
@@ -184,7 +179,7 @@ impl Midge {
         let mut lines = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
+            match self.log.rx.recv_timeout(left) {
                 Ok(line) => {
                     let done = line.contains(text);
                     lines.push(line);
@@ -207,48 +202,15 @@ impl Midge {
             .stderr(Stdio::piped())
             .spawn()
             .expect("midge starts");
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut m = Midge {
-            child,
-            log,
-            early: Default::default(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let line = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match m.log.recv_timeout(left) {
-                Ok(line) if line.contains("listening on ") => break line,
-                Ok(line) => m.early.push_back(line),
-                Err(_) => panic!("no \"listening on\" line"),
-            }
-        };
-        m.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
-        m
+        let mut log = super::process::Log::of(&mut child);
+        let addr = log.until_running();
+        Midge { child, log, addr }
     }
 
-    /// The next log line containing `text` (bounded wait).
+    /// The next log line containing `text` (bounded wait; also among the
+    /// lines logged before the broker ran).
     pub fn wait_for(&mut self, text: &str) -> String {
-        while let Some(line) = self.early.pop_front() {
-            if line.contains(text) {
-                return line;
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {text:?}"),
-            }
-        }
+        self.log.wait_for(text)
     }
 
     /// `kill -9`.

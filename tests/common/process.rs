@@ -13,12 +13,79 @@ pub fn midge() -> Command {
     c
 }
 
+/// A child's standard error, line by line: what the harnesses of the
+/// binary (this one and `persistence::Midge`) wait on.
+pub struct Log {
+    pub rx: mpsc::Receiver<String>,
+    /// Lines read while waiting for another, for `wait_for`.
+    early: std::collections::VecDeque<String>,
+}
+
+impl Log {
+    /// Reads `child`'s standard error (piped) in a thread.
+    pub fn of(child: &mut Child) -> Log {
+        let (tx, rx) = mpsc::channel();
+        let stderr = child.stderr.take().expect("stderr piped");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Log {
+            rx,
+            early: Default::default(),
+        }
+    }
+
+    /// The next line matching `want` within 10 s; the others are kept for
+    /// `wait_for`.
+    fn keep_until(&mut self, what: &str, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if want(&line) => return line,
+                Ok(line) => self.early.push_back(line),
+                Err(_) => panic!("no {what} line"),
+            }
+        }
+    }
+
+    /// Waits until the broker listens and its signal handlers are in place
+    /// ("running": a SIGHUP sent before would be lost); its address.
+    pub fn until_running(&mut self) -> SocketAddr {
+        let line = self.keep_until("\"listening on\"", |l| l.contains("listening on "));
+        let addr = line.rsplit(' ').next().unwrap().parse().unwrap();
+        let running = |l: &str| l.contains("] midge ") && l.ends_with(" running");
+        let line = self.keep_until("\"midge ... running\"", running);
+        self.early.push_back(line);
+        addr
+    }
+
+    /// The first line containing `text`, within 10 s (also among the
+    /// lines kept while waiting for others).
+    pub fn wait_for(&mut self, text: &str) -> String {
+        while let Some(line) = self.early.pop_front() {
+            if line.contains(text) {
+                return line;
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+}
+
 /// A running `midge` process; killed on drop.
 pub struct Process {
     child: Child,
-    log: mpsc::Receiver<String>,
-    /// Lines logged before "listening on", for `wait_for`.
-    early: std::collections::VecDeque<String>,
+    log: Log,
     pub addr: SocketAddr,
 }
 
@@ -32,43 +99,9 @@ impl Process {
     /// Runs `cmd` (midge, or a wrapper that runs it) until it is listening.
     pub fn spawn(mut cmd: Command) -> Process {
         let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
-        let (tx, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut p = Process {
-            child,
-            log,
-            early: Default::default(),
-            addr: "127.0.0.1:1".parse().unwrap(),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let line = loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match p.log.recv_timeout(left) {
-                Ok(line) if line.contains("listening on ") => break line,
-                Ok(line) => p.early.push_back(line),
-                Err(_) => panic!("no \"listening on\" line"),
-            }
-        };
-        p.addr = line.rsplit(' ').next().unwrap().parse().unwrap();
-        // "running" comes once the signal handlers are in place: a SIGHUP
-        // sent before would be lost.
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match p.log.recv_timeout(left) {
-                Ok(line) if line.contains("] midge ") && line.ends_with(" running") => {
-                    p.early.push_back(line);
-                    break;
-                }
-                Ok(line) => p.early.push_back(line),
-                Err(_) => panic!("no \"midge ... running\" line"),
-            }
-        }
-        p
+        let mut log = Log::of(&mut child);
+        let addr = log.until_running();
+        Process { child, log, addr }
     }
 
     /// Starts `midge -c FILE` with a config file of this text, listening
@@ -80,24 +113,9 @@ impl Process {
     }
 
     /// The first log line containing `text`, within 10 s (also among the
-    /// lines logged before "listening on").
+    /// lines logged before "running").
     pub fn wait_for(&mut self, text: &str) -> String {
-        while let Some(line) = self.early.pop_front() {
-            if line.contains(text) {
-                return line;
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .log
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {text:?}"));
-            if line.contains(text) {
-                return line;
-            }
-        }
+        self.log.wait_for(text)
     }
 
     /// The exit status, once the process has exited (within WAIT).
