@@ -1,62 +1,26 @@
-//! The broker: one single-threaded `mio` event loop.
+//! The broker: the [`Engine`] behind one single-threaded `mio` event loop.
 //!
-//! Each call of [`Broker::poll_once`] is one iteration, in the spirit of
-//! redis's `aeProcessEvents`: wait for readiness or the next deadline, read
-//! and handle what arrived (replies and deliveries only append to output
-//! buffers), fire due timers, then write every connection with pending
-//! output once. [`Broker::run`] repeats that until shutdown; a host program
-//! can instead watch [`Broker::as_raw_fd`] in its own loop.
+//! The loop knows sockets, not MQTT: it owns the poller, the listeners and
+//! each client's transport stream, and hands the engine what arrives. Each
+//! call of [`Broker::poll_once`] is one iteration, in the spirit of redis's
+//! `aeProcessEvents`: wait for readiness or the engine's next deadline,
+//! read each ready connection through the engine (replies and deliveries
+//! only append to output buffers), let the engine fire its timers and
+//! write every connection with output once, then close the sockets of the
+//! connections it ended. [`Broker::run`] repeats that until shutdown; a
+//! host program can instead watch [`Broker::as_raw_fd`] in its own loop.
 
-// The loop's larger concerns, each an `impl Broker` of its own:
-mod access; // credentials, ACL and authorizer checks, re-checks on reload
-mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and dropped
-mod conns; // accepting, reading, writing and closing connections
-mod delivery; // routing; to connections, queues and the in-flight window; flow control
-mod embed; // the host's flow control, the thread-safe Remote, disconnect, reload
-mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
-mod expiry; // MQTT 5: delayed Wills, sessions that end on their own time
-mod groups; // shared subscriptions: joining, choosing a member, handing over
-mod host_api; // the host's publish, subscribe and hooks
-mod memory; // the global memory budget: bytes held for connections, reads waiting for room
-mod mqtt5; // MQTT 5: terms of a connection, CONNACK properties, aliases, DISCONNECT
-mod packets; // what each client packet does
-mod persist; // records for the store, restore, compaction
-mod stall; // subscribers that take nothing no longer hold publishers back
-mod sys; // $SYS topics
-mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
-
-use access::load_auth;
-use delivery::{resend_inflight, Copy};
-pub use embed::{Published, Remote};
-use enhanced_auth::Authenticated;
-use mqtt5::write_within;
-use timers::{expiry_step, millis};
-
-use crate::auth::{Acl, PasswordFile, PasswordGuard, Verdict};
-use crate::config::{Config, ListenerSettings, QueueFull};
-use crate::conn::{Conn, Conns};
-use crate::host::{
-    Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
-    HostMessage, HostSub,
-};
-use crate::keys::{ConnKey, Destination, HostKey, SessionKey};
-use crate::protocol::{
-    self, Ack, AckKind, DecodeError, LastWill, Limits, Outbound, Packet, Properties,
-    PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
-    Violation,
-};
-use crate::retained::{Retained, Source};
-use crate::router::{Grant, Router, Sub};
-use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
-use crate::shared;
-use crate::store::{Record, Storage, Store};
-use crate::timer::{self, Due, Timers};
-use crate::topic;
-use crate::transport::{Listener, ReadOutcome, Stream};
-use log::{debug, error, info, warn};
+use crate::config::Config;
+use crate::engine::{Closed, Engine, Output};
+pub use crate::engine::{HostSubscription, Published, Remote, Stats};
+use crate::host::{Access, AuthDecision, AuthRequest, AuthStep, Credentials, Event, HostMessage};
+use crate::keys::ConnKey;
+use crate::protocol::{Properties, QoS};
+use crate::store::Storage;
+use crate::transport::{Listener, Stream};
+use bytes::BytesMut;
+use log::{error, info, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
-use slab::Slab;
-use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
@@ -67,66 +31,12 @@ use std::time::{Duration, Instant};
 const WAKER: Token = Token(usize::MAX);
 const SIGNALS: Token = Token(usize::MAX - 1);
 const HANGUP: Token = Token(usize::MAX - 2);
-/// Listener `i` has token `LISTENER_BASE - i`; client tokens are slab keys,
-/// far below.
+/// Listener `i` has token `LISTENER_BASE - i`; client tokens are the
+/// engine's connection keys, far below.
 const LISTENER_BASE: usize = usize::MAX - 3;
 const MAX_LISTENERS: usize = 64;
-/// Bytes read from one connection before others get their turn.
-const READ_BUDGET: usize = 256 * 1024;
 /// How long to stop accepting when the process runs out of descriptors.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-/// Counters a broker keeps; see [`Broker::stats`].
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Stats {
-    /// Clients whose CONNECT was accepted and who are still connected.
-    pub clients_connected: usize,
-    /// Open sockets, including those that have not sent CONNECT yet.
-    pub sockets: usize,
-    /// Accepted CONNECTs since start.
-    pub connects_total: u64,
-    /// Sessions held (online and offline).
-    pub sessions: usize,
-    pub subscriptions: usize,
-    pub retained: usize,
-    pub messages_received: u64,
-    pub messages_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    /// QoS 0 messages dropped because a client's output buffer was full.
-    pub dropped_qos0: u64,
-    /// Messages not sent to an MQTT 5 client because they were larger than
-    /// its Maximum Packet Size.
-    pub dropped_too_large: u64,
-    /// Messages dropped because a session's queue was full.
-    pub dropped_queue_full: u64,
-    /// Subscribers disconnected because they took nothing while publishers
-    /// waited for them (`stall_timeout`).
-    pub stalled_subscribers: u64,
-    /// Times a publisher was paused because a subscriber's queue was full.
-    pub publishers_paused: u64,
-    /// Bytes written to the persistence store, and fsyncs done.
-    pub store_bytes_written: u64,
-    pub store_fsyncs: u64,
-    /// The store cannot write or sync: acknowledgements that need it wait.
-    pub store_failing: bool,
-    /// TCP connections accepted since start.
-    pub sockets_accepted: u64,
-    /// Offline sessions deleted by `persistent_client_expiration`.
-    pub clients_expired: u64,
-    /// Payload bytes of PUBLISHes received and sent.
-    pub publish_bytes_received: u64,
-    pub publish_bytes_sent: u64,
-    /// Payload bytes of the retained messages.
-    pub retained_bytes: u64,
-    /// Messages waiting in sessions (queued or in flight), and their
-    /// payload bytes: counted when asked, one pass over the sessions.
-    pub queued_messages: usize,
-    pub queued_bytes: u64,
-    /// Bytes held for connections against `memory_limit` (their frames,
-    /// output, parked PUBLISHes and Wills).
-    pub memory_used: usize,
-}
 
 /// Stops a running broker from any thread (or a signal handler's pipe).
 #[derive(Clone, Debug)]
@@ -142,174 +52,62 @@ impl ShutdownHandle {
     }
 
     /// Makes the loop's descriptor readable, so it runs an iteration.
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             warn!("could not wake the broker loop: {e}");
         }
     }
 }
 
-/// A subscription made by the host program with [`Broker::subscribe`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct HostSubscription(HostKey);
+/// The client sockets, by the engine's connection key.
+#[derive(Default)]
+struct Streams(Vec<Option<Stream>>);
 
-/// Why a connection ends; decides the log line and whether the Will goes.
-#[derive(Debug)]
-enum Reason {
-    Eof,
-    Io(io::Error),
-    /// The bytes were not a valid packet.
-    Decode(DecodeError),
-    /// A valid packet the connection's state or the topic rules forbid.
-    ProtocolError(Violation),
-    /// The broker's own state is inconsistent (a bug, not the client's).
-    Internal(&'static str),
-    KeepAlive,
-    ConnectTimeout,
-    TakenOver,
-    /// The host program asked ([`Broker::disconnect_client`]).
-    Kicked,
-    Disconnect,
-    Refused(ReasonCode),
-    /// A re-authentication (MQTT 5 AUTH) failed.
-    AuthFailed,
-    /// Nothing could be sent to this subscriber for this long while
-    /// publishers waited for it (`stall_timeout`).
-    Stalled(Duration),
-    Shutdown,
+impl Streams {
+    fn get_mut(&mut self, key: ConnKey) -> Option<&mut Stream> {
+        self.0.get_mut(key.index())?.as_mut()
+    }
+
+    fn put(&mut self, key: ConnKey, stream: Stream) {
+        let i = key.index();
+        if self.0.len() <= i {
+            self.0.resize_with(i + 1, || None);
+        }
+        self.0[i] = Some(stream);
+    }
+
+    fn take(&mut self, key: ConnKey) -> Option<Stream> {
+        self.0.get_mut(key.index())?.take()
+    }
 }
 
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Reason::Decode(e) => write!(f, "protocol violation: {e}"),
-            Reason::ProtocolError(v) => write!(f, "protocol violation: {v}"),
-            Reason::Internal(what) => write!(f, "internal error: {what}"),
-            Reason::Io(e) => write!(f, "{e}"),
-            Reason::Eof => write!(f, "closed by the client without DISCONNECT"),
-            Reason::KeepAlive => write!(f, "keep-alive timeout"),
-            Reason::ConnectTimeout => write!(f, "no CONNECT in time"),
-            Reason::TakenOver => write!(f, "client id taken over by a new connection"),
-            Reason::Kicked => write!(f, "disconnected by the host program"),
-            Reason::Disconnect => write!(f, "client sent DISCONNECT"),
-            Reason::Refused(code) => {
-                write!(f, "refused with CONNACK code {}", code.v3_connack_code())
-            }
-            Reason::AuthFailed => write!(f, "re-authentication failed"),
-            Reason::Stalled(d) => write!(
-                f,
-                "took no message for {}s while publishers waited for it (stall_timeout)",
-                d.as_secs()
-            ),
-            Reason::Shutdown => write!(f, "broker shutting down"),
+impl Output for Streams {
+    fn write(&mut self, key: ConnKey, buf: &mut BytesMut) -> io::Result<bool> {
+        match self.get_mut(key) {
+            Some(stream) => stream.write_from(buf),
+            None => Err(io::ErrorKind::NotConnected.into()),
         }
     }
 }
 
-fn invalid(msg: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidInput, msg.to_string())
-}
-
-fn mark_dirty(conn: &mut Conn, key: ConnKey, dirty: &mut Vec<ConnKey>) {
-    if !conn.dirty {
-        conn.dirty = true;
-        dirty.push(key);
-    }
-}
-
 pub struct Broker {
-    config: Config,
+    engine: Engine,
     poll: Poll,
     events: Events,
     listeners: Vec<Listener>,
-    conns: Conns,
-    sessions: Sessions,
-    router: Router,
-    /// Shared subscription groups ([`Destination::Group`]).
-    groups: shared::Groups,
-    retained: Retained,
-    timers: Timers,
-    stats: Stats,
+    streams: Streams,
     shutdown: Arc<AtomicBool>,
     waker: Arc<Waker>,
     signals: Option<mio::net::UnixStream>,
     hangup: Option<mio::net::UnixStream>,
-    started: Instant,
-    /// What `$SYS` published last (only changed values are sent again).
-    sys_last: HashMap<&'static str, String>,
-    /// `$SYS/broker/load/...` averages.
-    sys_load: sys::Load,
-    clients_maximum: usize,
-    /// Connections with output to write at the end of this iteration.
-    dirty: Vec<ConnKey>,
-    /// Connections whose read budget ran out: read again next iteration.
-    pending_reads: Vec<ConnKey>,
-    /// Bytes held for connections against `memory_limit`.
-    memory: memory::Memory,
-    /// Sessions whose scan of the retained store for a new subscription
-    /// ran out of budget: pumped again next iteration.
-    pending_scans: Vec<SessionKey>,
-    /// Reused scratch space, so routing does not allocate per message.
-    routes: Vec<Sub>,
-    /// Reused scratch space for retained messages found by a scan.
-    found: Vec<(Arc<Message>, QoS, u32)>,
     ready: Vec<(Token, bool, bool, bool)>,
-    /// The read buffer lent to whichever connection is being read.
-    scratch: bytes::BytesMut,
-    now: Instant,
-    /// `now` in ms on the broker's clock (since `started`), the form kept
-    /// per connection.
-    now_ms: u64,
-    next_serial: u32,
-    next_client_id: u64,
-    /// Accepting stopped after a descriptor shortage (until
-    /// [`Due::AcceptResume`]).
-    accept_paused: bool,
-    /// The connection whose PUBLISH is being routed, for flow control.
-    publisher: Option<ConnKey>,
-    /// The time the [`Due::RetainedExpiry`] entry is filed for.
-    retained_expiry_at: Option<u64>,
-    /// Subscribers publishers wait for, with a timer entry to look at them
-    /// again (see `stall`).
-    stall_watch: std::collections::HashSet<SessionKey>,
-    /// Subscribers found stalled while routing, to disconnect after it.
-    stalled_subscribers: Vec<SessionKey>,
-    /// Enhanced authentication methods the host implements, by name.
-    auth_methods: HashMap<String, crate::host::AuthMethodHandler>,
-    /// Connections that authenticated with one of them (or are doing so).
-    auth_exchanges: HashMap<ConnKey, enhanced_auth::Exchange>,
-    /// Wills waiting for their Will Delay Interval, by session.
-    delayed_wills: HashMap<SessionKey, expiry::DelayedWill>,
-    /// Subscriptions of the host program ([`Destination::Host`]).
-    host_subs: Slab<HostSub>,
-    on_event: Option<EventCallback>,
-    authenticator: Option<Authenticator>,
-    authorizer: Option<Authorizer>,
-    /// From `password_file` / `acl_file`; reloaded on SIGHUP.
-    passwords: Option<PasswordFile>,
-    /// Bounds the password hashing work per iteration and per address.
-    guard: PasswordGuard,
-    acl: Option<Acl>,
-    /// The persistence log, when `persistence` is on.
-    store: Option<Store>,
-    /// A compaction's progress.
-    snapshot: Option<persist::Snapshot>,
-    /// Message bodies written to the store this iteration.
-    bodies: persist::Bodies,
-    /// The last body id given out in the store.
-    next_body: u64,
-    /// Connections whose output waits for the store to make the records
-    /// it depends on durable (see `flush_dirty`).
-    held: Vec<ConnKey>,
-    /// The store is over its byte limit (logged once each way).
-    store_full_logged: bool,
-    stopped: bool,
+    /// Accepting stopped after a descriptor shortage, until then.
+    accept_resume_at: Option<Instant>,
     /// The last poll filled the event buffer: more may be ready that an
     /// edge-triggered host will not hear about again, so the next
     /// iteration is due at once.
     full_batch: bool,
-    /// The host program as a publisher: flow control, the Remote queue.
-    host: embed::HostState,
+    stopped: bool,
 }
 
 impl Broker {
@@ -332,8 +130,6 @@ impl Broker {
                 format!("between 1 and {MAX_LISTENERS} listen addresses are needed"),
             ));
         }
-        let (passwords, acl) =
-            load_auth(&config).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut listeners = Vec::new();
@@ -342,72 +138,22 @@ impl Broker {
             l.register(poll.registry(), Token(LISTENER_BASE - i))?;
             listeners.push(l);
         }
-        let mut broker = Broker {
-            config,
+        let engine = Engine::new(config, storage)?;
+        let broker = Broker {
+            engine,
             poll,
             events: Events::with_capacity(1024),
             listeners,
-            conns: Conns::default(),
-            sessions: Sessions::default(),
-            router: Router::new(),
-            groups: shared::Groups::default(),
-            retained: Retained::default(),
-            timers: Timers::default(),
-            stats: Stats::default(),
+            streams: Streams::default(),
             shutdown: Arc::new(AtomicBool::new(false)),
             waker,
             signals: None,
             hangup: None,
-            started: Instant::now(),
-            sys_last: HashMap::new(),
-            sys_load: sys::Load::default(),
-            clients_maximum: 0,
-            dirty: Vec::new(),
-            pending_reads: Vec::new(),
-            memory: memory::Memory::default(),
-            pending_scans: Vec::new(),
-            found: Vec::new(),
-            routes: Vec::new(),
             ready: Vec::new(),
-            scratch: bytes::BytesMut::new(),
-            now: Instant::now(),
-            now_ms: 0,
-            next_serial: 0,
-            next_client_id: 0,
-            accept_paused: false,
-            publisher: None,
-            host_subs: Slab::new(),
-            delayed_wills: HashMap::new(),
-            auth_methods: HashMap::new(),
-            stall_watch: std::collections::HashSet::new(),
-            stalled_subscribers: Vec::new(),
-            auth_exchanges: HashMap::new(),
-            retained_expiry_at: None,
-            on_event: None,
-            authenticator: None,
-            authorizer: None,
-            passwords,
-            guard: PasswordGuard::default(),
-            acl,
-            store: None,
-            snapshot: None,
-            bodies: persist::Bodies::starting_now(),
-            next_body: 0,
-            held: Vec::new(),
-            store_full_logged: false,
-            stopped: false,
+            accept_resume_at: None,
             full_batch: false,
-            host: embed::HostState::default(),
+            stopped: false,
         };
-        if !broker.config.sys_interval.is_zero() {
-            broker.timers.schedule(0, Due::Sys);
-        }
-        if let Some(expiry) = broker.config.session_expiry {
-            broker
-                .timers
-                .schedule(millis(expiry_step(expiry)), Due::SessionExpiry);
-        }
-        broker.open_store(storage)?;
         // Only now that nothing can fail the start any more.
         for addr in broker.local_addrs() {
             info!("listening on {addr}");
@@ -432,7 +178,7 @@ impl Broker {
     }
 
     pub fn config(&self) -> &Config {
-        &self.config
+        self.engine.config()
     }
 
     pub fn shutdown_handle(&self) -> ShutdownHandle {
@@ -448,28 +194,7 @@ impl Broker {
     }
 
     pub fn stats(&self) -> Stats {
-        Stats {
-            sockets: self.conns.len(),
-            sessions: self.sessions.len(),
-            subscriptions: self.subscription_count(),
-            retained: self.retained.len(),
-            retained_bytes: self.retained.payload_bytes(),
-            queued_messages: self
-                .sessions
-                .iter()
-                .map(|(_, s)| sys::queued_messages(s))
-                .sum(),
-            queued_bytes: self
-                .sessions
-                .iter()
-                .map(|(_, s)| sys::queued_bytes(s))
-                .sum(),
-            store_bytes_written: self.store.as_ref().map_or(0, |s| s.bytes_written),
-            store_fsyncs: self.store.as_ref().map_or(0, |s| s.fsyncs),
-            store_failing: self.store.as_ref().is_some_and(Store::is_failing),
-            memory_used: self.memory.used(),
-            ..self.stats.clone()
-        }
+        self.engine.stats()
     }
 
     /// Stops the loop on SIGINT and SIGTERM, and reloads the password and
@@ -503,24 +228,11 @@ impl Broker {
     /// that filled its event buffer (an edge-triggered host would not hear
     /// about the rest again).
     pub fn next_deadline(&self) -> Option<Instant> {
-        let now = Instant::now();
-        let timer = self
-            .timers
-            .next_due()
-            .map(|ms| timer::instant(self.started, ms));
-        let sync = self.store.as_ref().and_then(Store::sync_deadline);
-        let retry = self.store.as_ref().and_then(Store::retry_deadline);
-        let soonest = [timer, sync, retry].into_iter().flatten().min();
-        if self.pending_reads.is_empty()
-            && self.pending_scans.is_empty()
-            && self.snapshot.is_none()
-            && !self.full_batch
-            && !self.host.ready_pending
-        {
-            soonest
-        } else {
-            Some(now)
+        if self.full_batch {
+            return Some(Instant::now());
         }
+        let engine = self.engine.next_deadline();
+        [engine, self.accept_resume_at].into_iter().flatten().min()
     }
 
     /// Runs until a shutdown is requested, then closes every connection.
@@ -544,27 +256,14 @@ impl Broker {
             return;
         }
         self.stopped = true;
-        // What other threads queued before asking to stop goes first.
-        self.drain_remote();
-        self.close_all();
-        if let Some(store) = &mut self.store {
-            if let Err(e) = store.sync() {
-                error!("persistence: final sync failed: {e}");
-            }
-            info!(
-                "persistence: wrote {} bytes with {} fsyncs since start; store is {} bytes",
-                store.bytes_written,
-                store.fsyncs,
-                store.size()
-            );
-        }
+        self.engine.stop(&mut self.streams);
+        self.close_ended();
         for l in &mut self.listeners {
             let _ = l.deregister(self.poll.registry());
         }
         // Closed, not only unwatched: a listening socket left open would
         // complete handshakes that nobody answers.
         self.listeners.clear();
-        self.host.close_remote();
     }
 
     /// One loop iteration: waits at most `timeout` (and never past the next
@@ -583,12 +282,17 @@ impl Broker {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        self.now = Instant::now();
-        self.now_ms = timer::millis(self.started, self.now);
-        self.guard.begin_iteration(self.now);
+        let now = Instant::now();
+        self.engine.begin_iteration(now);
+        if self.accept_resume_at.is_some_and(|at| at <= now) {
+            self.accept_resume_at = None;
+            for i in 0..self.listeners.len() {
+                self.accept(i);
+            }
+        }
         // Reads deferred by an earlier iteration go after this iteration's
         // events, so one busy client cannot starve the rest.
-        let deferred = std::mem::take(&mut self.pending_reads);
+        let deferred = self.engine.take_pending_reads();
         let mut ready = std::mem::take(&mut self.ready);
         ready.extend(self.events.iter().map(|e| {
             let closed = e.is_read_closed() || e.is_error();
@@ -596,39 +300,24 @@ impl Broker {
             (e.token(), readable, e.is_writable(), closed)
         }));
         self.full_batch = ready.len() >= self.events.capacity();
-        self.resume_waiting();
         for &(token, readable, writable, closed) in &ready {
             self.dispatch(token, readable, writable, closed);
+            self.close_ended();
         }
         ready.clear();
         self.ready = ready;
         for key in deferred {
-            if let Some(conn) = self.conns.get_mut(key) {
-                if conn.read_pending {
-                    conn.read_pending = false;
-                    self.read_conn(key);
-                }
-            }
+            self.read(key);
+            self.close_ended();
         }
-        let mut scans = std::mem::take(&mut self.pending_scans);
-        scans.sort_unstable();
-        scans.dedup();
-        for sid in scans {
-            self.pump(sid);
-        }
-        self.fire_timers();
-        // Before the flush: a compaction that completes a rewrite releases
-        // the output held meanwhile.
-        self.compaction_step();
-        self.flush_dirty();
-        self.bodies.clear();
-        self.host_turn();
+        self.engine.end_iteration(&mut self.streams);
+        self.close_ended();
         Ok(())
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool, closed: bool) {
         match token {
-            WAKER => self.drain_remote(),
+            WAKER => self.engine.drain_remote(),
             SIGNALS => {
                 if drain(self.signals.as_mut()) {
                     info!("signal received: shutting down");
@@ -638,7 +327,7 @@ impl Broker {
             HANGUP => {
                 if drain(self.hangup.as_mut()) {
                     info!("SIGHUP received: reloading");
-                    let _ = self.reload(); // logged; the old files stay
+                    let _ = self.engine.reload_auth(); // logged; the old files stay
                 }
             }
             Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),
@@ -646,17 +335,222 @@ impl Broker {
                 let Some(key) = ConnKey::new(index) else {
                     return;
                 };
-                if let Some(conn) = self.conns.get_mut(key) {
-                    conn.peer_closed |= closed;
-                    if writable {
-                        mark_dirty(conn, key, &mut self.dirty);
-                    }
-                }
+                self.engine.conn_event(key, writable, closed);
                 if readable {
-                    self.read_conn(key);
+                    self.read(key);
                 }
             }
         }
+    }
+
+    fn accept(&mut self, index: usize) {
+        if self.accept_resume_at.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = self.listeners.get(index) else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, addr)) => self.add(stream, addr, index),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => {
+                    // EMFILE/ENFILE and the like: retrying at once would spin
+                    // (mosquitto #948). Back off; the deadline retries.
+                    error!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF:?}");
+                    self.accept_resume_at = Some(Instant::now() + ACCEPT_BACKOFF);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A new connection: the engine admits it (or refuses it, and the
+    /// socket is dropped), the poller watches it under the engine's key.
+    fn add(&mut self, mut stream: Stream, addr: SocketAddr, index: usize) {
+        let Some(key) = self.engine.add_conn(addr, index) else {
+            return;
+        };
+        if let Err(e) = stream.register(self.poll.registry(), Token(key.index())) {
+            warn!("{addr}: cannot register socket: {e}");
+            self.engine.conn_failed(key, e);
+            self.close_ended();
+            return;
+        }
+        self.streams.put(key, stream);
+    }
+
+    /// Reads connection `key` through the engine.
+    fn read(&mut self, key: ConnKey) {
+        let Some(stream) = self.streams.get_mut(key) else {
+            return;
+        };
+        self.engine.read_conn(key, stream);
+        if stream.wants_write() {
+            self.engine.conn_event(key, true, false);
+        }
+    }
+
+    /// Closes the sockets of the connections the engine ended, after
+    /// writing their last bytes, so that their keys are free before the
+    /// engine gives them out again.
+    fn close_ended(&mut self) {
+        let mut sent = 0;
+        for Closed {
+            key,
+            mut last,
+            graceful,
+        } in self.engine.take_closed()
+        {
+            let Some(mut stream) = self.streams.take(key) else {
+                continue;
+            };
+            let _ = stream.deregister(self.poll.registry());
+            if graceful {
+                let before = last.len();
+                let _ = stream.write_from(&mut last);
+                sent += before - last.len();
+                // Read what the peer already sent, so closing does not
+                // turn into a reset that destroys our last reply.
+                stream.discard_input();
+                stream.shutdown_write();
+            }
+        }
+        self.engine.count_sent(sent);
+    }
+
+    /// Writes what the engine's host calls produced, now.
+    fn flush(&mut self) {
+        self.engine.flush_dirty(&mut self.streams);
+        self.close_ended();
+    }
+
+    /// Publishes a message from the host program, as if a local client had
+    /// sent it: retained if asked, delivered to every matching subscriber,
+    /// written out before this returns.
+    ///
+    /// Flow control (with `queue_full block`, the default): a QoS 1/2
+    /// message that fills an online subscriber's queue is still queued,
+    /// but the host is then paused like a client publisher
+    /// ([`Published::Paused`]): further QoS 1/2 publishes fail with
+    /// [`io::ErrorKind::WouldBlock`] until the queue drains, which the
+    /// ready callback ([`Broker::set_ready_callback`]) announces.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+    ) -> io::Result<Published> {
+        self.publish_with_properties(topic, payload, qos, retain, Properties::NONE)
+    }
+
+    /// [`Broker::publish`] with MQTT 5 properties (User Properties,
+    /// Content Type, Response Topic, Correlation Data, Payload Format
+    /// Indicator, Message Expiry Interval), forwarded to MQTT 5
+    /// subscribers as a client's would be. A Topic Alias or Subscription
+    /// Identifier among them is left out (they belong to one connection).
+    pub fn publish_with_properties(
+        &mut self,
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        properties: Properties,
+    ) -> io::Result<Published> {
+        let published = self
+            .engine
+            .publish_with_properties(topic, payload, qos, retain, properties);
+        self.flush();
+        published
+    }
+
+    /// Subscribes the host program to `filter`: `callback` gets every
+    /// matching message (at most `qos`), starting with matching retained
+    /// messages. It runs inside the loop and must not block.
+    pub fn subscribe(
+        &mut self,
+        filter: &str,
+        qos: QoS,
+        callback: impl FnMut(&HostMessage<'_>) + Send + 'static,
+    ) -> io::Result<HostSubscription> {
+        self.engine.subscribe(filter, qos, callback)
+    }
+
+    /// Ends a host subscription; false if it was already gone.
+    pub fn unsubscribe(&mut self, sub: HostSubscription) -> bool {
+        self.engine.unsubscribe(sub)
+    }
+
+    /// Called when clients connect and disconnect.
+    pub fn set_event_callback(&mut self, callback: impl FnMut(&Event<'_>) + Send + 'static) {
+        self.engine.set_event_callback(callback);
+    }
+
+    /// Decides every CONNECT (after its syntax is checked and before any
+    /// takeover): accept, or refuse with CONNACK 4 or 5.
+    pub fn set_authenticator(
+        &mut self,
+        check: impl FnMut(&Credentials<'_>) -> AuthDecision + Send + 'static,
+    ) {
+        self.engine.set_authenticator(check);
+    }
+
+    /// Decides each publish and subscribe of a client: (client id, user
+    /// name, access, topic or filter) -> allowed.
+    pub fn set_authorizer(
+        &mut self,
+        check: impl FnMut(&str, Option<&str>, Access, &str) -> bool + Send + 'static,
+    ) {
+        self.engine.set_authorizer(check);
+    }
+
+    /// Lets the host implement the enhanced authentication method `method`
+    /// (an MQTT 5 client names it in CONNECT): `handler` answers each step
+    /// of the exchange. It runs inside the loop and must not block.
+    pub fn set_auth_method(
+        &mut self,
+        method: &str,
+        handler: impl FnMut(&AuthRequest<'_>) -> AuthStep + Send + 'static,
+    ) {
+        self.engine.set_auth_method(method, handler);
+    }
+
+    /// A handle for other threads (see [`Remote`]).
+    pub fn remote(&self) -> Remote {
+        self.engine.remote(self.shutdown_handle())
+    }
+
+    /// True while the host's QoS 1/2 publishes are held back (see
+    /// [`Broker::publish`]).
+    pub fn host_paused(&self) -> bool {
+        self.engine.host_paused()
+    }
+
+    /// Called (inside [`Broker::poll_once`]) when held-back host publishes
+    /// may go on.
+    pub fn set_ready_callback(&mut self, callback: impl FnMut() + Send + 'static) {
+        self.engine.set_ready_callback(callback);
+    }
+
+    /// Closes the connection of the client with this id, as if it had gone
+    /// away without DISCONNECT (its Will is published). False if no such
+    /// client is connected.
+    pub fn disconnect_client(&mut self, client_id: &str) -> bool {
+        let found = self.engine.disconnect_client(client_id);
+        self.flush();
+        found
+    }
+
+    /// Reloads the password and ACL files, as SIGHUP does: connections
+    /// stay, subscriptions the new ACL no longer allows are removed. On an
+    /// error the previous files stay in force.
+    pub fn reload_auth(&mut self) -> Result<(), String> {
+        let result = self.engine.reload_auth();
+        self.flush();
+        result
     }
 }
 
@@ -681,22 +575,5 @@ impl AsRawFd for Broker {
     /// work to do.
     fn as_raw_fd(&self) -> RawFd {
         self.poll.as_raw_fd()
-    }
-}
-#[cfg(test)]
-mod tests {
-    /// Every idle connection pays for one `Conn` and one `Session` (README,
-    /// Benchmarks): keep them from growing unnoticed (sizes of a 64-bit
-    /// build).
-    #[test]
-    #[cfg(target_pointer_width = "64")]
-    fn per_connection_records_stay_small() {
-        let conn = std::mem::size_of::<crate::conn::Conn>();
-        let session = std::mem::size_of::<crate::session::Session>();
-        // What an idle MQTT 5 connection adds, boxed (one 32-byte block).
-        let v5 = std::mem::size_of::<crate::conn::V5>();
-        assert!(v5 <= 24, "conn::V5 grew to {v5} bytes");
-        assert!(conn <= 120, "Conn grew to {conn} bytes");
-        assert!(session <= 112, "Session grew to {session} bytes");
     }
 }

@@ -1,14 +1,14 @@
-//! One client connection: its transport stream and its input and output
-//! buffers.
+//! One client connection as the engine keeps it: its protocol state and
+//! its input and output buffers (the socket is the loop's).
 //!
 //! Reads append to the input buffer, from which the decoder takes whole
 //! packets; replies and deliveries append to the output buffer, which the
 //! loop writes once per iteration. Both buffers, and the box that holds
 //! them, are released when empty, so an idle connection holds none.
 
+use crate::engine::Output;
 use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{LastWill, ProtocolLevel, Publish, QoS};
-use crate::transport::{ReadOutcome, Stream};
 use bytes::BytesMut;
 use slab::Slab;
 use std::collections::VecDeque;
@@ -23,7 +23,6 @@ pub const MAX_CHARGE: u32 = WAITING - 1;
 
 #[derive(Debug)]
 pub struct Conn {
-    pub stream: Stream,
     pub addr: SocketAddr,
     /// Index of the listener that accepted it (at most 64 listeners).
     pub listener: u8,
@@ -162,7 +161,7 @@ struct Io {
     wbuf: BytesMut,
     /// What the connection holds against the memory budget as last
     /// counted (below 2 GiB), and in the top bit whether it waits for
-    /// room (see `broker::memory`). Here, not in [`Conn`]: an idle
+    /// room (see `engine::memory`). Here, not in [`Conn`]: an idle
     /// connection holds nothing, and pays nothing for it.
     charge: u32,
 }
@@ -175,9 +174,8 @@ struct Parked {
 }
 
 impl Conn {
-    pub fn new(stream: Stream, addr: SocketAddr, listener: u8, serial: u32, now: u64) -> Conn {
+    pub fn new(addr: SocketAddr, listener: u8, serial: u32, now: u64) -> Conn {
         Conn {
-            stream,
             addr,
             listener,
             serial,
@@ -341,20 +339,13 @@ impl Conn {
         self.last_rx.checked_add(period + 1)
     }
 
-    /// One read into `rbuf`, sized for the packet being assembled.
-    pub fn read(&mut self, wanted: usize) -> io::Result<ReadOutcome> {
-        let Conn { stream, io, .. } = self;
-        let rbuf = &mut io.get_or_insert_with(Box::default).rbuf;
-        stream.read_into(rbuf, wanted)
-    }
-
-    /// Writes as much of `wbuf` as the transport takes. Ok(true) when
-    /// everything is out.
-    pub fn flush(&mut self) -> io::Result<bool> {
-        let Conn { stream, io, .. } = self;
-        let done = match io.as_mut() {
-            Some(io) => stream.write_from(&mut io.wbuf)?,
-            None => return Ok(!stream.wants_write()),
+    /// Writes as much of the output as `out` takes. Ok(true) when
+    /// everything is out (an empty output still asks `out`: a transport
+    /// may have bytes of its own to send).
+    pub fn flush(&mut self, key: ConnKey, out: &mut dyn Output) -> io::Result<bool> {
+        let done = match self.io.as_mut() {
+            Some(io) => out.write(key, &mut io.wbuf)?,
+            None => out.write(key, &mut BytesMut::new())?,
         };
         if done {
             self.shrink();
@@ -362,10 +353,16 @@ impl Conn {
         Ok(done)
     }
 
+    /// The output, taken whole (a closed connection's last bytes).
+    pub fn take_output(&mut self) -> BytesMut {
+        let out = self.io.as_mut().map(|io| std::mem::take(&mut io.wbuf));
+        out.unwrap_or_default()
+    }
+
     /// Gives back buffers once they are empty (and nothing is charged
     /// against the memory budget): an idle connection holds
     /// none (the input buffer is lent by the broker, see
-    /// `Broker::read_conn`; a busy one reallocates its output buffer once
+    /// `Engine::read_conn`; a busy one reallocates its output buffer once
     /// per loop iteration at most, which costs far less than the write).
     pub fn shrink(&mut self) {
         if self

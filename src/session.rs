@@ -729,7 +729,7 @@ impl Session {
         Some(d)
     }
 
-    // Replaying the store (see `broker::persist`): the same transitions as
+    // Replaying the store (see `engine::persist`): the same transitions as
     // live traffic, by sequence number instead of packet id.
 
     /// The stored message `seq` was sent under `pkid`.

@@ -1,8 +1,9 @@
 //! Deadlines without scanning every client: one min-heap of (when, what is
-//! due) for everything the loop does on time: a connection's keep-alive or
-//! connect timeout, `$SYS`, the expiry check of offline sessions, and
-//! accepting again after a descriptor shortage. (The store's interval fsync
-//! keeps its own deadline: it moves with every write.)
+//! due) for everything the engine does on time: a connection's keep-alive
+//! or connect timeout, `$SYS`, the expiry check of offline sessions, a
+//! session's delayed Will or expiry, retained messages' expiry. (The
+//! store's interval fsync keeps its own deadline: it moves with every
+//! write; the loop's accept back-off is its own single deadline.)
 //!
 //! Each connection has at most one entry. Activity never touches the heap:
 //! when an entry comes due, the broker recomputes that connection's real
@@ -39,8 +40,6 @@ pub enum Due {
     Sys,
     /// The next check of offline sessions for expiry.
     SessionExpiry,
-    /// Accepting again after running out of descriptors.
-    AcceptResume,
     /// An offline session's delayed Will or Session Expiry Interval
     /// (MQTT 5) may be due, or a subscriber publishers wait for may have
     /// stalled.
@@ -52,7 +51,7 @@ pub enum Due {
 /// Entries are packed as (key, serial) pairs of `u32`, so each is 16
 /// bytes: connection keys are bounded by the number of open sockets, and
 /// the broker-wide entries use the keys above `BROKER_KEYS`.
-const BROKER_KEYS: u32 = u32::MAX - 5;
+const BROKER_KEYS: u32 = u32::MAX - 4;
 
 impl Due {
     fn pack(self) -> Option<(u32, u32)> {
@@ -63,12 +62,11 @@ impl Due {
                 .map(|k| (k, serial)),
             Due::Sys => Some((BROKER_KEYS, 0)),
             Due::SessionExpiry => Some((BROKER_KEYS + 1, 0)),
-            Due::AcceptResume => Some((BROKER_KEYS + 2, 0)),
-            Due::RetainedExpiry => Some((BROKER_KEYS + 4, 0)),
+            Due::RetainedExpiry => Some((BROKER_KEYS + 3, 0)),
             // The session key goes where a connection's serial would.
             Due::Session(sid) => u32::try_from(sid.index())
                 .ok()
-                .map(|s| (BROKER_KEYS + 3, s)),
+                .map(|s| (BROKER_KEYS + 2, s)),
         }
     }
 
@@ -77,8 +75,7 @@ impl Due {
             None => Due::Conn(ConnKey::saturating(key as usize), serial),
             Some(0) => Due::Sys,
             Some(1) => Due::SessionExpiry,
-            Some(2) => Due::AcceptResume,
-            Some(3) => Due::Session(SessionKey::saturating(serial as usize)),
+            Some(2) => Due::Session(SessionKey::saturating(serial as usize)),
             Some(_) => Due::RetainedExpiry,
         }
     }
@@ -180,7 +177,6 @@ mod tests {
             Due::Conn(c(BROKER_KEYS as usize - 1), u32::MAX),
             Due::Sys,
             Due::SessionExpiry,
-            Due::AcceptResume,
             Due::Session(SessionKey::saturating(0)),
             Due::Session(SessionKey::saturating(u32::MAX as usize)),
             Due::RetainedExpiry,

@@ -15,7 +15,7 @@
 //! - *wants to write*: the transport has bytes of its own to send even with
 //!   an empty output buffer (a TLS handshake; never for TCP).
 
-use crate::config::{ListenerConfig, ListenerKind, ListenerSettings};
+use crate::config::{ListenerConfig, ListenerKind};
 use bytes::BytesMut;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
@@ -147,13 +147,11 @@ impl Stream {
     }
 }
 
-/// A listening socket, what its connections speak, and its own settings.
+/// A listening socket and what its connections speak (its settings are
+/// the engine's, from the configuration).
 pub struct Listener {
     socket: TcpListener,
     pub kind: ListenerKind,
-    pub settings: ListenerSettings,
-    /// Its connections that are still open (for its `max_connections`).
-    pub clients: usize,
 }
 
 impl Listener {
@@ -164,8 +162,6 @@ impl Listener {
         Ok(Listener {
             socket,
             kind: config.kind,
-            settings: config.settings.clone(),
-            clients: 0,
         })
     }
 
@@ -190,5 +186,15 @@ impl Listener {
             ListenerKind::Mqtt => Stream::Tcp(socket),
         };
         Ok((stream, addr))
+    }
+}
+
+impl crate::engine::Input for Stream {
+    fn read_into(&mut self, buf: &mut BytesMut, wanted: usize) -> io::Result<ReadOutcome> {
+        Stream::read_into(self, buf, wanted)
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        Stream::has_buffered_input(self)
     }
 }

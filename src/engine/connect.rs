@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Broker {
+impl Engine {
     pub(super) fn on_connect(&mut self, key: ConnKey, c: protocol::Connect) -> Result<(), Reason> {
         let Some(level) = c.level else {
             // [MQTT-3.1.2-2]

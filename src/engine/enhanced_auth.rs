@@ -1,5 +1,5 @@
 //! MQTT 5 enhanced authentication (§4.12): a CONNECT with an
-//! Authentication Method the host implements ([`Broker::set_auth_method`])
+//! Authentication Method the host implements ([`crate::Broker::set_auth_method`])
 //! starts an exchange of AUTH packets, step by step through the host's
 //! handler, before the CONNECT is accepted; a connected client may
 //! re-authenticate the same way. A method nobody implements gets CONNACK
@@ -34,7 +34,7 @@ pub(super) struct Exchange {
     reauth: bool,
 }
 
-impl Broker {
+impl Engine {
     /// Lets the host implement the enhanced authentication method `method`
     /// (an MQTT 5 client names it in CONNECT): `handler` answers each step
     /// of the exchange. It runs inside the loop and must not block.

@@ -30,7 +30,7 @@ impl Memory {
         self.used
     }
 
-    /// [`Broker::recount`] for a connection at hand (no second lookup on
+    /// [`Engine::recount`] for a connection at hand (no second lookup on
     /// the paths every message takes).
     pub(super) fn recount(&mut self, limit: usize, key: ConnKey, conn: &mut Conn) -> bool {
         let others = self.used.saturating_sub(conn.charged());
@@ -67,12 +67,12 @@ fn charge(conn: &Conn, wanted: usize) -> u32 {
     u32::try_from(held).map_or(MAX_CHARGE, |n| n.min(MAX_CHARGE))
 }
 
-impl Broker {
+impl Engine {
     /// Brings the budget up to date with what `key` holds now, and says
     /// whether it may read on: the frame it has started fits beside what
     /// the others hold, or is small, or was admitted already. Otherwise
     /// only the bytes it has are charged and it waits for room (see
-    /// [`Broker::resume_waiting`]).
+    /// [`Engine::resume_waiting`]).
     pub(super) fn recount(&mut self, key: ConnKey) -> bool {
         let limit = self.config.memory_limit;
         match self.conns.get_mut(key) {

@@ -6,7 +6,7 @@
 //! QoS 1/2 messages (queued, in flight, released) and inbound QoS 2 ids.
 //! Clean sessions and QoS 0 traffic never touch the disk.
 
-use super::Broker;
+use super::Engine;
 use crate::keys::{ConnKey, SessionKey};
 use crate::protocol::{Properties, QoS};
 use crate::retained::Source;
@@ -245,7 +245,7 @@ fn session_records(sess: &Session, bodies: &mut Bodies, next: &mut u64, out: &mu
     out.extend(flow.queue.iter().map(msg));
 }
 
-impl Broker {
+impl Engine {
     /// Buffers a change for the store, if there is one.
     pub(super) fn persist(&mut self, rec: Record) {
         if let Some(store) = &mut self.store {
@@ -298,7 +298,7 @@ impl Broker {
         self.store.as_ref().is_none_or(Store::is_durable)
     }
 
-    /// Records given to the store so far (see [`Broker::hold_output`]).
+    /// Records given to the store so far (see [`Engine::hold_output`]).
     pub(super) fn store_appended(&self) -> u64 {
         self.store.as_ref().map_or(0, Store::appended)
     }

@@ -1,9 +1,9 @@
 //! What the loop does on time: keep-alive and connect timeouts, `$SYS`,
-//! the expiry of offline sessions, and accepting again after a back-off.
+//! the expiry of offline sessions and of retained messages.
 
 use super::*;
 
-impl Broker {
+impl Engine {
     /// Notes a timer entry gone stale, and drops the stale ones in bulk
     /// when they are most of the heap (connection churn).
     pub(super) fn forget_timer(&mut self) {
@@ -37,12 +37,6 @@ impl Broker {
                 }
                 Due::Session(sid) => self.session_due(sid),
                 Due::RetainedExpiry => self.expire_retained(),
-                Due::AcceptResume => {
-                    self.accept_paused = false;
-                    for i in 0..self.listeners.len() {
-                        self.accept(i);
-                    }
-                }
             }
         }
     }

@@ -12,7 +12,7 @@ const SCAN_STEP: usize = 1024;
 /// work for a subscription matching many retained messages stays bounded.
 const SCAN_BUDGET: usize = 16 * SCAN_STEP;
 
-impl Broker {
+impl Engine {
     /// The QoS a message published (or retained) at `qos` is delivered at
     /// to a subscription granted `granted`: the lower [MQTT-3.8.4-6], or
     /// with `upgrade_outgoing_qos` the subscription's.

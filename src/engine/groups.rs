@@ -18,7 +18,7 @@ use crate::keys::GroupKey;
 use crate::shared::{self, Member, Readiness};
 use std::collections::HashSet;
 
-impl Broker {
+impl Engine {
     /// Adds or replaces session `sid`'s subscription to `filter`: in the
     /// router, or for `$share/GROUP/FILTER` in its group (whose router
     /// entry on FILTER comes with its first member). Returns whether it is

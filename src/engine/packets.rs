@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Broker {
+impl Engine {
     pub(super) fn handle(&mut self, key: ConnKey, packet: Packet) -> Result<(), Reason> {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
@@ -252,7 +252,7 @@ impl Broker {
         Ok(())
     }
 
-    /// [`Broker::reply`], placed at offset `at` of the output (what was
+    /// [`Engine::reply`], placed at offset `at` of the output (what was
     /// appended since moves after it).
     fn reply_at(
         &mut self,

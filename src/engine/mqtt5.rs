@@ -9,7 +9,7 @@ use crate::conn::V5;
 /// Receive Maximum when none is given: 65,535.
 const NO_RECEIVE_MAXIMUM: u16 = u16::MAX;
 
-impl Broker {
+impl Engine {
     /// The terms of an MQTT 5 CONNECT, kept with its connection.
     pub(super) fn v5_terms(&self, props: &Properties) -> Box<V5> {
         let p = props.get();

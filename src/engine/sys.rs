@@ -113,7 +113,7 @@ impl Load {
     }
 }
 
-impl Broker {
+impl Engine {
     /// Publishes changed `$SYS/broker/...` values (mosquitto's topic names),
     /// retained, QoS 0.
     pub(super) fn publish_sys(&mut self) {

@@ -14,7 +14,7 @@
 
 use super::*;
 
-impl Broker {
+impl Engine {
     /// True if nothing could be sent to subscriber `sid` for
     /// `stall_timeout` while messages waited for it.
     pub(super) fn stalled(&self, sid: SessionKey) -> bool {

@@ -4,17 +4,8 @@
 
 use super::*;
 
-impl Broker {
-    /// Publishes a message from the host program, as if a local client had
-    /// sent it: retained if asked, delivered to every matching subscriber,
-    /// written out before this returns.
-    ///
-    /// Flow control (with `queue_full block`, the default): a QoS 1/2
-    /// message that fills an online subscriber's queue is still queued,
-    /// but the host is then paused like a client publisher
-    /// ([`Published::Paused`]): further QoS 1/2 publishes fail with
-    /// [`io::ErrorKind::WouldBlock`] until the queue drains, which the
-    /// ready callback ([`Broker::set_ready_callback`]) announces.
+impl Engine {
+    /// The host's publish ([`crate::Broker::publish`]); the caller flushes.
     pub fn publish(
         &mut self,
         topic: &str,
@@ -25,7 +16,7 @@ impl Broker {
         self.publish_with_properties(topic, payload, qos, retain, Properties::NONE)
     }
 
-    /// [`Broker::publish`] with MQTT 5 properties (User Properties,
+    /// [`crate::Broker::publish`] with MQTT 5 properties (User Properties,
     /// Content Type, Response Topic, Correlation Data, Payload Format
     /// Indicator, Message Expiry Interval), forwarded to MQTT 5
     /// subscribers as a client's would be. A Topic Alias or Subscription
@@ -66,7 +57,6 @@ impl Broker {
         self.host.publishing = true;
         self.route(&msg, qos);
         self.host.publishing = false;
-        self.flush_dirty();
         Ok(if self.host.paused && !was_paused {
             Published::Paused
         } else {

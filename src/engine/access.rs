@@ -4,7 +4,7 @@
 
 use super::*;
 
-impl Broker {
+impl Engine {
     pub(super) fn allowed(
         &mut self,
         client_id: &str,
@@ -153,7 +153,7 @@ impl Broker {
     /// The settings of the listener that accepted connection `key`.
     pub(super) fn listener_settings(&self, key: ConnKey) -> Option<&ListenerSettings> {
         let conn = self.conns.get(key)?;
-        let listener = self.listeners.get(usize::from(conn.listener))?;
+        let listener = self.config.listeners.get(usize::from(conn.listener))?;
         Some(&listener.settings)
     }
 

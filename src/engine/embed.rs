@@ -5,6 +5,7 @@
 //! reloading the password and ACL files on demand.
 
 use super::*;
+use crate::broker::ShutdownHandle;
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
@@ -128,28 +129,29 @@ impl Remote {
         Ok(())
     }
 
-    /// Asks the loop to shut down (see [`Broker::is_shutting_down`]).
+    /// Asks the loop to shut down (see [`crate::Broker::is_shutting_down`]).
     pub fn shutdown(&self) {
         self.stop.shutdown();
     }
 }
 
-impl Broker {
-    /// A handle for other threads (see [`Remote`]).
-    pub fn remote(&self) -> Remote {
+impl Engine {
+    /// A handle for other threads (see [`Remote`]) that stops the loop
+    /// with `stop`.
+    pub fn remote(&self, stop: ShutdownHandle) -> Remote {
         Remote {
             queue: self.host.remote.clone(),
-            stop: self.shutdown_handle(),
+            stop,
         }
     }
 
     /// True while the host's QoS 1/2 publishes are held back (see
-    /// [`Broker::publish`]).
+    /// [`crate::Broker::publish`]).
     pub fn host_paused(&self) -> bool {
         self.host.paused
     }
 
-    /// Called (inside [`Broker::poll_once`]) when held-back host publishes
+    /// Called (inside [`crate::Broker::poll_once`]) when held-back host publishes
     /// may go on.
     pub fn set_ready_callback(&mut self, callback: impl FnMut() + Send + 'static) {
         self.host.on_ready = Some(Box::new(callback));
@@ -167,10 +169,8 @@ impl Broker {
         let Some(key) = key else {
             return false;
         };
-        self.now = Instant::now();
-        self.now_ms = timer::millis(self.started, self.now);
+        self.set_now(Instant::now());
         self.close(key, Reason::Kicked);
-        self.flush_dirty();
         true
     }
 
@@ -178,9 +178,12 @@ impl Broker {
     /// stay, subscriptions the new ACL no longer allows are removed. On an
     /// error the previous files stay in force.
     pub fn reload_auth(&mut self) -> Result<(), String> {
-        self.reload()?;
-        self.flush_dirty();
-        Ok(())
+        self.reload()
+    }
+
+    /// The loop could not watch connection `key`'s socket: it ends.
+    pub fn conn_failed(&mut self, key: ConnKey, e: io::Error) {
+        self.close(key, Reason::Io(e));
     }
 
     /// A session's queue is full while the host publishes: the message is
@@ -215,7 +218,7 @@ impl Broker {
 
     /// Publishes what [`Remote`]s queued, in order, until the host is
     /// paused (a QoS 0 publish at the front still goes).
-    pub(super) fn drain_remote(&mut self) {
+    pub fn drain_remote(&mut self) {
         loop {
             let next = {
                 let mut queue = lock(&self.host.remote);

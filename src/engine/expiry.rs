@@ -16,7 +16,7 @@ pub(super) struct DelayedWill {
     pub at: u64,
 }
 
-impl Broker {
+impl Engine {
     /// A connection ended without DISCONNECT (or with 0x04): its Will goes
     /// now, or after its Will Delay Interval if the session outlives the
     /// connection (a clean session ends now, and its Will with it).

@@ -1,81 +1,48 @@
-//! Connections: accepting them, reading their input into packets, writing
-//! their output once per iteration, and closing them (with their Wills).
+//! Connections: admitting them, reading their input into packets, writing
+//! their output once per iteration, and ending them (with their Wills).
 
 use super::*;
 
-impl Broker {
-    pub(super) fn accept(&mut self, index: usize) {
-        if self.accept_paused {
-            return;
-        }
-        loop {
-            let Some(listener) = self.listeners.get(index) else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, addr)) => {
-                    self.stats.sockets_accepted += 1;
-                    self.add_conn(stream, addr, index);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(e) => {
-                    // EMFILE/ENFILE and the like: retrying at once would spin
-                    // (mosquitto #948). Back off; the timer retries.
-                    error!("accept failed: {e}; not accepting for {ACCEPT_BACKOFF:?}");
-                    self.accept_paused = true;
-                    let at = self.now_ms.saturating_add(millis(ACCEPT_BACKOFF));
-                    self.timers.schedule(at, Due::AcceptResume);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Takes a connection from listener `index` (below `MAX_LISTENERS`),
-    /// within the total and the listener's own `max_connections`.
-    pub(super) fn add_conn(&mut self, mut stream: Stream, addr: SocketAddr, index: usize) {
-        let (Some(listener), Ok(listener_index)) =
-            (self.listeners.get_mut(index), u8::try_from(index))
-        else {
-            return;
-        };
+impl Engine {
+    /// A connection accepted by listener `index`, within the total and the
+    /// listener's own `max_connections`: its key, or `None` if refused (the
+    /// loop drops the socket).
+    pub fn add_conn(&mut self, addr: SocketAddr, index: usize) -> Option<ConnKey> {
+        self.stats.sockets_accepted += 1;
+        let listener_index = u8::try_from(index).ok()?;
+        let own = self.config.listeners.get(index)?.settings.max_connections;
+        let clients = self.listener_clients.get_mut(index)?;
         let total = self.config.max_connections;
-        let own = listener.settings.max_connections;
         let full = if total > 0 && self.conns.len() >= total {
             Some(total)
         } else {
-            (own > 0 && listener.clients >= own).then_some(own)
+            (own > 0 && *clients >= own).then_some(own)
         };
         if let Some(max) = full {
             warn!("{addr}: refused: max_connections ({max}) reached");
-            return;
+            return None;
         }
-        let key = self.conns.next_key();
-        if let Err(e) = stream.register(self.poll.registry(), Token(key.index())) {
-            warn!("{addr}: cannot register socket: {e}");
-            return;
-        }
-        listener.clients += 1;
+        *clients += 1;
         self.next_serial = self.next_serial.wrapping_add(1);
-        let mut conn = Conn::new(stream, addr, listener_index, self.next_serial, self.now_ms);
+        let key = self.conns.next_key();
+        let mut conn = Conn::new(addr, listener_index, self.next_serial, self.now_ms);
         if let Some(at) = conn.deadline(self.config.connect_timeout) {
             conn.set_timer_at(Some(at));
             self.timers.schedule(at, Due::Conn(key, conn.serial));
         }
         self.conns.insert(conn);
         debug!("{addr}: connection accepted");
+        Some(key)
     }
 
     /// Reads from a connection into the broker's one shared read buffer,
     /// which the connection keeps only while a packet is incomplete: an
     /// idle connection holds no input buffer at all.
-    pub(super) fn read_conn(&mut self, key: ConnKey) {
+    pub fn read_conn(&mut self, key: ConnKey, input: &mut dyn Input) {
         if let Some(conn) = self.conns.get_mut(key) {
             conn.borrow_input(&mut self.scratch);
         }
-        self.read_conn_into_buffer(key);
+        self.read_conn_into_buffer(key, input);
         if let Some(conn) = self.conns.get_mut(key) {
             conn.return_input(&mut self.scratch);
             self.memory.recount(self.config.memory_limit, key, conn);
@@ -84,7 +51,7 @@ impl Broker {
         }
     }
 
-    pub(super) fn read_conn_into_buffer(&mut self, key: ConnKey) {
+    fn read_conn_into_buffer(&mut self, key: ConnKey, input: &mut dyn Input) {
         let mut budget = READ_BUDGET;
         // Packets left in the buffer by flow control go first.
         if !self.process_input(key) {
@@ -126,7 +93,7 @@ impl Broker {
                 };
                 conn
             };
-            match conn.read(wanted) {
+            match input.read_into(conn.rbuf(), wanted) {
                 Ok(ReadOutcome::Data { n, drained }) => {
                     budget = budget.saturating_sub(n);
                     self.stats.bytes_received += n as u64;
@@ -139,13 +106,10 @@ impl Broker {
                     // per message at low rates). Not while the transport
                     // holds input no edge will announce, nor once a FIN
                     // was reported: its edge is spent, and EOF must be seen.
-                    let Some(conn) = self.conns.get_mut(key) else {
+                    let Some(conn) = self.conns.get(key) else {
                         return;
                     };
-                    if conn.stream.wants_write() {
-                        mark_dirty(conn, key, &mut self.dirty);
-                    }
-                    if drained && !conn.stream.has_buffered_input() && !conn.peer_closed {
+                    if drained && !input.has_buffered_input() && !conn.peer_closed {
                         return;
                     }
                 }
@@ -234,7 +198,7 @@ impl Broker {
     /// publishers woken by them) wait for the next pass's commit. While
     /// the store fails, held connections wait (and are not read, so they
     /// add no more records) until it recovers; the others go on.
-    pub(super) fn flush_dirty(&mut self) {
+    pub fn flush_dirty(&mut self, out: &mut dyn Output) {
         self.close_stalled();
         loop {
             self.commit_store();
@@ -262,7 +226,7 @@ impl Broker {
                 conn.held = false;
                 conn.dirty = false;
                 let before = conn.out_len();
-                let result = conn.flush();
+                let result = conn.flush(key, out);
                 self.stats.bytes_sent += (before - conn.out_len()) as u64;
                 self.memory.recount(self.config.memory_limit, key, conn);
                 match result {
@@ -290,10 +254,9 @@ impl Broker {
         let Some(mut conn) = self.conns.try_remove(key) else {
             return;
         };
-        let _ = conn.stream.deregister(self.poll.registry());
         self.release(&conn);
-        if let Some(l) = self.listeners.get_mut(usize::from(conn.listener)) {
-            l.clients = l.clients.saturating_sub(1);
+        if let Some(clients) = self.listener_clients.get_mut(usize::from(conn.listener)) {
+            *clients = clients.saturating_sub(1);
         }
         if conn.timer_at().is_some() {
             self.forget_timer();
@@ -317,19 +280,23 @@ impl Broker {
             Reason::Shutdown | Reason::Refused(_) => debug!("{who}: closed: {reason}"),
             _ => info!("{who}: closed: {reason}"),
         }
-        // Last chance for what is queued (a refusing CONNACK, say).
-        if !matches!(reason, Reason::Io(_)) {
+        // Last chance for what is queued (a refusing CONNACK, say): the
+        // loop writes it before closing the socket.
+        let graceful = !matches!(reason, Reason::Io(_));
+        let mut last = bytes::BytesMut::new();
+        if graceful {
             self.send_disconnect(&mut conn, &reason);
             self.commit_store();
             // Held output (acknowledging what is not stored) is dropped.
             if !conn.held || self.store.as_ref().is_none_or(|s| s.covers(conn.held_at)) {
-                let before = conn.out_len();
-                let _ = conn.flush();
-                self.stats.bytes_sent += (before - conn.out_len()) as u64;
+                last = conn.take_output();
             }
-            conn.stream.discard_input();
-            conn.stream.shutdown_write();
         }
+        self.closed.push(Closed {
+            key,
+            last,
+            graceful,
+        });
         let (Some(sid), Some(client_id)) = (conn.session(), client_id) else {
             return;
         };
@@ -380,7 +347,7 @@ impl Broker {
 
     /// Shutdown: publish the Wills of connected clients (the server closes
     /// their connections without DISCONNECT), let the output go, close all.
-    pub(super) fn close_all(&mut self) {
+    pub(super) fn close_all(&mut self, out: &mut dyn Output) {
         let keys: Vec<ConnKey> = self.conns.keys().collect();
         for &key in &keys {
             let Some(conn) = self.conns.get_mut(key) else {
@@ -409,7 +376,7 @@ impl Broker {
         for sid in delayed {
             self.publish_delayed_will(sid);
         }
-        self.flush_dirty();
+        self.flush_dirty(out);
         for key in keys {
             self.close(key, Reason::Shutdown);
         }

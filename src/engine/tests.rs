@@ -1,0 +1,398 @@
+//! The engine driven packet in, packet out, with no sockets and no real
+//! time (in the spirit of smoltcp's socket tests): each client is a byte
+//! buffer the engine reads from and an outbox it writes to, and time moves
+//! only when a test says so, so keep-alive and expiry take no waiting.
+
+use super::*;
+use crate::protocol::{ConnAck, Connect, Subscribe, SubscriptionOptions};
+use bytes::BytesMut;
+use std::collections::HashMap;
+
+/// Bytes a client sent that the engine has not read yet.
+#[derive(Default)]
+struct Wire {
+    bytes: BytesMut,
+}
+
+impl Input for Wire {
+    fn read_into(&mut self, buf: &mut BytesMut, wanted: usize) -> io::Result<ReadOutcome> {
+        if self.bytes.is_empty() {
+            return Ok(ReadOutcome::WouldBlock);
+        }
+        let n = wanted.max(1).min(self.bytes.len());
+        buf.extend_from_slice(&self.bytes.split_to(n));
+        Ok(ReadOutcome::Data {
+            n,
+            drained: self.bytes.is_empty(),
+        })
+    }
+
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
+}
+
+/// What the engine wrote to each connection.
+#[derive(Default)]
+struct Outbox {
+    bytes: HashMap<ConnKey, BytesMut>,
+}
+
+impl Output for Outbox {
+    fn write(&mut self, key: ConnKey, buf: &mut BytesMut) -> io::Result<bool> {
+        self.bytes.entry(key).or_default().extend_from_slice(buf);
+        buf.clear();
+        Ok(true)
+    }
+}
+
+/// An engine, its clients' outboxes and its clock.
+struct Harness {
+    engine: Engine,
+    out: Outbox,
+    now: Instant,
+    /// Connections the engine ended, with their last bytes.
+    ended: HashMap<ConnKey, BytesMut>,
+    /// Packets read from an outbox but not looked at yet.
+    unread: HashMap<ConnKey, Vec<Packet>>,
+}
+
+/// One client: its connection and the level it speaks.
+#[derive(Clone, Copy)]
+struct Client {
+    key: ConnKey,
+    level: ProtocolLevel,
+}
+
+fn config() -> Config {
+    let mut config = Config::default();
+    // Only the listener's settings matter: nothing is bound.
+    config.listen_on(["127.0.0.1:1883".parse().expect("an address")]);
+    config
+}
+
+impl Harness {
+    fn new(config: Config) -> Harness {
+        let engine = Engine::new(config, None).expect("an engine");
+        let now = engine.started;
+        Harness {
+            engine,
+            out: Outbox::default(),
+            now,
+            ended: HashMap::new(),
+            unread: HashMap::new(),
+        }
+    }
+
+    /// A new connection, not yet connected.
+    fn open(&mut self, level: ProtocolLevel) -> Client {
+        let addr = "127.0.0.1:40000".parse().expect("an address");
+        let key = self.engine.add_conn(addr, 0).expect("admitted");
+        Client { key, level }
+    }
+
+    /// A connection whose CONNECT was accepted (CONNACK checked).
+    fn connect(&mut self, level: ProtocolLevel, id: &str, clean: bool) -> (Client, ConnAck) {
+        let c = self.open(level);
+        self.send(c, &connect(level, id, clean, 0, Properties::NONE));
+        let ack = self.connack(c);
+        assert_eq!(ack.code, ReasonCode::Success);
+        (c, ack)
+    }
+
+    /// Sends `packet` from client `c` and runs one loop iteration.
+    fn send(&mut self, c: Client, packet: &Packet) {
+        let mut wire = Wire::default();
+        protocol::encode(packet, c.level, &mut wire.bytes).expect("encodable");
+        self.engine.begin_iteration(self.now);
+        self.engine.read_conn(c.key, &mut wire);
+        self.end_iteration();
+    }
+
+    fn end_iteration(&mut self) {
+        self.engine.end_iteration(&mut self.out);
+        for closed in self.engine.take_closed() {
+            self.ended.insert(closed.key, closed.last);
+        }
+    }
+
+    /// Moves the clock on and runs one iteration (timers fire).
+    fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.engine.begin_iteration(self.now);
+        self.end_iteration();
+    }
+
+    /// Every packet written to `c` since the last call (a closed
+    /// connection's last bytes included).
+    fn received(&mut self, c: Client) -> Vec<Packet> {
+        let mut bytes = self.out.bytes.remove(&c.key).unwrap_or_default();
+        if let Some(last) = self.ended.get_mut(&c.key) {
+            bytes.extend_from_slice(&std::mem::take(last));
+        }
+        let limits = Limits {
+            max_remaining_length: protocol::MAX_REMAINING_LENGTH,
+            mqtt5: true,
+        };
+        let mut packets = self.unread.remove(&c.key).unwrap_or_default();
+        while let Some(p) = protocol::decode(&mut bytes, Some(c.level), Role::Client, &limits)
+            .expect("the engine writes valid packets")
+        {
+            packets.push(p);
+        }
+        assert!(bytes.is_empty(), "a partial packet was written");
+        packets
+    }
+
+    /// The CONNACK written to `c`; what follows it stays unread.
+    fn connack(&mut self, c: Client) -> ConnAck {
+        let mut packets = self.received(c).into_iter();
+        let Some(Packet::ConnAck(ack)) = packets.next() else {
+            panic!("expected a CONNACK first");
+        };
+        self.unread.insert(c.key, packets.collect());
+        ack
+    }
+
+    /// The PUBLISHes written to `c` since the last call.
+    fn publishes(&mut self, c: Client) -> Vec<Publish> {
+        let packets = self.received(c);
+        packets
+            .into_iter()
+            .map(|p| match p {
+                Packet::Publish(p) => p,
+                other => panic!("expected PUBLISH, got {other:?}"),
+            })
+            .collect()
+    }
+
+    fn is_closed(&self, c: Client) -> bool {
+        self.ended.contains_key(&c.key)
+    }
+
+    fn subscribe(&mut self, c: Client, filter: &str, qos: QoS) {
+        let sub = Subscribe {
+            pkid: 1,
+            filters: vec![(filter.to_string(), SubscriptionOptions::qos(qos))],
+            properties: Properties::NONE,
+        };
+        self.send(c, &Packet::Subscribe(sub));
+        match self.received(c).as_slice() {
+            [Packet::SubAck(ack)] => assert_eq!(ack.pkid, 1),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+}
+
+fn connect(
+    level: ProtocolLevel,
+    id: &str,
+    clean: bool,
+    keep_alive: u16,
+    properties: Properties,
+) -> Packet {
+    Packet::Connect(Box::new(Connect {
+        level: Some(level),
+        clean_session: clean,
+        keep_alive,
+        client_id: id.to_string(),
+        will: None,
+        username: None,
+        password: None,
+        properties,
+    }))
+}
+
+fn publish(topic: &str, qos: QoS, pkid: u16, payload: &'static [u8]) -> Packet {
+    Packet::Publish(Publish {
+        dup: false,
+        qos,
+        retain: false,
+        topic: topic.into(),
+        pkid,
+        payload: bytes::Bytes::from_static(payload),
+        properties: Properties::NONE,
+    })
+}
+
+fn disconnect() -> Packet {
+    Packet::Disconnect(protocol::ReasonAndProperties::new(ReasonCode::Success))
+}
+
+const V4: ProtocolLevel = ProtocolLevel::V311;
+const V5: ProtocolLevel = ProtocolLevel::V5;
+
+/// [MQTT-3.3.4-1]: a QoS 1 message reaches the subscriber at its granted
+/// QoS with a packet id, and the publisher gets its PUBACK.
+#[test]
+fn qos1_publish_is_acknowledged_and_delivered() {
+    let mut h = Harness::new(config());
+    let (sub, _) = h.connect(V4, "sub", true);
+    h.subscribe(sub, "a/b", QoS::AtLeastOnce);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    h.send(publisher, &publish("a/b", QoS::AtLeastOnce, 7, b"hello"));
+    assert_eq!(
+        h.received(publisher),
+        vec![Packet::PubAck(Ack::new(7))],
+        "PUBACK with the publisher's packet id [MQTT-4.3.2-2]"
+    );
+    let got = h.publishes(sub);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (&*got[0].topic, &got[0].payload[..]),
+        ("a/b", &b"hello"[..])
+    );
+    assert_eq!(got[0].qos, QoS::AtLeastOnce);
+    assert_ne!(got[0].pkid, 0);
+}
+
+/// [MQTT-4.4.0-1]: a persistent session's unacknowledged QoS 1 message is
+/// sent again, with DUP set, when the client reconnects.
+#[test]
+fn unacknowledged_qos1_is_resent_with_dup_after_reconnect() {
+    let mut h = Harness::new(config());
+    let (sub, _) = h.connect(V4, "sub", false);
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    h.send(publisher, &publish("t", QoS::AtLeastOnce, 1, b"x"));
+    let first = h.publishes(sub);
+    assert_eq!(first.len(), 1);
+    assert!(!first[0].dup);
+    // The subscriber goes away without acknowledging.
+    h.send(sub, &disconnect());
+    assert!(h.is_closed(sub));
+    let (again, ack) = h.connect(V4, "sub", false);
+    assert!(ack.session_present, "[MQTT-3.2.2-2]");
+    let resent = h.publishes(again);
+    assert_eq!(resent.len(), 1);
+    assert!(resent[0].dup, "[MQTT-3.3.1-1]");
+    assert_eq!(resent[0].pkid, first[0].pkid);
+    // Acknowledged now: nothing more after a further reconnect.
+    h.send(again, &Packet::PubAck(Ack::new(resent[0].pkid)));
+    h.send(again, &disconnect());
+    let (third, _) = h.connect(V4, "sub", false);
+    assert!(h.publishes(third).is_empty());
+}
+
+/// [MQTT-4.3.3-2]: a QoS 2 PUBLISH sent again before PUBREL (DUP) is
+/// acknowledged again but delivered once; PUBREL gets PUBCOMP.
+#[test]
+fn qos2_duplicate_is_delivered_once() {
+    let mut h = Harness::new(config());
+    let (sub, _) = h.connect(V4, "sub", true);
+    h.subscribe(sub, "t", QoS::ExactlyOnce);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    h.send(publisher, &publish("t", QoS::ExactlyOnce, 9, b"once"));
+    assert_eq!(h.received(publisher), vec![Packet::PubRec(Ack::new(9))]);
+    let Packet::Publish(mut again) = publish("t", QoS::ExactlyOnce, 9, b"once") else {
+        unreachable!()
+    };
+    again.dup = true;
+    h.send(publisher, &Packet::Publish(again));
+    assert_eq!(h.received(publisher), vec![Packet::PubRec(Ack::new(9))]);
+    h.send(publisher, &Packet::PubRel(Ack::new(9)));
+    assert_eq!(h.received(publisher), vec![Packet::PubComp(Ack::new(9))]);
+    assert_eq!(h.publishes(sub).len(), 1, "delivered once");
+}
+
+/// [MQTT-3.1.2-24]: no packet within one and a half times the Keep Alive
+/// closes the connection; a PINGREQ in time keeps it. No waiting: the
+/// engine's clock is the test's.
+#[test]
+fn keep_alive_closes_a_silent_client_at_one_and_a_half_periods() {
+    let mut h = Harness::new(config());
+    let c = h.open(V4);
+    h.send(c, &connect(V4, "k", true, 10, Properties::NONE));
+    h.connack(c);
+    h.advance(Duration::from_secs(14));
+    h.send(c, &Packet::PingReq);
+    assert_eq!(h.received(c), vec![Packet::PingResp]);
+    h.advance(Duration::from_secs(14));
+    assert!(!h.is_closed(c), "14 s after the PINGREQ is within 15 s");
+    h.advance(Duration::from_millis(1_100));
+    assert!(h.is_closed(c), "15 s after the last packet: closed");
+}
+
+/// [MQTT-3.1.4-2]: a CONNECT with a connected client's id closes the
+/// first connection.
+#[test]
+fn a_second_connect_with_the_same_id_takes_over() {
+    let mut h = Harness::new(config());
+    let (first, _) = h.connect(V4, "same", false);
+    h.subscribe(first, "t", QoS::AtMostOnce);
+    let (second, ack) = h.connect(V4, "same", false);
+    assert!(h.is_closed(first));
+    assert!(ack.session_present, "the session goes on [MQTT-3.2.2-2]");
+    let (publisher, _) = h.connect(V4, "pub", true);
+    h.send(publisher, &publish("t", QoS::AtMostOnce, 0, b"m"));
+    assert_eq!(h.publishes(second).len(), 1, "the subscription came along");
+}
+
+/// [MQTT-3.3.4-9]: no more unacknowledged QoS 1 messages than the
+/// client's Receive Maximum; each PUBACK lets the next one go.
+#[test]
+fn receive_maximum_caps_the_window_of_a_v5_client() {
+    let mut h = Harness::new(config());
+    let mut props = Properties::NONE;
+    props.values_mut().receive_maximum = Some(2);
+    let sub = h.open(V5);
+    h.send(sub, &connect(V5, "sub", true, 0, props));
+    h.connack(sub);
+    h.subscribe(sub, "t", QoS::AtLeastOnce);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    for pkid in 1..=5 {
+        h.send(publisher, &publish("t", QoS::AtLeastOnce, pkid, b"m"));
+    }
+    let window = h.publishes(sub);
+    assert_eq!(window.len(), 2);
+    h.send(sub, &Packet::PubAck(Ack::new(window[0].pkid)));
+    assert_eq!(h.publishes(sub).len(), 1, "one PUBACK, one more message");
+}
+
+/// [MQTT-3.1.2-23]: an MQTT 5 session ends Session Expiry Interval
+/// seconds after its connection closes, not before.
+#[test]
+fn a_v5_session_expires_on_the_engines_clock() {
+    let mut h = Harness::new(config());
+    let mut props = Properties::NONE;
+    props.values_mut().session_expiry_interval = Some(60);
+    let c = h.open(V5);
+    h.send(c, &connect(V5, "s", false, 0, props.clone()));
+    h.connack(c);
+    h.send(c, &disconnect());
+    h.advance(Duration::from_secs(59));
+    let again = h.open(V5);
+    h.send(again, &connect(V5, "s", false, 0, props.clone()));
+    assert!(h.connack(again).session_present, "59 s: still there");
+    h.send(again, &disconnect());
+    h.advance(Duration::from_secs(61));
+    let third = h.open(V5);
+    h.send(third, &connect(V5, "s", false, 0, props));
+    assert!(!h.connack(third).session_present, "61 s: expired");
+}
+
+/// [MQTT-3.1.0-1]: a first packet other than CONNECT ends the connection,
+/// and nothing is sent to it.
+#[test]
+fn a_packet_before_connect_closes_the_connection() {
+    let mut h = Harness::new(config());
+    let c = h.open(V4);
+    h.send(c, &Packet::PingReq);
+    assert!(h.is_closed(c));
+    assert!(h.received(c).is_empty());
+}
+
+/// Every idle connection pays for one `Conn` and one `Session` (README,
+/// Benchmarks): keep them from growing unnoticed (sizes of a 64-bit
+/// build).
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn per_connection_records_stay_small() {
+    let conn = std::mem::size_of::<crate::conn::Conn>();
+    let session = std::mem::size_of::<crate::session::Session>();
+    // What an idle MQTT 5 connection adds, boxed (one 32-byte block).
+    let v5 = std::mem::size_of::<crate::conn::V5>();
+    assert!(v5 <= 24, "conn::V5 grew to {v5} bytes");
+    assert!(conn <= 120, "Conn grew to {conn} bytes");
+    assert!(session <= 112, "Session grew to {session} bytes");
+}
