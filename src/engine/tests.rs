@@ -396,3 +396,41 @@ fn per_connection_records_stay_small() {
     assert!(conn <= 120, "Conn grew to {conn} bytes");
     assert!(session <= 112, "Session grew to {session} bytes");
 }
+
+/// [MQTT-3.3.2-17], [MQTT-3.3.2-18]: toward a v5 client that allows
+/// Topic Aliases, the first message on a topic carries the topic and an
+/// alias, later ones the alias and an empty topic; no more aliases than
+/// the client's Topic Alias Maximum, and other topics go in full.
+#[test]
+fn outbound_topic_aliases_within_the_clients_maximum() {
+    let mut h = Harness::new(config());
+    let mut props = Properties::NONE;
+    props.values_mut().topic_alias_maximum = Some(2);
+    let sub = h.open(V5);
+    h.send(sub, &connect(V5, "sub", true, 0, props));
+    h.connack(sub);
+    h.subscribe(sub, "#", QoS::AtMostOnce);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    for topic in ["a", "a", "b", "c", "b", "c"] {
+        h.send(publisher, &publish(topic, QoS::AtMostOnce, 0, b"m"));
+    }
+    let got: Vec<(String, Option<u16>)> = h
+        .publishes(sub)
+        .iter()
+        .map(|p| {
+            let alias = p.properties.get().and_then(|v| v.topic_alias);
+            (p.topic.to_string(), alias)
+        })
+        .collect();
+    let expected = [
+        ("a", Some(1)),
+        ("", Some(1)),
+        ("b", Some(2)),
+        ("c", None),
+        ("", Some(2)),
+        ("c", None),
+    ];
+    let expected: Vec<(String, Option<u16>)> =
+        expected.iter().map(|&(t, a)| (t.to_string(), a)).collect();
+    assert_eq!(got, expected);
+}
