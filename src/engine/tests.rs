@@ -434,3 +434,37 @@ fn outbound_topic_aliases_within_the_clients_maximum() {
         expected.iter().map(|&(t, a)| (t.to_string(), a)).collect();
     assert_eq!(got, expected);
 }
+
+/// `max_connections` (mosquitto's option): past it a new connection is
+/// refused at once; a closed one makes room again. Each accepted socket
+/// is counted, refused ones too.
+#[test]
+fn max_connections_refuses_past_the_limit_and_frees_on_close() {
+    let mut cfg = config();
+    cfg.max_connections = 2;
+    let mut h = Harness::new(cfg);
+    let addr: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+    let (first, _) = h.connect(V4, "a", true);
+    h.open(V4);
+    assert_eq!(h.engine.add_conn(addr, 0), None, "the third is refused");
+    h.send(first, &disconnect());
+    assert!(h.engine.add_conn(addr, 0).is_some(), "room again");
+    let stats = h.engine.stats();
+    assert_eq!(stats.sockets_accepted, 4);
+    assert_eq!(stats.sockets, 2);
+}
+
+/// A listener's own `max_connections` bounds its connections only.
+#[test]
+fn a_listeners_max_connections_bounds_that_listener_only() {
+    let mut cfg = config();
+    let other = "127.0.0.1:1884".parse().expect("an address");
+    cfg.listen_on(["127.0.0.1:1883".parse().expect("an address"), other]);
+    cfg.listeners[0].settings.max_connections = 1;
+    let mut h = Harness::new(cfg);
+    let addr: SocketAddr = "127.0.0.1:40000".parse().expect("an address");
+    assert!(h.engine.add_conn(addr, 0).is_some());
+    assert_eq!(h.engine.add_conn(addr, 0), None);
+    assert!(h.engine.add_conn(addr, 1).is_some(), "the other listener");
+    assert!(h.engine.add_conn(addr, 1).is_some());
+}
