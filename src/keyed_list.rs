@@ -9,12 +9,49 @@
 //! Items are never reordered except by removal (the last one takes the
 //! removed one's place), so the slice stays dense for scanning.
 
+use foldhash::fast::{FoldHasher, SeedableRandomState};
+use foldhash::SharedSeed;
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 /// Items kept without an index: scanning this many is as cheap as hashing.
 const FEW: usize = 8;
+
+/// The hasher of maps keyed by what clients choose (topics, filters,
+/// destinations), hashed once per message: foldhash, about a tenth of
+/// SipHash's cost on a short topic, keyed by a secret drawn from the OS
+/// once per process (foldhash's own seed is only address-space layout and
+/// the time), so that colliding keys cannot be prepared in advance.
+#[derive(Clone, Debug)]
+pub struct RandomState(SeedableRandomState);
+
+impl Default for RandomState {
+    fn default() -> Self {
+        static SECRET: OnceLock<(SharedSeed, u64)> = OnceLock::new();
+        // Each map starts from its own point of the same keyed stream.
+        static MAPS: AtomicU64 = AtomicU64::new(0);
+        let (seed, start) = SECRET.get_or_init(|| {
+            // Without the OS's generator (never on the supported systems),
+            // foldhash's own per-process seed.
+            let secret = |fallback: u64| getrandom::u64().unwrap_or(fallback);
+            let fallback = SharedSeed::global_random();
+            let fallback = SeedableRandomState::with_seed(0, fallback).hash_one(0u64);
+            (SharedSeed::from_u64(secret(fallback)), secret(!fallback))
+        });
+        let map = MAPS.fetch_add(1, Ordering::Relaxed);
+        RandomState(SeedableRandomState::with_seed(start ^ map, seed))
+    }
+}
+
+impl BuildHasher for RandomState {
+    type Hasher = FoldHasher<'static>;
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
 
 /// An item of a [`KeyedList`]: its key is unique within the list.
 pub trait Keyed {
@@ -33,7 +70,7 @@ pub enum KeyedList<T: Keyed> {
 pub struct Indexed<T: Keyed> {
     items: Vec<T>,
     /// Key -> position in `items`.
-    index: HashMap<T::Key, usize>,
+    index: HashMap<T::Key, usize, RandomState>,
 }
 
 impl<T: Keyed> Default for KeyedList<T> {

@@ -16,7 +16,7 @@
 
 mod wild;
 
-use crate::keyed_list::{Keyed, KeyedList};
+use crate::keyed_list::{Keyed, KeyedList, RandomState};
 use crate::keys::Destination;
 use crate::protocol::QoS;
 use crate::topic;
@@ -165,7 +165,7 @@ impl Subs {
 /// sessions hold it.
 #[derive(Debug, Default)]
 pub struct Router {
-    exact: HashMap<Arc<str>, Subs>,
+    exact: HashMap<Arc<str>, Subs, RandomState>,
     wild: WildTable,
     count: usize,
     seen: Seen,

@@ -216,7 +216,9 @@ impl Engine {
             self.config.queue_overflow,
             &mut evicted,
         );
-        if let Some(client) = self.durable(sid) {
+        // `durable` copies the client id: only for stored evictions.
+        let stored_evicted = evicted.iter().any(|&s| s > 0);
+        if let Some(client) = stored_evicted.then(|| self.durable(sid)).flatten() {
             for seq in evicted.iter().copied().filter(|&s| s > 0) {
                 self.persist(Record::Done {
                     client: client.clone(),

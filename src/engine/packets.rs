@@ -198,8 +198,12 @@ impl Engine {
         let fresh = !oversize
             && !bad_text
             && (qos != QoS::ExactlyOnce || self.session(sid)?.qos2_insert(pkid));
-        if let (true, QoS::ExactlyOnce, Some(client)) = (fresh, qos, self.durable(sid)) {
-            self.persist(Record::Qos2In { client, pkid });
+        // Only then: `durable` copies the client id (every PUBLISH of a
+        // persistent session did, with persistence on).
+        if fresh && qos == QoS::ExactlyOnce {
+            if let Some(client) = self.durable(sid) {
+                self.persist(Record::Qos2In { client, pkid });
+            }
         }
         let mut code = ReasonCode::Success;
         if bad_text {

@@ -215,6 +215,41 @@ fn a_nul_is_found_at_any_length_and_position() {
     assert_eq!(&*p.topic, "\u{e9}/x");
 }
 
+/// The ASCII fast path agrees with `from_utf8` and a NUL scan on every
+/// string of up to 40 bytes with one byte (or a multi-byte sequence) in
+/// any position: NUL, the ASCII edges, lone or truncated continuation
+/// bytes, overlong and surrogate encodings [MQTT-1.5.3-1], [MQTT-1.5.3-2].
+#[test]
+fn text_is_utf8_without_nul_at_any_length_and_position() {
+    use super::wire::text;
+    let inserts: [&[u8]; 12] = [
+        &[0],
+        &[1],
+        &[0x7F],
+        &[0x80],
+        &[0xFF],
+        &[0xC3, 0xA9],
+        &[0xC3],
+        &[0xC0, 0x80],
+        &[0xED, 0xA0, 0x80],
+        &[0xEF, 0xBB, 0xBF],
+        &[0xF0, 0x9F, 0x92, 0xA9],
+        &[0xF0, 0x9F, 0x92],
+    ];
+    for len in 0..40 {
+        let plain = vec![b'a'; len];
+        assert_eq!(text(&plain), std::str::from_utf8(&plain).ok(), "{len}");
+        for i in 0..=len {
+            for insert in inserts {
+                let mut t = plain.clone();
+                t.splice(i..i, insert.iter().copied());
+                let want = std::str::from_utf8(&t).ok().filter(|_| !t.contains(&0));
+                assert_eq!(text(&t), want, "{len} {i} {insert:x?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn connect_variants() {
     let ok = [
