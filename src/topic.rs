@@ -38,6 +38,45 @@ pub fn within_levels(topic: &str, max: usize) -> bool {
     topic.bytes().filter(|&b| b == b'/').count() < max
 }
 
+/// A PUBLISH's topic checked in one pass: `Some(levels)` for a valid name
+/// ([`valid_name`]), `None` if it is empty or holds a wildcard. The hot
+/// path's version of [`valid_name`] and [`within_levels`] together: eight
+/// bytes at a time, where the two scans cost about 130 instructions per
+/// message (callgrind).
+pub fn name_levels(topic: &str) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    /// The high bit of each byte of `x` that equals `b` (exact: no borrow
+    /// between bytes).
+    fn equal(x: u64, b: u8) -> u64 {
+        let t = x ^ (ONES * u64::from(b));
+        !(((t & LOW7) + LOW7) | t | LOW7)
+    }
+    if topic.is_empty() {
+        return None;
+    }
+    let bytes = topic.as_bytes();
+    let mut slashes = 0usize;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if equal(x, b'+') | equal(x, b'#') != 0 {
+            return None;
+        }
+        slashes += equal(x, b'/').count_ones() as usize;
+    }
+    for &b in chunks.remainder() {
+        match b {
+            b'/' => slashes += 1,
+            b'+' | b'#' => return None,
+            _ => {}
+        }
+    }
+    Some(slashes + 1)
+}
+
 /// True if the filter holds a wildcard (so it cannot be an exact-match key).
 pub fn has_wildcard(filter: &str) -> bool {
     filter.bytes().any(|b| b == b'+' || b == b'#')
@@ -64,6 +103,53 @@ pub fn matches(filter: &str, topic: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_levels_agrees_with_the_two_checks() {
+        let topics = [
+            "",
+            "a",
+            "/",
+            "//",
+            "a/b",
+            "a/b/c/d/e/f/g/h/i",
+            "+",
+            "#",
+            "a/+/b",
+            "sensors/livingroom/temperature",
+            "a#",
+            "abcdefgh",
+            "abcdefg+",
+            "abcdefgh/",
+            "/abcdefg",
+            "\u{e9}t\u{e9}/\u{e9}",
+            "$SYS/broker/x",
+            "a/b/c/d/e/f/g/#",
+            "////////////////",
+            "++++++++",
+            "xxxxxxx/xxxxxxx/",
+        ];
+        for t in topics {
+            let expected = if valid_name(t) {
+                Some(t.bytes().filter(|&b| b == b'/').count() + 1)
+            } else {
+                None
+            };
+            assert_eq!(name_levels(t), expected, "{t:?}");
+            // Every byte value in every position of an 8-byte word.
+            for b in 0..=255u8 {
+                for i in 0..8 {
+                    let mut v = b"abcdefgh".to_vec();
+                    v[i] = b;
+                    if let Ok(t) = std::str::from_utf8(&v) {
+                        let expected = (!t.contains(['+', '#']))
+                            .then(|| t.bytes().filter(|&b| b == b'/').count() + 1);
+                        assert_eq!(name_levels(t), expected, "{t:?}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn matching_table_from_the_standard() {

@@ -169,10 +169,16 @@ impl Engine {
                 p.qos as u8,
             )));
         }
-        if !topic::valid_name(&p.topic) {
-            return Err(Reason::ProtocolError(Violation::InvalidTopicName)); // [MQTT-3.3.2-2], [MQTT-4.7.3-1]
+        // [MQTT-3.3.2-2], [MQTT-4.7.3-1]; and no deeper than allowed.
+        let max = self.config.max_topic_levels;
+        match topic::name_levels(&p.topic) {
+            None => return Err(Reason::ProtocolError(Violation::InvalidTopicName)),
+            Some(levels) if levels > max => {
+                let too_deep = Violation::TopicTooDeep { max, will: false };
+                return Err(Reason::ProtocolError(too_deep));
+            }
+            Some(_) => {}
         }
-        self.check_depth(&p.topic, |max| Violation::TopicTooDeep { max, will: false })?;
         self.stats.messages_received += 1;
         self.stats.publish_bytes_received += p.payload.len() as u64;
         let (qos, pkid) = (p.qos, p.pkid);
