@@ -12,12 +12,18 @@ use std::collections::HashMap;
 #[derive(Default)]
 struct Wire {
     bytes: BytesMut,
+    /// The peer closed its side after `bytes`.
+    eof: bool,
 }
 
 impl Input for Wire {
     fn read_into(&mut self, buf: &mut BytesMut, wanted: usize) -> io::Result<ReadOutcome> {
         if self.bytes.is_empty() {
-            return Ok(ReadOutcome::WouldBlock);
+            return Ok(if self.eof {
+                ReadOutcome::Eof
+            } else {
+                ReadOutcome::WouldBlock
+            });
         }
         let n = wanted.max(1).min(self.bytes.len());
         buf.extend_from_slice(&self.bytes.split_to(n));
@@ -36,10 +42,15 @@ impl Input for Wire {
 #[derive(Default)]
 struct Outbox {
     bytes: HashMap<ConnKey, BytesMut>,
+    /// Connections whose peer reads nothing: their writes take no bytes.
+    stuck: std::collections::HashSet<ConnKey>,
 }
 
 impl Output for Outbox {
     fn write(&mut self, key: ConnKey, buf: &mut BytesMut) -> io::Result<bool> {
+        if self.stuck.contains(&key) {
+            return Ok(buf.is_empty());
+        }
         self.bytes.entry(key).or_default().extend_from_slice(buf);
         buf.clear();
         Ok(true)
@@ -104,8 +115,14 @@ impl Harness {
     fn send(&mut self, c: Client, packet: &Packet) {
         let mut wire = Wire::default();
         protocol::encode(packet, c.level, &mut wire.bytes).expect("encodable");
+        self.deliver(c, &mut wire);
+    }
+
+    /// One loop iteration in which the engine reads `wire` from `c` (what
+    /// it does not take stays there).
+    fn deliver(&mut self, c: Client, wire: &mut Wire) {
         self.engine.begin_iteration(self.now);
-        self.engine.read_conn(c.key, &mut wire);
+        self.engine.read_conn(c.key, wire);
         self.end_iteration();
     }
 
@@ -467,4 +484,75 @@ fn a_listeners_max_connections_bounds_that_listener_only() {
     assert_eq!(h.engine.add_conn(addr, 0), None);
     assert!(h.engine.add_conn(addr, 1).is_some(), "the other listener");
     assert!(h.engine.add_conn(addr, 1).is_some());
+}
+
+/// Every byte read is counted (`$SYS/broker/bytes/received`).
+#[test]
+fn bytes_received_counts_every_byte_read() {
+    let mut h = Harness::new(config());
+    let c = h.open(V4);
+    let mut wire = Wire::default();
+    let packets = [
+        connect(V4, "b", true, 0, Properties::NONE),
+        publish("t", QoS::AtMostOnce, 0, b"payload"),
+        Packet::PingReq,
+    ];
+    for p in &packets {
+        protocol::encode(p, V4, &mut wire.bytes).expect("encodable");
+    }
+    let sent = wire.bytes.len() as u64;
+    h.deliver(c, &mut wire);
+    assert!(wire.bytes.is_empty());
+    assert_eq!(h.engine.stats().bytes_received, sent);
+}
+
+/// A client that reads nothing of what it is sent stops being read once
+/// its output passes `max_outgoing_bytes` (its input waits in the socket),
+/// and is read again once its output drains.
+#[test]
+fn a_client_that_does_not_read_is_not_read_either() {
+    let mut cfg = config();
+    cfg.max_outgoing_bytes = 2_000;
+    let mut h = Harness::new(cfg);
+    let (sub, _) = h.connect(V4, "sub", true);
+    h.subscribe(sub, "t", QoS::AtMostOnce);
+    h.out.stuck.insert(sub.key);
+    let (publisher, _) = h.connect(V4, "pub", true);
+    for _ in 0..50 {
+        h.send(publisher, &publish("t", QoS::AtMostOnce, 0, &[0; 100]));
+    }
+    let mut wire = Wire::default();
+    protocol::encode(&Packet::PingReq, V4, &mut wire.bytes).expect("encodable");
+    h.deliver(sub, &mut wire);
+    assert!(!wire.bytes.is_empty(), "its PINGREQ was not read");
+    // The peer reads at last: the poller reports the socket writable.
+    h.out.stuck.clear();
+    h.engine.conn_event(sub.key, true, false);
+    h.advance(Duration::ZERO); // its output goes out: reading resumes
+    h.deliver(sub, &mut wire);
+    assert!(wire.bytes.is_empty(), "read again");
+    let packets = h.received(sub);
+    assert_eq!(packets.last(), Some(&Packet::PingResp));
+    assert!(
+        h.engine.stats().dropped_qos0 > 0,
+        "what did not fit was dropped"
+    );
+}
+
+/// Once the poller reported the peer's FIN, a short read does not end
+/// the reading: the end of the stream must be seen (and the connection
+/// closed, its Will published) now, as no further readiness will come.
+#[test]
+fn a_peer_that_closed_is_read_to_the_end() {
+    let mut h = Harness::new(config());
+    let (c, _) = h.connect(V4, "gone", true);
+    let mut wire = Wire {
+        eof: true,
+        ..Wire::default()
+    };
+    protocol::encode(&Packet::PingReq, V4, &mut wire.bytes).expect("encodable");
+    h.engine.conn_event(c.key, false, true);
+    h.deliver(c, &mut wire);
+    assert!(h.is_closed(c));
+    assert_eq!(h.received(c), vec![Packet::PingResp]);
 }
