@@ -32,7 +32,7 @@ mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
 
 use access::load_auth;
-use delivery::{resend_inflight, Copy};
+use delivery::{resend_inflight, Copy, Held, Routed};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
 use mqtt5::write_within;

@@ -30,8 +30,9 @@ use std::sync::Arc;
 pub const START_WINDOW: usize = 20;
 
 /// An application message as it travels through the broker: stored once and
-/// shared by every subscriber it is delivered to.
-#[derive(Debug, PartialEq, Eq)]
+/// shared by every subscriber it is delivered to. (The default, empty one
+/// allocates nothing: routing takes a message out of its place with it.)
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Message {
     pub topic: Box<str>,
     pub payload: Bytes,

@@ -12,6 +12,51 @@ const SCAN_STEP: usize = 1024;
 /// work for a subscription matching many retained messages stays bounded.
 const SCAN_BUDGET: usize = 16 * SCAN_STEP;
 
+/// A message as a destination gets it: to read, and to keep a share of.
+pub(super) trait Held {
+    fn message(&self) -> &Message;
+    /// A share of it, for a destination that keeps it (a queue, the
+    /// in-flight window, the retained store).
+    fn share(&mut self) -> Arc<Message>;
+}
+
+impl Held for Arc<Message> {
+    fn message(&self) -> &Message {
+        self
+    }
+
+    fn share(&mut self) -> Arc<Message> {
+        self.clone()
+    }
+}
+
+/// A PUBLISH being routed: made a shared `Arc<Message>` only when a
+/// destination keeps it. A QoS 0 message that only goes out to online
+/// subscribers is written from here and never shared: one allocation
+/// (and its free) less per message, about 130 instructions (callgrind).
+pub(super) enum Routed {
+    Owned(Message),
+    Shared(Arc<Message>),
+}
+
+impl Held for Routed {
+    fn message(&self) -> &Message {
+        match self {
+            Routed::Owned(m) => m,
+            Routed::Shared(m) => m,
+        }
+    }
+
+    fn share(&mut self) -> Arc<Message> {
+        let shared = match self {
+            Routed::Shared(m) => return m.clone(),
+            Routed::Owned(m) => Arc::new(std::mem::take(m)),
+        };
+        *self = Routed::Shared(shared.clone());
+        shared
+    }
+}
+
 impl Engine {
     /// The QoS a message published (or retained) at `qos` is delivered at
     /// to a subscription granted `granted`: the lower [MQTT-3.8.4-6], or
@@ -30,24 +75,25 @@ impl Engine {
     /// [MQTT-3.3.1-12]; not back to its publisher's session through a No
     /// Local subscription [MQTT-3.8.3-3]. Returns how many subscribers it
     /// matched.
-    pub(super) fn route(&mut self, msg: &Arc<Message>, qos: QoS) -> usize {
+    pub(super) fn route(&mut self, msg: &mut Routed, qos: QoS) -> usize {
         let mut routes = std::mem::take(&mut self.routes);
-        self.router.route(&msg.topic, &mut routes);
+        self.router.route(&msg.message().topic, &mut routes);
         for s in &routes {
             match s.destination() {
                 Destination::Session(sid) => {
                     if s.no_local && self.published_by(sid) {
                         continue;
                     }
-                    if s.filtered && !self.may_receive(sid, &msg.topic) {
+                    if s.filtered && !self.may_receive(sid, &msg.message().topic) {
                         continue; // a topic the ACL denies this subscriber
                     }
-                    let retain = s.retain_as_published && msg.retain;
+                    let retain = s.retain_as_published && msg.message().retain;
                     let qos = self.out_qos(qos, s.qos);
                     self.deliver(sid, msg, qos, retain, s.id, false);
                 }
                 Destination::Host(key) => {
-                    self.deliver_to_host(key, msg, self.out_qos(qos, s.qos), false)
+                    let qos = self.out_qos(qos, s.qos);
+                    self.deliver_to_host(key, msg.message(), qos, false)
                 }
                 // One member's grant decides the QoS [MQTT-4.8.2-3].
                 Destination::Group(key) => self.deliver_shared(key, msg, qos),
@@ -74,7 +120,7 @@ impl Engine {
     pub(super) fn deliver(
         &mut self,
         sid: SessionKey,
-        msg: &Arc<Message>,
+        msg: &mut impl Held,
         qos: QoS,
         retain: bool,
         sub_id: u32,
@@ -94,8 +140,8 @@ impl Engine {
         };
         // Only queued and in-flight messages need a Delivery (and a share
         // of the message); a QoS 0 message is written straight out.
-        let delivery = || Delivery {
-            msg: msg.clone(),
+        let delivery = |msg: &mut _| Delivery {
+            msg: Held::share(msg),
             qos,
             retain,
             seq,
@@ -111,14 +157,14 @@ impl Engine {
                 return;
             }
             if qos != QoS::AtMostOnce || self.config.queue_qos0 {
-                self.enqueue(sid, delivery());
+                self.enqueue(sid, delivery(msg));
             }
             return;
         };
         let room = conn.out_len() < self.config.max_outgoing_bytes;
         let now = self.now_ms;
         let copy = Copy {
-            msg,
+            msg: msg.message(),
             qos,
             retain,
             pkid: 0,
@@ -126,7 +172,7 @@ impl Engine {
             sub_id,
         };
         if sess.owes() {
-            self.enqueue(sid, delivery()); // behind the owed retained messages
+            self.enqueue(sid, delivery(msg)); // behind the owed retained messages
         } else if !fits(conn, sess, &copy, now) {
             self.stats.dropped_too_large += 1;
         } else if qos == QoS::AtMostOnce {
@@ -147,7 +193,7 @@ impl Engine {
             && sess.flow().queue.is_empty()
             && sess.window_open(self.config.max_inflight_bytes)
         {
-            let delivery = delivery();
+            let delivery = delivery(msg);
             let record = stored.then(|| {
                 let client = sess.client_id.to_string();
                 self.bodies.record(&mut self.next_body, client, &delivery)
@@ -161,7 +207,7 @@ impl Engine {
                 self.hold(key);
             }
         } else {
-            self.enqueue(sid, delivery());
+            self.enqueue(sid, delivery(msg));
         }
     }
 

@@ -84,15 +84,15 @@ impl Engine {
     /// Identifier. Kept out of `route`, whose ordinary deliveries are the
     /// hot path.
     #[inline(never)]
-    pub(super) fn deliver_shared(&mut self, key: GroupKey, msg: &Arc<Message>, published: QoS) {
-        if let Some(m) = self.pick_member(key, msg, published, false) {
+    pub(super) fn deliver_shared(&mut self, key: GroupKey, msg: &mut Routed, published: QoS) {
+        if let Some(m) = self.pick_member(key, msg.message(), published, false) {
             self.deliver_to_member(m, msg, published);
         }
     }
 
-    fn deliver_to_member(&mut self, m: Member, msg: &Arc<Message>, published: QoS) {
+    fn deliver_to_member(&mut self, m: Member, msg: &mut impl Held, published: QoS) {
         let qos = self.out_qos(published, m.grant.qos);
-        let retain = m.grant.retain_as_published && msg.retain;
+        let retain = m.grant.retain_as_published && msg.message().retain;
         self.deliver(m.sid, msg, qos, retain, m.grant.id, true);
     }
 
@@ -203,10 +203,11 @@ impl Engine {
                 self.persist(Record::Done { client, seq: d.seq });
             }
             let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &open).next();
-            match to.and_then(|key| self.pick_member(key, &d.msg, d.qos, true)) {
-                Some(m) => self.deliver_to_member(m, &d.msg, d.qos),
+            let mut msg = d.msg;
+            match to.and_then(|key| self.pick_member(key, &msg, d.qos, true)) {
+                Some(m) => self.deliver_to_member(m, &mut msg, d.qos),
                 // Every online member refuses it (the ACL): it stays.
-                None => self.deliver(sid, &d.msg, d.qos, d.retain, d.sub_id, true),
+                None => self.deliver(sid, &mut msg, d.qos, d.retain, d.sub_id, true),
             }
         }
     }
@@ -237,8 +238,9 @@ impl Engine {
         });
         for d in taken {
             let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &left).next();
-            if let Some(m) = to.and_then(|key| self.pick_member(key, &d.msg, d.qos, false)) {
-                self.deliver_to_member(m, &d.msg, d.qos);
+            let mut msg = d.msg;
+            if let Some(m) = to.and_then(|key| self.pick_member(key, &msg, d.qos, false)) {
+                self.deliver_to_member(m, &mut msg, d.qos);
             }
         }
     }

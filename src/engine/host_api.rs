@@ -55,7 +55,7 @@ impl Engine {
         self.stats.publish_bytes_received += msg.payload.len() as u64;
         let was_paused = self.host.paused;
         self.host.publishing = true;
-        self.route(&msg, qos);
+        self.route(&mut Routed::Shared(msg), qos);
         self.host.publishing = false;
         Ok(if self.host.paused && !was_paused {
             Published::Paused

@@ -227,21 +227,22 @@ impl Engine {
                     self.end_refused_qos2(sid, pkid);
                 }
             } else {
+                let retain = p.retain;
                 let msg = if p.properties.is_empty() {
                     // Every 3.x message: no properties, no expiry.
                     let mut msg = Message::new(p.topic, p.payload);
-                    msg.retain = p.retain;
+                    msg.retain = retain;
                     msg
                 } else {
-                    self.message_of(p.topic, p.payload, p.properties, p.retain)
+                    self.message_of(p.topic, p.payload, p.properties, retain)
                 };
-                let msg = Arc::new(msg);
-                if p.retain {
+                let mut msg = Routed::Owned(msg);
+                if retain {
                     let source = self.source_of(sid);
-                    self.set_retained(&msg, qos, source);
+                    self.set_retained(&msg.share(), qos, source);
                 }
                 self.publisher = Some(key);
-                let matched = self.route(&msg, qos);
+                let matched = self.route(&mut msg, qos);
                 self.publisher = None;
                 if matched == 0 {
                     code = ReasonCode::NoMatchingSubscribers;
@@ -365,7 +366,7 @@ impl Engine {
         if will.retain {
             self.set_retained(&msg, will.qos, source); // [MQTT-3.1.2-17]
         }
-        self.route(&msg, will.qos);
+        self.route(&mut Routed::Shared(msg), will.qos);
     }
 
     /// DISCONNECT from the client: its Will is discarded by reason code
