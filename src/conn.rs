@@ -304,7 +304,8 @@ impl Conn {
     }
 
     /// Keeps a PUBLISH until the queue it feeds drains.
-    pub fn park(&mut self, p: Publish) {
+    pub fn park(&mut self, mut p: Publish) {
+        p.detach(); // kept a while: not a view of the read buffer
         let parked = self.parked.get_or_insert_with(Box::default);
         parked.bytes += p.topic.len() + p.payload.len();
         parked.queue.push_back(p);

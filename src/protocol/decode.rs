@@ -154,11 +154,20 @@ pub fn decode(
     let Some((packet, used)) = decode_ref(buf, level, role, limits)? else {
         return Ok(None);
     };
-    // Copy the payload out of the read buffer: the buffer stays uniquely
-    // owned (and reusable), and a stored message never pins a large read
-    // buffer in memory.
     let packet = match packet {
-        PacketRef::Publish(p) => Packet::Publish(p.into_publish()),
+        PacketRef::Publish(p) => {
+            // The payload is not copied: it stays a view of the frame, which
+            // leaves the read buffer. Whoever keeps the message past the
+            // handling of its packet copies it (`Publish::detach`), so a
+            // stored message never pins a read buffer, and the buffer is
+            // unique (reusable) again once the packet is handled.
+            let at = p.payload.as_ptr() as usize - buf.as_ptr() as usize;
+            let len = p.payload.len();
+            let mut publish = p.into_publish_without_payload();
+            let frame = buf.split_to(used).freeze();
+            publish.payload = frame.slice(at..at + len);
+            return Ok(Some(Packet::Publish(publish)));
+        }
         PacketRef::Other(p) => p,
     };
     buf.advance(used);
@@ -191,13 +200,22 @@ pub struct PublishRef<'a> {
 impl PublishRef<'_> {
     /// The PUBLISH with its own copies of the topic and payload.
     pub fn into_publish(self) -> Publish {
+        let payload = Bytes::copy_from_slice(self.payload);
+        Publish {
+            payload,
+            ..self.into_publish_without_payload()
+        }
+    }
+
+    /// The PUBLISH with its own copy of the topic and an empty payload.
+    fn into_publish_without_payload(self) -> Publish {
         Publish {
             dup: self.dup,
             qos: self.qos,
             retain: self.retain,
             topic: self.topic.into(),
             pkid: self.pkid,
-            payload: Bytes::copy_from_slice(self.payload),
+            payload: Bytes::new(),
             properties: self.properties,
         }
     }

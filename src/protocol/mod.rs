@@ -180,6 +180,15 @@ pub struct Publish {
     pub properties: Properties,
 }
 
+impl Publish {
+    /// Gives the payload its own memory: [`decode`] leaves it a view of
+    /// the frame it came in, which would keep the whole read buffer alive
+    /// for as long as the message is kept.
+    pub fn detach(&mut self) {
+        self.payload = Bytes::copy_from_slice(&self.payload);
+    }
+}
+
 /// PUBACK, PUBREC, PUBREL or PUBCOMP. 3.x acks are always `Success` with
 /// no properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
