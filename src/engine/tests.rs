@@ -556,3 +556,71 @@ fn a_peer_that_closed_is_read_to_the_end() {
     assert!(h.is_closed(c));
     assert_eq!(h.received(c), vec![Packet::PingResp]);
 }
+
+/// A v5 CONNECT for a persistent session with a Will on `will/x` after
+/// `delay` seconds.
+fn connect_with_delayed_will(id: &str, delay: u32) -> Packet {
+    let mut session = Properties::NONE;
+    session.values_mut().session_expiry_interval = Some(3_600);
+    let mut will_props = Properties::NONE;
+    will_props.values_mut().will_delay_interval = Some(delay);
+    let Packet::Connect(mut c) = connect(V5, id, false, 0, session) else {
+        unreachable!()
+    };
+    c.will = Some(LastWill {
+        topic: "will/x".into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: will_props,
+    });
+    Packet::Connect(c)
+}
+
+/// The connection of `c` drops without DISCONNECT (end of stream).
+fn drop_connection(h: &mut Harness, c: Client) {
+    let mut wire = Wire {
+        eof: true,
+        ..Wire::default()
+    };
+    h.deliver(c, &mut wire);
+    assert!(h.is_closed(c));
+}
+
+/// [MQTT-3.1.3-9]: the Will waits for its Will Delay Interval after the
+/// connection drops, and goes then; no sooner.
+#[test]
+fn a_delayed_will_goes_after_its_delay_on_the_engines_clock() {
+    let mut h = Harness::new(config());
+    let (watcher, _) = h.connect(V4, "watcher", true);
+    h.subscribe(watcher, "will/#", QoS::AtMostOnce);
+    let c = h.open(V5);
+    h.send(c, &connect_with_delayed_will("dev", 30));
+    h.connack(c);
+    drop_connection(&mut h, c);
+    h.advance(Duration::from_secs(29));
+    assert!(h.publishes(watcher).is_empty(), "29 s: not yet");
+    h.advance(Duration::from_millis(1_100));
+    let wills = h.publishes(watcher);
+    assert_eq!(wills.len(), 1, "30 s: the Will");
+    assert_eq!(&*wills[0].topic, "will/x");
+}
+
+/// [MQTT-3.1.3-9]: a client that reconnects within the Will Delay
+/// Interval takes its session back and the Will is not sent.
+#[test]
+fn reconnecting_within_the_will_delay_cancels_the_will() {
+    let mut h = Harness::new(config());
+    let (watcher, _) = h.connect(V4, "watcher", true);
+    h.subscribe(watcher, "will/#", QoS::AtMostOnce);
+    let c = h.open(V5);
+    h.send(c, &connect_with_delayed_will("dev", 30));
+    h.connack(c);
+    drop_connection(&mut h, c);
+    h.advance(Duration::from_secs(20));
+    let again = h.open(V5);
+    h.send(again, &connect(V5, "dev", false, 0, Properties::NONE));
+    assert!(h.connack(again).session_present);
+    h.advance(Duration::from_secs(60));
+    assert!(h.publishes(watcher).is_empty(), "no Will");
+}
