@@ -370,6 +370,9 @@ impl Broker {
     /// A new connection: the engine admits it (or refuses it, and the
     /// socket is dropped), the poller watches it under the engine's key.
     fn add(&mut self, mut stream: Stream, addr: SocketAddr, index: usize) {
+        // A key the engine gives out must have no socket left: connections
+        // it ended (by a host call, say) are closed first.
+        self.close_ended();
         let Some(key) = self.engine.add_conn(addr, index) else {
             return;
         };
