@@ -45,7 +45,7 @@ use crate::host::{
     Access, AuthDecision, Authenticator, Authorizer, Credentials, Event, EventCallback,
     HostMessage, HostSub,
 };
-use crate::keys::{ConnKey, Destination, HostKey, SessionKey};
+use crate::keys::{ConnKey, Destination, HostKey, Origin, SessionKey};
 use crate::protocol::{
     self, Ack, AckKind, DecodeError, LastWill, Limits, Outbound, Packet, Properties,
     PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
@@ -259,8 +259,8 @@ pub struct Engine {
     now_ms: u64,
     next_serial: u32,
     next_client_id: u64,
-    /// The connection whose PUBLISH is being routed, for flow control.
-    publisher: Option<ConnKey>,
+    /// Where the message being routed came from (see [`Engine::route`]).
+    origin: Origin,
     /// The time the [`Due::RetainedExpiry`] entry is filed for.
     retained_expiry_at: Option<u64>,
     /// Subscribers publishers wait for, with a timer entry to look at them
@@ -334,7 +334,7 @@ impl Engine {
             now_ms: 0,
             next_serial: 0,
             next_client_id: 0,
-            publisher: None,
+            origin: Origin::Broker,
             host_subs: Slab::new(),
             delayed_wills: HashMap::new(),
             auth_methods: HashMap::new(),

@@ -73,6 +73,20 @@ pub enum Destination {
     Group(GroupKey),
 }
 
+/// Where a routed message came from. No Local, the pausing of a publisher
+/// whose subscriber's queue is full, and the publisher named to host
+/// callbacks ask it; a bridge will be another kind, so that a message is
+/// not sent back where it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A client's PUBLISH, on this connection.
+    Client(ConnKey),
+    /// The host program ([`crate::Broker::publish`]).
+    Host,
+    /// The broker itself: a Will, `$SYS`.
+    Broker,
+}
+
 /// The top two bits of a packed [`Destination`] say its kind (the
 /// `KIND_*` values), the other 30 its key.
 const KIND_SHIFT: u32 = 30;

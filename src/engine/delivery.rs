@@ -82,7 +82,8 @@ impl Engine {
     /// [MQTT-3.3.1-12]; not back to its publisher's session through a No
     /// Local subscription [MQTT-3.8.3-3]. Returns how many subscribers it
     /// matched.
-    pub(super) fn route(&mut self, msg: &mut Routed, qos: QoS) -> usize {
+    pub(super) fn route(&mut self, msg: &mut Routed, qos: QoS, from: Origin) -> usize {
+        let outer = std::mem::replace(&mut self.origin, from);
         let mut routes = std::mem::take(&mut self.routes);
         self.router.route(&msg.message().topic, &mut routes);
         for s in &routes {
@@ -108,13 +109,21 @@ impl Engine {
         }
         let matched = routes.len();
         self.routes = routes;
+        self.origin = outer;
         matched
+    }
+
+    /// The session of the client whose message is being routed.
+    fn publisher_session(&self) -> Option<SessionKey> {
+        let Origin::Client(key) = self.origin else {
+            return None;
+        };
+        self.conns.get(key).and_then(Conn::session)
     }
 
     /// True if the message being routed comes from session `sid`.
     fn published_by(&self, sid: SessionKey) -> bool {
-        let publisher = self.publisher.and_then(|k| self.conns.get(k));
-        publisher.and_then(Conn::session) == Some(sid)
+        self.publisher_session() == Some(sid)
     }
 
     /// Hands one message to one session: written now if the client is
@@ -220,12 +229,9 @@ impl Engine {
 
     /// Hands one message to a subscription of the host program.
     pub(super) fn deliver_to_host(&mut self, key: HostKey, msg: &Message, qos: QoS, retain: bool) {
+        let publisher = self.publisher_session();
+        let publisher = publisher.and_then(|sid| self.sessions.get(sid));
         if let Some(host) = self.host_subs.get_mut(key.index()) {
-            let publisher = self
-                .publisher
-                .and_then(|k| self.conns.get(k))
-                .and_then(Conn::session)
-                .and_then(|sid| self.sessions.get(sid));
             (host.callback)(&HostMessage {
                 topic: &msg.topic,
                 payload: &msg.payload,
@@ -313,9 +319,10 @@ impl Engine {
             return false;
         }
         self.watch_stall(sid);
-        let Some(key) = self.publisher else {
-            // The host program, or a Will (which nobody can hold back).
-            return self.host.publishing && self.pause_host(sid);
+        let key = match self.origin {
+            Origin::Client(key) => key,
+            Origin::Host => return self.pause_host(sid),
+            Origin::Broker => return false, // a Will, $SYS: nobody to hold back
         };
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return false;

@@ -58,8 +58,6 @@ pub(super) struct HostState {
     /// A host publish filled an online subscriber's queue: QoS 1/2
     /// publishes wait until it drains.
     pub paused: bool,
-    /// A host publish is being routed (so a full queue pauses the host).
-    pub publishing: bool,
     /// The host was resumed; the ready callback is owed.
     pub ready_pending: bool,
     on_ready: Option<Box<dyn FnMut() + Send>>,

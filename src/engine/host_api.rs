@@ -54,9 +54,7 @@ impl Engine {
         self.stats.messages_received += 1;
         self.stats.publish_bytes_received += msg.payload.len() as u64;
         let was_paused = self.host.paused;
-        self.host.publishing = true;
-        self.route(&mut Routed::Shared(msg), qos);
-        self.host.publishing = false;
+        self.route(&mut Routed::Shared(msg), qos, Origin::Host);
         Ok(if self.host.paused && !was_paused {
             Published::Paused
         } else {

@@ -241,9 +241,7 @@ impl Engine {
                     let source = self.source_of(sid);
                     self.set_retained(&msg.share(), qos, source);
                 }
-                self.publisher = Some(key);
-                let matched = self.route(&mut msg, qos);
-                self.publisher = None;
+                let matched = self.route(&mut msg, qos, Origin::Client(key));
                 if matched == 0 {
                     code = ReasonCode::NoMatchingSubscribers;
                 }
@@ -366,7 +364,7 @@ impl Engine {
         if will.retain {
             self.set_retained(&msg, will.qos, source); // [MQTT-3.1.2-17]
         }
-        self.route(&mut Routed::Shared(msg), will.qos);
+        self.route(&mut Routed::Shared(msg), will.qos, Origin::Broker);
     }
 
     /// DISCONNECT from the client: its Will is discarded by reason code

@@ -130,7 +130,7 @@ impl Engine {
                 bytes::Bytes::copy_from_slice(value.as_bytes()),
             ));
             self.retained.set(&msg, QoS::AtMostOnce, None);
-            self.route(&mut Routed::Shared(msg), QoS::AtMostOnce);
+            self.route(&mut Routed::Shared(msg), QoS::AtMostOnce, Origin::Broker);
             self.sys_last.insert(topic, value);
         }
     }
