@@ -265,11 +265,15 @@ struct Ctx {
 impl Ctx {
     #[inline(always)]
     fn properties(&self, r: &mut Reader, kind: Kind) -> Result<Properties, DecodeError> {
-        if self.v5 {
-            properties::read(r, kind, self.sender)
-        } else {
-            Ok(Properties::NONE)
+        if !self.v5 {
+            return Ok(Properties::NONE);
         }
+        // Most packets have none (a length of 0): no call for them.
+        if let Some((0, rest)) = r.body.split_first() {
+            r.body = rest;
+            return Ok(Properties::NONE);
+        }
+        properties::read(r, kind, self.sender)
     }
 
     /// A reason code byte, checked against the packet's list.

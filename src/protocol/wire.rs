@@ -112,9 +112,12 @@ impl<'a> Reader<'a> {
     }
 
     pub fn u16(&mut self) -> Result<u16, DecodeError> {
-        let hi = self.u8()?;
-        let lo = self.u8()?;
-        Ok(u16::from_be_bytes([hi, lo]))
+        let (&two, rest) = self
+            .body
+            .split_first_chunk()
+            .ok_or(DecodeError::Malformed("packet too short"))?;
+        self.body = rest;
+        Ok(u16::from_be_bytes(two))
     }
 
     pub fn u32(&mut self) -> Result<u32, DecodeError> {
