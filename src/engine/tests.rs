@@ -504,6 +504,42 @@ fn bytes_received_counts_every_byte_read() {
     h.deliver(c, &mut wire);
     assert!(wire.bytes.is_empty());
     assert_eq!(h.engine.stats().bytes_received, sent);
+    // And every byte written: the CONNACK and the PINGRESP.
+    let written = h.out.bytes.get(&c.key).map_or(0, |b| b.len() as u64);
+    assert_eq!(written, 4 + 2);
+    assert_eq!(h.engine.stats().bytes_sent, written);
+}
+
+/// Stopping publishes the Will of each connected client (the server ends
+/// their connections without DISCONNECT [MQTT-3.1.2-8]) and ends every
+/// connection.
+#[test]
+fn stopping_publishes_the_wills_and_ends_every_connection() {
+    let mut h = Harness::new(config());
+    let (watcher, _) = h.connect(V4, "watcher", true);
+    h.subscribe(watcher, "will/#", QoS::AtMostOnce);
+    let c = h.open(V4);
+    let Packet::Connect(mut connect) = connect(V4, "dev", true, 0, Properties::NONE) else {
+        unreachable!()
+    };
+    connect.will = Some(LastWill {
+        topic: "will/dev".into(),
+        payload: bytes::Bytes::from_static(b"gone"),
+        qos: QoS::AtMostOnce,
+        retain: false,
+        properties: Properties::NONE,
+    });
+    h.send(c, &Packet::Connect(connect));
+    h.connack(c);
+    h.engine.stop(&mut h.out);
+    for closed in h.engine.take_closed() {
+        h.ended.insert(closed.key, closed.last);
+    }
+    assert!(h.is_closed(c) && h.is_closed(watcher));
+    let wills = h.publishes(watcher);
+    assert_eq!(wills.len(), 1);
+    assert_eq!(&*wills[0].topic, "will/dev");
+    assert_eq!(h.engine.stats().sockets, 0);
 }
 
 /// A client that reads nothing of what it is sent stops being read once
