@@ -1,4 +1,4 @@
-//! The broker: the [`Engine`] behind one single-threaded `mio` event loop.
+//! The broker: the engine (`engine.rs`) behind one single-threaded `mio` event loop.
 //!
 //! The loop knows sockets, not MQTT: it owns the poller, the listeners and
 //! each client's transport stream, and hands the engine what arrives. Each

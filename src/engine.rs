@@ -13,7 +13,7 @@
 //! current time, and the engine's timer heap says when it is next due
 //! ([`Engine::next_deadline`]).
 
-// The loop's larger concerns, each an `impl Broker` of its own:
+// The engine's larger concerns, each an `impl Engine` of its own:
 mod access; // credentials, ACL and authorizer checks, re-checks on reload
 mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and dropped
 mod conns; // accepting, reading, writing and closing connections
@@ -69,7 +69,7 @@ use std::time::{Duration, Instant};
 
 /// Bytes read from one connection before others get their turn.
 const READ_BUDGET: usize = 256 * 1024;
-/// Counters a broker keeps; see [`Broker::stats`].
+/// Counters a broker keeps; see [`crate::Broker::stats`].
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Stats {
     /// Clients whose CONNECT was accepted and who are still connected.
@@ -121,7 +121,7 @@ pub struct Stats {
     pub memory_used: usize,
 }
 
-/// A subscription made by the host program with [`Broker::subscribe`].
+/// A subscription made by the host program with [`crate::Broker::subscribe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HostSubscription(HostKey);
 
@@ -139,7 +139,7 @@ enum Reason {
     KeepAlive,
     ConnectTimeout,
     TakenOver,
-    /// The host program asked ([`Broker::disconnect_client`]).
+    /// The host program asked ([`crate::Broker::disconnect_client`]).
     Kicked,
     Disconnect,
     Refused(ReasonCode),

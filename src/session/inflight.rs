@@ -84,7 +84,7 @@ impl Session {
     /// only the messages in flight at the wrap (usually none or the last
     /// few of the previous lap: a narrow range) can hold a coming id, and
     /// only ids in their range need the scan of the window. At most 65,535
-    /// are in flight ([`Session::set_window`]), so a free id exists.
+    /// are in flight ([`Session::start_window`]), so a free id exists.
     pub fn alloc_pkid(&mut self) -> u16 {
         loop {
             self.next_pkid = self.next_pkid.wrapping_add(1);
