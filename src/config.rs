@@ -18,7 +18,7 @@ pub enum QueueFull {
 
 /// What a listener's clients speak. Only MQTT over plain TCP today; TLS
 /// and WebSocket listeners will be further kinds, each with its own
-/// [`crate::transport`] stream.
+/// `transport` stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListenerKind {
     #[default]

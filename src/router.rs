@@ -4,7 +4,7 @@
 //! It is flat rather than a tree: exact filters live in one hash map keyed by
 //! the topic itself, and wildcard filters in one hash map keyed by their
 //! *anchor*: their literal prefix, the run of `+` after it and the next
-//! level ([`wild`]; this files the filters that begin with a wildcard too).
+//! level (`router/wild.rs`; this files the filters that begin with a wildcard too).
 //! Routing a topic costs one exact lookup plus one lookup per filter shape
 //! (prefix length, run length) present, whatever the number of
 //! subscriptions; only filters whose literal levels line up with the topic
