@@ -161,8 +161,18 @@ pub fn decode(
             // handling of its packet copies it (`Publish::detach`), so a
             // stored message never pins a read buffer, and the buffer is
             // unique (reusable) again once the packet is handled.
-            let at = p.payload.as_ptr() as usize - buf.as_ptr() as usize;
             let len = p.payload.len();
+            // Where the payload lies in the frame (the parser only ever
+            // narrows the frame's slice; should that change, the payload
+            // is copied rather than a wrong range taken).
+            let at = (p.payload.as_ptr() as usize)
+                .checked_sub(buf.as_ptr() as usize)
+                .filter(|&at| at.checked_add(len).is_some_and(|end| end <= used));
+            let Some(at) = at else {
+                let publish = p.into_publish();
+                buf.advance(used);
+                return Ok(Some(Packet::Publish(publish)));
+            };
             let mut publish = p.into_publish_without_payload();
             let frame = buf.split_to(used).freeze();
             publish.payload = frame.slice(at..at + len);
