@@ -79,11 +79,13 @@ pub struct PropertyValues {
 impl Properties {
     pub const NONE: Properties = Properties(None);
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.get().is_none()
     }
 
     /// The values, `None` when no property is set.
+    #[inline]
     pub fn get(&self) -> Option<&PropertyValues> {
         self.0
             .as_deref()
