@@ -3,9 +3,9 @@
 //! Sessions, subscriptions, retained messages, access control, the
 //! persistence records and the statistics live here, with each connection's
 //! state and buffers. The engine never touches a socket: the event loop
-//! (`crate::broker`) hands it a connection's bytes through a [`Source`]
+//! (`crate::broker`) hands it a connection's bytes through an [`Input`]
 //! ([`Engine::read_conn`]) and takes the output of every connection that
-//! has some through a [`Sink`] ([`Engine::flush_dirty`]); connections the
+//! has some through an [`Output`] ([`Engine::flush_dirty`]); connections the
 //! engine ends wait in [`Engine::take_closed`] with their last bytes. So
 //! tests drive it packet in, packet out, with no sockets (`engine/tests.rs`).
 //!
@@ -16,7 +16,7 @@
 // The engine's larger concerns, each an `impl Engine` of its own:
 mod access; // credentials, ACL and authorizer checks, re-checks on reload
 mod connect; // CONNECT: checks, takeover, resume, refusals; sessions made and dropped
-mod conns; // accepting, reading, writing and closing connections
+mod conns; // admitting, reading, writing and ending connections
 mod delivery; // routing; to connections, queues and the in-flight window; flow control
 mod embed; // the host's flow control, the thread-safe Remote, disconnect, reload
 mod enhanced_auth; // MQTT 5 AUTH exchanges through the host's methods
@@ -29,7 +29,7 @@ mod packets; // what each client packet does
 mod persist; // records for the store, restore, compaction
 mod stall; // subscribers that take nothing no longer hold publishers back
 mod sys; // $SYS topics
-mod timers; // keep-alive, connect timeout, $SYS, session expiry, accept back-off
+mod timers; // keep-alive, connect timeout, $SYS, session expiry
 
 use access::load_auth;
 use delivery::{resend_inflight, Copy, Held, Routed};
