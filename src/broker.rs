@@ -327,7 +327,7 @@ impl Broker {
             HANGUP => {
                 if drain(self.hangup.as_mut()) {
                     info!("SIGHUP received: reloading");
-                    let _ = self.engine.reload_auth(); // logged; the old files stay
+                    let _ = self.engine.reload(); // logged; the old files stay
                 }
             }
             Token(t) if t > LISTENER_BASE - MAX_LISTENERS => self.accept(LISTENER_BASE - t),

@@ -135,7 +135,7 @@ impl Broker {
     /// stay, subscriptions the new ACL no longer allows are removed. On an
     /// error the previous files stay in force.
     pub fn reload_auth(&mut self) -> Result<(), String> {
-        let result = self.engine.reload_auth();
+        let result = self.engine.reload();
         self.flush();
         result
     }

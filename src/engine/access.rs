@@ -80,7 +80,7 @@ impl Engine {
     /// dropping connections, then re-checks every subscription against the
     /// new ACL: those it no longer allows are removed. On an error the old
     /// files stay in force.
-    pub(super) fn reload(&mut self) -> Result<(), String> {
+    pub fn reload(&mut self) -> Result<(), String> {
         match load_auth(&self.config) {
             Ok((passwords, acl)) => {
                 self.passwords = passwords;

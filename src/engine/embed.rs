@@ -1,8 +1,7 @@
 //! The host program's side of the loop, beyond publish and subscribe: flow
 //! control for its publishes (held back by a full queue like a client's,
 //! never dropped), the thread-safe [`Remote`] handle that queues publishes
-//! and a shutdown from other threads, disconnecting a client by id, and
-//! reloading the password and ACL files on demand.
+//! and a shutdown from other threads, and disconnecting a client by id.
 
 use super::*;
 use crate::broker::ShutdownHandle;
@@ -143,21 +142,17 @@ impl Engine {
         }
     }
 
-    /// True while the host's QoS 1/2 publishes are held back (see
-    /// [`crate::Broker::publish`]).
+    /// See [`crate::Broker::host_paused`].
     pub fn host_paused(&self) -> bool {
         self.host.paused
     }
 
-    /// Called (inside [`crate::Broker::poll_once`]) when held-back host publishes
-    /// may go on.
+    /// See [`crate::Broker::set_ready_callback`].
     pub fn set_ready_callback(&mut self, callback: impl FnMut() + Send + 'static) {
         self.host.on_ready = Some(Box::new(callback));
     }
 
-    /// Closes the connection of the client with this id, as if it had gone
-    /// away without DISCONNECT (its Will is published). False if no such
-    /// client is connected.
+    /// See [`crate::Broker::disconnect_client`].
     pub fn disconnect_client(&mut self, client_id: &str) -> bool {
         let key = self
             .sessions
@@ -170,13 +165,6 @@ impl Engine {
         self.set_now(Instant::now());
         self.close(key, Reason::Kicked);
         true
-    }
-
-    /// Reloads the password and ACL files, as SIGHUP does: connections
-    /// stay, subscriptions the new ACL no longer allows are removed. On an
-    /// error the previous files stay in force.
-    pub fn reload_auth(&mut self) -> Result<(), String> {
-        self.reload()
     }
 
     /// The loop could not watch connection `key`'s socket: it ends.
@@ -233,7 +221,10 @@ impl Engine {
             let Some(p) = next else {
                 return;
             };
-            if let Err(e) = self.publish(&p.topic, &p.payload, p.qos, p.retain) {
+            let none = Properties::NONE;
+            if let Err(e) =
+                self.publish_with_properties(&p.topic, &p.payload, p.qos, p.retain, none)
+            {
                 warn!("a publish queued from another thread failed: {e}");
             }
         }

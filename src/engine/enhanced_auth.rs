@@ -35,9 +35,7 @@ pub(super) struct Exchange {
 }
 
 impl Engine {
-    /// Lets the host implement the enhanced authentication method `method`
-    /// (an MQTT 5 client names it in CONNECT): `handler` answers each step
-    /// of the exchange. It runs inside the loop and must not block.
+    /// See [`crate::Broker::set_auth_method`].
     pub fn set_auth_method(
         &mut self,
         method: &str,

@@ -5,22 +5,9 @@
 use super::*;
 
 impl Engine {
-    /// The host's publish ([`crate::Broker::publish`]); the caller flushes.
-    pub fn publish(
-        &mut self,
-        topic: &str,
-        payload: &[u8],
-        qos: QoS,
-        retain: bool,
-    ) -> io::Result<Published> {
-        self.publish_with_properties(topic, payload, qos, retain, Properties::NONE)
-    }
-
-    /// [`crate::Broker::publish`] with MQTT 5 properties (User Properties,
-    /// Content Type, Response Topic, Correlation Data, Payload Format
-    /// Indicator, Message Expiry Interval), forwarded to MQTT 5
-    /// subscribers as a client's would be. A Topic Alias or Subscription
-    /// Identifier among them is left out (they belong to one connection).
+    /// The host's publish ([`crate::Broker::publish`] and
+    /// [`crate::Broker::publish_with_properties`]); the caller writes the
+    /// output.
     pub fn publish_with_properties(
         &mut self,
         topic: &str,
@@ -62,9 +49,7 @@ impl Engine {
         })
     }
 
-    /// Subscribes the host program to `filter`: `callback` gets every
-    /// matching message (at most `qos`), starting with matching retained
-    /// messages. It runs inside the loop and must not block.
+    /// See [`crate::Broker::subscribe`].
     pub fn subscribe(
         &mut self,
         filter: &str,
@@ -92,7 +77,7 @@ impl Engine {
         Ok(HostSubscription(key))
     }
 
-    /// Ends a host subscription; false if it was already gone.
+    /// See [`crate::Broker::unsubscribe`].
     pub fn unsubscribe(&mut self, sub: HostSubscription) -> bool {
         let Some(host) = self.host_subs.try_remove(sub.0.index()) else {
             return false;
@@ -102,13 +87,12 @@ impl Engine {
         true
     }
 
-    /// Called when clients connect and disconnect.
+    /// See [`crate::Broker::set_event_callback`].
     pub fn set_event_callback(&mut self, callback: impl FnMut(&Event<'_>) + Send + 'static) {
         self.on_event = Some(Box::new(callback));
     }
 
-    /// Decides every CONNECT (after its syntax is checked and before any
-    /// takeover): accept, or refuse with CONNACK 4 or 5.
+    /// See [`crate::Broker::set_authenticator`].
     pub fn set_authenticator(
         &mut self,
         check: impl FnMut(&Credentials<'_>) -> AuthDecision + Send + 'static,
@@ -116,8 +100,7 @@ impl Engine {
         self.authenticator = Some(Box::new(check));
     }
 
-    /// Decides each publish and subscribe of a client: (client id, user
-    /// name, access, topic or filter) -> allowed.
+    /// See [`crate::Broker::set_authorizer`].
     pub fn set_authorizer(
         &mut self,
         check: impl FnMut(&str, Option<&str>, Access, &str) -> bool + Send + 'static,
