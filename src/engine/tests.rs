@@ -104,8 +104,13 @@ impl Harness {
 
     /// A connection whose CONNECT was accepted (CONNACK checked).
     fn connect(&mut self, level: ProtocolLevel, id: &str, clean: bool) -> (Client, ConnAck) {
+        self.connect_with(level, &connect(level, id, clean, 0, Properties::NONE))
+    }
+
+    /// A connection that sent `packet`, a CONNECT, and had it accepted.
+    fn connect_with(&mut self, level: ProtocolLevel, packet: &Packet) -> (Client, ConnAck) {
         let c = self.open(level);
-        self.send(c, &connect(level, id, clean, 0, Properties::NONE));
+        self.send(c, packet);
         let ack = self.connack(c);
         assert_eq!(ack.code, ReasonCode::Success);
         (c, ack)
@@ -220,6 +225,29 @@ fn connect(
     }))
 }
 
+/// [`connect`] with a Will: "gone" on `topic`, QoS 0, with these Will
+/// Properties.
+fn connect_with_will(
+    level: ProtocolLevel,
+    id: &str,
+    clean: bool,
+    properties: Properties,
+    topic: &str,
+    will_properties: Properties,
+) -> Packet {
+    let mut packet = connect(level, id, clean, 0, properties);
+    if let Packet::Connect(c) = &mut packet {
+        c.will = Some(LastWill {
+            topic: topic.into(),
+            payload: bytes::Bytes::from_static(b"gone"),
+            qos: QoS::AtMostOnce,
+            retain: false,
+            properties: will_properties,
+        });
+    }
+    packet
+}
+
 fn publish(topic: &str, qos: QoS, pkid: u16, payload: &'static [u8]) -> Packet {
     Packet::Publish(Publish {
         dup: false,
@@ -318,9 +346,7 @@ fn qos2_duplicate_is_delivered_once() {
 #[test]
 fn keep_alive_closes_a_silent_client_at_one_and_a_half_periods() {
     let mut h = Harness::new(config());
-    let c = h.open(V4);
-    h.send(c, &connect(V4, "k", true, 10, Properties::NONE));
-    h.connack(c);
+    let (c, _) = h.connect_with(V4, &connect(V4, "k", true, 10, Properties::NONE));
     h.advance(Duration::from_secs(14));
     h.send(c, &Packet::PingReq);
     assert_eq!(h.received(c), vec![Packet::PingResp]);
@@ -352,9 +378,7 @@ fn receive_maximum_caps_the_window_of_a_v5_client() {
     let mut h = Harness::new(config());
     let mut props = Properties::NONE;
     props.values_mut().receive_maximum = Some(2);
-    let sub = h.open(V5);
-    h.send(sub, &connect(V5, "sub", true, 0, props));
-    h.connack(sub);
+    let (sub, _) = h.connect_with(V5, &connect(V5, "sub", true, 0, props));
     h.subscribe(sub, "t", QoS::AtLeastOnce);
     let (publisher, _) = h.connect(V4, "pub", true);
     for pkid in 1..=5 {
@@ -373,19 +397,15 @@ fn a_v5_session_expires_on_the_engines_clock() {
     let mut h = Harness::new(config());
     let mut props = Properties::NONE;
     props.values_mut().session_expiry_interval = Some(60);
-    let c = h.open(V5);
-    h.send(c, &connect(V5, "s", false, 0, props.clone()));
-    h.connack(c);
+    let (c, _) = h.connect_with(V5, &connect(V5, "s", false, 0, props.clone()));
     h.send(c, &disconnect());
     h.advance(Duration::from_secs(59));
-    let again = h.open(V5);
-    h.send(again, &connect(V5, "s", false, 0, props.clone()));
-    assert!(h.connack(again).session_present, "59 s: still there");
+    let (again, ack) = h.connect_with(V5, &connect(V5, "s", false, 0, props.clone()));
+    assert!(ack.session_present, "59 s: still there");
     h.send(again, &disconnect());
     h.advance(Duration::from_secs(61));
-    let third = h.open(V5);
-    h.send(third, &connect(V5, "s", false, 0, props));
-    assert!(!h.connack(third).session_present, "61 s: expired");
+    let (_, ack) = h.connect_with(V5, &connect(V5, "s", false, 0, props));
+    assert!(!ack.session_present, "61 s: expired");
 }
 
 /// [MQTT-3.1.0-1]: a first packet other than CONNECT ends the connection,
@@ -423,9 +443,7 @@ fn outbound_topic_aliases_within_the_clients_maximum() {
     let mut h = Harness::new(config());
     let mut props = Properties::NONE;
     props.values_mut().topic_alias_maximum = Some(2);
-    let sub = h.open(V5);
-    h.send(sub, &connect(V5, "sub", true, 0, props));
-    h.connack(sub);
+    let (sub, _) = h.connect_with(V5, &connect(V5, "sub", true, 0, props));
     h.subscribe(sub, "#", QoS::AtMostOnce);
     let (publisher, _) = h.connect(V4, "pub", true);
     for topic in ["a", "a", "b", "c", "b", "c"] {
@@ -518,19 +536,9 @@ fn stopping_publishes_the_wills_and_ends_every_connection() {
     let mut h = Harness::new(config());
     let (watcher, _) = h.connect(V4, "watcher", true);
     h.subscribe(watcher, "will/#", QoS::AtMostOnce);
-    let c = h.open(V4);
-    let Packet::Connect(mut connect) = connect(V4, "dev", true, 0, Properties::NONE) else {
-        unreachable!()
-    };
-    connect.will = Some(LastWill {
-        topic: "will/dev".into(),
-        payload: bytes::Bytes::from_static(b"gone"),
-        qos: QoS::AtMostOnce,
-        retain: false,
-        properties: Properties::NONE,
-    });
-    h.send(c, &Packet::Connect(connect));
-    h.connack(c);
+    let none = Properties::NONE;
+    let with_will = connect_with_will(V4, "dev", true, none.clone(), "will/dev", none);
+    let (c, _) = h.connect_with(V4, &with_will);
     h.engine.stop(&mut h.out);
     for closed in h.engine.take_closed() {
         h.ended.insert(closed.key, closed.last);
@@ -600,17 +608,7 @@ fn connect_with_delayed_will(id: &str, delay: u32) -> Packet {
     session.values_mut().session_expiry_interval = Some(3_600);
     let mut will_props = Properties::NONE;
     will_props.values_mut().will_delay_interval = Some(delay);
-    let Packet::Connect(mut c) = connect(V5, id, false, 0, session) else {
-        unreachable!()
-    };
-    c.will = Some(LastWill {
-        topic: "will/x".into(),
-        payload: bytes::Bytes::from_static(b"gone"),
-        qos: QoS::AtMostOnce,
-        retain: false,
-        properties: will_props,
-    });
-    Packet::Connect(c)
+    connect_with_will(V5, id, false, session, "will/x", will_props)
 }
 
 /// The connection of `c` drops without DISCONNECT (end of stream).
@@ -630,9 +628,7 @@ fn a_delayed_will_goes_after_its_delay_on_the_engines_clock() {
     let mut h = Harness::new(config());
     let (watcher, _) = h.connect(V4, "watcher", true);
     h.subscribe(watcher, "will/#", QoS::AtMostOnce);
-    let c = h.open(V5);
-    h.send(c, &connect_with_delayed_will("dev", 30));
-    h.connack(c);
+    let (c, _) = h.connect_with(V5, &connect_with_delayed_will("dev", 30));
     drop_connection(&mut h, c);
     h.advance(Duration::from_secs(29));
     assert!(h.publishes(watcher).is_empty(), "29 s: not yet");
@@ -649,14 +645,11 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
     let mut h = Harness::new(config());
     let (watcher, _) = h.connect(V4, "watcher", true);
     h.subscribe(watcher, "will/#", QoS::AtMostOnce);
-    let c = h.open(V5);
-    h.send(c, &connect_with_delayed_will("dev", 30));
-    h.connack(c);
+    let (c, _) = h.connect_with(V5, &connect_with_delayed_will("dev", 30));
     drop_connection(&mut h, c);
     h.advance(Duration::from_secs(20));
-    let again = h.open(V5);
-    h.send(again, &connect(V5, "dev", false, 0, Properties::NONE));
-    assert!(h.connack(again).session_present);
+    let (_, ack) = h.connect_with(V5, &connect(V5, "dev", false, 0, Properties::NONE));
+    assert!(ack.session_present);
     h.advance(Duration::from_secs(60));
     assert!(h.publishes(watcher).is_empty(), "no Will");
 }
