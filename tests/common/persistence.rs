@@ -179,15 +179,15 @@ impl Midge {
         let mut lines = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.rx.recv_timeout(left) {
-                Ok(line) => {
+            match self.log.next_line(left) {
+                Some(line) => {
                     let done = line.contains(text);
                     lines.push(line);
                     if done {
                         return lines;
                     }
                 }
-                Err(_) => panic!("no log line with {text:?}"),
+                None => panic!("no log line with {text:?}"),
             }
         }
     }
@@ -241,6 +241,10 @@ impl Midge {
 
 impl Drop for Midge {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("midge {}: {:?}", self.addr, self.child.try_wait());
+            self.log.print_all();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

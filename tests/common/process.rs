@@ -16,9 +16,11 @@ pub fn midge() -> Command {
 /// A child's standard error, line by line: what the harnesses of the
 /// binary (this one and `persistence::Midge`) wait on.
 pub struct Log {
-    pub rx: mpsc::Receiver<String>,
+    rx: mpsc::Receiver<String>,
     /// Lines read while waiting for another, for `wait_for`.
     early: std::collections::VecDeque<String>,
+    /// Every line received so far, printed if the test fails.
+    seen: Vec<String>,
 }
 
 impl Log {
@@ -34,6 +36,7 @@ impl Log {
         Log {
             rx,
             early: Default::default(),
+            seen: Vec::new(),
         }
     }
 
@@ -43,11 +46,26 @@ impl Log {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) if want(&line) => return line,
-                Ok(line) => self.early.push_back(line),
-                Err(_) => panic!("no {what} line"),
+            match self.next_line(left) {
+                Some(line) if want(&line) => return line,
+                Some(line) => self.early.push_back(line),
+                None => panic!("no {what} line"),
             }
+        }
+    }
+
+    /// The next line within `wait`, remembered for [`Log::print_all`].
+    pub fn next_line(&mut self, wait: Duration) -> Option<String> {
+        let line = self.rx.recv_timeout(wait).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
+    }
+
+    /// Prints every line logged so far (for a failing test's output).
+    pub fn print_all(&mut self) {
+        while self.next_line(Duration::from_millis(200)).is_some() {}
+        for line in &self.seen {
+            eprintln!("  | {line}");
         }
     }
 
@@ -73,10 +91,10 @@ impl Log {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {text:?}"),
+            match self.next_line(left) {
+                Some(line) if line.contains(text) => return line,
+                Some(_) => {}
+                None => panic!("no log line with {text:?}"),
             }
         }
     }
@@ -143,6 +161,13 @@ impl Process {
 
 impl Drop for Process {
     fn drop(&mut self) {
+        // A failing test shows how the broker ended and what it logged:
+        // the panic message alone cannot tell a crash from a refusal.
+        if std::thread::panicking() {
+            let status = self.child.try_wait();
+            eprintln!("midge {}: {status:?}", self.addr);
+            self.log.print_all();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
