@@ -221,7 +221,7 @@ fn shutdown_sends_disconnect_0x8b() {
 // [MQTT-4.13.2-1] [MQTT-3.1.2-22]
 #[test]
 fn keep_alive_closes_a_client_whose_writes_are_blocked() {
-    use std::io::{ErrorKind, Read};
+    use std::io::ErrorKind;
     use std::time::{Duration, Instant};
     let b = TestBroker::start();
     let (mut c, _) = Raw::mqtt5(b.addr, &Connect5::new("stuck").keep_alive(1));
@@ -238,7 +238,7 @@ fn keep_alive_closes_a_client_whose_writes_are_blocked() {
     let start = Instant::now();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        match c.stream.read(&mut buf) {
+        match common::read_some(&mut c.stream, &mut buf) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::ConnectionReset => break,

@@ -201,7 +201,7 @@ impl Raw {
     /// out of it fails the test naming `what` was expected.
     fn read_within(&mut self, what: &str, wait: Duration) -> Option<(u8, Vec<u8>)> {
         let mut first = [0u8; 1];
-        match self.stream.read(&mut first) {
+        match read_some(&mut self.stream, &mut first) {
             Ok(0) => return None,
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {
@@ -245,7 +245,7 @@ impl Raw {
         let mut buf = [0u8; 64];
         let deadline = Instant::now() + WAIT;
         loop {
-            match self.stream.read(&mut buf) {
+            match read_some(&mut self.stream, &mut buf) {
                 Ok(0) => return,
                 Ok(n) => panic!("expected close, got bytes {:02x?}", &buf[..n]),
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return,
@@ -264,7 +264,7 @@ impl Raw {
     pub fn expect_silence(&mut self, d: Duration) {
         self.stream.set_read_timeout(Some(d)).unwrap();
         let mut buf = [0u8; 64];
-        let r = self.stream.read(&mut buf);
+        let r = read_some(&mut self.stream, &mut buf);
         self.stream.set_read_timeout(Some(WAIT)).unwrap();
         match r {
             Err(e) if e.kind() == ErrorKind::WouldBlock || e.kind() == ErrorKind::TimedOut => {}
@@ -279,6 +279,19 @@ impl Raw {
     pub fn ping(&mut self) {
         self.send(&[0xC0, 0x00]);
         assert_eq!(self.read_packet(), Some((0xD0, vec![])));
+    }
+}
+
+/// `read`, retried when a signal interrupts it. A blocking read with a
+/// timeout fails with EINTR whenever the test process takes a signal,
+/// whatever the handler's SA_RESTART says (seen in CI as a spurious
+/// "got EOF"); `read_exact` retries on its own, a bare `read` does not.
+pub fn read_some(stream: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    loop {
+        match stream.read(buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            r => return r,
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! serves, and reading and writing until a connection closes.
 
 use super::*;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ pub fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Vec<u8> {
     let mut got = Vec::new();
     let mut buf = [0u8; 8192];
     loop {
-        match s.read(&mut buf) {
+        match super::read_some(s, &mut buf) {
             Ok(0) => return got,
             Ok(n) => {
                 got.extend_from_slice(&buf[..n]);
