@@ -84,7 +84,12 @@ fn config() -> Config {
 
 impl Harness {
     fn new(config: Config) -> Harness {
-        let engine = Engine::new(config, None).expect("an engine");
+        Harness::with_storage(config, None)
+    }
+
+    /// An engine whose store (if any) lives on `storage`.
+    fn with_storage(config: Config, storage: Option<Box<dyn Storage>>) -> Harness {
+        let engine = Engine::new(config, storage).expect("an engine");
         let now = engine.started;
         Harness {
             engine,
@@ -99,6 +104,10 @@ impl Harness {
     fn open(&mut self, level: ProtocolLevel) -> Client {
         let addr = "127.0.0.1:40000".parse().expect("an address");
         let key = self.engine.add_conn(addr, 0).expect("admitted");
+        // The key may be an ended connection's: forget that one.
+        self.ended.remove(&key);
+        self.unread.remove(&key);
+        self.out.bytes.remove(&key);
         Client { key, level }
     }
 
@@ -128,6 +137,18 @@ impl Harness {
     fn deliver(&mut self, c: Client, wire: &mut Wire) {
         self.engine.begin_iteration(self.now);
         self.engine.read_conn(c.key, wire);
+        self.end_iteration();
+    }
+
+    /// One loop iteration that reads `wire` again if the engine asks for
+    /// it (a read it paused and now resumes).
+    fn resume(&mut self, c: Client, wire: &mut Wire) {
+        self.engine.begin_iteration(self.now);
+        for key in self.engine.take_pending_reads() {
+            if key == c.key {
+                self.engine.read_conn(key, wire);
+            }
+        }
         self.end_iteration();
     }
 
@@ -653,3 +674,5 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
     h.advance(Duration::from_secs(60));
     assert!(h.publishes(watcher).is_empty(), "no Will");
 }
+
+mod store;
