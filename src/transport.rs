@@ -21,6 +21,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::os::fd::AsRawFd;
 
 /// Smallest read the connection asks the kernel for.
 const READ_CHUNK: usize = 4 * 1024;
@@ -50,33 +51,21 @@ impl Stream {
     pub fn read_into(&mut self, buf: &mut BytesMut, wanted: usize) -> io::Result<ReadOutcome> {
         let Stream::Tcp(socket) = self;
         let chunk = wanted.clamp(READ_CHUNK, MAX_READ_CHUNK);
-        // Zero the region handed to read() instead of reading into
-        // uninitialised memory: no unsafe, and a few KiB of memset is cheap
-        // next to the syscall.
-        let start = buf.len();
-        buf.resize(start + chunk, 0);
+        buf.reserve(chunk);
         loop {
-            match socket.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    return Ok(ReadOutcome::Eof);
-                }
+            match read_spare(socket, buf, chunk) {
+                Ok(0) => return Ok(ReadOutcome::Eof),
                 Ok(n) => {
-                    buf.truncate(start + n);
                     return Ok(ReadOutcome::Data {
                         n,
                         drained: n < chunk,
-                    });
+                    })
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    buf.truncate(start);
-                    return Ok(ReadOutcome::WouldBlock);
+                    return Ok(ReadOutcome::WouldBlock)
                 }
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -144,6 +133,27 @@ impl Stream {
                 Ok(_) => {}
             }
         }
+    }
+}
+
+/// One read(2) of at most `max` bytes into the spare capacity of `buf`,
+/// appended to it. The region is not zeroed first, as `Read::read` on a
+/// slice would need: the kernel writes it, and zeroing 4 KiB per read cost
+/// ~85 user-space instructions per 64-byte message (a sixth of a
+/// message's cost, counted with callgrind).
+fn read_spare(socket: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<usize> {
+    let spare = buf.spare_capacity_mut();
+    let len = spare.len().min(max);
+    // SAFETY: `spare` is writable memory of `buf`'s allocation past its
+    // length, at least `len` bytes of it, borrowed for the call; read(2)
+    // writes at most `len` bytes there and says how many (or fails, -1).
+    // Exactly those `n <= len` initialised bytes become part of `buf`.
+    unsafe {
+        let n = libc::read(socket.as_raw_fd(), spare.as_mut_ptr().cast(), len);
+        let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
+        let n = n.min(len);
+        buf.set_len(buf.len() + n);
+        Ok(n)
     }
 }
 
