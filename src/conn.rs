@@ -303,9 +303,10 @@ impl Conn {
         parked.map_or(0, |q| q.filter(|p| p.qos != QoS::AtMostOnce).count())
     }
 
-    /// Keeps a PUBLISH until the queue it feeds drains.
-    pub fn park(&mut self, mut p: Publish) {
-        p.detach(); // kept a while: not a view of the read buffer
+    /// Keeps a PUBLISH until the queue it feeds drains. It must have its
+    /// own payload ([`crate::protocol::PublishRef::into_publish`]), not a
+    /// view of the read buffer, which it would pin.
+    pub fn park(&mut self, p: Publish) {
         let parked = self.parked.get_or_insert_with(Box::default);
         parked.bytes += p.topic.len() + p.payload.len();
         parked.queue.push_back(p);

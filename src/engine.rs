@@ -32,7 +32,7 @@ mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry
 
 use access::load_auth;
-use delivery::{resend_inflight, Copy, Held, Routed};
+use delivery::{resend_inflight, Copy, Fresh, Held, Routed};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
 use mqtt5::write_within;
@@ -47,13 +47,13 @@ use crate::host::{
 };
 use crate::keys::{ConnKey, Destination, HostKey, Origin, SessionKey};
 use crate::protocol::{
-    self, Ack, AckKind, DecodeError, LastWill, Limits, Outbound, Packet, Properties,
-    PropertyValues, ProtocolLevel, Publish, PublishFlags, QoS, ReasonCode, RetainHandling, Role,
+    self, Ack, AckKind, DecodeError, LastWill, Limits, Outbound, Packet, PacketRef, Properties,
+    PropertyValues, ProtocolLevel, PublishFlags, PublishRef, QoS, ReasonCode, RetainHandling, Role,
     Violation,
 };
 use crate::retained::{Retained, Source};
 use crate::router::{Grant, Router, Sub};
-use crate::session::{Delivery, Inflight, Message, Session, Sessions, Stage};
+use crate::session::{Delivery, Inflight, Message, MessageView, Session, Sessions, Stage};
 use crate::shared;
 use crate::store::{Record, Storage, Store};
 use crate::timer::{self, Due, Timers};

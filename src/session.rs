@@ -58,8 +58,38 @@ impl Message {
         }
     }
 
+    /// Its fields, as a copy of it is written from.
+    pub fn view(&self) -> MessageView<'_> {
+        MessageView {
+            topic: &self.topic,
+            payload: &self.payload,
+            properties: &self.properties,
+            expires_at: self.expires_at,
+            retain: self.retain,
+        }
+    }
+
     /// True once its Message Expiry Interval has passed: it is no longer
     /// delivered [MQTT-3.3.2-5].
+    pub fn expired(&self, now_ms: u64) -> bool {
+        self.view().expired(now_ms)
+    }
+}
+
+/// A message's fields as a copy of it is written from: a kept
+/// [`Message`]'s, or those of a PUBLISH still in its publisher's read
+/// buffer (which nothing has copied or allocated).
+#[derive(Debug, Clone, Copy)]
+pub struct MessageView<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub properties: &'a Properties,
+    pub expires_at: u64,
+    pub retain: bool,
+}
+
+impl MessageView<'_> {
+    /// See [`Message::expired`].
     pub fn expired(&self, now_ms: u64) -> bool {
         self.expires_at != 0 && now_ms >= self.expires_at
     }

@@ -2,6 +2,7 @@
 //! their output once per iteration, and ending them (with their Wills).
 
 use super::*;
+use bytes::Buf;
 
 impl Engine {
     /// A connection accepted by listener `index`, within the total and the
@@ -158,31 +159,46 @@ impl Engine {
                 max_remaining_length: max,
                 mqtt5: true,
             };
-            match protocol::decode(conn.rbuf(), level, Role::Server, &limits) {
-                Ok(None) => return true,
-                Ok(Some(Packet::Publish(p))) if conn.blocked => {
-                    conn.last_rx = self.now_ms;
-                    conn.park(p);
-                    if let Some(sid) = conn.session() {
-                        if let Err(reason) = self.check_receive_maximum(key, sid) {
-                            self.close(key, reason);
-                            return false;
-                        }
-                    }
-                }
-                Ok(Some(packet)) => {
-                    conn.last_rx = self.now_ms;
-                    let before = self.store_appended();
-                    if let Err(reason) = self.handle(key, packet) {
-                        self.close(key, reason);
-                        return false;
-                    }
-                    self.hold_output(key, before);
+            // The input leaves the connection while its packet is handled,
+            // so a PUBLISH is routed from it in place (see `Routed`).
+            let mut input = std::mem::take(conn.rbuf());
+            let (packet, used) = match protocol::decode_ref(&input, level, Role::Server, &limits) {
+                Ok(Some(decoded)) => decoded,
+                Ok(None) => {
+                    *conn.rbuf() = input;
+                    return true;
                 }
                 Err(e) => {
+                    *conn.rbuf() = input;
                     self.close(key, Reason::Decode(e));
                     return false;
                 }
+            };
+            conn.last_rx = self.now_ms;
+            let handled = match packet {
+                PacketRef::Publish(p) if conn.blocked => {
+                    conn.park(p.into_publish());
+                    match conn.session() {
+                        Some(sid) => self.check_receive_maximum(key, sid),
+                        None => Ok(()),
+                    }
+                }
+                packet => {
+                    let before = self.store_appended();
+                    let handled = self.handle_ref(key, packet);
+                    if handled.is_ok() {
+                        self.hold_output(key, before);
+                    }
+                    handled
+                }
+            };
+            input.advance(used);
+            if let Some(conn) = self.conns.get_mut(key) {
+                *conn.rbuf() = input;
+            }
+            if let Err(reason) = handled {
+                self.close(key, reason);
+                return false;
             }
         }
     }

@@ -14,15 +14,15 @@ const SCAN_BUDGET: usize = 16 * SCAN_STEP;
 
 /// A message as a destination gets it: to read, and to keep a share of.
 pub(super) trait Held {
-    fn message(&self) -> &Message;
+    fn message(&self) -> MessageView<'_>;
     /// A share of it, for a destination that keeps it (a queue, the
     /// in-flight window, the retained store).
     fn share(&mut self) -> Arc<Message>;
 }
 
 impl Held for Arc<Message> {
-    fn message(&self) -> &Message {
-        self
+    fn message(&self) -> MessageView<'_> {
+        self.view()
     }
 
     fn share(&mut self) -> Arc<Message> {
@@ -32,32 +32,49 @@ impl Held for Arc<Message> {
 
 /// A PUBLISH being routed: made a shared `Arc<Message>` only when a
 /// destination keeps it. A QoS 0 message that only goes out to online
-/// subscribers is written from here and never shared, nor is its payload
-/// copied out of the publisher's read buffer: two allocations (and their
-/// frees) and a copy less per message.
-pub(super) enum Routed {
-    Owned(Message),
+/// subscribers is written from its publisher's read buffer and never
+/// shared: neither its topic nor its payload is copied, and nothing is
+/// allocated for it.
+pub(super) enum Routed<'a> {
+    Fresh(Fresh<'a>),
     Shared(Arc<Message>),
 }
 
-impl Held for Routed {
-    fn message(&self) -> &Message {
+/// A client's PUBLISH as received: its topic and payload still in the
+/// publisher's read buffer.
+pub(super) struct Fresh<'a> {
+    pub topic: &'a str,
+    pub payload: &'a [u8],
+    pub properties: Properties,
+    pub expires_at: u64,
+    pub retain: bool,
+}
+
+impl Held for Routed<'_> {
+    fn message(&self) -> MessageView<'_> {
         match self {
-            Routed::Owned(m) => m,
-            Routed::Shared(m) => m,
+            Routed::Fresh(f) => MessageView {
+                topic: f.topic,
+                payload: f.payload,
+                properties: &f.properties,
+                expires_at: f.expires_at,
+                retain: f.retain,
+            },
+            Routed::Shared(m) => m.view(),
         }
     }
 
     fn share(&mut self) -> Arc<Message> {
         let shared = match self {
             Routed::Shared(m) => return m.clone(),
-            Routed::Owned(m) => {
-                let mut kept = std::mem::take(m);
-                // Its payload is a view of the publisher's read buffer
-                // (see `Publish::detach`): a kept message has its own.
-                kept.payload = bytes::Bytes::copy_from_slice(&kept.payload);
-                Arc::new(kept)
-            }
+            // Kept: it gets its own copies (the read buffer is reused).
+            Routed::Fresh(f) => Arc::new(Message {
+                topic: f.topic.into(),
+                payload: bytes::Bytes::copy_from_slice(f.payload),
+                properties: std::mem::take(&mut f.properties),
+                expires_at: f.expires_at,
+                retain: f.retain,
+            }),
         };
         *self = Routed::Shared(shared.clone());
         shared
@@ -82,17 +99,17 @@ impl Engine {
     /// [MQTT-3.3.1-12]; not back to its publisher's session through a No
     /// Local subscription [MQTT-3.8.3-3]. Returns how many subscribers it
     /// matched.
-    pub(super) fn route(&mut self, msg: &mut Routed, qos: QoS, from: Origin) -> usize {
+    pub(super) fn route(&mut self, msg: &mut Routed<'_>, qos: QoS, from: Origin) -> usize {
         let outer = std::mem::replace(&mut self.origin, from);
         let mut routes = std::mem::take(&mut self.routes);
-        self.router.route(&msg.message().topic, &mut routes);
+        self.router.route(msg.message().topic, &mut routes);
         for s in &routes {
             match s.destination() {
                 Destination::Session(sid) => {
                     if s.no_local && self.published_by(sid) {
                         continue;
                     }
-                    if s.filtered && !self.may_receive(sid, &msg.message().topic) {
+                    if s.filtered && !self.may_receive(sid, msg.message().topic) {
                         continue; // a topic the ACL denies this subscriber
                     }
                     let retain = s.retain_as_published && msg.message().retain;
@@ -228,17 +245,23 @@ impl Engine {
     }
 
     /// Hands one message to a subscription of the host program.
-    pub(super) fn deliver_to_host(&mut self, key: HostKey, msg: &Message, qos: QoS, retain: bool) {
+    pub(super) fn deliver_to_host(
+        &mut self,
+        key: HostKey,
+        msg: MessageView,
+        qos: QoS,
+        retain: bool,
+    ) {
         let publisher = self.publisher_session();
         let publisher = publisher.and_then(|sid| self.sessions.get(sid));
         if let Some(host) = self.host_subs.get_mut(key.index()) {
             (host.callback)(&HostMessage {
-                topic: &msg.topic,
-                payload: &msg.payload,
+                topic: msg.topic,
+                payload: msg.payload,
                 qos,
                 retain,
                 publisher: publisher.map(|s| &*s.client_id),
-                properties: &msg.properties,
+                properties: msg.properties,
             });
         }
     }
@@ -375,12 +398,12 @@ impl Engine {
             let Some(sid) = conn.session() else {
                 return;
             };
-            let Some(p) = conn.unpark() else {
+            let Some(mut p) = conn.unpark() else {
                 break;
             };
             let v5 = self.conns.get(key).is_some_and(|c| c.v5.is_some());
             let before = self.store_appended();
-            if let Err(reason) = self.on_publish(key, sid, p, v5) {
+            if let Err(reason) = self.on_publish(key, sid, p.view(), v5) {
                 return self.close(key, reason);
             }
             self.hold_output(key, before);
@@ -557,7 +580,7 @@ impl Engine {
             let d = match sess.pop_owed() {
                 Some((msg, qos, sub_id)) => {
                     let copy = Copy {
-                        msg: &msg,
+                        msg: msg.view(),
                         qos,
                         retain: true,
                         pkid: 0,
@@ -630,7 +653,7 @@ impl Engine {
 /// One copy of a message for one subscriber.
 #[derive(Clone, Copy)]
 pub(super) struct Copy<'a> {
-    pub msg: &'a Message,
+    pub msg: MessageView<'a>,
     pub qos: QoS,
     pub retain: bool,
     /// 0 for QoS 0.
@@ -645,7 +668,7 @@ impl<'a> Copy<'a> {
     /// A first send of a delivery under `pkid`.
     pub fn of(d: &'a Delivery, pkid: u16) -> Copy<'a> {
         Copy {
-            msg: &d.msg,
+            msg: d.msg.view(),
             qos: d.qos,
             retain: d.retain,
             pkid,
@@ -673,16 +696,16 @@ pub(super) fn fits(conn: &Conn, sess: &Session, copy: &Copy, now_ms: u64) -> boo
 #[inline(never)]
 fn fits_within(v5: &crate::conn::V5, sess: &Session, copy: &Copy, now_ms: u64) -> bool {
     let m = copy.msg;
-    let (topic_alias, known) = v5.alias_peek(&m.topic);
-    let topic = if known { "" } else { &m.topic };
-    let len = sess.with_subscription_ids(copy.sub_id, &m.topic, |ids| {
+    let (topic_alias, known) = v5.alias_peek(m.topic);
+    let topic = if known { "" } else { m.topic };
+    let len = sess.with_subscription_ids(copy.sub_id, m.topic, |ids| {
         let extra = Outbound {
             message_expiry: m.expiry_left(now_ms),
             subscription_ids: ids,
             topic_alias,
         };
         let payload = m.payload.len();
-        protocol::publish_out_len(topic, payload, &m.properties, &extra, copy.qos)
+        protocol::publish_out_len(topic, payload, m.properties, &extra, copy.qos)
     });
     len <= v5.maximum_packet_size as usize
 }
@@ -715,7 +738,7 @@ pub(super) fn write_publish(
     };
     let none = &Properties::NONE;
     let msg = copy.msg;
-    protocol::encode_publish(conn.wbuf(), level, &msg.topic, &msg.payload, none, flags);
+    protocol::encode_publish(conn.wbuf(), level, msg.topic, msg.payload, none, flags);
 }
 
 /// The MQTT 5 form: the message's properties, the time left before it
@@ -725,7 +748,7 @@ pub(super) fn write_publish(
 fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
     let msg = copy.msg;
     let (topic_alias, known) = match conn.v5.as_deref_mut() {
-        Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(&msg.topic),
+        Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(msg.topic),
         _ => (None, false),
     };
     let flags = PublishFlags {
@@ -734,16 +757,16 @@ fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
         dup: copy.dup,
         retain: copy.retain,
     };
-    let topic = if known { "" } else { &msg.topic };
+    let topic = if known { "" } else { msg.topic };
     let out = conn.wbuf();
-    sess.with_subscription_ids(copy.sub_id, &msg.topic, |ids| {
+    sess.with_subscription_ids(copy.sub_id, msg.topic, |ids| {
         let extra = Outbound {
             message_expiry: msg.expiry_left(now_ms),
             subscription_ids: ids,
             topic_alias,
         };
-        let props = &msg.properties;
-        protocol::encode_publish_out(out, topic, &msg.payload, props, &extra, flags);
+        let props = msg.properties;
+        protocol::encode_publish_out(out, topic, msg.payload, props, &extra, flags);
     });
 }
 

@@ -84,7 +84,7 @@ impl Engine {
     /// Identifier. Kept out of `route`, whose ordinary deliveries are the
     /// hot path.
     #[inline(never)]
-    pub(super) fn deliver_shared(&mut self, key: GroupKey, msg: &mut Routed, published: QoS) {
+    pub(super) fn deliver_shared(&mut self, key: GroupKey, msg: &mut Routed<'_>, published: QoS) {
         if let Some(m) = self.pick_member(key, msg.message(), published, false) {
             self.deliver_to_member(m, msg, published);
         }
@@ -103,7 +103,7 @@ impl Engine {
     fn pick_member(
         &mut self,
         key: GroupKey,
-        msg: &Message,
+        msg: MessageView,
         published: QoS,
         online_only: bool,
     ) -> Option<Member> {
@@ -113,7 +113,7 @@ impl Engine {
             let Some(sess) = sessions.get(m.sid) else {
                 return Readiness::Excluded;
             };
-            if m.filtered && !session_may_read(acl, sess, &msg.topic) {
+            if m.filtered && !session_may_read(acl, sess, msg.topic) {
                 return Readiness::Excluded; // a topic the ACL denies it
             }
             let Some(conn) = sess.conn().and_then(|k| conns.get(k)) else {
@@ -204,7 +204,7 @@ impl Engine {
             }
             let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &open).next();
             let mut msg = d.msg;
-            match to.and_then(|key| self.pick_member(key, &msg, d.qos, true)) {
+            match to.and_then(|key| self.pick_member(key, msg.view(), d.qos, true)) {
                 Some(m) => self.deliver_to_member(m, &mut msg, d.qos),
                 // Every online member refuses it (the ACL): it stays.
                 None => self.deliver(sid, &mut msg, d.qos, d.retain, d.sub_id, true),
@@ -239,7 +239,7 @@ impl Engine {
         for d in taken {
             let to = groups_routing(&mut self.router, &mut routes, &d.msg.topic, &left).next();
             let mut msg = d.msg;
-            if let Some(m) = to.and_then(|key| self.pick_member(key, &msg, d.qos, false)) {
+            if let Some(m) = to.and_then(|key| self.pick_member(key, msg.view(), d.qos, false)) {
                 self.deliver_to_member(m, &mut msg, d.qos);
             }
         }

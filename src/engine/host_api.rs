@@ -72,7 +72,7 @@ impl Engine {
         self.retained.matching(&filter, &mut found);
         self.drop_revoked_retained(&mut found, |f| &f.0);
         for (msg, stored) in found {
-            self.deliver_to_host(key, &msg, self.out_qos(stored, qos), true);
+            self.deliver_to_host(key, msg.view(), self.out_qos(stored, qos), true);
         }
         Ok(HostSubscription(key))
     }

@@ -74,12 +74,13 @@ impl Engine {
     }
 
     /// Checks an MQTT 5 client's PUBLISH against what CONNACK announced,
-    /// and puts the topic of a Topic Alias in place [MQTT-3.3.2-12].
+    /// and notes a Topic Alias: the topic it stands for when the PUBLISH
+    /// has none [MQTT-3.3.2-12] (the caller puts it in place).
     pub(super) fn accept_v5_publish(
         &mut self,
         key: ConnKey,
-        p: &mut Publish,
-    ) -> Result<(), Reason> {
+        p: &mut PublishRef,
+    ) -> Result<Option<Box<str>>, Reason> {
         if p.qos > self.config.max_qos {
             return Err(Reason::ProtocolError(Violation::QosNotSupported(
                 p.qos as u8,
@@ -89,10 +90,10 @@ impl Engine {
             return Err(Reason::ProtocolError(Violation::RetainNotSupported));
         }
         let Some(conn) = self.conns.get_mut(key) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(v5) = conn.v5.as_deref_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let alias = p.properties.get().and_then(|v| v.topic_alias);
         if let Some(alias) = alias {
@@ -102,16 +103,16 @@ impl Engine {
             };
             if p.topic.is_empty() {
                 match slot {
-                    Some(topic) => p.topic = topic.clone(),
+                    Some(topic) => return Ok(Some(topic.clone())),
                     None => return Err(Reason::ProtocolError(Violation::UnknownTopicAlias(alias))),
                 }
             } else {
-                *slot = Some(p.topic.clone());
+                *slot = Some(p.topic.into());
             }
         } else if p.topic.is_empty() {
             return Err(Reason::ProtocolError(Violation::UnknownTopicAlias(0)));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// midge's Receive Maximum, enforced: a QoS 2 PUBLISH whose id is new

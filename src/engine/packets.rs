@@ -5,6 +5,24 @@
 use super::*;
 
 impl Engine {
+    /// A packet read in place: a PUBLISH is handled from the read buffer.
+    pub(super) fn handle_ref(&mut self, key: ConnKey, packet: PacketRef) -> Result<(), Reason> {
+        let p = match packet {
+            PacketRef::Publish(p) => p,
+            PacketRef::Other(packet) => return self.handle(key, packet),
+        };
+        let Some(conn) = self.conns.get(key) else {
+            return Ok(());
+        };
+        match conn.session() {
+            Some(sid) => {
+                let v5 = conn.v5.is_some();
+                self.on_publish(key, sid, p, v5)
+            }
+            None => Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
+        }
+    }
+
     pub(super) fn handle(&mut self, key: ConnKey, packet: Packet) -> Result<(), Reason> {
         let Some(conn) = self.conns.get(key) else {
             return Ok(());
@@ -24,7 +42,7 @@ impl Engine {
                 return Err(Reason::ProtocolError(Violation::SecondConnect)); // [MQTT-3.1.0-2]
             }
             (None, _) => return Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
-            (Some(sid), Packet::Publish(p)) => return self.on_publish(key, sid, p, v5),
+            (Some(sid), Packet::Publish(mut p)) => return self.on_publish(key, sid, p.view(), v5),
             (Some(sid), Packet::Subscribe(s)) => return self.on_subscribe(key, sid, s),
             (Some(sid), Packet::Unsubscribe(u)) => {
                 return self.on_unsubscribe(key, sid, u.pkid, u.filters)
@@ -158,20 +176,26 @@ impl Engine {
         &mut self,
         key: ConnKey,
         sid: SessionKey,
-        mut p: Publish,
+        mut p: PublishRef<'_>,
         v5: bool,
     ) -> Result<(), Reason> {
-        if v5 {
-            self.accept_v5_publish(key, &mut p)?;
+        let aliased = if v5 {
+            self.accept_v5_publish(key, &mut p)?
         } else if p.qos > self.config.max_qos {
             // As mosquitto: 3.x cannot be told the Maximum QoS.
             return Err(Reason::ProtocolError(Violation::QosNotSupported(
                 p.qos as u8,
             )));
+        } else {
+            None
+        };
+        let mut p = p;
+        if let Some(topic) = aliased.as_deref() {
+            p.topic = topic;
         }
         // [MQTT-3.3.2-2], [MQTT-4.7.3-1]; and no deeper than allowed.
         let max = self.config.max_topic_levels;
-        match topic::name_levels(&p.topic) {
+        match topic::name_levels(p.topic) {
             None => return Err(Reason::ProtocolError(Violation::InvalidTopicName)),
             Some(levels) if levels > max => {
                 let too_deep = Violation::TopicTooDeep { max, will: false };
@@ -195,7 +219,7 @@ impl Engine {
         // Payload Format Indicator 1 promises UTF-8: a payload that is not
         // is refused with 0x99 (§3.3.2.3.2).
         let text = p.properties.get().and_then(|v| v.payload_format_indicator);
-        let bad_text = text == Some(true) && std::str::from_utf8(&p.payload).is_err();
+        let bad_text = text == Some(true) && std::str::from_utf8(p.payload).is_err();
         if qos == QoS::ExactlyOnce && !self.session(sid)?.qos2_has(pkid) {
             self.check_receive_maximum(key, sid)?;
         }
@@ -216,7 +240,7 @@ impl Engine {
             code = ReasonCode::PayloadFormatInvalid;
         } else if fresh {
             if p.topic.starts_with("$SYS")
-                || self.conn_verdict(key, Access::Publish, &p.topic) != Verdict::Granted
+                || self.conn_verdict(key, Access::Publish, p.topic) != Verdict::Granted
             {
                 // Not allowed (or the broker's own namespace, as in
                 // mosquitto): acknowledged and dropped [MQTT-3.3.5-2]; MQTT 5
@@ -228,15 +252,18 @@ impl Engine {
                 }
             } else {
                 let retain = p.retain;
-                let msg = if p.properties.is_empty() {
-                    // Every 3.x message: no properties, no expiry.
-                    let mut msg = Message::new(p.topic, p.payload);
-                    msg.retain = retain;
-                    msg
-                } else {
-                    self.message_of(p.topic, p.payload, p.properties, retain)
+                // Every 3.x message: no properties, no expiry.
+                let expires_at = match p.properties.is_empty() {
+                    true => 0,
+                    false => self.expiry_of(&p.properties),
                 };
-                let mut msg = Routed::Owned(msg);
+                let mut msg = Routed::Fresh(Fresh {
+                    topic: p.topic,
+                    payload: p.payload,
+                    properties: p.properties,
+                    expires_at,
+                    retain,
+                });
                 if retain {
                     let source = self.source_of(sid);
                     self.set_retained(&msg.share(), qos, source);
@@ -305,18 +332,23 @@ impl Engine {
         properties: Properties,
         retain: bool,
     ) -> Message {
-        let interval = properties.get().and_then(|v| v.message_expiry_interval);
-        let expires_at = interval.map_or(0, |secs| {
-            // Never 0 (that means "never expires").
-            (self.now_ms + u64::from(secs) * 1000).max(1)
-        });
         Message {
+            expires_at: self.expiry_of(&properties),
             topic,
             payload,
             properties,
-            expires_at,
             retain,
         }
+    }
+
+    /// When a message with these properties expires: its Message Expiry
+    /// Interval from now; 0 (never) without one.
+    fn expiry_of(&self, properties: &Properties) -> u64 {
+        let interval = properties.get().and_then(|v| v.message_expiry_interval);
+        interval.map_or(0, |secs| {
+            // Never 0 (that means "never expires").
+            (self.now_ms + u64::from(secs) * 1000).max(1)
+        })
     }
 
     /// True if a payload of `len` bytes is over `message_size_limit`.

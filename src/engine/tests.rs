@@ -4,7 +4,7 @@
 //! only when a test says so, so keep-alive and expiry take no waiting.
 
 use super::*;
-use crate::protocol::{ConnAck, Connect, Subscribe, SubscriptionOptions};
+use crate::protocol::{ConnAck, Connect, Publish, Subscribe, SubscriptionOptions};
 use bytes::BytesMut;
 use std::collections::HashMap;
 

@@ -158,9 +158,9 @@ pub fn decode(
         PacketRef::Publish(p) => {
             // The payload is not copied: it stays a view of the frame, which
             // leaves the read buffer. Whoever keeps the message past the
-            // handling of its packet copies it (`Publish::detach`), so a
-            // stored message never pins a read buffer, and the buffer is
-            // unique (reusable) again once the packet is handled.
+            // handling of its packet should copy it, so that it does not
+            // pin the read buffer. (The broker decodes in place instead,
+            // with `decode_ref`.)
             let len = p.payload.len();
             // Where the payload lies in the frame (the parser only ever
             // narrows the frame's slice; should that change, the payload

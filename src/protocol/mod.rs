@@ -181,11 +181,18 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// Gives the payload its own memory: [`decode`] leaves it a view of
-    /// the frame it came in, which would keep the whole read buffer alive
-    /// for as long as the message is kept.
-    pub fn detach(&mut self) {
-        self.payload = Bytes::copy_from_slice(&self.payload);
+    /// A view of it as [`decode_ref`] gives one (its properties move into
+    /// the view).
+    pub fn view(&mut self) -> PublishRef<'_> {
+        PublishRef {
+            dup: self.dup,
+            qos: self.qos,
+            retain: self.retain,
+            topic: &self.topic,
+            pkid: self.pkid,
+            payload: &self.payload,
+            properties: std::mem::take(&mut self.properties),
+        }
     }
 }
 
