@@ -67,13 +67,21 @@ pub fn name_levels(topic: &str) -> Option<usize> {
         }
         slashes += equal(x, b'/').count_ones() as usize;
     }
-    for &b in chunks.remainder() {
-        match b {
-            b'/' => slashes += 1,
-            b'+' | b'#' => return None,
-            _ => {}
+    let rest = chunks.remainder();
+    let x = match bytes.len().checked_sub(8) {
+        // The last eight bytes, shifted to leave out those the words above
+        // saw (zero bytes match nothing): one step, not a byte loop.
+        Some(last) if !rest.is_empty() => {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(bytes.get(last..)?);
+            u64::from_le_bytes(word) >> (8 * (8 - rest.len()))
         }
+        _ => rest.iter().rev().fold(0, |x, &b| (x << 8) | u64::from(b)),
+    };
+    if equal(x, b'+') | equal(x, b'#') != 0 {
+        return None;
     }
+    slashes += equal(x, b'/').count_ones() as usize;
     Some(slashes + 1)
 }
 

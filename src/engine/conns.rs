@@ -124,6 +124,26 @@ impl Engine {
     /// Handles every complete packet in the read buffer. False if the
     /// connection was closed.
     pub(super) fn process_input(&mut self, key: ConnKey) -> bool {
+        // The input leaves the connection while its packets are handled,
+        // so a PUBLISH is routed from it in place (see `Routed`); what is
+        // left of it goes back.
+        let mut input = match self.conns.get_mut(key) {
+            Some(conn) if !conn.input().is_empty() => std::mem::take(conn.rbuf()),
+            Some(_) => return true,
+            None => return false,
+        };
+        let mut used = 0;
+        let open = self.handle_input(key, &input, &mut used);
+        if let Some(conn) = self.conns.get_mut(key) {
+            input.advance(used);
+            *conn.rbuf() = input;
+        }
+        open
+    }
+
+    /// [`Engine::process_input`] on `input`, the connection's, from
+    /// offset `used`, which it moves past each packet it takes.
+    fn handle_input(&mut self, key: ConnKey, input: &[u8], used: &mut usize) -> bool {
         loop {
             let Some(conn) = self.conns.get_mut(key) else {
                 return false;
@@ -131,7 +151,8 @@ impl Engine {
             if conn.parked_bytes() >= self.config.max_outgoing_bytes {
                 return true; // flow control: the rest waits in rbuf
             }
-            if conn.input().is_empty() {
+            let rest = input.get(*used..).unwrap_or_default();
+            if rest.is_empty() {
                 return true;
             }
             let max = self.config.max_remaining_length();
@@ -159,21 +180,15 @@ impl Engine {
                 max_remaining_length: max,
                 mqtt5: true,
             };
-            // The input leaves the connection while its packet is handled,
-            // so a PUBLISH is routed from it in place (see `Routed`).
-            let mut input = std::mem::take(conn.rbuf());
-            let (packet, used) = match protocol::decode_ref(&input, level, Role::Server, &limits) {
+            let (packet, len) = match protocol::decode_ref(rest, level, Role::Server, &limits) {
                 Ok(Some(decoded)) => decoded,
-                Ok(None) => {
-                    *conn.rbuf() = input;
-                    return true;
-                }
+                Ok(None) => return true,
                 Err(e) => {
-                    *conn.rbuf() = input;
                     self.close(key, Reason::Decode(e));
                     return false;
                 }
             };
+            *used += len;
             conn.last_rx = self.now_ms;
             let handled = match packet {
                 PacketRef::Publish(p) if conn.blocked => {
@@ -192,10 +207,6 @@ impl Engine {
                     handled
                 }
             };
-            input.advance(used);
-            if let Some(conn) = self.conns.get_mut(key) {
-                *conn.rbuf() = input;
-            }
             if let Err(reason) = handled {
                 self.close(key, reason);
                 return false;

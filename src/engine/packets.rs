@@ -189,13 +189,11 @@ impl Engine {
         } else {
             None
         };
-        let mut p = p;
-        if let Some(topic) = aliased.as_deref() {
-            p.topic = topic;
-        }
+        // The topic a Topic Alias stands for, or the PUBLISH's own.
+        let name = aliased.as_deref().unwrap_or(p.topic);
         // [MQTT-3.3.2-2], [MQTT-4.7.3-1]; and no deeper than allowed.
         let max = self.config.max_topic_levels;
-        match topic::name_levels(p.topic) {
+        match topic::name_levels(name) {
             None => return Err(Reason::ProtocolError(Violation::InvalidTopicName)),
             Some(levels) if levels > max => {
                 let too_deep = Violation::TopicTooDeep { max, will: false };
@@ -213,7 +211,7 @@ impl Engine {
         if oversize {
             debug!(
                 "dropping a PUBLISH to {}: payload over message_size_limit",
-                p.topic
+                name
             );
         }
         // Payload Format Indicator 1 promises UTF-8: a payload that is not
@@ -239,13 +237,13 @@ impl Engine {
         if bad_text {
             code = ReasonCode::PayloadFormatInvalid;
         } else if fresh {
-            if p.topic.starts_with("$SYS")
-                || self.conn_verdict(key, Access::Publish, p.topic) != Verdict::Granted
+            if name.starts_with("$SYS")
+                || self.conn_verdict(key, Access::Publish, name) != Verdict::Granted
             {
                 // Not allowed (or the broker's own namespace, as in
                 // mosquitto): acknowledged and dropped [MQTT-3.3.5-2]; MQTT 5
                 // says why.
-                debug!("dropping a PUBLISH to {} (not allowed)", p.topic);
+                debug!("dropping a PUBLISH to {} (not allowed)", name);
                 code = ReasonCode::NotAuthorized;
                 if qos == QoS::ExactlyOnce {
                     self.end_refused_qos2(sid, pkid);
@@ -258,7 +256,7 @@ impl Engine {
                     false => self.expiry_of(&p.properties),
                 };
                 let mut msg = Routed::Fresh(Fresh {
-                    topic: p.topic,
+                    topic: name,
                     payload: p.payload,
                     properties: p.properties,
                     expires_at,
