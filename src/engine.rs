@@ -53,7 +53,7 @@ use crate::protocol::{
 };
 use crate::retained::{Retained, Source};
 use crate::router::{Grant, Router, Sub};
-use crate::session::{Delivery, Inflight, Message, MessageView, Session, Sessions, Stage};
+use crate::session::{Delivery, Frame, Inflight, Message, MessageView, Session, Sessions, Stage};
 use crate::shared;
 use crate::store::{Record, Storage, Store};
 use crate::timer::{self, Due, Timers};

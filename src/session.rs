@@ -66,6 +66,7 @@ impl Message {
             properties: &self.properties,
             expires_at: self.expires_at,
             retain: self.retain,
+            frame: Frame::NONE,
         }
     }
 
@@ -86,6 +87,28 @@ pub struct MessageView<'a> {
     pub properties: &'a Properties,
     pub expires_at: u64,
     pub retain: bool,
+    /// The PUBLISH it came in, when a copy may be written as those bytes.
+    pub frame: Frame<'a>,
+}
+
+/// A client's QoS 0 PUBLISH as received, without DUP, RETAIN or
+/// properties, its Remaining Length shortest: what the broker would write
+/// for a QoS 0 copy without RETAIN to a client at the same protocol level
+/// (3.x or 5) with nothing to add, byte for byte. Such a copy is these
+/// bytes: one copy instead of encoding it again.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Empty if there is none.
+    pub bytes: &'a [u8],
+    /// In MQTT 5's layout (with its empty Property Length).
+    pub v5: bool,
+}
+
+impl Frame<'_> {
+    pub const NONE: Frame<'static> = Frame {
+        bytes: &[],
+        v5: false,
+    };
 }
 
 impl MessageView<'_> {

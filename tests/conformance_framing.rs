@@ -234,6 +234,22 @@ fn non_minimal_remaining_length_encodings_are_accepted() {
     assert_eq!(payloads(&got), vec![b"hi".to_vec(), b"ho".to_vec()]);
 }
 
+/// Whatever Remaining Length encoding a PUBLISH came in, its copies have
+/// the shortest: a QoS 0 copy may be the received bytes themselves, but
+/// only when they are what the broker would write.
+#[test]
+fn non_minimal_remaining_length_is_forwarded_minimal() {
+    let b = TestBroker::start();
+    let mut sub = subscriber(b.addr, &[("t", 0)]);
+    let mut c = client(b.addr, "nm");
+    c.send(&[0x30, 0x85, 0x80, 0x00, 0x00, 0x01, 0x74, b'h', b'i']);
+    c.send(&[0x30, 0x85, 0x00, 0x00, 0x01, 0x74, b'h', b'o']);
+    c.send(&[0x30, 0x05, 0x00, 0x01, 0x74, b'h', b'u']);
+    sub.expect(&[0x30, 0x05, 0x00, 0x01, 0x74, b'h', b'i']);
+    sub.expect(&[0x30, 0x05, 0x00, 0x01, 0x74, b'h', b'o']);
+    sub.expect(&[0x30, 0x05, 0x00, 0x01, 0x74, b'h', b'u']);
+}
+
 // ---------------------------------------------------------------------------
 // §2.3.1 Packet identifiers
 // ---------------------------------------------------------------------------

@@ -113,6 +113,24 @@ fn server_packets_carry_the_reserved_flag_values() {
     s.expect(&[0x62, 0x02, 0x00, 0x02]);
 }
 
+/// A QoS 0 copy takes its subscriber's layout (MQTT 5's with a Property
+/// Length) whichever level its publisher spoke: it is the received bytes
+/// only where they are what the broker would write.
+#[test]
+fn qos0_copies_take_each_subscribers_layout() {
+    let b = TestBroker::start();
+    let mut sub5 = sub_v5(b.addr, "t", 0);
+    let mut sub4 = common::conformance::subscriber(b.addr, &[("t", 0)]);
+    let mut p5 = Raw::v5(b.addr, &cid5("pub5"));
+    p5.send(&publish5("t", b"hi", 0, 0, false, &no_props()));
+    sub5.expect(&[0x30, 0x06, 0x00, 0x01, b't', 0x00, b'h', b'i']);
+    sub4.expect(&[0x30, 0x05, 0x00, 0x01, b't', b'h', b'i']);
+    let mut p4 = common::conformance::client(b.addr, "pub4");
+    p4.send(&[0x30, 0x05, 0x00, 0x01, b't', b'h', b'o']);
+    sub5.expect(&[0x30, 0x06, 0x00, 0x01, b't', 0x00, b'h', b'o']);
+    sub4.expect(&[0x30, 0x05, 0x00, 0x01, b't', b'h', b'o']);
+}
+
 // [MQTT-2.2.1-3]
 #[test]
 fn packet_identifier_zero_is_refused() {

@@ -48,6 +48,7 @@ pub(super) struct Fresh<'a> {
     pub properties: Properties,
     pub expires_at: u64,
     pub retain: bool,
+    pub frame: Frame<'a>,
 }
 
 impl Held for Routed<'_> {
@@ -59,6 +60,7 @@ impl Held for Routed<'_> {
                 properties: &f.properties,
                 expires_at: f.expires_at,
                 retain: f.retain,
+                frame: f.frame,
             },
             Routed::Shared(m) => m.view(),
         }
@@ -730,6 +732,15 @@ pub(super) fn write_publish(
         }
     }
     let level = conn.level.unwrap_or(ProtocolLevel::V311);
+    let msg = copy.msg;
+    let frame = msg.frame;
+    let same = !frame.bytes.is_empty() && frame.v5 == (level == ProtocolLevel::V5);
+    if same && copy.qos == QoS::AtMostOnce && !copy.retain {
+        // The bytes it came in (see `Frame`): ~50 instructions less than
+        // encoding them again (callgrind).
+        conn.wbuf().extend_from_slice(frame.bytes);
+        return;
+    }
     let flags = PublishFlags {
         qos: copy.qos,
         pkid: copy.pkid,
@@ -737,7 +748,6 @@ pub(super) fn write_publish(
         retain: copy.retain,
     };
     let none = &Properties::NONE;
-    let msg = copy.msg;
     protocol::encode_publish(conn.wbuf(), level, msg.topic, msg.payload, none, flags);
 }
 

@@ -179,6 +179,13 @@ impl Engine {
         mut p: PublishRef<'_>,
         v5: bool,
     ) -> Result<(), Reason> {
+        // Its bytes may be forwarded as they are (see `Frame`): judged as
+        // received, before a Topic Alias is taken out of its properties.
+        let plain = p.qos == QoS::AtMostOnce && !p.retain && !p.dup;
+        let frame = match plain && p.properties.is_empty() {
+            true => Frame { bytes: p.frame, v5 },
+            false => Frame::NONE,
+        };
         let aliased = if v5 {
             self.accept_v5_publish(key, &mut p)?
         } else if p.qos > self.config.max_qos {
@@ -261,6 +268,7 @@ impl Engine {
                     properties: p.properties,
                     expires_at,
                     retain,
+                    frame,
                 });
                 if retain {
                     let source = self.source_of(sid);

@@ -3,7 +3,7 @@
 //! more bytes are needed, or an error that closes the connection.
 
 use super::properties::{self, Properties};
-use super::wire::{remaining_length, Kind, Reader};
+use super::wire::{remaining_length, varint_len, Kind, Reader};
 use super::{
     Ack, ConnAck, Connect, LastWill, Limits, Packet, ProtocolLevel, Publish, QoS,
     ReasonAndProperties, ReasonCode, RetainHandling, Role, SubAck, Subscribe, SubscriptionOptions,
@@ -205,6 +205,11 @@ pub struct PublishRef<'a> {
     pub pkid: u16,
     pub payload: &'a [u8],
     pub properties: Properties,
+    /// The whole packet as received when its Remaining Length has the
+    /// shortest encoding, so that encoding it again for a subscriber at the
+    /// same protocol level, with the same flags and properties, gives these
+    /// very bytes; empty otherwise.
+    pub frame: &'a [u8],
 }
 
 impl PublishRef<'_> {
@@ -253,7 +258,12 @@ pub fn decode_ref<'a>(
     if buf.len() < header + len {
         return Ok(None);
     }
-    let packet = parse(first, &buf[header..header + len], level, role, limits)?;
+    let mut packet = parse(first, &buf[header..header + len], level, role, limits)?;
+    if let PacketRef::Publish(p) = &mut packet {
+        if len_bytes == varint_len(len) {
+            p.frame = &buf[..header + len];
+        }
+    }
     Ok(Some((packet, header + len)))
 }
 
@@ -471,6 +481,7 @@ fn parse_publish<'a>(
         pkid,
         payload,
         properties,
+        frame: &[],
     })
 }
 

@@ -192,6 +192,7 @@ impl Publish {
             pkid: self.pkid,
             payload: &self.payload,
             properties: std::mem::take(&mut self.properties),
+            frame: &[],
         }
     }
 }
