@@ -136,8 +136,8 @@ impl Stream {
     }
 }
 
-/// One read(2) of at most `max` bytes into the spare capacity of `buf`,
-/// appended to it. The region is not zeroed first, as `Read::read` on a
+/// One recv(2) of at most `max` bytes into the spare capacity of `buf`,
+/// appended to it (the call `Read::read` on a `TcpStream` makes). The region is not zeroed first, as `Read::read` on a
 /// slice would need: the kernel writes it, and zeroing 4 KiB per read cost
 /// ~85 user-space instructions per 64-byte message (a sixth of a
 /// message's cost, counted with callgrind).
@@ -145,11 +145,11 @@ fn read_spare(socket: &TcpStream, buf: &mut BytesMut, max: usize) -> io::Result<
     let spare = buf.spare_capacity_mut();
     let len = spare.len().min(max);
     // SAFETY: `spare` is writable memory of `buf`'s allocation past its
-    // length, at least `len` bytes of it, borrowed for the call; read(2)
+    // length, at least `len` bytes of it, borrowed for the call; recv(2)
     // writes at most `len` bytes there and says how many (or fails, -1).
     // Exactly those `n <= len` initialised bytes become part of `buf`.
     unsafe {
-        let n = libc::read(socket.as_raw_fd(), spare.as_mut_ptr().cast(), len);
+        let n = libc::recv(socket.as_raw_fd(), spare.as_mut_ptr().cast(), len, 0);
         let n = usize::try_from(n).map_err(|_| io::Error::last_os_error())?;
         let n = n.min(len);
         buf.set_len(buf.len() + n);
