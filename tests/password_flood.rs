@@ -75,12 +75,18 @@ fn a_wrong_password_flood_does_not_stall_the_others() {
     );
     let tries: usize = attackers.into_iter().map(|a| a.join().unwrap()).sum();
     let trips = by.finish();
-    let p99 = percentile(&trips, 99);
+    let p50 = percentile(&trips, 50);
     eprintln!(
-        "{tries} wrong CONNECTs; bystander: {} round trips, p50 {:?}, p99 {p99:?}, max {:?}",
+        "{tries} wrong CONNECTs; bystander: {} round trips, p50 {p50:?}, p99 {:?}, max {:?}",
         trips.len(),
-        percentile(&trips, 50),
+        percentile(&trips, 99),
         percentile(&trips, 100)
     );
-    assert!(p99 < Duration::from_millis(100), "bystander p99 {p99:?}");
+    // The median, not the tail: with every CONNECT hashed as it comes the
+    // bystander's typical round trip waits for several checks (p50 69-88
+    // ms here, p99 98-113 ms), bounded it waits for none (p50 ~0.14 ms,
+    // p99 ~12 ms). The tail also grows with whatever else the machine
+    // runs (p99 188 ms seen under load), so it told the two apart only
+    // some of the time.
+    assert!(p50 < Duration::from_millis(20), "bystander p50 {p50:?}");
 }
