@@ -12,6 +12,21 @@
 //! Time is the loop's too: it calls [`Engine::begin_iteration`] with the
 //! current time, and the engine's timer heap says when it is next due
 //! ([`Engine::next_deadline`]).
+//!
+//! Public so that a driver other than the event loop can run it (the fuzz
+//! target `engine` in `fuzz/targets.rs` does). One iteration, as
+//! [`crate::Broker::poll_once`] does it:
+//!
+//! 1. [`Engine::begin_iteration`] with the time;
+//! 2. for each connection with news: [`Engine::conn_event`] (writable, or
+//!    closed by the peer) and, if it is readable, [`Engine::read_conn`];
+//!    then [`Engine::read_conn`] again for each of
+//!    [`Engine::take_pending_reads`];
+//! 3. [`Engine::end_iteration`] (timers, then every connection's output);
+//! 4. [`Engine::take_closed`]: write each one's last bytes, close it.
+//!
+//! New connections come from [`Engine::add_conn`]; [`Engine::stop`] ends
+//! them all.
 
 // The engine's larger concerns, each an `impl Engine` of its own:
 mod access; // credentials, ACL and authorizer checks, re-checks on reload
@@ -58,7 +73,8 @@ use crate::shared;
 use crate::store::{Record, Storage, Store};
 use crate::timer::{self, Due, Timers};
 use crate::topic;
-use crate::transport::ReadOutcome;
+/// What one read of an [`Input`] gave.
+pub use crate::transport::ReadOutcome;
 use log::{debug, error, info, warn};
 use slab::Slab;
 use std::collections::HashMap;
@@ -211,12 +227,16 @@ pub trait Output {
 /// socket.
 #[derive(Debug)]
 pub struct Closed {
+    /// The connection (its key may be given out again from now on).
     pub key: ConnKey,
+    /// Its output not yet written.
     pub last: bytes::BytesMut,
     /// Not after an I/O error: the output goes, then a FIN.
     pub graceful: bool,
 }
 
+/// The broker's state and behaviour, driven by a loop (see the module's
+/// documentation for the order of the calls).
 pub struct Engine {
     config: Config,
     /// Open connections per listener (each listener's `max_connections`).
@@ -368,10 +388,13 @@ impl Engine {
         Ok(engine)
     }
 
+    /// The configuration it runs with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Its counters now (queued messages counted by a pass over the
+    /// sessions).
     pub fn stats(&self) -> Stats {
         Stats {
             sockets: self.conns.len(),

@@ -16,7 +16,7 @@
 //! both directions), [`topic`] (names, filters, matching), [`router`]
 //! (subscription table), [`shared`] (shared subscription groups),
 //! [`session`] (per-client state), [`retained`],
-//! [`config`], the engine (everything the broker does, without I/O) and
+//! [`config`], [`engine`] (everything the broker does, without I/O) and
 //! [`broker`] (the event loop around it) over the transport (sockets and
 //! listeners).
 
@@ -26,7 +26,7 @@ pub mod capi;
 pub mod conffile;
 pub mod config;
 mod conn;
-mod engine;
+pub mod engine;
 pub mod host;
 mod keyed_list;
 pub mod keys;

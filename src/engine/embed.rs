@@ -135,7 +135,7 @@ impl Remote {
 impl Engine {
     /// A handle for other threads (see [`Remote`]) that stops the loop
     /// with `stop`.
-    pub fn remote(&self, stop: ShutdownHandle) -> Remote {
+    pub(crate) fn remote(&self, stop: ShutdownHandle) -> Remote {
         Remote {
             queue: self.host.remote.clone(),
             stop,
