@@ -47,7 +47,7 @@ mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry
 
 use access::load_auth;
-use delivery::{resend_inflight, Copy, Fresh, Held, Routed};
+use delivery::{drop_unsent, resend_inflight, Copy, Fresh, Held, Routed};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
 use mqtt5::write_within;

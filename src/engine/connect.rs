@@ -259,8 +259,15 @@ impl Engine {
         // [MQTT-3.3.4-9].
         let limit = if cap == 0 { usize::MAX } else { cap }; // 0: no maximum
         let resend: Vec<Inflight> = sess.resend_at_most(limit).cloned().collect();
+        let durable = self.store.is_some() && !sess.clean;
+        let mut dropped = Vec::new();
         for f in &resend {
-            resend_inflight(conn, sess, f, self.now_ms, &mut self.stats);
+            if !resend_inflight(conn, sess, f, self.now_ms, &mut self.stats) {
+                dropped.extend(drop_unsent(sess, f, durable, &mut self.stats));
+            }
+        }
+        for record in dropped {
+            self.persist(record);
         }
         // Stored at every connect, so a restart can check the session's
         // subscriptions under the right user name.

@@ -569,8 +569,11 @@ impl Engine {
             let Some(f) = sess.unhold().cloned() else {
                 break;
             };
-            resend_inflight(conn, sess, &f, now, &mut self.stats);
-            wrote = true;
+            if resend_inflight(conn, sess, &f, now, &mut self.stats) {
+                wrote = true;
+            } else {
+                records.extend(drop_unsent(sess, &f, durable, &mut self.stats));
+            }
         }
         while conn.out_len() < self.config.max_outgoing_bytes {
             let Some(qos) = sess.next_qos() else {
@@ -781,20 +784,25 @@ fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
 }
 
 /// Sends an in-flight message again (after a reconnect): the PUBLISH
-/// with DUP set and its id, or its PUBREL once PUBREC came.
+/// with DUP set and its id, or its PUBREL once PUBREC came. False, with
+/// nothing written, for a PUBLISH larger than the Maximum Packet Size of
+/// the client's new connection: see [`drop_unsent`].
 pub(super) fn resend_inflight(
     conn: &mut Conn,
     sess: &Session,
     f: &Inflight,
     now_ms: u64,
     stats: &mut Stats,
-) {
+) -> bool {
     match f.stage {
         Stage::Sent => {
             let copy = Copy {
                 dup: true,
                 ..Copy::of(&f.delivery, f.pkid)
             };
+            if !fits(conn, sess, &copy, now_ms) {
+                return false;
+            }
             write_publish(conn, sess, copy, now_ms, stats);
         }
         Stage::Released => {
@@ -803,6 +811,24 @@ pub(super) fn resend_inflight(
             protocol::encode_ack(conn.wbuf(), level, rel, f.pkid, ok);
         }
     }
+    true
+}
+
+/// An in-flight message the client's new connection is too small for:
+/// done with as if sent [MQTT-3.1.2-25], so it leaves the window (else it
+/// would hold a slot for good); the store's record for it, if durable.
+pub(super) fn drop_unsent(
+    sess: &mut Session,
+    f: &Inflight,
+    durable: bool,
+    stats: &mut Stats,
+) -> Option<Record> {
+    sess.drop_unsent(f.pkid)?;
+    stats.dropped_too_large += 1;
+    (durable && f.delivery.seq > 0).then(|| Record::Done {
+        client: sess.client_id.to_string(),
+        seq: f.delivery.seq,
+    })
 }
 
 /// Sends a QoS 1/2 message under a fresh packet id and keeps it in flight

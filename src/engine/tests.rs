@@ -675,4 +675,5 @@ fn reconnecting_within_the_will_delay_cancels_the_will() {
     assert!(h.publishes(watcher).is_empty(), "no Will");
 }
 
+mod fuzz_found;
 mod store;

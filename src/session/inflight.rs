@@ -190,6 +190,17 @@ impl Session {
         self.complete(i)
     }
 
+    /// A PUBLISH in flight under `pkid` that cannot be sent again (larger
+    /// than the client now takes): done with, if it was there.
+    pub fn drop_unsent(&mut self, pkid: u16) -> Option<Inflight> {
+        let flow = self.flow();
+        let i = flow
+            .inflight
+            .iter()
+            .position(|f| f.pkid == pkid && f.stage == Stage::Sent)?;
+        self.complete(i)
+    }
+
     /// Puts a delivery in flight under `pkid`.
     pub fn send(&mut self, pkid: u16, delivery: Delivery) {
         let flow = self.flow_mut();
