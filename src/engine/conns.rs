@@ -87,6 +87,9 @@ impl Engine {
             let conn = if conn.input().is_empty() {
                 conn
             } else if !self.recount(key) {
+                if let Some(len) = self.never_fits(key) {
+                    self.close(key, Reason::Decode(DecodeError::TooLarge(len)));
+                }
                 return;
             } else {
                 let Some(conn) = self.conns.get_mut(key) else {

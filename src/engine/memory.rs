@@ -7,7 +7,9 @@
 //! not fit together are never buffered together: the connection that
 //! starts one waits (its socket is not read, TCP pushes back on the
 //! client) until enough is released. A frame larger than the whole budget
-//! can never fit and is refused from its header (`Config::max_remaining_length`).
+//! can never fit and is refused from its header (`Config::max_remaining_length`);
+//! so is one that cannot fit beside the connection's own Will, which is
+//! released only with the connection ([`Engine::never_fits`]).
 
 use super::*;
 use crate::conn::MAX_CHARGE;
@@ -79,6 +81,18 @@ impl Engine {
             Some(conn) => self.memory.recount(limit, key, conn),
             None => false,
         }
+    }
+
+    /// The size of the frame `key` has started if it can never be read:
+    /// with the connection's own Will (held until it ends) it is larger
+    /// than the whole budget, so no room made by others would do.
+    pub(super) fn never_fits(&self, key: ConnKey) -> Option<usize> {
+        let limit = self.config.memory_limit;
+        let conn = self.conns.get(key)?;
+        let will = conn.will.as_ref()?;
+        let frame = conn.input().len() + protocol::bytes_wanted(conn.input());
+        let held = frame.saturating_add(will.topic.len() + will.payload.len());
+        (limit > 0 && frame > SMALL_FRAME && held > limit).then_some(frame)
     }
 
     /// Releases what a closed connection held.

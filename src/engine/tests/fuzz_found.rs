@@ -42,3 +42,34 @@ fn a_resend_larger_than_the_new_maximum_packet_size_is_dropped() {
     assert_eq!(got.len(), 1, "the window has room");
     assert_eq!(&got[0].payload[..], b"small");
 }
+
+/// `memory_limit` counts a connection's Will with the frame it reads: a
+/// frame that cannot fit beside the connection's own Will, even with
+/// nothing else held, would wait for room forever (the Will goes only
+/// with the connection), so it is refused like a frame larger than the
+/// whole budget [MQTT-4.8.0-2]: DISCONNECT 0x95, connection closed.
+#[test]
+fn a_frame_that_cannot_fit_beside_its_own_will_is_refused() {
+    let mut cfg = config();
+    cfg.memory_limit = 40_000;
+    let mut h = Harness::new(cfg);
+    let none = Properties::NONE;
+    let mut packet = connect_with_will(V5, "w", true, none.clone(), "will/w", none);
+    if let Packet::Connect(c) = &mut packet {
+        if let Some(will) = c.will.as_mut() {
+            will.payload = bytes::Bytes::from(vec![1; 22_000]);
+        }
+    }
+    let (c, _) = h.connect_with(V5, &packet);
+    let mut wire = Wire::default();
+    let big = publish("t", QoS::AtMostOnce, 0, &[2; 20_000]);
+    protocol::encode(&big, V5, &mut wire.bytes).expect("encodable");
+    h.deliver(c, &mut wire);
+    h.advance(Duration::from_secs(1));
+    assert!(h.is_closed(c), "not left waiting for room that never comes");
+    match h.received(c).as_slice() {
+        [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::PacketTooLarge),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+    assert_eq!(h.engine.stats().memory_used, 0);
+}
