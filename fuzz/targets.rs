@@ -8,6 +8,12 @@ use midge::auth::{Acl, PasswordFile};
 use midge::protocol::{self, Limits, ProtocolLevel, Role};
 use midge::{conffile, store, Access, Config};
 
+// The `engine` target's driver and the packets its scripts send.
+#[path = "engine_driver.rs"]
+mod engine_driver;
+#[path = "engine_packets.rs"]
+mod engine_packets;
+
 /// What a target runs on one input.
 pub type Target = fn(&[u8]);
 
@@ -18,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("password", password),
     ("acl", acl),
     ("store", store),
+    ("engine", engine),
 ];
 
 /// The codec, as the broker's reader and a client's use it: the first
@@ -116,4 +123,10 @@ pub fn store(data: &[u8]) {
     let (_, good) = store::read_log_bytes(data);
     assert!(good <= data.len());
     let _ = store::decode_record(data);
+}
+
+/// The engine as the event loop drives it, over a script of operations by
+/// up to four clients with a moving clock (see `engine_driver.rs`).
+pub fn engine(data: &[u8]) {
+    engine_driver::run(data);
 }
