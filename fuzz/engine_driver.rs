@@ -27,7 +27,7 @@ use midge::engine::{Closed, Engine, Input, Output, ReadOutcome};
 use midge::keys::ConnKey;
 use midge::protocol::{self, Ack, Limits, Packet, ProtocolLevel, QoS, Role};
 use midge::store::{LogFile, Storage};
-use midge::Config;
+use midge::{AuthStep, Config};
 use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -342,6 +342,8 @@ impl Checks {
                 assert!(!self.connack, "a second CONNACK");
                 self.connack = true;
             }
+            // An MQTT 5 authentication exchange comes first.
+            Packet::Auth(_) => {}
             _ => assert!(self.connack, "{} before CONNACK", packet.name()),
         }
         if let Some(max) = self.max_packet {
@@ -620,12 +622,22 @@ impl Driver {
     }
 }
 
+/// An engine on `storage` (if any) that implements the enhanced
+/// authentication method "x" (see `engine_packets::auth`): a CONNECT
+/// without data is asked for more, data "d" is accepted, other data
+/// refused.
 fn new_engine(config: &Config, storage: Option<&MemStorage>) -> Engine {
     let storage = storage.map(|s| Box::new(s.clone()) as Box<dyn Storage>);
-    match Engine::new(config.clone(), storage) {
+    let mut engine = match Engine::new(config.clone(), storage) {
         Ok(engine) => engine,
         Err(e) => panic!("no engine: {e}"),
-    }
+    };
+    engine.set_auth_method("x", |request| match request.data {
+        None => AuthStep::Continue(b"more".to_vec()),
+        Some(b"d") => AuthStep::Accept(None),
+        Some(_) => AuthStep::Refuse,
+    });
+    engine
 }
 
 /// A store's directory in memory, shared by the engines of one run.

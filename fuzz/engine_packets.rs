@@ -106,7 +106,12 @@ fn connect(s: &mut Script) -> Packet {
         p.topic_alias_maximum = s.pick(&[None, Some(2), Some(20)]);
         p.maximum_packet_size = s.pick(&[None, Some(40), Some(300)]);
         p.request_problem_information = s.pick(&[None, Some(false)]);
-        p.authentication_method = s.pick(&[None, None, None, Some("x")]).map(String::from);
+        p.authentication_method = s
+            .pick(&[None, None, Some("x"), Some("y")])
+            .map(String::from);
+        if p.authentication_method.is_some() {
+            p.authentication_data = auth_data(s);
+        }
     }
     Packet::Connect(Box::new(Connect {
         level: Some(level),
@@ -246,7 +251,14 @@ fn auth(s: &mut Script) -> Packet {
     if s.flag() {
         let p = a.properties.values_mut();
         p.authentication_method = Some("x".to_string());
-        p.authentication_data = s.flag().then(|| Bytes::from_static(b"d"));
+        p.authentication_data = auth_data(s);
     }
     Packet::Auth(a)
+}
+
+/// Data the driver's method "x" asks for more of (none), accepts ("d") or
+/// refuses (anything else).
+fn auth_data(s: &mut Script) -> Option<Bytes> {
+    s.pick(&[None, Some(&b"d"[..]), Some(&b"e"[..])])
+        .map(Bytes::from_static)
 }
