@@ -162,6 +162,22 @@ impl Engine {
         } else {
             u32::MAX
         };
+        let connack_props = if v5 {
+            let assigned = assigned.then_some(client_id.as_str());
+            let mut props = self.connack_properties(assigned, server_keep_alive);
+            if let Some(auth) = auth {
+                let v = props.values_mut();
+                v.authentication_method = Some(auth.method);
+                v.authentication_data = auth.data;
+            }
+            props
+        } else {
+            Properties::NONE
+        };
+        let Some(connack_props) = self.connack_within(key, connack_props) else {
+            let why = "its Maximum Packet Size is too small for the CONNACK";
+            return self.refuse(key, ReasonCode::PacketTooLarge, &client_id, why);
+        };
         // Only now that the CONNECT passed every check: take over
         // [MQTT-3.1.4-2]. The old connection's Will is published.
         if let Some(sid) = self.sessions.find(&client_id) {
@@ -185,19 +201,6 @@ impl Engine {
             self.set_session_expiry(sid, expiry);
             self.recheck_resumed(sid, c.username.as_deref());
         }
-        let connack_props = if v5 {
-            let assigned = assigned.then(|| self.sessions.get(sid).map(|s| s.client_id.clone()));
-            let mut props =
-                self.connack_properties(assigned.flatten().as_deref(), server_keep_alive);
-            if let Some(auth) = auth {
-                let v = props.values_mut();
-                v.authentication_method = Some(auth.method);
-                v.authentication_data = auth.data;
-            }
-            props
-        } else {
-            Properties::NONE
-        };
         let cap = self.window_cap(key);
         let (Some(conn), Some(sess)) = (self.conns.get_mut(key), self.sessions.get_mut(sid)) else {
             return Ok(());

@@ -51,6 +51,40 @@ impl Engine {
         })
     }
 
+    /// The properties `props` of the CONNACK accepting connection `key`,
+    /// within the client's Maximum Packet Size [MQTT-3.1.2-24]: without
+    /// midge's limits and features if they do not fit (the client then
+    /// assumes none, and midge still enforces them); `None` if what cannot
+    /// be left out does not fit either (an Assigned Client Identifier
+    /// [MQTT-3.2.2-16], a Server Keep Alive, the authentication's data).
+    pub(super) fn connack_within(&self, key: ConnKey, props: Properties) -> Option<Properties> {
+        let conn = self.conns.get(key);
+        let max = conn
+            .and_then(|c| c.v5.as_ref())
+            .map(|v5| v5.maximum_packet_size);
+        let Some(max) = max.filter(|&m| m != u32::MAX) else {
+            return Some(props);
+        };
+        let fits = |props: &Properties| {
+            let mut connack = bytes::BytesMut::new();
+            let success = ReasonCode::Success;
+            protocol::encode_connack(&mut connack, ProtocolLevel::V5, false, success, props);
+            connack.len() <= max as usize
+        };
+        if fits(&props) {
+            return Some(props);
+        }
+        let v = props.get().cloned().unwrap_or_default();
+        let required = Properties::from(PropertyValues {
+            assigned_client_identifier: v.assigned_client_identifier,
+            server_keep_alive: v.server_keep_alive,
+            authentication_method: v.authentication_method,
+            authentication_data: v.authentication_data,
+            ..PropertyValues::default()
+        });
+        fits(&required).then_some(required)
+    }
+
     /// midge's Receive Maximum: the unacknowledged QoS 1/2 PUBLISHes a
     /// client may send (`max_inflight_messages`, as mosquitto announces).
     pub(super) fn receive_maximum(&self) -> u16 {

@@ -73,3 +73,33 @@ fn a_frame_that_cannot_fit_beside_its_own_will_is_refused() {
     }
     assert_eq!(h.engine.stats().memory_used, 0);
 }
+
+/// [MQTT-3.1.2-24]: no packet larger than the client's Maximum Packet
+/// Size, not even CONNACK. midge's limits and features are left out of a
+/// CONNACK they would push past it (the client then assumes none); if
+/// what cannot be left out (here the Assigned Client Identifier) does not
+/// fit either, the CONNECT is refused with a bare CONNACK 0x95.
+#[test]
+fn a_connack_stays_within_the_clients_maximum_packet_size() {
+    let mut h = Harness::new(config());
+    let limited = |max| {
+        let mut props = Properties::NONE;
+        props.values_mut().maximum_packet_size = Some(max);
+        props
+    };
+    let written = |h: &Harness, c: Client| {
+        let out = h.out.bytes.get(&c.key).map_or(0, BytesMut::len);
+        out + h.ended.get(&c.key).map_or(0, BytesMut::len)
+    };
+    let c = h.open(V5);
+    h.send(c, &connect(V5, "c", true, 0, limited(10)));
+    assert!(written(&h, c) <= 10, "{} bytes", written(&h, c));
+    let ack = h.connack(c);
+    assert_eq!(ack.code, ReasonCode::Success);
+    assert_eq!(ack.properties, Properties::NONE, "without the limits");
+    let c = h.open(V5);
+    h.send(c, &connect(V5, "", true, 0, limited(12)));
+    assert!(h.is_closed(c));
+    assert!(written(&h, c) <= 12, "{} bytes", written(&h, c));
+    assert_eq!(h.connack(c).code, ReasonCode::PacketTooLarge);
+}
