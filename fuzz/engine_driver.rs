@@ -16,7 +16,8 @@
 //! MQTT 5 client's Maximum Packet Size, outbound Topic Aliases within its
 //! maximum and set before use. At the end every client reads and
 //! acknowledges everything for 30 s of clock ([`Driver::settle`]): no
-//! connection may be left with input the engine stopped reading for good.
+//! connection may be left with input the engine stopped reading for good,
+//! nor the engine with work it wants done at once (the loop would spin).
 //! Then `stop()` must end every connection and give back all memory held
 //! for them.
 
@@ -585,6 +586,12 @@ impl Driver {
                 }
             });
         }
+        // Nothing left to do at once either: the loop would spin.
+        let deadline = self.engine.next_deadline();
+        assert!(
+            deadline.is_none_or(|at| at > self.now),
+            "work pending after settling: the loop would spin"
+        );
         for c in self.clients.0.iter().flatten() {
             assert!(
                 c.wire.is_empty() && !c.eof,
