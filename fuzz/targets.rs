@@ -13,6 +13,8 @@ use midge::{conffile, store, Access, Config};
 mod engine_driver;
 #[path = "engine_packets.rs"]
 mod engine_packets;
+#[path = "engine_storage.rs"]
+mod engine_storage;
 
 /// What a target runs on one input.
 pub type Target = fn(&[u8]);
