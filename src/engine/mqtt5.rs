@@ -185,6 +185,9 @@ impl Engine {
             return; // 3.x has no server DISCONNECT; none before CONNACK
         }
         let code = match reason {
+            // A second CONNECT, whatever its protocol name, is a protocol
+            // error [MQTT-3.1.0-2]; 0x84 is a CONNACK code only.
+            Reason::Decode(DecodeError::UnknownProtocol) => ReasonCode::ProtocolError,
             Reason::Decode(e) => e.reason_code(),
             Reason::ProtocolError(v) => v.reason_code(),
             Reason::Internal(_) => ReasonCode::ImplementationSpecificError,

@@ -103,3 +103,22 @@ fn a_connack_stays_within_the_clients_maximum_packet_size() {
     assert!(written(&h, c) <= 12, "{} bytes", written(&h, c));
     assert_eq!(h.connack(c).code, ReasonCode::PacketTooLarge);
 }
+
+/// [MQTT-3.1.0-2]: a second CONNECT is a protocol error, even one whose
+/// protocol name is unknown: the DISCONNECT says 0x82, not 0x84
+/// (Unsupported Protocol Version belongs in CONNACK; a client rejects it
+/// in DISCONNECT as malformed).
+#[test]
+fn a_second_connect_with_an_unknown_protocol_name_is_a_protocol_error() {
+    let mut h = Harness::new(config());
+    let (c, _) = h.connect(V5, "twice", true);
+    let mut wire = Wire::default();
+    let unknown_name = [0x10, 10, 0, 4, b'M', b'Q', b'X', b'X', 5, 0, 0, 0];
+    wire.bytes.extend_from_slice(&unknown_name);
+    h.deliver(c, &mut wire);
+    assert!(h.is_closed(c));
+    match h.received(c).as_slice() {
+        [Packet::Disconnect(d)] => assert_eq!(d.reason, ReasonCode::ProtocolError),
+        other => panic!("expected DISCONNECT, got {other:?}"),
+    }
+}
