@@ -45,13 +45,15 @@ mod persist; // records for the store, restore, compaction
 mod stall; // subscribers that take nothing no longer hold publishers back
 mod sys; // $SYS topics
 mod timers; // keep-alive, connect timeout, $SYS, session expiry
+mod write; // one copy of a message to a connection: size check, form per level, resends
 
 use access::load_auth;
-use delivery::{drop_unsent, resend_inflight, Copy, Fresh, Held, Routed};
+use delivery::{Fresh, Held, Routed};
 pub use embed::{Published, Remote};
 use enhanced_auth::Authenticated;
 use mqtt5::write_within;
 use timers::{expiry_step, millis};
+use write::{drop_unsent, resend_inflight, Copy};
 
 use crate::auth::{Acl, PasswordFile, PasswordGuard, Verdict};
 use crate::config::{Config, ListenerSettings, QueueFull};

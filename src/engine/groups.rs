@@ -12,7 +12,7 @@
 //! client [MQTT-4.8.2-4] and ends with its session [MQTT-4.8.2-5].
 
 use super::access::session_may_read;
-use super::delivery::fits;
+use super::write::fits;
 use super::*;
 use crate::keys::GroupKey;
 use crate::shared::{self, Member, Readiness};
