@@ -19,7 +19,8 @@ impl Engine {
                 let v5 = conn.v5.is_some();
                 self.on_publish(key, sid, p, v5)
             }
-            None => Err(Reason::ProtocolError(Violation::FirstPacketNotConnect)), // [MQTT-3.1.0-1]
+            // Before CONNECT: `handle` says what that is (cold).
+            None => self.handle(key, Packet::Publish(p.into_publish())),
         }
     }
 

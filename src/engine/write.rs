@@ -31,6 +31,16 @@ impl<'a> Copy<'a> {
             sub_id: d.sub_id,
         }
     }
+
+    /// Its PUBLISH's header flags and packet id.
+    fn flags(&self) -> PublishFlags {
+        PublishFlags {
+            qos: self.qos,
+            pkid: self.pkid,
+            dup: self.dup,
+            retain: self.retain,
+        }
+    }
 }
 
 /// True if the copy may go to this connection: always below MQTT 5; for
@@ -94,12 +104,7 @@ pub(super) fn write_publish(
         conn.wbuf().extend_from_slice(frame.bytes);
         return;
     }
-    let flags = PublishFlags {
-        qos: copy.qos,
-        pkid: copy.pkid,
-        dup: copy.dup,
-        retain: copy.retain,
-    };
+    let flags = copy.flags();
     let none = &Properties::NONE;
     protocol::encode_publish(conn.wbuf(), level, msg.topic, msg.payload, none, flags);
 }
@@ -114,12 +119,7 @@ fn write_publish_v5(conn: &mut Conn, sess: &Session, copy: Copy, now_ms: u64) {
         Some(v5) if v5.aliases_out_max > 0 => v5.alias_for(msg.topic),
         _ => (None, false),
     };
-    let flags = PublishFlags {
-        qos: copy.qos,
-        pkid: copy.pkid,
-        dup: copy.dup,
-        retain: copy.retain,
-    };
+    let flags = copy.flags();
     let topic = if known { "" } else { msg.topic };
     let out = conn.wbuf();
     sess.with_subscription_ids(copy.sub_id, msg.topic, |ids| {
